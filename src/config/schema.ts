@@ -1,0 +1,153 @@
+/**
+ * Every setting of xserver, with its default and meaning, in one place (STYLE: every timeout,
+ * limit and interval is a named config value). docs/configuration.md is generated from this table
+ * by `xserver config docs`.
+ *
+ * Precedence: CLI flags > XSERVER_* env vars > TOML file > these defaults.
+ * Env names: `XSERVER_` + the dotted key in SCREAMING_SNAKE, e.g. link.heartbeatTimeoutMs ->
+ * XSERVER_LINK_HEARTBEAT_TIMEOUT_MS, redisUrl -> XSERVER_REDIS_URL.
+ */
+
+export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';
+
+export interface Setting {
+  key: string;
+  type: SettingType;
+  default: unknown;
+  doc: string;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+}
+
+const MiB = 1024 * 1024;
+
+export const SETTINGS: readonly Setting[] = [
+  // ---- cluster ----
+  { key: 'cluster', type: 'string', default: 'dev', doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.' },
+  { key: 'secret', type: 'string', default: 'xserver-dev-secret', doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). Change it in production.' },
+  { key: 'redisUrl', type: 'string', default: 'redis://127.0.0.1:6379', doc: 'Store URL: redis://[:pass@]host:port[/db], rediss://..., redis-sentinel://host:port[,host:port]/masterName, redis-cluster://host:port[,host:port], or memory:// (one process only).' },
+  { key: 'storeConnectTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long start-up waits for the store to answer before failing.' },
+  { key: 'bindHost', type: 'string', default: '0.0.0.0', doc: 'Address the intranet listeners bind to.' },
+  { key: 'innerIp', type: 'string', default: '127.0.0.1', doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)).' },
+  { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
+  { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
+  { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
+  { key: 'types', type: 'map', default: { lobby: 4, match: 5 }, doc: 'Service type names -> numbers (>= 4; 0-3 are reserved: client, mgr, login, gateway).' },
+
+  // ---- logging ----
+  { key: 'log.level', type: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level.' },
+  { key: 'log.pretty', type: 'enum', default: 'auto', values: ['auto', 'true', 'false'], doc: 'Human-readable logs; auto = when stdout is a terminal. Otherwise JSON lines.' },
+
+  // ---- links (every intranet TCP link) ----
+  { key: 'link.maxFrame', type: 'int', default: 4 * MiB, min: 1024, doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.' },
+  { key: 'link.handshakeTimeoutMs', type: 'int', default: 2000, min: 50, doc: 'An unauthenticated connection is closed after this long.' },
+  { key: 'link.heartbeatIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Ping interval on intranet links.' },
+  { key: 'link.heartbeatTimeoutMs', type: 'int', default: 3000, min: 30, doc: 'A link with no traffic for this long is closed as hung (LEFT reason timeout).' },
+  { key: 'link.maxOutboundBytes', type: 'int', default: 64 * MiB, min: 65536, doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.' },
+
+  // ---- mgr ----
+  { key: 'mgr.port', type: 'int', default: 7100, min: 0, max: 65535, doc: 'mgr listen port (0 = any free port; the lease carries the real one).' },
+  { key: 'mgr.leaseTtlMs', type: 'int', default: 3000, min: 300, doc: 'TTL of the mgr address lease in Redis; a dead mgr is replaced about this long after it dies.' },
+  { key: 'mgr.leaseRefreshMs', type: 'int', default: 1000, min: 50, doc: 'How often the active mgr refreshes its lease (must be well under the TTL).' },
+  { key: 'mgr.standbyPollMs', type: 'int', default: 200, min: 20, doc: 'How often a standby mgr tries to take the lease.' },
+  { key: 'mgr.settleGraceMs', type: 'int', default: 4000, min: 0, doc: 'After taking the lease, how long members mirrored by the previous mgr may take to re-register before they are removed.' },
+  { key: 'mgr.updateMinIntervalMs', type: 'int', default: 200, min: 0, doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).' },
+  { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
+
+  // ---- node runtime ----
+  { key: 'node.port', type: 'int', default: 0, min: 0, max: 65535, doc: 'Intranet port peers dial (0 = any free port).' },
+  { key: 'node.version', type: 'string', default: '1.0.0', doc: 'Version string of this node (GetVersion); selection can filter on it.' },
+  { key: 'node.discoveryMinBackoffMs', type: 'int', default: 50, min: 1, doc: 'First retry delay when looking for the mgr.' },
+  { key: 'node.discoveryMaxBackoffMs', type: 'int', default: 1000, min: 10, doc: 'Largest retry delay when looking for the mgr.' },
+  { key: 'node.registerTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long registration with the mgr may take before the attempt is abandoned.' },
+  { key: 'node.dialMinBackoffMs', type: 'int', default: 50, min: 1, doc: 'First re-dial delay of a direct link to a listed peer.' },
+  { key: 'node.dialMaxBackoffMs', type: 'int', default: 2000, min: 10, doc: 'Largest re-dial delay of a direct link.' },
+  { key: 'node.pendingMaxMessages', type: 'int', default: 10000, min: 1, doc: 'Messages a link to a listed peer buffers while (re)connecting; overflow is dropped, counted and reported.' },
+  { key: 'node.pendingMaxBytes', type: 'int', default: 16 * MiB, min: 1024, doc: 'Bytes a link buffers while (re)connecting.' },
+  { key: 'node.requestTimeoutMs', type: 'int', default: 5000, min: 1, doc: 'Default timeout of node.request().' },
+  { key: 'node.maxInflightRequests', type: 'int', default: 100000, min: 1, doc: 'Outstanding requests per node; beyond it request() fails with QUEUE_FULL.' },
+  { key: 'node.updateIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Load/version changes are sent to the mgr at most this often.' },
+  { key: 'node.selection', type: 'enum', default: 'random', values: ['random', 'round-robin', 'least-loaded'], doc: 'Default strategy of one()/sendOne().' },
+  { key: 'node.shutdownDrainMs', type: 'int', default: 1000, min: 0, doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.' },
+];
+
+export interface XConfig {
+  cluster: string;
+  secret: string;
+  redisUrl: string;
+  storeConnectTimeoutMs: number;
+  bindHost: string;
+  innerIp: string;
+  outerIp: string;
+  adminPort: number;
+  adminHost: string;
+  types: Record<string, number>;
+  log: { level: string; pretty: 'auto' | 'true' | 'false' };
+  link: {
+    maxFrame: number;
+    handshakeTimeoutMs: number;
+    heartbeatIntervalMs: number;
+    heartbeatTimeoutMs: number;
+    maxOutboundBytes: number;
+  };
+  mgr: {
+    port: number;
+    leaseTtlMs: number;
+    leaseRefreshMs: number;
+    standbyPollMs: number;
+    settleGraceMs: number;
+    updateMinIntervalMs: number;
+    maxMembers: number;
+  };
+  node: {
+    port: number;
+    version: string;
+    discoveryMinBackoffMs: number;
+    discoveryMaxBackoffMs: number;
+    registerTimeoutMs: number;
+    dialMinBackoffMs: number;
+    dialMaxBackoffMs: number;
+    pendingMaxMessages: number;
+    pendingMaxBytes: number;
+    requestTimeoutMs: number;
+    maxInflightRequests: number;
+    updateIntervalMs: number;
+    selection: 'random' | 'round-robin' | 'least-loaded';
+    shutdownDrainMs: number;
+  };
+  // Further sections (gateway, login) are added by their roles; the loader works from SETTINGS.
+  [section: string]: unknown;
+}
+
+/** The defaults as a config object. */
+export function defaultConfig(): XConfig {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) setPath(out, s.key, structuredClone(s.default));
+  return out as XConfig;
+}
+
+export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let cur = obj;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const p = parts[i]!;
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+export function getPath(obj: Record<string, unknown>, key: string): unknown {
+  let cur: unknown = obj;
+  for (const p of key.split('.')) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+/** link.heartbeatTimeoutMs -> XSERVER_LINK_HEARTBEAT_TIMEOUT_MS */
+export function envName(key: string): string {
+  return 'XSERVER_' + key.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}

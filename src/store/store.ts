@@ -1,0 +1,137 @@
+/**
+ * Every use of shared state goes through this interface (SPEC §8): the mgr lease, takeover
+ * announcements, the membership mirror, accounts, tokens, allocations, presence and a small
+ * key-value area for services. `RedisStore` is the production backend; `MemoryStore` lets the
+ * all-in-one cluster run every role in one process when no Redis is reachable.
+ *
+ * All keys of a cluster live under the prefix `xs:{<cluster>}:` — the hash tag keeps them in
+ * one Redis Cluster slot so the Lua scripts that touch several keys stay valid there.
+ */
+
+/** The active mgr's address, published as a lease. */
+export interface LeaseRecord {
+  instanceId: string;
+  addr: string;
+  port: number;
+  /** Monotonic per cluster: incremented by every successful acquisition. */
+  epoch: number;
+  /** Optional admin HTTP port of the mgr, for `xserver status`. */
+  adminPort?: number;
+}
+
+export interface AccountRecord {
+  /** scrypt hash, "scrypt$N$r$p$saltB64$hashB64" */
+  passwordHash: string;
+  createdAt: number;
+}
+
+export interface TokenRecord {
+  account: string;
+  gatewayId: string;
+  generation: number;
+  /** type -> node id allocated at login */
+  allocations: Record<string, string>;
+}
+
+export interface PresenceRecord {
+  gatewayId: string;
+  generation: number;
+}
+
+/** A live node the allocator may choose, lighter first is not required: the store picks the minimum load. */
+export interface AllocationCandidate {
+  id: string;
+  load: number;
+}
+
+export interface ClusterStore {
+  /** Human description for logs, e.g. "redis://127.0.0.1:6379 (cluster dev)" or "memory". */
+  readonly description: string;
+  readonly kind: 'redis' | 'memory';
+
+  /** Resolves once the backend answers (PING); rejects with STORE_UNAVAILABLE after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+
+  // ---- mgr lease (SPEC §3.1–3.3) ----
+
+  /**
+   * Takes the lease if nobody holds it: atomically bumps the epoch and stores the record with a TTL.
+   * Returns the stored record (with its new epoch) or null when someone else holds it.
+   */
+  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null>;
+  /** Extends the lease if `instanceId` still holds it; false means it was lost (step down). */
+  refreshLease(instanceId: string, ttlMs: number): Promise<boolean>;
+  /** Deletes the lease if `instanceId` holds it (graceful mgr stop). */
+  releaseLease(instanceId: string): Promise<void>;
+  readLease(): Promise<LeaseRecord | null>;
+  /** Announces a new active mgr (pub/sub), so nodes re-discover at once. */
+  announceLease(rec: LeaseRecord): Promise<void>;
+  /** Calls `fn` for each announcement; returns an unsubscribe function. */
+  onLeaseAnnounced(fn: (rec: LeaseRecord) => void): Promise<() => Promise<void>>;
+
+  // ---- membership mirror (SPEC §3.8): written only by the lease holder ----
+
+  /** Stores/replaces one member (an encoded NodeInfo). No-op, returning false, if `instanceId` no longer holds the lease. */
+  mirrorPut(instanceId: string, id: string, info: Uint8Array): Promise<boolean>;
+  mirrorDelete(instanceId: string, id: string): Promise<boolean>;
+  /** Replaces the whole mirror (used when a new mgr settles). */
+  mirrorReplace(instanceId: string, members: Map<string, Uint8Array>): Promise<boolean>;
+  mirrorLoad(): Promise<Map<string, Uint8Array>>;
+
+  // ---- accounts (login) ----
+
+  getAccount(account: string): Promise<AccountRecord | null>;
+  /** Creates the account only if absent; false when it exists. */
+  createAccount(account: string, rec: AccountRecord): Promise<boolean>;
+  /** Replaces the password of an existing account; false when absent. */
+  setAccountPassword(account: string, passwordHash: string): Promise<boolean>;
+  deleteAccount(account: string): Promise<boolean>;
+
+  /** Counts a failed attempt for `key` in a window; returns the count in the current window. */
+  countFailure(key: string, windowMs: number): Promise<number>;
+  clearFailures(key: string): Promise<void>;
+
+  // ---- tokens: random, short TTL, single use ----
+
+  putToken(token: string, rec: TokenRecord, ttlMs: number): Promise<void>;
+  /** Returns and deletes the token atomically (single use); null if absent or expired. */
+  takeToken(token: string): Promise<TokenRecord | null>;
+
+  // ---- allocations: account -> node per stateful type, atomic, sticky ----
+
+  /**
+   * Returns the account's node of `type`. Keeps the current allocation when it is among
+   * `candidates` (sticky); otherwise atomically picks the least-loaded candidate and stores it.
+   * Null when there are no candidates. Clears any expiry set by `releaseAllocations`.
+   */
+  allocate(account: string, type: number, candidates: AllocationCandidate[]): Promise<string | null>;
+  /**
+   * Compare-and-set: if the account's node of `type` is still `deadId` (or unset), move it to the
+   * least-loaded candidate. Returns the allocation in force afterwards (another caller may have won).
+   */
+  reallocate(account: string, type: number, deadId: string, candidates: AllocationCandidate[]): Promise<string | null>;
+  getAllocations(account: string): Promise<Record<string, string>>;
+  /** After logout: keep the allocations for `affinityMs` (login affinity window), then forget them. */
+  releaseAllocations(account: string, affinityMs: number): Promise<void>;
+
+  // ---- presence: which gateway holds the account's session ----
+
+  /** Issues the next session generation of an account (monotonic). */
+  nextGeneration(account: string): Promise<number>;
+  setPresence(account: string, rec: PresenceRecord): Promise<void>;
+  getPresence(account: string): Promise<PresenceRecord | null>;
+  /** Clears presence only if it still belongs to `generation` (a late loss never evicts a newer login). */
+  clearPresence(account: string, generation: number): Promise<boolean>;
+
+  // ---- small key-value area for services (examples use it for role names) ----
+
+  kvGet(key: string): Promise<string | null>;
+  kvSet(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** Sets only if absent; true when set. */
+  kvSetIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean>;
+  kvDelete(key: string): Promise<boolean>;
+  hashGetAll(key: string): Promise<Record<string, string>>;
+  hashSet(key: string, field: string, value: string): Promise<void>;
+  hashDelete(key: string, field: string): Promise<boolean>;
+}

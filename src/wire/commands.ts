@@ -1,0 +1,43 @@
+/**
+ * Framework command numbers. User commands are 0 .. SYSTEM_CMD_BASE-1;
+ * everything from SYSTEM_CMD_BASE up is reserved (docs/protocol.md, "Commands").
+ */
+export const SYSTEM_CMD_BASE = 0xffff0000;
+
+export const Cmd = {
+  // handshake + liveness (every link)
+  HELLO: 0xffff0001,
+  CHALLENGE: 0xffff0002,
+  AUTH: 0xffff0003,
+  WELCOME: 0xffff0004,
+  ERROR: 0xffff0005,
+  PING: 0xffff0006,
+  PONG: 0xffff0007,
+  // membership (node <-> mgr)
+  REGISTER: 0xffff0010,
+  SNAPSHOT: 0xffff0011,
+  JOINED: 0xffff0012,
+  LEFT: 0xffff0013,
+  UPDATED: 0xffff0014,
+  LEAVE: 0xffff0015,
+  STATUS: 0xffff0016,
+  // relay (node <-> gateway), see docs/protocol.md
+  RELAY_TO_CLIENT: 0xffff0020,
+  RELAY_FROM_CLIENT: 0xffff0021,
+  RELAY_BROADCAST_CLIENTS: 0xffff0022,
+  RELAY_TO_NODES: 0xffff0023,
+  RELAY_FROM_NODE: 0xffff0024,
+  ACCOUNT_ARRIVED: 0xffff0025,
+  ACCOUNT_LOST: 0xffff0026,
+  RELAY_SUBSCRIBE: 0xffff0027,
+} as const;
+
+const names = new Map<number, string>(Object.entries(Cmd).map(([k, v]) => [v, k]));
+
+export function cmdName(cmd: number): string {
+  return names.get(cmd) ?? (cmd >= SYSTEM_CMD_BASE ? `SYSTEM_0x${cmd.toString(16)}` : String(cmd));
+}
+
+export function isSystemCmd(cmd: number): boolean {
+  return cmd >= SYSTEM_CMD_BASE;
+}
