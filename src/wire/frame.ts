@@ -72,7 +72,8 @@ export class FrameDecoder {
   private pending: Buffer | null = null;
 
   constructor(
-    private readonly maxFrame: number,
+    /** Largest body accepted; may be raised once a peer is authenticated. */
+    public maxFrame: number,
     private readonly onFrame: (frame: Frame) => void,
   ) {}
 
@@ -111,8 +112,11 @@ export class FrameDecoder {
     if (at < end) this.pending = at === 0 ? buf : buf.subarray(at);
   }
 
-  reset(): void {
+  /** Hands over the bytes of an incomplete frame (when another decoder takes the stream over). */
+  takePending(): Buffer | null {
+    const p = this.pending;
     this.pending = null;
+    return p;
   }
 }
 

@@ -1,0 +1,455 @@
+/**
+ * Loads the configuration from four layers: CLI overrides > XSERVER_* env vars > TOML file >
+ * defaults. Everything is driven by a list of Setting rows (SETTINGS plus any `extraSettings` a
+ * role contributes), so a new setting automatically gets a default, an env var, a TOML key,
+ * validation and a docs row.
+ *
+ * All value errors of all layers are collected and reported at once (one XError 'CONFIG'), each
+ * line naming the key and where the bad value came from, so an operator fixes everything in one go.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { XError } from '../errors.js';
+import { SETTINGS, envName, getPath, setPath, type Setting, type XConfig } from './schema.js';
+
+export type ValueSource =
+  | { kind: 'default' }
+  | { kind: 'file'; path: string }
+  | { kind: 'env'; name: string }
+  | { kind: 'cli' };
+
+export interface LoadOptions {
+  /** TOML file; when absent, env XSERVER_CONFIG names it (if set). */
+  file?: string;
+  /** Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Dotted keys from CLI flags / --set. Strings are parsed like env values; undefined is ignored. */
+  overrides?: Record<string, unknown>;
+  /** Settings contributed by roles (gateway, login, ...), on top of SETTINGS. */
+  extraSettings?: readonly Setting[];
+}
+
+export interface ResolvedConfig {
+  config: XConfig;
+  /** SETTINGS + extraSettings: the list the config was validated against. */
+  settings: readonly Setting[];
+  /** Where the effective value of every setting key came from. */
+  sources: Readonly<Record<string, ValueSource>>;
+  /** Absolute path of the TOML file read, if any. */
+  file: string | undefined;
+  /** Non-fatal findings, e.g. an XSERVER_* env var that matches no setting. */
+  warnings: string[];
+}
+
+export const CONFIG_FILE_ENV = 'XSERVER_CONFIG';
+
+/** Type names that would be ambiguous with the fixed role numbers 0-3. */
+const RESERVED_TYPE_NAMES = ['client', 'mgr', 'login', 'gateway'];
+
+// ---------------------------------------------------------------------------------------------
+// Settings lookup
+
+/** SETTINGS plus role-specific settings; a duplicate key is a programming error. */
+export function settingsWith(extra: readonly Setting[] = []): readonly Setting[] {
+  if (extra.length === 0) return SETTINGS;
+  const seen = new Set(SETTINGS.map((s) => s.key));
+  for (const s of extra) {
+    if (seen.has(s.key)) throw new XError('CONFIG', `setting ${s.key} is defined twice`);
+    seen.add(s.key);
+  }
+  return [...SETTINGS, ...extra];
+}
+
+/** The defaults of the given settings as a config object (schema.defaultConfig() only knows SETTINGS). */
+export function configDefaults(settings: readonly Setting[] = SETTINGS): XConfig {
+  const out: Record<string, unknown> = {};
+  for (const s of settings) setPath(out, s.key, structuredClone(s.default));
+  return out as XConfig;
+}
+
+export function describeSource(src: ValueSource): string {
+  switch (src.kind) {
+    case 'default':
+      return 'default';
+    case 'file':
+      return `file ${src.path}`;
+    case 'env':
+      return `env ${src.name}`;
+    case 'cli':
+      return 'command line';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+export function loadConfig(opts: LoadOptions = {}): XConfig {
+  return resolveConfig(opts).config;
+}
+
+/** Like loadConfig, but also reports where each value came from (for `xserver config print`). */
+export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
+  const env = opts.env ?? process.env;
+  const settings = settingsWith(opts.extraSettings);
+  const byKey = new Map(settings.map((s) => [s.key, s]));
+  const config = configDefaults(settings) as Record<string, unknown>;
+  const sources: Record<string, ValueSource> = {};
+  for (const s of settings) sources[s.key] = { kind: 'default' };
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  const apply = (s: Setting, raw: unknown, textual: boolean, src: ValueSource): void => {
+    const r = coerce(s, raw, textual);
+    if ('error' in r) problems.push(`${s.key}: ${r.error} (from ${describeSource(src)})`);
+    else {
+      setPath(config, s.key, r.value);
+      sources[s.key] = src;
+    }
+  };
+
+  // 1. TOML file
+  let file: string | undefined;
+  const fileArg = opts.file ?? (env[CONFIG_FILE_ENV] || undefined);
+  if (fileArg !== undefined) {
+    file = resolvePath(fileArg);
+    const via = opts.file !== undefined ? '' : ` (from env ${CONFIG_FILE_ENV})`;
+    const table = readToml(file, via);
+    const src: ValueSource = { kind: 'file', path: file };
+    walkToml(table, '', settings, byKey, (s, v) => apply(s, v, false, src), (key, msg) =>
+      problems.push(`${key}: ${msg} (from ${describeSource(src)})`),
+    );
+  }
+
+  // 2. env: an empty variable counts as unset, so `XSERVER_X=${X:-}` in scripts does no harm.
+  const known = new Set<string>([CONFIG_FILE_ENV]);
+  for (const s of settings) {
+    const name = envName(s.key);
+    known.add(name);
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') apply(s, raw, true, { kind: 'env', name });
+  }
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('XSERVER_') || known.has(name)) continue;
+    const close = closeMatches(name, [...known].filter((n) => n !== CONFIG_FILE_ENV));
+    warnings.push(`env ${name} matches no setting` + (close.length ? `; did you mean ${close.join(', ')}?` : ''));
+  }
+
+  // 3. CLI overrides
+  for (const [key, raw] of Object.entries(opts.overrides ?? {})) {
+    if (raw === undefined) continue;
+    const s = byKey.get(key);
+    if (!s) problems.push(unknownKey(key, settings, 'command line'));
+    else apply(s, raw, typeof raw === 'string', { kind: 'cli' });
+  }
+
+  throwIfAny(problems);
+  // Cross-field checks only once every value is well-typed, so they never report noise.
+  crossChecks(config, sources, byKey, problems);
+  throwIfAny(problems);
+  return { config: config as XConfig, settings, sources, file, warnings };
+}
+
+function throwIfAny(problems: string[]): void {
+  if (problems.length === 0) return;
+  const msg =
+    problems.length === 1
+      ? problems[0]!
+      : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`;
+  throw new XError('CONFIG', msg, { problems: [...problems] });
+}
+
+function readToml(file: string, via: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new XError('CONFIG', `cannot read config file ${file}${via}: ${(e as Error).message}`);
+  }
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    const where = e instanceof TomlError ? ` at line ${e.line}, column ${e.column}` : '';
+    throw new XError('CONFIG', `config file ${file}: invalid TOML${where}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * Maps nested TOML tables onto dotted setting keys. A table is descended only if some setting
+ * lives under it; map-typed settings take their table whole. Leaves matching nothing are reported
+ * individually so a misspelt section still gets per-key suggestions.
+ */
+function walkToml(
+  table: Record<string, unknown>,
+  prefix: string,
+  settings: readonly Setting[],
+  byKey: ReadonlyMap<string, Setting>,
+  onValue: (s: Setting, v: unknown) => void,
+  onProblem: (key: string, msg: string) => void,
+): void {
+  for (const [k, v] of Object.entries(table)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    const s = byKey.get(key);
+    const isSection = settings.some((x) => x.key.startsWith(key + '.'));
+    if (s) onValue(s, v);
+    else if (isSection && isPlainObject(v)) walkToml(v, key, settings, byKey, onValue, onProblem);
+    else if (isSection) onProblem(key, `is a section ([${key}]), expected a table, got ${show(key, v)}`);
+    else if (isPlainObject(v) && Object.keys(v).length > 0) walkToml(v, key, settings, byKey, onValue, onProblem);
+    else onProblem(key, unknownKeyText(key, settings));
+  }
+}
+
+function unknownKey(key: string, settings: readonly Setting[], where: string): string {
+  return `${key}: ${unknownKeyText(key, settings)} (from ${where})`;
+}
+
+function unknownKeyText(key: string, settings: readonly Setting[]): string {
+  const close = closeMatches(key, settings.map((s) => s.key));
+  return close.length
+    ? `unknown setting; did you mean ${close.join(', ')}?`
+    : 'unknown setting (see docs/configuration.md for all settings)';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+type Coerced = { value: unknown } | { error: string };
+
+/**
+ * Checks one value against its setting. `textual` values (env, --set) are parsed from strings;
+ * others (TOML, typed CLI flags) must already have the right JS type: a quoted number in TOML is
+ * a mistake worth reporting rather than guessing.
+ */
+function coerce(s: Setting, raw: unknown, textual: boolean): Coerced {
+  const bad = (expected: string): Coerced => ({ error: `expected ${expected}, got ${show(s.key, raw)}` });
+  switch (s.type) {
+    case 'string':
+      return typeof raw === 'string' ? { value: raw } : bad('a string');
+    case 'int': {
+      const n = textual && typeof raw === 'string' ? parseIntText(raw) : raw;
+      const ok =
+        typeof n === 'number' &&
+        Number.isSafeInteger(n) &&
+        (s.min === undefined || n >= s.min) &&
+        (s.max === undefined || n <= s.max);
+      return ok ? { value: n } : bad(intRange(s));
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return { value: raw };
+      if (textual && typeof raw === 'string') {
+        const t = raw.trim().toLowerCase();
+        if (t === 'true' || t === '1') return { value: true };
+        if (t === 'false' || t === '0') return { value: false };
+      }
+      return bad(textual ? 'true, false, 1 or 0' : 'true or false');
+    }
+    case 'enum': {
+      const values = s.values ?? [];
+      const t = typeof raw === 'string' && textual ? raw.trim() : raw;
+      return typeof t === 'string' && values.includes(t) ? { value: t } : bad(`one of ${values.join(', ')}`);
+    }
+    case 'map':
+      return textual && typeof raw === 'string' ? parseMapText(s, raw) : checkMap(s, raw);
+  }
+}
+
+function parseIntText(raw: string): number | undefined {
+  const t = raw.trim();
+  return /^[+-]?\d+$/.test(t) ? Number(t) : undefined;
+}
+
+function intRange(s: Setting): string {
+  if (s.min !== undefined && s.max !== undefined) return `an integer between ${s.min} and ${s.max}`;
+  if (s.min !== undefined) return `an integer >= ${s.min}`;
+  if (s.max !== undefined) return `an integer <= ${s.max}`;
+  return 'an integer';
+}
+
+/** Maps are name -> integer (e.g. types); the env/--set form is `lobby=4,match=5`. */
+function parseMapText(s: Setting, raw: string): Coerced {
+  const out: Record<string, number> = {};
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') continue; // tolerate a trailing comma
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? '' : part.slice(0, eq).trim();
+    const n = eq < 0 ? undefined : parseIntText(part.slice(eq + 1));
+    if (name === '' || n === undefined || !Number.isSafeInteger(n)) {
+      return { error: `expected name=integer entries like lobby=4,match=5, got ${show(s.key, part.trim())}` };
+    }
+    if (Object.hasOwn(out, name)) return { error: `name "${name}" appears twice in ${show(s.key, raw)}` };
+    out[name] = n;
+  }
+  return { value: out };
+}
+
+function checkMap(s: Setting, raw: unknown): Coerced {
+  if (!isPlainObject(raw)) return { error: `expected a table of name = integer, got ${show(s.key, raw)}` };
+  for (const [name, v] of Object.entries(raw)) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
+      return { error: `expected an integer for "${name}", got ${show(s.key, v)}` };
+    }
+  }
+  return { value: { ...raw } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-field checks
+
+function crossChecks(
+  cfg: Record<string, unknown>,
+  sources: Record<string, ValueSource>,
+  byKey: ReadonlyMap<string, Setting>,
+  problems: string[],
+): void {
+  const at = (key: string): string => {
+    const src = sources[key];
+    return src ? `${show(key, getPath(cfg, key))} (${src.kind === 'default' ? 'default' : 'from ' + describeSource(src)})` : '';
+  };
+  const order = (a: string, b: string, strict: boolean): void => {
+    if (!byKey.has(a) || !byKey.has(b)) return;
+    const x = getPath(cfg, a) as number;
+    const y = getPath(cfg, b) as number;
+    if (strict ? x < y : x <= y) return;
+    problems.push(`${a} must be ${strict ? 'less than' : 'at most'} ${b}; ${a} is ${at(a)}, ${b} is ${at(b)}`);
+  };
+  order('mgr.leaseRefreshMs', 'mgr.leaseTtlMs', true);
+  order('link.heartbeatIntervalMs', 'link.heartbeatTimeoutMs', true);
+  order('node.discoveryMinBackoffMs', 'node.discoveryMaxBackoffMs', false);
+  order('node.dialMinBackoffMs', 'node.dialMaxBackoffMs', false);
+
+  if (byKey.has('types')) {
+    const types = getPath(cfg, 'types') as Record<string, number>;
+    const owner = new Map<number, string>();
+    for (const [name, n] of Object.entries(types)) {
+      if (name.trim() === '') problems.push(`types: type names must not be empty; types is ${at('types')}`);
+      else if (RESERVED_TYPE_NAMES.includes(name)) {
+        problems.push(`types.${name}: "${name}" is reserved (${RESERVED_TYPE_NAMES.join(', ')}); types is ${at('types')}`);
+      }
+      if (n < 4 || n > 0xffffffff) {
+        problems.push(`types.${name}: expected a number >= 4 (0-3 are reserved) and <= 4294967295, got ${n}; types is ${at('types')}`);
+      }
+      const prev = owner.get(n);
+      if (prev !== undefined) problems.push(`types: ${prev} and ${name} both use number ${n}; types is ${at('types')}`);
+      else owner.set(n, name);
+    }
+  }
+  // The cluster name sits inside a Redis hash tag (xs:{cluster}:...); braces would break the tag.
+  if (byKey.has('cluster') && !/^[^\s{}]+$/.test(cfg.cluster as string)) {
+    problems.push(`cluster: expected a non-empty name without spaces or braces, got ${at('cluster')}`);
+  }
+  if (byKey.has('secret') && cfg.secret === '') problems.push(`secret: must not be empty; secret is ${at('secret')}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presentation: --set, config print, redaction
+
+/**
+ * Commander option parser for a repeatable `--set key=value`:
+ * `.option('--set <key=value>', 'set any setting', parseSetOption, {})`.
+ * Only the shape is checked here; loadConfig validates key and value like any other source.
+ */
+export function parseSetOption(arg: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = arg.indexOf('=');
+  const key = eq < 0 ? '' : arg.slice(0, eq).trim();
+  if (key === '') throw new XError('CONFIG', `--set expects key=value (e.g. link.heartbeatTimeoutMs=5000), got "${arg}"`);
+  return { ...previous, [key]: arg.slice(eq + 1) };
+}
+
+export interface ConfigSourceRow {
+  key: string;
+  env: string;
+  /** Redacted for secrets and URL passwords. */
+  value: unknown;
+  source: string;
+}
+
+/** One row per setting: effective (redacted) value and where it came from. */
+export function configSources(resolved: ResolvedConfig): ConfigSourceRow[] {
+  const shown = redactedConfig(resolved.config, resolved.settings) as Record<string, unknown>;
+  return resolved.settings.map((s) => ({
+    key: s.key,
+    env: envName(s.key),
+    value: getPath(shown, s.key),
+    source: describeSource(resolved.sources[s.key] ?? { kind: 'default' }),
+  }));
+}
+
+const REDACTED = '***';
+
+/** Key names whose values must never be printed. Name-based, so role settings are covered too. */
+function isSecretKey(key: string): boolean {
+  return /(secret|password|passwd|token)$/i.test(key.split('.').pop()!);
+}
+
+/** redis://user:pass@host -> redis://user:***@host; also ?password=... query parameters. */
+export function redactUrl(url: string): string {
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@/i, (_m, scheme: string, auth: string) => {
+      const colon = auth.indexOf(':');
+      // Without a colon the whole userinfo may be a password (redis://pass@host in some clients).
+      return `${scheme}${colon < 0 ? REDACTED : auth.slice(0, colon + 1) + REDACTED}@`;
+    })
+    .replace(/([?&](?:password|pass)=)[^&]*/gi, `$1${REDACTED}`);
+}
+
+/** A copy of the config safe to print or serve on /api: secrets masked, URL passwords masked. */
+export function redactedConfig(cfg: XConfig, settings: readonly Setting[] = SETTINGS): XConfig {
+  const out = structuredClone(cfg) as Record<string, unknown>;
+  for (const s of settings) {
+    const v = getPath(out, s.key);
+    if (typeof v !== 'string' || v === '') continue;
+    if (isSecretKey(s.key)) setPath(out, s.key, REDACTED);
+    else if (/url$/i.test(s.key)) setPath(out, s.key, redactUrl(v));
+  }
+  return out as XConfig;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Quotes a bad value for an error message, never echoing a secret. */
+function show(key: string, v: unknown): string {
+  if (isSecretKey(key)) return '<redacted>';
+  let s: string;
+  try {
+    s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    s = String(v);
+  }
+  if (/url$/i.test(key) && typeof v === 'string') s = JSON.stringify(redactUrl(v));
+  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** Up to three candidates close to `word`: small edit distance, or the same last path segment. */
+function closeMatches(word: string, candidates: readonly string[]): string[] {
+  const w = word.toLowerCase();
+  const last = (k: string): string => k.toLowerCase().split('.').pop()!;
+  const limit = Math.max(2, Math.floor(w.length / 3));
+  const scored = candidates
+    .map((c) => {
+      const d = editDistance(w, c.toLowerCase());
+      const segment = editDistance(last(w), last(c));
+      return { c, d: Math.min(d, segment <= Math.max(1, Math.floor(last(c).length / 4)) ? segment + 0.5 : Infinity) };
+    })
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c));
+  // Only near-ties of the best match: a clear winner is shown alone.
+  const best = scored[0]?.d ?? 0;
+  return scored.filter((x) => x.d <= best + 1).slice(0, 3).map((x) => x.c);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,448 @@
+/**
+ * Link: one authenticated, framed, heart-beaten TCP connection between two cluster processes.
+ *
+ * - Frames are decoded with a size limit; a violation closes this link only, with a logged reason.
+ * - Writes are batched per event-loop turn (FrameWriter); unsent bytes are bounded.
+ * - The handshake (Hello -> Challenge -> Auth -> Welcome) proves both sides know the secret and
+ *   lets the dialler state the type and id it expects; every refusal is flushed before the close.
+ * - Requests carry a rid; responses are matched here, with a timeout each.
+ *
+ * Roles above (mgr, node runtime) see only `send`, `request`, `reply`, `onFrame`, `onClose`.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
+import { XError, errorCodeName } from '../errors.js';
+import { decode, encode } from '../wire/codec.js';
+import { Cmd, cmdName } from '../wire/commands.js';
+import { Flags, FrameDecoder, FrameWriter, encodeFrame, type Frame } from '../wire/frame.js';
+import { Heartbeat } from './heartbeat.js';
+import { PROTOCOL_VERSION, acceptorProof, diallerProof, newNonce, proofMatches } from './handshake.js';
+
+export interface LinkIdentity {
+  type: number;
+  id: string;
+}
+
+export interface LinkOptions {
+  cluster: string;
+  secret: string;
+  maxFrame: number;
+  handshakeTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  maxOutboundBytes: number;
+  logger: Logger;
+}
+
+/** Handshake frames are tiny; anything bigger before authentication is an attack or garbage. */
+const HANDSHAKE_MAX_FRAME = 16 * 1024;
+const EMPTY = new Uint8Array(0);
+
+interface PendingRequest {
+  resolve: (f: Frame) => void;
+  reject: (e: XError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class Link {
+  /** Called for every application frame (including requests, excluding responses to our requests). */
+  onFrame: (frame: Frame, link: Link) => void = () => {};
+  /** Called once when the link is gone; `err` says why (undefined for a local, clean close). */
+  onClose: (err: XError | undefined, link: Link) => void = () => {};
+
+  readonly remote: LinkIdentity;
+  readonly direction: 'in' | 'out';
+  /** Frames refused because the outbound limit was reached. */
+  dropped = 0;
+
+  private readonly writer: FrameWriter;
+  private readonly decoder: FrameDecoder;
+  private readonly heartbeat: Heartbeat;
+  private readonly pending = new Map<number, PendingRequest>();
+  private nextRid = 1;
+  private closed = false;
+
+  /** Use Link.dial or LinkListener: they hand over a socket that already finished the handshake. */
+  constructor(
+    private readonly socket: net.Socket,
+    remote: LinkIdentity,
+    direction: 'in' | 'out',
+    private readonly opts: LinkOptions,
+    leftover: Buffer | null,
+  ) {
+    this.remote = remote;
+    this.direction = direction;
+    this.writer = new FrameWriter({ writeChunks: (c) => writeChunks(socket, c) });
+    this.decoder = new FrameDecoder(opts.maxFrame, (f) => this.dispatch(f));
+    this.heartbeat = new Heartbeat(
+      {
+        sendPing: () => this.writer.write(Cmd.PING, EMPTY),
+        onHeartbeatTimeout: (ms) => this.close(new XError('HEARTBEAT_TIMEOUT', `no traffic from ${this.describe()} for ${ms} ms`)),
+      },
+      opts.heartbeatIntervalMs,
+      opts.heartbeatTimeoutMs,
+    );
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (e) => this.close(new XError('LINK_CLOSED', `${this.describe()}: ${e.message}`), false));
+    socket.on('close', () => this.close(new XError('LINK_CLOSED', `${this.describe()} closed the connection`), false));
+    this.heartbeat.start();
+    if (leftover && leftover.length > 0) queueMicrotask(() => this.receive(leftover));
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** Bytes waiting to be written (batch + socket buffer). */
+  get outboundBytes(): number {
+    return this.writer.queued + this.socket.writableLength;
+  }
+
+  get inflightRequests(): number {
+    return this.pending.size;
+  }
+
+  describe(): string {
+    return `type ${this.remote.type} ${this.remote.id.slice(0, 8)} (${this.direction}, ${this.socket.remoteAddress}:${this.socket.remotePort})`;
+  }
+
+  /** Queues one frame. False when closed or over the outbound limit (counted in `dropped`). */
+  send(cmd: number, body: Uint8Array = EMPTY, flags = 0, rid = 0): boolean {
+    if (this.closed) return false;
+    if (this.writer.queued + this.socket.writableLength + body.length > this.opts.maxOutboundBytes) {
+      this.dropped++;
+      return false;
+    }
+    this.writer.write(cmd, body, flags, rid);
+    return true;
+  }
+
+  request(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
+    return new Promise<Frame>((resolve, reject) => {
+      if (this.closed) return reject(new XError('LINK_CLOSED', `link to ${this.describe()} is closed`));
+      const rid = this.nextRid;
+      this.nextRid = this.nextRid >= 0x7fffffff ? 1 : this.nextRid + 1;
+      if (!this.send(cmd, body, Flags.REQUEST, rid)) {
+        return reject(new XError('QUEUE_FULL', `outbound queue to ${this.describe()} is full`));
+      }
+      const timer = setTimeout(() => {
+        this.pending.delete(rid);
+        reject(new XError('TIMEOUT', `request ${cmdName(cmd)} to ${this.describe()} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(rid, { resolve, reject, timer });
+    });
+  }
+
+  reply(req: Frame, body: Uint8Array = EMPTY): boolean {
+    return this.send(req.cmd, body, Flags.RESPONSE, req.rid);
+  }
+
+  replyError(req: Frame, err: XError): boolean {
+    return this.send(req.cmd, encode(ErrorReplySchema, { code: err.codeNumber, message: err.message }), Flags.RESPONSE | Flags.ERROR, req.rid);
+  }
+
+  /**
+   * Closes the link. With an error, the peer is sent an ERROR frame saying why (flushed first).
+   * Pending requests fail with LINK_CLOSED.
+   */
+  close(err?: XError, notifyPeer = true): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.heartbeat.stop();
+    if (notifyPeer && err && !this.socket.destroyed) {
+      this.writer.write(Cmd.ERROR, encode(ErrorReplySchema, { code: err.codeNumber, message: err.message }));
+    }
+    if (!this.socket.destroyed) this.writer.flushNow();
+    this.writer.close();
+    this.socket.end();
+    // A peer that never reads must not keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    const failure = new XError('LINK_CLOSED', `link to ${this.describe()} closed${err ? ': ' + err.message : ''}`);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(failure);
+    }
+    this.pending.clear();
+    if (err && err.code !== 'LINK_CLOSED') this.opts.logger.warn({ code: err.code, peer: this.describe() }, `link closed: ${err.message}`);
+    this.onClose(err, this);
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    this.heartbeat.touch();
+    try {
+      this.decoder.push(chunk);
+    } catch (e) {
+      this.close(e instanceof XError ? e : new XError('BAD_FRAME', String(e)));
+    }
+  }
+
+  private dispatch(f: Frame): void {
+    if (this.closed) return;
+    if (f.flags & Flags.RESPONSE) {
+      const p = this.pending.get(f.rid);
+      if (!p) return; // timed out already
+      this.pending.delete(f.rid);
+      clearTimeout(p.timer);
+      if (f.flags & Flags.ERROR) {
+        const e = decode(ErrorReplySchema, f.body);
+        p.reject(XError.fromWire(e.code, e.message));
+      } else {
+        p.resolve(f);
+      }
+      return;
+    }
+    switch (f.cmd) {
+      case Cmd.PING:
+        this.writer.write(Cmd.PONG, EMPTY);
+        return;
+      case Cmd.PONG:
+        return;
+      case Cmd.ERROR: {
+        const e = decode(ErrorReplySchema, f.body);
+        this.close(XError.fromWire(e.code, `peer ${this.describe()} closed: ${errorCodeName(e.code)}: ${e.message}`), false);
+        return;
+      }
+    }
+    this.onFrame(f, this);
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  /**
+   * Dials `host:port`, expecting to reach `expect` (id "" = any process of that type).
+   * Resolves with an open link; rejects with a typed error (AUTH_FAILED, WRONG_TARGET, NOT_ACTIVE,
+   * HANDSHAKE_TIMEOUT, LINK_CLOSED, BAD_FRAME...).
+   */
+  static dial(host: string, port: number, self: LinkIdentity, expect: { type: number; id: string }, opts: LinkOptions): Promise<Link> {
+    return new Promise<Link>((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const nonce = newNonce();
+      let done = false;
+      const fail = (e: XError, tellPeer = false): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (tellPeer && !socket.destroyed) {
+          socket.end(encodeControl(Cmd.ERROR, encode(ErrorReplySchema, { code: e.codeNumber, message: e.message })));
+        } else {
+          socket.destroy();
+        }
+        setTimeout(() => socket.destroy(), 500).unref();
+        reject(e);
+      };
+      const timer = setTimeout(
+        () => fail(new XError('HANDSHAKE_TIMEOUT', `no handshake from ${host}:${port} within ${opts.handshakeTimeoutMs} ms`)),
+        opts.handshakeTimeoutMs,
+      );
+      let stage: 'challenge' | 'welcome' = 'challenge';
+      let remoteId = '';
+      const frames: Frame[] = [];
+      const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => frames.push(f));
+      const onData = (chunk: Buffer): void => {
+        try {
+          decoder.push(chunk);
+          while (frames.length > 0 && !done) {
+            const f = frames.shift()!;
+            if (f.cmd === Cmd.ERROR) {
+              const e = decode(ErrorReplySchema, f.body);
+              return fail(XError.fromWire(e.code, `${host}:${port} refused: ${e.message}`));
+            }
+            if (stage === 'challenge') {
+              if (f.cmd !== Cmd.CHALLENGE) throw new XError('BAD_FRAME', `expected CHALLENGE from ${host}:${port}, got ${cmdName(f.cmd)}`);
+              const ch = decode(ChallengeSchema, f.body);
+              if (ch.type !== expect.type || (expect.id !== '' && ch.id !== expect.id)) {
+                throw new XError('WRONG_TARGET', `${host}:${port} is type ${ch.type} id ${ch.id}, expected type ${expect.type}${expect.id ? ' id ' + expect.id : ''}`);
+              }
+              if (!proofMatches(acceptorProof(opts.secret, opts.cluster, nonce, ch.nonce, ch.id), ch.proof)) {
+                throw new XError('AUTH_FAILED', `${host}:${port} does not know the cluster secret`);
+              }
+              remoteId = ch.id;
+              // The acceptor is authenticated: frames right after WELCOME may be full-size.
+              decoder.maxFrame = opts.maxFrame;
+              socket.write(encodeControl(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(opts.secret, opts.cluster, ch.nonce, nonce, self.id) })));
+              stage = 'welcome';
+            } else {
+              if (f.cmd !== Cmd.WELCOME) throw new XError('BAD_FRAME', `expected WELCOME from ${host}:${port}, got ${cmdName(f.cmd)}`);
+              done = true;
+              clearTimeout(timer);
+              socket.off('data', onData);
+              socket.off('error', onError);
+              socket.off('close', onCloseEarly);
+              const rest = frames.length > 0 ? reencode(frames) : null;
+              const leftover = concatLeftover(rest, decoder);
+              resolve(new Link(socket, { type: expect.type, id: remoteId }, 'out', opts, leftover));
+              return;
+            }
+          }
+        } catch (e) {
+          fail(e instanceof XError ? e : new XError('BAD_FRAME', String(e)), true);
+        }
+      };
+      const onError = (e: Error): void => fail(new XError('LINK_CLOSED', `cannot reach ${host}:${port}: ${e.message}`));
+      const onCloseEarly = (): void => fail(new XError('LINK_CLOSED', `${host}:${port} closed the connection during the handshake`));
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onCloseEarly);
+      socket.once('connect', () => {
+        socket.write(
+          encodeControl(
+            Cmd.HELLO,
+            encode(HelloSchema, { cluster: opts.cluster, nonce, expectType: expect.type, expectId: expect.id, fromType: self.type, fromId: self.id, protocol: PROTOCOL_VERSION }),
+          ),
+        );
+      });
+    });
+  }
+}
+
+/**
+ * Accepts links for one process. `admit` runs after authentication and may refuse a peer with a
+ * typed error (a standby mgr says NOT_ACTIVE; a node refuses a duplicate link).
+ */
+export class LinkListener {
+  private readonly server: net.Server;
+  private readonly handshaking = new Set<net.Socket>();
+
+  constructor(
+    private readonly self: LinkIdentity,
+    private readonly opts: LinkOptions,
+    private readonly admit: (remote: LinkIdentity) => XError | null,
+    private readonly onLink: (link: Link) => void,
+  ) {
+    this.server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.handshaking) s.destroy();
+    this.handshaking.clear();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    const log = this.opts.logger;
+    const where = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.handshaking.add(socket);
+    const nonce = newNonce();
+    let hello: Hello | null = null;
+    let done = false;
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => frames.push(f));
+    const refuse = (e: XError): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+      log.warn({ code: e.code, from: where }, `refused connection: ${e.message}`);
+      if (!socket.destroyed) socket.end(encodeControl(Cmd.ERROR, encode(ErrorReplySchema, { code: e.codeNumber, message: e.message })));
+      setTimeout(() => socket.destroy(), 500).unref();
+    };
+    const timer = setTimeout(() => refuse(new XError('HANDSHAKE_TIMEOUT', `no handshake within ${this.opts.handshakeTimeoutMs} ms`)), this.opts.handshakeTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      try {
+        decoder.push(chunk);
+        while (frames.length > 0 && !done) {
+          const f = frames.shift()!;
+          if (f.cmd === Cmd.ERROR) {
+            const e = decode(ErrorReplySchema, f.body);
+            return refuse(XError.fromWire(e.code, `dialler gave up: ${e.message}`));
+          }
+          if (hello === null) {
+            if (f.cmd !== Cmd.HELLO) throw new XError('BAD_FRAME', `expected HELLO, got ${cmdName(f.cmd)}`);
+            const h = decode(HelloSchema, f.body);
+            if (h.protocol !== PROTOCOL_VERSION) throw new XError('PROTOCOL_VERSION', `protocol ${h.protocol} not supported (this is ${PROTOCOL_VERSION})`);
+            if (h.cluster !== this.opts.cluster) throw new XError('WRONG_CLUSTER', `this is cluster "${this.opts.cluster}", not "${h.cluster}"`);
+            if (h.expectType !== this.self.type || (h.expectId !== '' && h.expectId !== this.self.id)) {
+              throw new XError('WRONG_TARGET', `this is type ${this.self.type} id ${this.self.id}, not type ${h.expectType}${h.expectId ? ' id ' + h.expectId : ''}`);
+            }
+            if (h.nonce.length < 16) throw new XError('BAD_FRAME', 'HELLO nonce too short');
+            hello = h;
+            socket.write(
+              encodeControl(
+                Cmd.CHALLENGE,
+                encode(ChallengeSchema, { nonce, proof: acceptorProof(this.opts.secret, this.opts.cluster, h.nonce, nonce, this.self.id), type: this.self.type, id: this.self.id }),
+              ),
+            );
+          } else {
+            if (f.cmd !== Cmd.AUTH) throw new XError('BAD_FRAME', `expected AUTH, got ${cmdName(f.cmd)}`);
+            const a = decode(AuthSchema, f.body);
+            if (!proofMatches(diallerProof(this.opts.secret, this.opts.cluster, nonce, hello.nonce, hello.fromId), a.proof)) {
+              throw new XError('AUTH_FAILED', 'wrong cluster secret');
+            }
+            const remote = { type: hello.fromType, id: hello.fromId };
+            const refusal = this.admit(remote);
+            if (refusal) throw refusal;
+            done = true;
+            clearTimeout(timer);
+            this.handshaking.delete(socket);
+            socket.off('data', onData);
+            socket.off('error', onError);
+            socket.write(encodeControl(Cmd.WELCOME, encode(WelcomeSchema, {})));
+            const rest = frames.length > 0 ? reencode(frames) : null;
+            this.onLink(new Link(socket, remote, 'in', this.opts, concatLeftover(rest, decoder)));
+            return;
+          }
+        }
+      } catch (e) {
+        refuse(e instanceof XError ? e : new XError('BAD_FRAME', String(e)));
+      }
+    };
+    const onError = (): void => {
+      done = true;
+      clearTimeout(timer);
+      this.handshaking.delete(socket);
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', () => {
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        this.handshaking.delete(socket);
+      }
+    });
+  }
+}
+
+function encodeControl(cmd: number, body: Uint8Array): Buffer {
+  return encodeFrame(cmd, body);
+}
+
+/** Frames decoded together with the handshake's last frame belong to the open link. */
+function reencode(frames: Frame[]): Buffer {
+  return Buffer.concat(frames.splice(0).map((f) => encodeFrame(f.cmd, f.body, f.flags, f.rid)));
+}
+
+function concatLeftover(rest: Buffer | null, decoder: FrameDecoder): Buffer | null {
+  const tail = decoder.takePending();
+  if (!rest) return tail;
+  return tail ? Buffer.concat([rest, tail]) : rest;
+}
+
+function writeChunks(socket: net.Socket, chunks: Buffer[]): boolean {
+  if (socket.destroyed) return false;
+  if (chunks.length === 1) {
+    socket.write(chunks[0]!);
+  } else {
+    socket.cork();
+    for (const c of chunks) socket.write(c);
+    socket.uncork();
+  }
+  return socket.writableLength === 0;
+}
