@@ -1,0 +1,35 @@
+/** What every role (mgr, node, gateway, login) is started with. */
+import type { Logger } from 'pino';
+import type { XConfig } from './config/schema.js';
+import type { LinkOptions } from './link/link.js';
+import type { Metrics } from './metrics.js';
+import type { ClusterStore } from './store/store.js';
+
+export interface RoleContext {
+  config: XConfig;
+  store: ClusterStore;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function linkOptions(config: XConfig, logger: Logger): LinkOptions {
+  return {
+    cluster: config.cluster,
+    secret: config.secret,
+    maxFrame: config.link.maxFrame,
+    handshakeTimeoutMs: config.link.handshakeTimeoutMs,
+    heartbeatIntervalMs: config.link.heartbeatIntervalMs,
+    heartbeatTimeoutMs: config.link.heartbeatTimeoutMs,
+    maxOutboundBytes: config.link.maxOutboundBytes,
+    logger,
+  };
+}
+
+/** Reserved node types (SPEC §2). */
+export const NodeType = {
+  CLIENT: 0,
+  MGR: 1,
+  LOGIN: 2,
+  GATEWAY: 3,
+  FIRST_SERVICE: 4,
+} as const;

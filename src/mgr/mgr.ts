@@ -1,0 +1,362 @@
+/**
+ * MgrServer: the discovery hub (SPEC §3). One process is active (holds the lease), others are
+ * hot standbys that refuse registrations with NOT_ACTIVE until they take the lease over.
+ *
+ * Membership rules:
+ * - REGISTER gets one SNAPSHOT; everyone else gets one JOINED.
+ * - A re-registration with the same id replaces the old session; a session that closes late
+ *   only removes itself, never its successor.
+ * - LEFT carries graceful / lost / timeout.
+ * - The membership is mirrored in the store. A new active mgr loads the mirror and, for
+ *   `settleGraceMs`, treats those members as present (no JOINED when they come back, snapshots
+ *   marked provisional); members that did not come back are then removed with LEFT(timeout) and
+ *   every node that saw a provisional snapshot gets a settled one.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { create, toBinary, fromBinary } from '@bufbuild/protobuf';
+import {
+  JoinedSchema,
+  LeaveReason,
+  LeftSchema,
+  NodeInfoSchema,
+  RegisterSchema,
+  SnapshotSchema,
+  StatusReplySchema,
+  UpdatedSchema,
+  type MgrInfo,
+  type NodeInfo,
+} from '../gen/xserver/v1/cluster_pb.js';
+import { XError } from '../errors.js';
+import { Link, LinkListener } from '../link/link.js';
+import { linkOptions, NodeType, type RoleContext } from '../context.js';
+import { decode, encode } from '../wire/codec.js';
+import { Cmd } from '../wire/commands.js';
+import type { Frame } from '../wire/frame.js';
+import type { LeaseRecord } from '../store/store.js';
+import { MgrLease } from './lease.js';
+
+interface Session {
+  info: NodeInfo;
+  link: Link;
+  /** Saw a provisional snapshot and needs the settled one. */
+  provisional: boolean;
+  lastUpdateAt: number;
+  updateTimer: NodeJS.Timeout | null;
+}
+
+export type MgrState = 'standby' | 'active' | 'stopped';
+
+export class MgrServer {
+  readonly instanceId = randomUUID();
+  private readonly log: Logger;
+  private readonly listener: LinkListener;
+  private lease!: MgrLease;
+  private state: MgrState = 'standby';
+  private port = 0;
+  private epoch = 0;
+  private readonly sessions = new Map<string, Session>();
+  /** Members mirrored by the previous mgr that have not re-registered yet (settling only). */
+  private readonly pendingMembers = new Map<string, NodeInfo>();
+  private settleTimer: NodeJS.Timeout | null = null;
+  private settling = false;
+  /** Tool links (xserver status) that are not members. */
+  private readonly tools = new Set<Link>();
+  private readonly m;
+
+  constructor(private readonly ctx: RoleContext) {
+    this.log = ctx.logger.child({ role: 'mgr' });
+    this.listener = new LinkListener(
+      { type: NodeType.MGR, id: this.instanceId },
+      linkOptions(ctx.config, this.log),
+      (remote) => this.admit(remote),
+      (link) => this.onLink(link),
+    );
+    this.m = {
+      members: ctx.metrics.gauge('mgr_members', 'Registered nodes known to this mgr'),
+      active: ctx.metrics.gauge('mgr_active', '1 while this mgr holds the lease'),
+      events: ctx.metrics.counter('mgr_membership_events_total', 'JOINED/LEFT/UPDATED broadcasts', ['event', 'reason']),
+      takeovers: ctx.metrics.counter('mgr_takeovers_total', 'Times this process became the active mgr'),
+    };
+  }
+
+  get isActive(): boolean {
+    return this.state === 'active';
+  }
+
+  get listenPort(): number {
+    return this.port;
+  }
+
+  get currentEpoch(): number {
+    return this.epoch;
+  }
+
+  get isSettling(): boolean {
+    return this.settling;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.ctx.config;
+    this.port = await this.listener.listen(cfg.mgr.port, cfg.bindHost);
+    this.lease = new MgrLease(
+      this.ctx.store,
+      { instanceId: this.instanceId, addr: cfg.innerIp, port: this.port, adminPort: cfg.adminPort || undefined },
+      { ttlMs: cfg.mgr.leaseTtlMs, refreshMs: cfg.mgr.leaseRefreshMs, standbyPollMs: cfg.mgr.standbyPollMs },
+      { onActive: (rec) => void this.becomeActive(rec), onLost: (why) => this.stepDown(why) },
+      this.log,
+    );
+    this.lease.start();
+    this.log.info({ port: this.port, instanceId: this.instanceId }, 'mgr started (standby until it holds the lease)');
+  }
+
+  /** Graceful stop: release the lease so a standby takes over at once; nodes re-register there. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    await this.lease?.stop();
+    this.clearSettle();
+    for (const s of this.sessions.values()) {
+      if (s.updateTimer) clearTimeout(s.updateTimer);
+      s.link.close(new XError('SHUTTING_DOWN', 'mgr is stopping'));
+    }
+    this.sessions.clear();
+    for (const t of this.tools) t.close();
+    await this.listener.close();
+    this.m.active.set(0);
+    this.log.info('mgr stopped');
+  }
+
+  /** The cluster as this mgr sees it (status command, admin API). */
+  status(): { mgr: MgrInfo & { state: MgrState; settling: boolean }; members: NodeInfo[] } {
+    return {
+      mgr: { ...this.mgrInfo(), state: this.state, settling: this.settling },
+      members: this.memberInfos(),
+    };
+  }
+
+  private mgrInfo(): MgrInfo {
+    return { $typeName: 'xserver.v1.MgrInfo', instanceId: this.instanceId, epoch: BigInt(this.epoch), addr: this.ctx.config.innerIp, port: this.port };
+  }
+
+  private memberInfos(): NodeInfo[] {
+    const out: NodeInfo[] = [];
+    for (const s of this.sessions.values()) out.push(s.info);
+    for (const p of this.pendingMembers.values()) out.push(p);
+    return out;
+  }
+
+  // ------------------------------------------------------------ lease transitions
+
+  private async becomeActive(rec: LeaseRecord): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'active';
+    this.epoch = rec.epoch;
+    this.m.active.set(1);
+    this.m.takeovers.inc();
+    // Members of the previous mgr get a grace period to re-register.
+    let mirror = new Map<string, Uint8Array>();
+    try {
+      mirror = await this.ctx.store.mirrorLoad();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not load the membership mirror; starting empty');
+    }
+    this.pendingMembers.clear();
+    for (const [id, bytes] of mirror) {
+      if (this.sessions.has(id)) continue;
+      try {
+        this.pendingMembers.set(id, fromBinary(NodeInfoSchema, bytes));
+      } catch {
+        this.log.warn({ id }, 'skipping an unreadable mirror entry');
+      }
+    }
+    this.settling = true;
+    this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
+    this.settleTimer.unref();
+    await this.ctx.store.announceLease(rec).catch((e: Error) => this.log.warn({ err: e.message }, 'could not announce the takeover'));
+    this.log.info({ epoch: rec.epoch, port: this.port, mirrored: this.pendingMembers.size }, 'mgr is ACTIVE');
+  }
+
+  private stepDown(reason: string): void {
+    if (this.state !== 'active') return;
+    this.state = 'standby';
+    this.m.active.set(0);
+    this.clearSettle();
+    this.pendingMembers.clear();
+    this.log.warn({ reason }, 'mgr lost the lease: stepping down to standby');
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    this.m.members.set(0);
+    for (const s of sessions) {
+      if (s.updateTimer) clearTimeout(s.updateTimer);
+      s.link.close(new XError('NOT_ACTIVE', `mgr stepped down: ${reason}`));
+    }
+  }
+
+  private clearSettle(): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    this.settling = false;
+  }
+
+  private settle(): void {
+    this.settleTimer = null;
+    if (this.state !== 'active') return;
+    this.settling = false;
+    const gone = [...this.pendingMembers.keys()];
+    this.pendingMembers.clear();
+    for (const id of gone) this.broadcastLeft(id, LeaveReason.TIMEOUT);
+    const snapshot = this.snapshotBytes(false);
+    for (const s of this.sessions.values()) {
+      if (s.provisional) {
+        s.provisional = false;
+        s.link.send(Cmd.SNAPSHOT, snapshot);
+      }
+    }
+    const members = new Map<string, Uint8Array>();
+    for (const s of this.sessions.values()) members.set(s.info.id, toBinary(NodeInfoSchema, s.info));
+    void this.ctx.store.mirrorReplace(this.instanceId, members).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    this.log.info({ members: this.sessions.size, removed: gone.length }, 'mgr settled');
+  }
+
+  // ------------------------------------------------------------ links
+
+  private admit(remote: { type: number; id: string }): XError | null {
+    if (this.state !== 'active' || !this.lease.isValid()) return new XError('NOT_ACTIVE', 'this mgr is a standby');
+    if (remote.type === NodeType.MGR) return new XError('WRONG_TARGET', 'an mgr cannot register with an mgr');
+    return null;
+  }
+
+  private onLink(link: Link): void {
+    // Members must REGISTER; tools (type 0) may only ask for STATUS.
+    link.onFrame = (f) => this.onFrame(link, f);
+    link.onClose = (err) => this.onLinkClosed(link, err);
+    if (link.remote.type === NodeType.CLIENT) this.tools.add(link);
+  }
+
+  private onFrame(link: Link, f: Frame): void {
+    try {
+      switch (f.cmd) {
+        case Cmd.REGISTER:
+          return this.onRegister(link, f);
+        case Cmd.UPDATED:
+          return this.onUpdated(link, f);
+        case Cmd.LEAVE:
+          return this.onLeave(link, f);
+        case Cmd.STATUS: {
+          const st = this.status();
+          link.reply(f, encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling }));
+          return;
+        }
+        default:
+          throw new XError('UNKNOWN_COMMAND', `mgr does not handle command 0x${f.cmd.toString(16)}`);
+      }
+    } catch (e) {
+      const err = e instanceof XError ? e : new XError('INTERNAL', String(e));
+      this.log.warn({ code: err.code, peer: link.describe() }, err.message);
+      if (f.rid) link.replyError(f, err);
+    }
+  }
+
+  private onRegister(link: Link, f: Frame): void {
+    if (this.state !== 'active') throw new XError('NOT_ACTIVE', 'this mgr is a standby');
+    const info = decode(RegisterSchema, f.body).info;
+    if (!info) throw new XError('BAD_REQUEST', 'REGISTER without info');
+    if (info.id !== link.remote.id || info.type !== link.remote.type) {
+      throw new XError('BAD_REQUEST', `REGISTER for ${info.type}/${info.id} on a link authenticated as ${link.remote.type}/${link.remote.id}`);
+    }
+    if (info.type <= NodeType.MGR) throw new XError('BAD_REQUEST', `type ${info.type} cannot register as a member`);
+    const old = this.sessions.get(info.id);
+    if (!old && this.sessions.size >= this.ctx.config.mgr.maxMembers) {
+      throw new XError('QUEUE_FULL', `mgr.maxMembers (${this.ctx.config.mgr.maxMembers}) reached`);
+    }
+    const known = old !== undefined || this.pendingMembers.has(info.id);
+    this.pendingMembers.delete(info.id);
+    if (old) {
+      // Same process re-registered on a new link: the old session goes quietly.
+      if (old.updateTimer) clearTimeout(old.updateTimer);
+      if (old.link !== link) old.link.close(new XError('DUPLICATE_LINK', 'replaced by a newer registration'));
+    }
+    const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null };
+    this.sessions.set(info.id, session);
+    this.m.members.set(this.sessions.size);
+    link.reply(f, this.snapshotBytes(this.settling));
+    if (known) {
+      // A returning member: peers already list it; pass on any change of its info.
+      if (old && !sameInfo(old.info, info)) this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
+    } else {
+      this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
+      this.m.events.inc({ event: 'joined', reason: '' });
+      this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
+    }
+    void this.ctx.store.mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+  }
+
+  private onUpdated(link: Link, f: Frame): void {
+    const s = this.sessionOf(link);
+    if (!s) return;
+    const u = decode(UpdatedSchema, f.body);
+    s.info.overload = u.overload;
+    s.info.version = u.version;
+    // Rate-limit per node: coalesce changes into one broadcast per interval.
+    const wait = s.lastUpdateAt + this.ctx.config.mgr.updateMinIntervalMs - performance.now();
+    if (wait <= 0) this.flushUpdate(s);
+    else if (!s.updateTimer) s.updateTimer = setTimeout(() => this.flushUpdate(s), wait);
+  }
+
+  private flushUpdate(s: Session): void {
+    s.updateTimer = null;
+    if (this.sessions.get(s.info.id) !== s) return;
+    s.lastUpdateAt = performance.now();
+    this.broadcastExcept(s.info.id, Cmd.UPDATED, encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version }));
+    this.m.events.inc({ event: 'updated', reason: '' });
+    void this.ctx.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch(() => {});
+  }
+
+  private onLeave(link: Link, f: Frame): void {
+    const s = this.sessionOf(link);
+    if (f.rid) link.reply(f);
+    if (!s) return;
+    this.removeSession(s, LeaveReason.GRACEFUL);
+  }
+
+  private onLinkClosed(link: Link, err: XError | undefined): void {
+    this.tools.delete(link);
+    const s = this.sessionOf(link);
+    if (!s) return; // replaced, or left already: a late close never removes a successor
+    this.removeSession(s, err?.code === 'HEARTBEAT_TIMEOUT' ? LeaveReason.TIMEOUT : LeaveReason.LOST);
+  }
+
+  private sessionOf(link: Link): Session | undefined {
+    const s = this.sessions.get(link.remote.id);
+    return s && s.link === link ? s : undefined;
+  }
+
+  private removeSession(s: Session, reason: LeaveReason): void {
+    if (this.sessions.get(s.info.id) !== s) return;
+    this.sessions.delete(s.info.id);
+    if (s.updateTimer) clearTimeout(s.updateTimer);
+    this.m.members.set(this.sessions.size);
+    if (this.state !== 'active') return;
+    this.broadcastLeft(s.info.id, reason);
+    this.log.info({ id: s.info.id, type: s.info.type, name: s.info.name, reason: LeaveReason[reason] }, 'node left');
+  }
+
+  private broadcastLeft(id: string, reason: LeaveReason): void {
+    this.broadcastExcept(id, Cmd.LEFT, encode(LeftSchema, { id, reason }));
+    this.m.events.inc({ event: 'left', reason: LeaveReason[reason] ?? String(reason) });
+    void this.ctx.store.mirrorDelete(this.instanceId, id).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+  }
+
+  private broadcastExcept(exceptId: string, cmd: number, body: Uint8Array): void {
+    for (const s of this.sessions.values()) if (s.info.id !== exceptId) s.link.send(cmd, body);
+  }
+
+  private snapshotBytes(provisional: boolean): Uint8Array {
+    return toBinary(SnapshotSchema, create(SnapshotSchema, { members: this.memberInfos(), mgr: this.mgrInfo(), provisional }));
+  }
+}
+
+function sameInfo(a: NodeInfo, b: NodeInfo): boolean {
+  return a.innerIp === b.innerIp && a.version === b.version && a.ports.join() === b.ports.join() && a.overload.join() === b.overload.join();
+}

@@ -1,0 +1,214 @@
+/**
+ * MgrClient: the node's side of discovery (the seed's steps 2, 4 and 5, hardened).
+ *
+ * Loop: read the lease from the store -> dial the mgr it names (expecting type mgr and that
+ * instance id, so a stale address owned by another process is refused) -> REGISTER -> apply the
+ * SNAPSHOT -> follow JOINED/LEFT/UPDATED until the link drops -> back to the store. Retries back
+ * off; a takeover announcement (pub/sub) cuts the wait short, so a failover costs about one
+ * lease TTL.
+ */
+import type { Logger } from 'pino';
+import {
+  JoinedSchema,
+  LeftSchema,
+  RegisterSchema,
+  SnapshotSchema,
+  UpdatedSchema,
+  type Joined,
+  type Left,
+  type NodeInfo,
+  type Snapshot,
+  type Updated,
+} from '../gen/xserver/v1/cluster_pb.js';
+import { XError } from '../errors.js';
+import { Backoff } from '../link/backoff.js';
+import { Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
+import type { ClusterStore, LeaseRecord } from '../store/store.js';
+import { decode, encode } from '../wire/codec.js';
+import { Cmd } from '../wire/commands.js';
+import type { Frame } from '../wire/frame.js';
+import { NodeType } from '../context.js';
+
+export interface MgrClientHost {
+  /** Current own info, sent at every (re-)registration. */
+  selfInfo(): NodeInfo;
+  onSnapshot(s: Snapshot): void;
+  onJoined(j: Joined): void;
+  onLeft(l: Left): void;
+  onUpdated(u: Updated): void;
+  onConnected(lease: LeaseRecord): void;
+  onLost(reason: string): void;
+}
+
+export interface MgrClientOptions {
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  registerTimeoutMs: number;
+}
+
+export class MgrClient {
+  private link: Link | null = null;
+  private lease: LeaseRecord | null = null;
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+  private unsubscribe: (() => Promise<void>) | null = null;
+  private readonly backoff: Backoff;
+  /** Membership frames that arrived before the registration snapshot was applied. */
+  private early: Frame[] | null = null;
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly self: LinkIdentity,
+    private readonly linkOptions: LinkOptions,
+    private readonly opts: MgrClientOptions,
+    private readonly host: MgrClientHost,
+    private readonly log: Logger,
+  ) {
+    this.backoff = new Backoff(opts.minBackoffMs, opts.maxBackoffMs);
+  }
+
+  get connected(): boolean {
+    return this.link !== null && this.link.isOpen;
+  }
+
+  get mgr(): LeaseRecord | null {
+    return this.connected ? this.lease : null;
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.unsubscribe = await this.store.onLeaseAnnounced(() => this.wake());
+    } catch (e) {
+      // Polling still finds the mgr; announcements only make it faster.
+      this.log.warn({ err: (e as Error).message }, 'cannot subscribe to mgr announcements; polling only');
+    }
+    void this.loop();
+  }
+
+  /** LEAVE (graceful) then close. */
+  async stop(leaveTimeoutMs: number): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    const link = this.link;
+    if (link?.isOpen) {
+      await link.request(Cmd.LEAVE, new Uint8Array(0), leaveTimeoutMs).catch(() => {});
+      link.close();
+    }
+    await this.unsubscribe?.().catch(() => {});
+  }
+
+  sendUpdate(overload: number[], version: string): boolean {
+    return this.link?.send(Cmd.UPDATED, encode(UpdatedSchema, { id: this.self.id, overload, version })) ?? false;
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeUp = null;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const reason = await this.connectOnce();
+      if (this.stopped) return;
+      if (reason === null) {
+        // Registered: wait until the link drops.
+        const why = await new Promise<string>((resolve) => {
+          const link = this.link!;
+          link.onClose = (err) => resolve(err?.message ?? 'closed');
+        });
+        this.link = null;
+        if (this.stopped) return;
+        this.log.warn({ reason: why }, 'lost the mgr; looking for it again (peers and direct links are kept)');
+        this.host.onLost(why);
+        this.backoff.reset();
+        continue;
+      }
+      await this.sleep(this.backoff.next());
+    }
+  }
+
+  /** One discovery attempt; null on success, else why it failed. */
+  private async connectOnce(): Promise<string | null> {
+    let lease: LeaseRecord | null;
+    try {
+      lease = await this.store.readLease();
+    } catch (e) {
+      return `store: ${(e as Error).message}`;
+    }
+    if (!lease) return 'no mgr lease in the store';
+    let link: Link;
+    try {
+      link = await Link.dial(lease.addr, lease.port, this.self, { type: NodeType.MGR, id: lease.instanceId }, this.linkOptions);
+    } catch (e) {
+      this.log.debug({ addr: `${lease.addr}:${lease.port}`, code: (e as XError).code }, `mgr dial failed: ${(e as Error).message}`);
+      return (e as Error).message;
+    }
+    if (this.stopped) {
+      link.close();
+      return 'stopped';
+    }
+    this.early = [];
+    link.onFrame = (f) => this.onFrame(f);
+    let snap: Snapshot;
+    try {
+      const reply = await link.request(Cmd.REGISTER, encode(RegisterSchema, { info: this.host.selfInfo() }), this.opts.registerTimeoutMs);
+      snap = decode(SnapshotSchema, reply.body);
+    } catch (e) {
+      link.close();
+      this.early = null;
+      this.log.warn({ code: (e as XError).code }, `registration refused: ${(e as Error).message}`);
+      return (e as Error).message;
+    }
+    if (!link.isOpen || this.stopped) {
+      this.early = null;
+      return 'mgr link closed during registration';
+    }
+    this.link = link;
+    this.lease = lease;
+    this.host.onSnapshot(snap);
+    const early = this.early;
+    this.early = null;
+    for (const f of early) this.onFrame(f);
+    this.host.onConnected(lease);
+    this.log.info({ mgr: `${lease.addr}:${lease.port}`, epoch: lease.epoch, members: snap.members.length, provisional: snap.provisional }, 'registered with the mgr');
+    return null;
+  }
+
+  private onFrame(f: Frame): void {
+    if (this.early !== null) {
+      // Copy: the body is a view into a socket chunk.
+      this.early.push({ ...f, body: Uint8Array.prototype.slice.call(f.body) });
+      return;
+    }
+    try {
+      switch (f.cmd) {
+        case Cmd.SNAPSHOT:
+          return this.host.onSnapshot(decode(SnapshotSchema, f.body));
+        case Cmd.JOINED:
+          return this.host.onJoined(decode(JoinedSchema, f.body));
+        case Cmd.LEFT:
+          return this.host.onLeft(decode(LeftSchema, f.body));
+        case Cmd.UPDATED:
+          return this.host.onUpdated(decode(UpdatedSchema, f.body));
+        default:
+          this.log.debug({ cmd: f.cmd }, 'ignoring unknown frame from mgr');
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'bad frame from mgr');
+    }
+  }
+}

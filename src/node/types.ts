@@ -1,0 +1,38 @@
+/** Public types of the node API. */
+import type { DescMessage } from '@bufbuild/protobuf';
+import type { XError } from '../errors.js';
+import type { Peer } from './peer.js';
+
+/** Message bodies: raw bytes (e.g. from `proto(Schema, {...})`) or a UTF-8 string. */
+export type Payload = Uint8Array | string;
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
+
+export type LeftReason = 'graceful' | 'lost' | 'timeout';
+
+export interface MessageContext {
+  cmd: number;
+  /** Sender id (this node's own id for local delivery). */
+  fromId: string;
+  fromType: number;
+  /** Sender handle; undefined if the sender is not (yet) in this node's membership. */
+  from: Peer | undefined;
+  /** True when the sender awaits a reply: return a Payload from the handler or call reply(). */
+  isRequest: boolean;
+  reply(payload?: Payload): void;
+  replyError(err: XError): void;
+}
+
+export type HandlerResult = void | Payload | Promise<void | Payload>;
+export type RawHandler = (body: Uint8Array, ctx: MessageContext) => HandlerResult;
+export type TypedHandler<D extends DescMessage> = (msg: import('@bufbuild/protobuf').MessageShape<D>, ctx: MessageContext) => HandlerResult;
+
+export interface NodeEvents {
+  joined: [peer: Peer];
+  left: [peer: Peer, reason: LeftReason];
+  updated: [peer: Peer];
+  'mgr-connected': [mgr: { instanceId: string; epoch: number; addr: string; port: number }];
+  'mgr-lost': [reason: string];
+}

@@ -1,0 +1,678 @@
+/**
+ * `ClusterStore` on Redis (ioredis): standalone, TLS, Sentinel or Redis Cluster.
+ *
+ * Every multi-step operation is one Lua script, so concurrent processes never observe or produce a
+ * half-done state. All keys share the hash tag `{<cluster>}`, which keeps every script's keys in one
+ * Redis Cluster slot.
+ *
+ * Availability: connections reconnect forever (Redis may restart under a running cluster), and
+ * every operation is bounded by `opTimeoutMs`, so a caller gets STORE_UNAVAILABLE instead of
+ * waiting on a dead server. Pub/sub runs on its own connection, which ioredis re-subscribes after
+ * a reconnect (`autoResubscribe`).
+ */
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { XError } from '../errors.js';
+import type {
+  AccountRecord,
+  AllocationCandidate,
+  ClusterStore,
+  LeaseRecord,
+  PresenceRecord,
+  TokenRecord,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  logger?: { warn(obj: object, msg?: string): void };
+  /** Upper bound of one store operation, including time spent waiting for a reconnect. */
+  opTimeoutMs?: number;
+}
+
+const DEFAULT_OP_TIMEOUT_MS = 5000;
+/** Bounds QUIT on close(): a server that stopped answering must not hold up shutdown. */
+const QUIT_TIMEOUT_MS = 1000;
+/** Pause between PINGs while ready() waits for the server. */
+const READY_POLL_MS = 100;
+
+/** Redis replies that mean "the server cannot serve right now", as opposed to a bug or bad data. */
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOAUTH|WRONGPASS|BUSY|MISCONF|NOREPLICAS)\b/;
+
+/** Options shared by every connection (data, subscriber, cluster nodes). */
+const CONNECTION_OPTIONS: RedisOptions = {
+  // Never give up reconnecting; back off up to 2 s between attempts.
+  retryStrategy: (times) => Math.min(times * 200, 2000),
+  // Commands queued while disconnected fail after one failed reconnect instead of twenty, so
+  // callers hear about an outage within about a second (opTimeoutMs bounds the rest).
+  maxRetriesPerRequest: 1,
+  connectTimeout: 3000,
+  // After a Sentinel failover the old master turns replica: reconnect so writes reach the new one.
+  reconnectOnError: (err) => err.message.startsWith('READONLY'),
+};
+
+// ---- Lua scripts ----
+
+/** True when the lease (KEYS[1]) is held by ARGV[1]; used to fence mirror writes. */
+const HOLDS_LEASE = `
+local function holdsLease()
+  local v = redis.call('GET', KEYS[1])
+  return v ~= false and cjson.decode(v).instanceId == ARGV[1]
+end
+`;
+
+/** Least-loaded candidate among ARGV[from..] (id, load pairs), skipping `exclude`; first wins ties. */
+const LEAST_LOADED = `
+local function leastLoaded(from, exclude)
+  local best, bestLoad
+  for i = from, #ARGV - 1, 2 do
+    local load = tonumber(ARGV[i + 1])
+    if ARGV[i] ~= exclude and (best == nil or load < bestLoad) then
+      best, bestLoad = ARGV[i], load
+    end
+  end
+  return best
+end
+`;
+
+const SCRIPTS = {
+  // KEYS: lease, epoch. ARGV: record JSON without epoch, ttl. Returns the stored JSON or nil.
+  xsAcquireLease: {
+    keys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local rec = cjson.decode(ARGV[1])
+rec.epoch = redis.call('INCR', KEYS[2])
+local json = cjson.encode(rec)
+redis.call('SET', KEYS[1], json, 'PX', ARGV[2])
+return json`,
+  },
+  // KEYS: lease. ARGV: instanceId, ttl.
+  xsRefreshLease: {
+    keys: 1,
+    lua: `${HOLDS_LEASE}
+if holdsLease() then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`,
+  },
+  // KEYS: lease. ARGV: instanceId.
+  xsReleaseLease: {
+    keys: 1,
+    lua: `${HOLDS_LEASE}
+if holdsLease() then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+  // KEYS: lease, mirror. ARGV: instanceId, id, info.
+  xsMirrorPut: {
+    keys: 2,
+    lua: `${HOLDS_LEASE}
+if not holdsLease() then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`,
+  },
+  // KEYS: lease, mirror. ARGV: instanceId, id.
+  xsMirrorDelete: {
+    keys: 2,
+    lua: `${HOLDS_LEASE}
+if not holdsLease() then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1`,
+  },
+  // KEYS: lease, mirror. ARGV: instanceId, then id, info pairs.
+  xsMirrorReplace: {
+    keys: 2,
+    lua: `${HOLDS_LEASE}
+if not holdsLease() then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV - 1, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1`,
+  },
+  // KEYS: account. ARGV: passwordHash, createdAt.
+  xsCreateAccount: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1], 'createdAt', ARGV[2])
+return 1`,
+  },
+  // KEYS: account. ARGV: passwordHash.
+  xsSetPassword: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1])
+return 1`,
+  },
+  // KEYS: counter. ARGV: window. A counter without expiry (never expected) would count forever,
+  // so the TTL is set whenever it is missing, not only on the first increment.
+  xsCountFailure: {
+    keys: 1,
+    lua: `
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`,
+  },
+  // KEYS: token. GET + DEL rather than GETDEL, which needs Redis 6.2.
+  xsTakeToken: {
+    keys: 1,
+    lua: `
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('DEL', KEYS[1]) end
+return v`,
+  },
+  // KEYS: allocations. ARGV: type, then id, load pairs.
+  xsAllocate: {
+    keys: 1,
+    lua: `${LEAST_LOADED}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local pick = nil
+for i = 2, #ARGV - 1, 2 do
+  if ARGV[i] == cur then pick = cur end
+end
+if pick == nil then pick = leastLoaded(2, nil) end
+if pick == nil then return false end
+if pick ~= cur then redis.call('HSET', KEYS[1], ARGV[1], pick) end
+redis.call('PERSIST', KEYS[1])
+return pick`,
+  },
+  // KEYS: allocations. ARGV: type, deadId, then id, load pairs. With no candidate the dead
+  // allocation is kept (the node may come back under the same id) and nil is returned.
+  xsReallocate: {
+    keys: 1,
+    lua: `${LEAST_LOADED}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and cur ~= ARGV[2] then return cur end
+local pick = leastLoaded(3, ARGV[2])
+if pick == nil then return false end
+redis.call('HSET', KEYS[1], ARGV[1], pick)
+return pick`,
+  },
+  // KEYS: presence. ARGV: generation.
+  xsClearPresence: {
+    keys: 1,
+    lua: `
+if redis.call('HGET', KEYS[1], 'generation') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArg = string | number | Buffer;
+
+// ---- URL handling ----
+
+type Connection = Redis | Cluster;
+
+interface Target {
+  /** The URL with its password replaced, safe for logs. */
+  redacted: string;
+  connect(): Connection;
+}
+
+const MULTI_HOST_URL = /^(redis-sentinel|redis-cluster):\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/([^?#]*))?$/;
+
+function configError(url: string, why: string): XError {
+  return new XError('CONFIG', `bad store URL ${redactLoosely(url)}: ${why}`);
+}
+
+/** Masks whatever sits between "://" and "@" when the URL cannot be parsed properly. */
+function redactLoosely(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+function parseHostPort(s: string, defaultPort: number, url: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(s);
+  if (!m) throw configError(url, `bad address "${s}"`);
+  return { host: m[1] ?? m[2], port: m[3] ? Number(m[3]) : defaultPort };
+}
+
+function parseTarget(url: string): Target {
+  if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw configError(url, 'not a URL');
+    }
+    if (parsed.password) parsed.password = '***';
+    // ioredis parses user, password, db and (for rediss:) TLS from the URL itself.
+    return { redacted: parsed.toString(), connect: () => new Redis(url, CONNECTION_OPTIONS) };
+  }
+  const m = MULTI_HOST_URL.exec(url);
+  if (!m) throw configError(url, 'expected redis://, rediss://, redis-sentinel://, redis-cluster:// or memory://');
+  const [, scheme, userInfo, hostList, path = ''] = m;
+  const [rawUser, rawPassword] = userInfo === undefined ? [] : userInfo.split(/:(.*)/s);
+  const username = rawUser ? decodeURIComponent(rawUser) : undefined;
+  const password = rawPassword ? decodeURIComponent(rawPassword) : undefined;
+  const auth = userInfo === undefined ? '' : `${rawUser ?? ''}${password ? ':***' : ''}@`;
+  const redacted = `${scheme}://${auth}${hostList}${path ? `/${path}` : ''}`;
+
+  if (scheme === 'redis-sentinel') {
+    if (!path) throw configError(url, 'missing master name (redis-sentinel://host:port[,host:port]/masterName)');
+    const sentinels = hostList.split(',').map((h) => parseHostPort(h, 26379, url));
+    return {
+      redacted,
+      connect: () =>
+        new Redis({
+          ...CONNECTION_OPTIONS,
+          sentinels,
+          name: decodeURIComponent(path),
+          username,
+          password,
+          // Reconnect as soon as a sentinel reports a switch of master, not on the next error.
+          failoverDetector: true,
+        }),
+    };
+  }
+  const nodes = hostList.split(',').map((h) => parseHostPort(h, 6379, url));
+  const clusterOptions: ClusterOptions = {
+    clusterRetryStrategy: CONNECTION_OPTIONS.retryStrategy,
+    redisOptions: { ...CONNECTION_OPTIONS, username, password },
+  };
+  return { redacted, connect: () => new Cluster(nodes, clusterOptions) };
+}
+
+// ---- helpers ----
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Rejects with `onTimeout()` unless `p` settles within `ms`; the timer never outlives the race. */
+async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Redis PX/PEXPIRE need a positive integer. */
+function px(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
+/** Scripts compare loads as numbers; a non-finite load (a broken report) ranks last. */
+function candidateArgs(candidates: AllocationCandidate[]): string[] {
+  return candidates.flatMap((c) => [c.id, String(Number.isFinite(c.load) ? c.load : Number.MAX_VALUE)]);
+}
+
+function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** Validates a lease read from Redis or a channel: other processes (or versions) wrote it. */
+function parseLease(json: string): LeaseRecord | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (typeof r.instanceId !== 'string' || typeof r.addr !== 'string') return null;
+  if (typeof r.port !== 'number' || typeof r.epoch !== 'number') return null;
+  const rec: LeaseRecord = { instanceId: r.instanceId, addr: r.addr, port: r.port, epoch: r.epoch };
+  if (typeof r.adminPort === 'number') rec.adminPort = r.adminPort;
+  return rec;
+}
+
+export class RedisStore implements ClusterStore {
+  readonly kind = 'redis' as const;
+  readonly description: string;
+
+  private readonly target: Target;
+  private readonly client: Connection;
+  private readonly logger: RedisStoreOptions['logger'];
+  private readonly opTimeoutMs: number;
+  private readonly prefix: string;
+  private readonly leaseChannel: string;
+
+  /** Pub/sub needs a connection of its own (a subscribed connection accepts no other commands). */
+  private subscriber: Connection | undefined;
+  /** The channel subscription, made once and kept until close(); reset when it fails. */
+  private subscribed: Promise<void> | undefined;
+  private readonly leaseListeners = new Set<(rec: LeaseRecord) => void>();
+  private closed = false;
+
+  constructor(url: string, cluster: string, opts: RedisStoreOptions = {}) {
+    // The cluster name becomes the hash tag; braces inside it would end the tag early.
+    if (!cluster || /[{}]/.test(cluster)) throw new XError('CONFIG', `bad cluster name "${cluster}"`);
+    this.target = parseTarget(url);
+    this.description = `${this.target.redacted} (cluster ${cluster})`;
+    this.logger = opts.logger;
+    this.opTimeoutMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
+    this.prefix = `xs:{${cluster}}:`;
+    this.leaseChannel = `${this.prefix}lease:announce`;
+    this.client = this.open('data');
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      this.client.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    }
+  }
+
+  // ---- connection management ----
+
+  private open(role: string): Connection {
+    const conn = this.target.connect();
+    // ioredis emits an error on every failed reconnect; one warning per outage is enough.
+    let warned = false;
+    conn.on('error', (err: Error) => {
+      if (warned || this.closed) return;
+      warned = true;
+      this.logger?.warn({ store: this.description, connection: role, err: err.message }, 'store connection error; reconnecting');
+    });
+    conn.on('ready', () => {
+      warned = false;
+    });
+    return conn;
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError = 'no answer';
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) break;
+      try {
+        await withDeadline(this.client.ping(), left, () => new Error('no answer'));
+        return;
+      } catch (e) {
+        lastError = errorMessage(e);
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(READY_POLL_MS, deadline - Date.now()))));
+    }
+    throw new XError('STORE_UNAVAILABLE', `store ${this.description} did not answer within ${timeoutMs} ms (${lastError})`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.leaseListeners.clear();
+    const conns = this.subscriber ? [this.client, this.subscriber] : [this.client];
+    await Promise.all(conns.map((c) => shut(c)));
+  }
+
+  /**
+   * Runs one store operation: bounded by opTimeoutMs, with failures mapped to XError —
+   * STORE_UNAVAILABLE for anything that says the server cannot be reached or cannot serve,
+   * INTERNAL for a reply that points at a bug or foreign data (e.g. WRONGTYPE, a script error).
+   */
+  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new XError('STORE_UNAVAILABLE', `store ${this.description} is closed`);
+    try {
+      return await withDeadline(
+        op(),
+        this.opTimeoutMs,
+        () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${this.opTimeoutMs} ms`),
+      );
+    } catch (e) {
+      if (e instanceof XError) throw e;
+      const message = errorMessage(e);
+      const code = e instanceof ReplyError && !UNAVAILABLE_REPLY.test(message) ? 'INTERNAL' : 'STORE_UNAVAILABLE';
+      throw new XError(code, `store ${this.description}: ${what} failed: ${message}`);
+    }
+  }
+
+  /** Calls a script registered by defineCommand (ioredis adds it as a method; EVALSHA with EVAL fallback). */
+  private script(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+    const fn = (this.client as unknown as Record<ScriptName, (...a: ScriptArg[]) => Promise<unknown>>)[name];
+    return fn.call(this.client, ...keys, ...args);
+  }
+
+  private key(...parts: string[]): string {
+    return this.prefix + parts.join(':');
+  }
+
+  // ---- mgr lease ----
+
+  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null> {
+    return this.run('acquireLease', async () => {
+      const body: Omit<LeaseRecord, 'epoch'> = { instanceId: rec.instanceId, addr: rec.addr, port: rec.port };
+      if (rec.adminPort !== undefined) body.adminPort = rec.adminPort;
+      const stored = await this.script('xsAcquireLease', [this.key('lease'), this.key('lease', 'epoch')], [JSON.stringify(body), px(ttlMs)]);
+      return typeof stored === 'string' ? parseLease(stored) : null;
+    });
+  }
+
+  refreshLease(instanceId: string, ttlMs: number): Promise<boolean> {
+    return this.run('refreshLease', async () => (await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs)])) === 1);
+  }
+
+  releaseLease(instanceId: string): Promise<void> {
+    return this.run('releaseLease', async () => {
+      await this.script('xsReleaseLease', [this.key('lease')], [instanceId]);
+    });
+  }
+
+  readLease(): Promise<LeaseRecord | null> {
+    return this.run('readLease', async () => {
+      const v = await this.client.get(this.key('lease'));
+      return v === null ? null : parseLease(v);
+    });
+  }
+
+  announceLease(rec: LeaseRecord): Promise<void> {
+    return this.run('announceLease', async () => {
+      await this.client.publish(this.leaseChannel, JSON.stringify(rec));
+    });
+  }
+
+  async onLeaseAnnounced(fn: (rec: LeaseRecord) => void): Promise<() => Promise<void>> {
+    await this.run('subscribe', () => (this.subscribed ??= this.subscribe()));
+    // A fresh wrapper per call, so registering the same function twice needs two unsubscribes.
+    const listener = (rec: LeaseRecord): void => fn(rec);
+    this.leaseListeners.add(listener);
+    return async () => {
+      this.leaseListeners.delete(listener);
+    };
+  }
+
+  private async subscribe(): Promise<void> {
+    if (!this.subscriber) {
+      this.subscriber = this.open('subscriber');
+      this.subscriber.on('message', (channel: string, message: string) => {
+        if (channel === this.leaseChannel) this.dispatchLease(message);
+      });
+    }
+    try {
+      await this.subscriber.subscribe(this.leaseChannel);
+    } catch (e) {
+      this.subscribed = undefined;
+      throw e;
+    }
+  }
+
+  private dispatchLease(message: string): void {
+    const rec = parseLease(message);
+    if (!rec) {
+      this.logger?.warn({ store: this.description }, 'ignoring malformed lease announcement');
+      return;
+    }
+    for (const listener of [...this.leaseListeners]) {
+      try {
+        listener({ ...rec });
+      } catch (err) {
+        this.logger?.warn({ store: this.description, err: errorMessage(err) }, 'lease announcement listener threw');
+      }
+    }
+  }
+
+  // ---- membership mirror ----
+
+  mirrorPut(instanceId: string, id: string, info: Uint8Array): Promise<boolean> {
+    return this.run('mirrorPut', async () =>
+      (await this.script('xsMirrorPut', [this.key('lease'), this.key('mirror')], [instanceId, id, toBuffer(info)])) === 1,
+    );
+  }
+
+  mirrorDelete(instanceId: string, id: string): Promise<boolean> {
+    return this.run('mirrorDelete', async () =>
+      (await this.script('xsMirrorDelete', [this.key('lease'), this.key('mirror')], [instanceId, id])) === 1,
+    );
+  }
+
+  mirrorReplace(instanceId: string, members: Map<string, Uint8Array>): Promise<boolean> {
+    return this.run('mirrorReplace', async () => {
+      const pairs = [...members].flatMap(([id, info]) => [id, toBuffer(info)]);
+      return (await this.script('xsMirrorReplace', [this.key('lease'), this.key('mirror')], [instanceId, ...pairs])) === 1;
+    });
+  }
+
+  mirrorLoad(): Promise<Map<string, Uint8Array>> {
+    return this.run('mirrorLoad', async () => new Map(Object.entries(await this.client.hgetallBuffer(this.key('mirror')))));
+  }
+
+  // ---- accounts ----
+
+  getAccount(account: string): Promise<AccountRecord | null> {
+    return this.run('getAccount', async () => {
+      const h = await this.client.hgetall(this.key('acct', account));
+      if (h.passwordHash === undefined) return null;
+      return { passwordHash: h.passwordHash, createdAt: Number(h.createdAt) };
+    });
+  }
+
+  createAccount(account: string, rec: AccountRecord): Promise<boolean> {
+    return this.run('createAccount', async () =>
+      (await this.script('xsCreateAccount', [this.key('acct', account)], [rec.passwordHash, rec.createdAt])) === 1,
+    );
+  }
+
+  setAccountPassword(account: string, passwordHash: string): Promise<boolean> {
+    return this.run('setAccountPassword', async () => (await this.script('xsSetPassword', [this.key('acct', account)], [passwordHash])) === 1);
+  }
+
+  deleteAccount(account: string): Promise<boolean> {
+    return this.run('deleteAccount', async () => (await this.client.del(this.key('acct', account))) > 0);
+  }
+
+  countFailure(key: string, windowMs: number): Promise<number> {
+    return this.run('countFailure', async () => Number(await this.script('xsCountFailure', [this.key('fail', key)], [px(windowMs)])));
+  }
+
+  clearFailures(key: string): Promise<void> {
+    return this.run('clearFailures', async () => {
+      await this.client.del(this.key('fail', key));
+    });
+  }
+
+  // ---- tokens ----
+
+  putToken(token: string, rec: TokenRecord, ttlMs: number): Promise<void> {
+    return this.run('putToken', async () => {
+      await this.client.set(this.key('token', token), JSON.stringify(rec), 'PX', px(ttlMs));
+    });
+  }
+
+  takeToken(token: string): Promise<TokenRecord | null> {
+    return this.run('takeToken', async () => {
+      const v = await this.script('xsTakeToken', [this.key('token', token)], []);
+      return typeof v === 'string' ? (JSON.parse(v) as TokenRecord) : null;
+    });
+  }
+
+  // ---- allocations ----
+
+  allocate(account: string, type: number, candidates: AllocationCandidate[]): Promise<string | null> {
+    return this.run('allocate', async () => {
+      const v = await this.script('xsAllocate', [this.key('alloc', account)], [String(type), ...candidateArgs(candidates)]);
+      return typeof v === 'string' ? v : null;
+    });
+  }
+
+  reallocate(account: string, type: number, deadId: string, candidates: AllocationCandidate[]): Promise<string | null> {
+    return this.run('reallocate', async () => {
+      const v = await this.script('xsReallocate', [this.key('alloc', account)], [String(type), deadId, ...candidateArgs(candidates)]);
+      return typeof v === 'string' ? v : null;
+    });
+  }
+
+  getAllocations(account: string): Promise<Record<string, string>> {
+    return this.run('getAllocations', () => this.client.hgetall(this.key('alloc', account)));
+  }
+
+  releaseAllocations(account: string, affinityMs: number): Promise<void> {
+    return this.run('releaseAllocations', async () => {
+      const k = this.key('alloc', account);
+      await (affinityMs > 0 ? this.client.pexpire(k, px(affinityMs)) : this.client.del(k));
+    });
+  }
+
+  // ---- presence ----
+
+  nextGeneration(account: string): Promise<number> {
+    return this.run('nextGeneration', () => this.client.incr(this.key('gen', account)));
+  }
+
+  setPresence(account: string, rec: PresenceRecord): Promise<void> {
+    return this.run('setPresence', async () => {
+      await this.client.hset(this.key('presence', account), 'gatewayId', rec.gatewayId, 'generation', String(rec.generation));
+    });
+  }
+
+  getPresence(account: string): Promise<PresenceRecord | null> {
+    return this.run('getPresence', async () => {
+      const h = await this.client.hgetall(this.key('presence', account));
+      if (h.gatewayId === undefined) return null;
+      return { gatewayId: h.gatewayId, generation: Number(h.generation) };
+    });
+  }
+
+  clearPresence(account: string, generation: number): Promise<boolean> {
+    return this.run('clearPresence', async () =>
+      (await this.script('xsClearPresence', [this.key('presence', account)], [String(generation)])) === 1,
+    );
+  }
+
+  // ---- key-value area ----
+
+  kvGet(key: string): Promise<string | null> {
+    return this.run('kvGet', () => this.client.get(this.key('kv', key)));
+  }
+
+  kvSet(key: string, value: string, ttlMs?: number): Promise<void> {
+    return this.run('kvSet', async () => {
+      const k = this.key('kv', key);
+      await (ttlMs === undefined ? this.client.set(k, value) : this.client.set(k, value, 'PX', px(ttlMs)));
+    });
+  }
+
+  kvSetIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    return this.run('kvSetIfAbsent', async () => {
+      const k = this.key('kv', key);
+      const r = ttlMs === undefined ? await this.client.set(k, value, 'NX') : await this.client.set(k, value, 'PX', px(ttlMs), 'NX');
+      return r === 'OK';
+    });
+  }
+
+  kvDelete(key: string): Promise<boolean> {
+    return this.run('kvDelete', async () => (await this.client.del(this.key('kv', key))) > 0);
+  }
+
+  hashGetAll(key: string): Promise<Record<string, string>> {
+    return this.run('hashGetAll', () => this.client.hgetall(this.key('hash', key)));
+  }
+
+  hashSet(key: string, field: string, value: string): Promise<void> {
+    return this.run('hashSet', async () => {
+      await this.client.hset(this.key('hash', key), field, value);
+    });
+  }
+
+  hashDelete(key: string, field: string): Promise<boolean> {
+    return this.run('hashDelete', async () => (await this.client.hdel(this.key('hash', key), field)) > 0);
+  }
+}
+
+/**
+ * Closes one connection: QUIT when connected (replies to commands already sent still arrive),
+ * then disconnect(), which also stops reconnecting and rejects whatever is still queued.
+ */
+async function shut(conn: Connection): Promise<void> {
+  if (conn.status === 'ready') {
+    await withDeadline(conn.quit(), QUIT_TIMEOUT_MS, () => new Error('QUIT timed out')).catch(() => undefined);
+  }
+  conn.disconnect();
+}
