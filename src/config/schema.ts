@@ -47,7 +47,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'link.maxOutboundBytes', type: 'int', default: 64 * MiB, min: 65536, doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.' },
 
   // ---- mgr ----
-  { key: 'mgr.port', type: 'int', default: 7100, min: 0, max: 65535, doc: 'mgr listen port (0 = any free port; the lease carries the real one).' },
+  { key: 'mgr.port', type: 'int', default: 0, min: 0, max: 65535, doc: 'mgr listen port (0 = any free port; the lease carries the real one).' },
   { key: 'mgr.leaseTtlMs', type: 'int', default: 3000, min: 300, doc: 'TTL of the mgr address lease in Redis; a dead mgr is replaced about this long after it dies.' },
   { key: 'mgr.leaseRefreshMs', type: 'int', default: 1000, min: 50, doc: 'How often the active mgr refreshes its lease (must be well under the TTL).' },
   { key: 'mgr.standbyPollMs', type: 'int', default: 200, min: 20, doc: 'How often a standby mgr tries to take the lease.' },

@@ -164,7 +164,10 @@ export class Link {
       p.reject(failure);
     }
     this.pending.clear();
-    if (err && err.code !== 'LINK_CLOSED') this.opts.logger.warn({ code: err.code, peer: this.describe() }, `link closed: ${err.message}`);
+    if (err && err.code !== 'LINK_CLOSED') {
+      const level = err.code === 'SHUTTING_DOWN' || err.code === 'DUPLICATE_LINK' ? 'info' : 'warn';
+      this.opts.logger[level]({ code: err.code, peer: this.describe() }, `link closed: ${err.message}`);
+    }
     this.onClose(err, this);
   }
 

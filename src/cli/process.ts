@@ -1,0 +1,111 @@
+/**
+ * What every `xserver <role>` process does around its role: load the config, open the store,
+ * log, serve admin HTTP, and stop gracefully on SIGTERM/SIGINT.
+ */
+import { resolveConfig, type LoadOptions, type ResolvedConfig } from '../config/load.js';
+import type { XConfig } from '../config/schema.js';
+import type { RoleContext } from '../context.js';
+import { XError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { Metrics } from '../metrics.js';
+import { startAdminServer, type AdminServer } from '../admin/http.js';
+import { createStore } from '../store/index.js';
+import { redactUrl } from '../config/load.js';
+
+export interface Role {
+  /** Admin JSON routes of this role, e.g. { '/api/self': () => ... }. */
+  routes?: Record<string, () => unknown>;
+  pages?: Record<string, string>;
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface ProcessHandle {
+  ctx: RoleContext;
+  admin: AdminServer | null;
+  shutdown(code?: number): Promise<void>;
+}
+
+export function loadOrExit(opts: LoadOptions): ResolvedConfig {
+  try {
+    return resolveConfig(opts);
+  } catch (e) {
+    if (e instanceof XError) {
+      process.stderr.write(`xserver: invalid configuration\n${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+export function makeLogger(config: XConfig, name: string): Logger {
+  return createLogger({ level: config.log.level, pretty: config.log.pretty, name, base: { cluster: config.cluster, pid: process.pid } });
+}
+
+/** Opens the store or exits with a plain explanation. */
+export async function openStore(config: XConfig, logger: Logger) {
+  const store = createStore(config.redisUrl, config.cluster, { logger });
+  try {
+    await store.ready(config.storeConnectTimeoutMs);
+  } catch (e) {
+    logger.fatal(
+      `cannot reach the store at ${redactUrl(config.redisUrl)}: ${(e as Error).message}. ` +
+        'Start Redis (e.g. `redis-server --daemonize yes`) or set XSERVER_REDIS_URL.',
+    );
+    await store.close().catch(() => {});
+    process.exit(3);
+  }
+  return store;
+}
+
+/**
+ * Starts roles in this process with one store, logger and metrics registry; installs signal
+ * handlers that stop them in reverse order.
+ */
+export async function runProcess(
+  resolved: ResolvedConfig,
+  name: string,
+  startRoles: (ctx: RoleContext) => Promise<Role[]>,
+): Promise<ProcessHandle> {
+  const { config } = resolved;
+  const logger = makeLogger(config, name);
+  for (const w of resolved.warnings) logger.warn(w);
+  const metrics = new Metrics({ defaultMetrics: true, defaultLabels: { cluster: config.cluster, role: name } });
+  const store = await openStore(config, logger);
+  const ctx: RoleContext = { config, store, logger, metrics };
+  let roles: Role[] = [];
+  let admin: AdminServer | null = null;
+  let stopping = false;
+  const shutdown = async (code = 0): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down');
+    for (const r of [...roles].reverse()) await r.stop().catch((e: Error) => logger.error({ err: e }, 'stop failed'));
+    await admin?.close().catch(() => {});
+    await store.close().catch(() => {});
+    process.exit(code);
+  };
+  process.once('SIGTERM', () => void shutdown(0));
+  process.once('SIGINT', () => void shutdown(0));
+  try {
+    roles = await startRoles(ctx);
+  } catch (e) {
+    logger.fatal({ err: e }, `could not start: ${(e as Error).message}`);
+    await shutdown(1);
+  }
+  if (config.adminPort > 0) {
+    admin = await startAdminServer({
+      host: config.adminHost,
+      port: config.adminPort,
+      logger,
+      metrics,
+      ready: () => roles.every((r) => r.ready()),
+    });
+    for (const r of roles) {
+      for (const [path, fn] of Object.entries(r.routes ?? {})) admin.addRoute(path, fn);
+      for (const [path, html] of Object.entries(r.pages ?? {})) admin.addPage(path, html);
+    }
+    logger.info({ url: `http://${config.adminHost}:${admin.port}/` }, 'admin HTTP listening');
+  }
+  return { ctx, admin, shutdown };
+}

@@ -1,0 +1,15 @@
+/** Public API of xserver (server side). The client SDK is `xserver/client`. */
+export { ClusterNode, toBytes, type NodeOptions, type SendOptions } from './node/node.js';
+export { Peer, type IpKind } from './node/peer.js';
+export type { Payload, RequestOptions, MessageContext, LeftReason, NodeEvents, RawHandler, TypedHandler } from './node/types.js';
+export type { Strategy, SelectOptions } from './node/select.js';
+export { MgrServer } from './mgr/mgr.js';
+export { defineService, type ServiceDefinition } from './service.js';
+export { XError, ErrorCode, isXError, type ErrorCodeName } from './errors.js';
+export { createStore, MemoryStore, RedisStore, type ClusterStore } from './store/index.js';
+export { loadConfig, resolveConfig } from './config/load.js';
+export { defaultConfig, SETTINGS, type XConfig } from './config/schema.js';
+export { createLogger, silentLogger, type Logger } from './log.js';
+export { Metrics } from './metrics.js';
+export { NodeType, type RoleContext } from './context.js';
+export { encode as proto, decode as unproto } from './wire/codec.js';
