@@ -33,6 +33,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
+  { key: 'statefulTypes', type: 'string', default: 'lobby', doc: 'Comma-separated service types (names or numbers) that are stateful per account: login allocates one node of each, the gateway routes the account to it.' },
   { key: 'types', type: 'map', default: { lobby: 4, match: 5 }, doc: 'Service type names -> numbers (>= 4; 0-3 are reserved: client, mgr, login, gateway).' },
 
   // ---- logging ----
@@ -70,6 +71,37 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'node.updateIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Load/version changes are sent to the mgr at most this often.' },
   { key: 'node.selection', type: 'enum', default: 'random', values: ['random', 'round-robin', 'least-loaded'], doc: 'Default strategy of one()/sendOne().' },
   { key: 'node.shutdownDrainMs', type: 'int', default: 1000, min: 0, doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.' },
+
+  // ---- gateway ----
+  { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
+  { key: 'gateway.wsPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client WebSocket port (ports[2]; 0 = any free port).' },
+  { key: 'gateway.host', type: 'string', default: '0.0.0.0', doc: 'Address the client listeners bind to.' },
+  { key: 'gateway.cmdOffset', type: 'int', default: 1000, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
+  { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
+  { key: 'gateway.heartbeatMs', type: 'int', default: 10000, min: 100, doc: 'Ping interval the gateway asks clients to keep.' },
+  { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },
+  { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
+  { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
+  { key: 'gateway.rateLimitPerSec', type: 'int', default: 200, min: 1, doc: 'Sustained client messages per second per connection (token bucket).' },
+  { key: 'gateway.rateBurst', type: 'int', default: 400, min: 1, doc: 'Burst size of the per-connection rate limit.' },
+  { key: 'gateway.floodDisconnectAfter', type: 'int', default: 1000, min: 1, doc: 'A client whose over-rate messages (dropped) reach this count is disconnected with RATE_LIMITED.' },
+  { key: 'gateway.maxOutboundBytes', type: 'int', default: 1048576, min: 1024, doc: 'Bytes waiting to be written to one client; beyond it the client is disconnected as SLOW_CONSUMER.' },
+  { key: 'gateway.reconnectGraceMs', type: 'int', default: 10000, min: 0, doc: 'After a client disconnects, how long its session waits for a reconnect before the allocated nodes get ACCOUNT_LOST. Nodes use it too when a gateway dies.' },
+  { key: 'gateway.resumeBufferMax', type: 'int', default: 1000, min: 0, doc: 'Messages kept for a disconnected client during the reconnect grace (oldest dropped beyond it).' },
+  { key: 'gateway.routeQueueMax', type: 'int', default: 1000, min: 1, doc: 'Client messages held while the account is being reallocated to a live node.' },
+
+  // ---- login ----
+  { key: 'login.port', type: 'int', default: 7080, min: 0, max: 65535, doc: 'Login HTTP port (POST /login).' },
+  { key: 'login.host', type: 'string', default: '0.0.0.0', doc: 'Address the login HTTP server binds to.' },
+  { key: 'login.tokenTtlMs', type: 'int', default: 30000, min: 1000, doc: 'Lifetime of a login token (single use, bound to account and gateway).' },
+  { key: 'login.autoRegister', type: 'bool', default: false, doc: 'Create unknown accounts at first login (development only).' },
+  { key: 'login.verifier', type: 'string', default: '', doc: 'Module exporting verify(account, password) -> boolean | Promise<boolean>, replacing the Redis account check.' },
+  { key: 'login.maxFailures', type: 'int', default: 5, min: 1, doc: 'Failed logins per account (and per client address) within login.failureWindowMs before 429.' },
+  { key: 'login.failureWindowMs', type: 'int', default: 60000, min: 1000, doc: 'Window of the failed-login throttle.' },
+  { key: 'login.affinityMs', type: 'int', default: 300000, min: 0, doc: 'After an account is lost, its allocations stay sticky this long (login affinity).' },
+  { key: 'login.maxBodyBytes', type: 'int', default: 4096, min: 256, doc: 'Largest accepted login request body.' },
+  { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
+  { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
 ];
 
 export interface XConfig {
@@ -116,7 +148,38 @@ export interface XConfig {
     selection: 'random' | 'round-robin' | 'least-loaded';
     shutdownDrainMs: number;
   };
-  // Further sections (gateway, login) are added by their roles; the loader works from SETTINGS.
+  statefulTypes: string;
+  gateway: {
+    tcpPort: number;
+    wsPort: number;
+    host: string;
+    cmdOffset: number;
+    authTimeoutMs: number;
+    heartbeatMs: number;
+    idleTimeoutMs: number;
+    maxFrame: number;
+    maxConnections: number;
+    rateLimitPerSec: number;
+    rateBurst: number;
+    floodDisconnectAfter: number;
+    maxOutboundBytes: number;
+    reconnectGraceMs: number;
+    resumeBufferMax: number;
+    routeQueueMax: number;
+  };
+  login: {
+    port: number;
+    host: string;
+    tokenTtlMs: number;
+    autoRegister: boolean;
+    verifier: string;
+    maxFailures: number;
+    failureWindowMs: number;
+    affinityMs: number;
+    maxBodyBytes: number;
+    staticDir: string;
+    corsOrigin: string;
+  };
   [section: string]: unknown;
 }
 
@@ -150,4 +213,15 @@ export function getPath(obj: Record<string, unknown>, key: string): unknown {
 /** link.heartbeatTimeoutMs -> XSERVER_LINK_HEARTBEAT_TIMEOUT_MS */
 export function envName(key: string): string {
   return 'XSERVER_' + key.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Resolves `statefulTypes` ("lobby,7") to type numbers using the types map. */
+export function statefulTypeNumbers(cfg: Pick<XConfig, 'statefulTypes' | 'types'>): number[] {
+  const out: number[] = [];
+  for (const part of cfg.statefulTypes.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const n = /^\d+$/.test(part) ? Number(part) : cfg.types[part];
+    if (n === undefined) throw new Error(`statefulTypes: unknown type "${part}" (types: ${Object.keys(cfg.types).join(', ')})`);
+    out.push(n);
+  }
+  return out;
 }

@@ -31,6 +31,8 @@ export interface TokenRecord {
   generation: number;
   /** type -> node id allocated at login */
   allocations: Record<string, string>;
+  /** Unix ms after which the gateway refuses the token as expired (the store keeps it a little longer so the refusal can say so). */
+  expiresAt?: number;
 }
 
 export interface PresenceRecord {

@@ -29,7 +29,7 @@ export const Cmd = {
   RELAY_FROM_NODE: 0xffff0024,
   ACCOUNT_ARRIVED: 0xffff0025,
   ACCOUNT_LOST: 0xffff0026,
-  RELAY_SUBSCRIBE: 0xffff0027,
+  KICK_ACCOUNT: 0xffff0027,
 } as const;
 
 const names = new Map<number, string>(Object.entries(Cmd).map(([k, v]) => [v, k]));
