@@ -10,11 +10,14 @@ import { renderConfigDocs } from '../config/docs.js';
 import type { RoleContext } from '../context.js';
 import { XError } from '../errors.js';
 import { MgrServer } from '../mgr/mgr.js';
+import { Gateway } from '../gateway/gateway.js';
 import { ClusterNode } from '../node/node.js';
 import type { ServiceDefinition } from '../service.js';
 import { loadOrExit, makeLogger, openStore, runProcess, type Role } from './process.js';
 import { fetchStatus, formatStatus } from './status.js';
 import { runUp } from './up.js';
+import { LoginServer } from '../login/login.js';
+import { runAccountCommand } from '../login/cli.js';
 
 interface CommonFlags {
   config?: string;
@@ -56,6 +59,14 @@ export function mgrRole(mgr: MgrServer): Role {
         return { mgr: { ...s.mgr, epoch: Number(s.mgr.epoch) }, members: s.members.map((m) => nodeJson(m)) };
       },
     },
+  };
+}
+
+export function gatewayRole(gw: Gateway): Role {
+  return {
+    ready: () => gw.node.mgrConnected,
+    stop: () => gw.stop(),
+    routes: { '/api/self': () => gw.node.selfJson(), '/api/peers': () => gw.node.peersJson(), '/api/gateway': () => gw.statusJson() },
   };
 }
 
@@ -138,6 +149,21 @@ export function buildProgram(): Command {
       });
     });
 
+  withCommon(program.command('gateway').description('run a gateway: clients over TCP and WebSocket, relayed to service nodes'))
+    .option('--tcp-port <port>', 'client TCP port (gateway.tcpPort)')
+    .option('--ws-port <port>', 'client WebSocket port (gateway.wsPort)')
+    .action(async (flags: CommonFlags & { tcpPort?: string; wsPort?: string }) => {
+      const lo = loadOptions(flags);
+      if (flags.tcpPort !== undefined) lo.overrides!['gateway.tcpPort'] = flags.tcpPort;
+      if (flags.wsPort !== undefined) lo.overrides!['gateway.wsPort'] = flags.wsPort;
+      const resolved = loadOrExit(lo);
+      await runProcess(resolved, 'gateway', async (ctx) => {
+        const gw = new Gateway(ctx);
+        await gw.start();
+        return [gatewayRole(gw)];
+      });
+    });
+
   withCommon(program.command('status').description('print the cluster as the active mgr sees it'))
     .option('--json', 'print JSON: {"mgr": {...}, "members": [...]}')
     .action(async (flags: CommonFlags & { json?: boolean }) => {
@@ -154,6 +180,31 @@ export function buildProgram(): Command {
         await store.close();
       }
     });
+
+  // ---- login service and account administration (src/login) ----
+  withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))
+    .option('-p, --port <port>', 'HTTP port (login.port; 0 = any free port)')
+    .option('--static <dir>', 'also serve this directory at / (login.staticDir)')
+    .action(async (flags: CommonFlags & { static?: string }) => {
+      const opts = loadOptions(flags, 'login.port');
+      if (flags.static !== undefined) opts.overrides = { ...opts.overrides, 'login.staticDir': flags.static };
+      await runProcess(loadOrExit(opts), 'login', async (ctx) => {
+        const login = new LoginServer(ctx);
+        await login.start();
+        return [login];
+      });
+    });
+  const account = program.command('account').description('manage login accounts in the store');
+  const pwHelp = 'password (else $XSERVER_ACCOUNT_PASSWORD, else one line of stdin); visible to other users in `ps`';
+  withCommon(account.command('add <name>').description('create an account'))
+    .option('--password <password>', pwHelp)
+    .action((name: string, flags: CommonFlags & { password?: string }) => runAccountCommand('add', name, flags.password, loadOptions(flags)));
+  withCommon(account.command('passwd <name>').description("change an account's password"))
+    .option('--password <password>', pwHelp)
+    .action((name: string, flags: CommonFlags & { password?: string }) => runAccountCommand('passwd', name, flags.password, loadOptions(flags)));
+  withCommon(account.command('del <name>').description('delete an account'))
+    .action((name: string, flags: CommonFlags) => runAccountCommand('del', name, undefined, loadOptions(flags)));
+  // ---- end login ----
 
   const config = program.command('config').description('configuration tools');
   withCommon(config.command('print').description('print the effective configuration (secrets masked) and where each value came from'))

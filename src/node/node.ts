@@ -24,6 +24,7 @@ import { MembershipTable } from './membership.js';
 import { MgrClient } from './mgr-client.js';
 import { Peer, infoToJson, type IpKind } from './peer.js';
 import { PeerLink, type PeerLinkHost } from './peer-link.js';
+import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js';
 import { Selector, type SelectOptions } from './select.js';
 import type { HandlerResult, LeftReason, MessageContext, NodeEvents, Payload, RawHandler, RequestOptions, TypedHandler } from './types.js';
 
@@ -67,6 +68,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   private readonly links = new Map<string, PeerLink>();
   private readonly handlers = new Map<number, RawHandler>();
   private readonly peerLinkHost: PeerLinkHost;
+  private readonly relay: RelayEndpoint;
   private readonly systemHandlers = new Map<number, SystemFrameHandler>();
   private version: string;
   private overloads: number[];
@@ -134,6 +136,22 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
       this.log,
     );
     this.registeredOnce = new Promise((r) => (this.resolveRegistered = r));
+    this.relay = new RelayEndpoint({
+      id: this.id,
+      log: this.log,
+      store: ctx.store,
+      reconnectGraceMs: ctx.config.gateway.reconnectGraceMs,
+      maxPending: ctx.config.node.pendingMaxMessages,
+      get: (id) => this.get(id),
+      list: (t) => this.list(t),
+      one: (t) => this.one(t),
+      connect: (id) => this.connect(id),
+      sendSystem: (id, cmd, body) => this.sendSystem(id, cmd, body),
+      handleSystem: (cmd, h) => this.handleSystem(cmd, h),
+      dispatchRelayed: (cmd, body, fromId, fromType) => this.dispatchRelayed(cmd, body, fromId, fromType),
+      emitArrived: (a, g, gen) => this.emit('account-arrived', a, g, gen),
+      emitLost: (a) => this.emit('account-lost', a),
+    });
     const lbl = { type: String(this.type) };
     this.m = {
       sent: ctx.metrics.counter('node_messages_sent_total', 'Messages sent to peers (including local delivery)', ['type']).labels(lbl),
@@ -339,6 +357,61 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     return this.request(info.id, cmd, payload, opts);
   }
 
+  // ================================================================ group 4: relay through gateways
+
+  /** Links this node to every gateway (now and as they join), so clients' messages reach it. */
+  enableRelay(v = true): void {
+    this.relay.enable(v);
+  }
+
+  /** The seed's RegisterFuncOnRelayMsg: catch-all for client messages without a handleClient handler. */
+  onRelay(fn: RelayHandler): void {
+    this.relay.onRelay(fn);
+  }
+
+  /** Handles client command `cmd` (as the node sees it: cmd % cmdOffset). Returning a Payload answers a client request. */
+  handleClient(cmd: number, handler: ClientHandler): this {
+    this.relay.handleClient(cmd, handler);
+    return this;
+  }
+
+  /** The seed's SendClientMsgByRelay: to the account's client through its gateway. */
+  sendToClient(account: string, cmd: number, payload: Payload): boolean {
+    return this.relay.sendToClient(account, cmd, payload);
+  }
+
+  /** To every client on every gateway; returns the number of gateways sent to. */
+  broadcastToClients(cmd: number, payload: Payload): number {
+    return this.relay.broadcastToClients(cmd, payload);
+  }
+
+  /** node -> gateway -> one node of `type` (or all with broadcast), for nodes without a direct link. */
+  relayToType(type: number, cmd: number, payload: Payload, opts?: { broadcast?: boolean; excludeSelf?: boolean }): boolean {
+    return this.relay.relayToType(type, cmd, payload, opts);
+  }
+
+  /** node -> gateway -> node by id. */
+  relayToId(id: string, cmd: number, payload: Payload): boolean {
+    return this.relay.relayToId(id, cmd, payload);
+  }
+
+  /** The account's gateway, if this node knows it. */
+  gatewayOf(account: string): string | undefined {
+    return this.relay.gatewayOf(account);
+  }
+
+  /** Accounts allocated to this node (arrived and not lost). */
+  accounts(): string[] {
+    return this.relay.accounts();
+  }
+
+  // ================================================================ group 5: lost account
+
+  /** The seed's RegisterFuncOnLoseAccount: called when an account's client is gone for good. */
+  onAccountLost(fn: (account: string) => void): this {
+    return this.on('account-lost', fn);
+  }
+
   // ================================================================ handlers
 
   /**
@@ -506,6 +579,12 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     ctx.replyError(err);
   }
 
+  private dispatchRelayed(cmd: number, body: Uint8Array, fromId: string, fromType: number): boolean {
+    if (!this.handlers.has(cmd)) return false;
+    this.invoke(cmd, body, { cmd, fromId, fromType, from: this.get(fromId), isRequest: false, reply: () => {}, replyError: () => {} });
+    return true;
+  }
+
   private deliverLocal(cmd: number, body: Uint8Array): void {
     this.invoke(cmd, body, {
       cmd,
@@ -561,7 +640,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   private applySnapshot(s: Snapshot): void {
     const diff = this.membership.reconcile(s.members, s.provisional);
     for (const i of diff.left) this.dropPeer(i, 'timeout');
-    for (const i of diff.joined) if (i.id !== this.id) this.emit('joined', this.peerOf(i));
+    for (const i of diff.joined) if (i.id !== this.id) this.peerJoined(i);
     for (const i of diff.updated) if (i.id !== this.id) this.emit('updated', this.peerOf(i));
     this.m.peers.set(this.membership.size);
   }
@@ -570,7 +649,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     const r = this.membership.upsert(info);
     this.m.peers.set(this.membership.size);
     if (info.id === this.id) return;
-    if (r === 'added') this.emit('joined', this.peerOf(info));
+    if (r === 'added') this.peerJoined(info);
     else if (r === 'updated') this.emit('updated', this.peerOf(info));
   }
 
@@ -579,6 +658,12 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     this.m.peers.set(this.membership.size);
     if (!info) return;
     this.dropPeer(info, reason === LeaveReason.GRACEFUL ? 'graceful' : reason === LeaveReason.TIMEOUT ? 'timeout' : 'lost');
+  }
+
+  private peerJoined(info: NodeInfo): void {
+    const peer = this.peerOf(info);
+    this.relay.onPeerJoined(peer);
+    this.emit('joined', peer);
   }
 
   private dropPeer(info: NodeInfo, reason: LeftReason): void {
@@ -590,6 +675,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     }
     const peer = this.peerOf(info);
     this.peers.delete(info.id);
+    this.relay.onPeerLeft(peer);
     if (info.id !== this.id) this.emit('left', peer, reason);
   }
 

@@ -131,19 +131,23 @@ export interface FrameSink {
 }
 
 export class FrameWriter {
-  private slab: Buffer;
+  private slab: Buffer | null = null;
   private pos = 0;
   private full: Buffer[] = [];
   private fullBytes = 0;
   private scheduled = false;
   private closed = false;
 
+  /**
+   * @param slabSize  batch buffer size; allocated on first write
+   * @param keepSlab  reuse the batch buffer after a drained flush (busy links) or drop it
+   *                  (many mostly idle client connections keep no buffer at all)
+   */
   constructor(
     private readonly sink: FrameSink,
     private readonly slabSize = 64 * 1024,
-  ) {
-    this.slab = Buffer.allocUnsafe(slabSize);
-  }
+    private readonly keepSlab = true,
+  ) {}
 
   /** Bytes queued in this writer, not yet handed to the sink. */
   get queued(): number {
@@ -153,16 +157,17 @@ export class FrameWriter {
   write(cmd: number, body: Uint8Array, flags = 0, rid = 0): void {
     if (this.closed) return;
     const size = HEADER_SIZE + body.length;
-    if (this.slab.length - this.pos < size) {
-      if (this.pos > 0) {
-        this.full.push(this.slab.subarray(0, this.pos));
+    let slab = this.slab;
+    if (slab === null || slab.length - this.pos < size) {
+      if (slab !== null && this.pos > 0) {
+        this.full.push(slab.subarray(0, this.pos));
         this.fullBytes += this.pos;
       }
-      this.slab = Buffer.allocUnsafe(Math.max(this.slabSize, size));
+      slab = this.slab = Buffer.allocUnsafe(Math.max(this.slabSize, size));
       this.pos = 0;
     }
-    writeHeader(this.slab, this.pos, cmd, body.length, flags, rid);
-    if (body.length > 0) this.slab.set(body, this.pos + HEADER_SIZE);
+    writeHeader(slab, this.pos, cmd, body.length, flags, rid);
+    if (body.length > 0) slab.set(body, this.pos + HEADER_SIZE);
     this.pos += size;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -173,22 +178,17 @@ export class FrameWriter {
   /** Writes everything queued now (used before a close so the last frame is not lost). */
   readonly flushNow = (): void => {
     this.scheduled = false;
-    if (this.closed) return;
+    if (this.closed || this.slab === null) return;
     if (this.pos === 0 && this.full.length === 0) return;
     const chunks = this.full;
-    const slab = this.slab;
-    const pos = this.pos;
-    chunks.push(slab.subarray(0, pos));
+    chunks.push(this.slab.subarray(0, this.pos));
     this.full = [];
     this.fullBytes = 0;
+    this.pos = 0;
     const drained = this.sink.writeChunks(chunks);
-    // The kernel took everything: the slab's bytes are no longer referenced, reuse it.
-    if (drained && chunks.length === 1) {
-      this.pos = 0;
-    } else {
-      this.slab = Buffer.allocUnsafe(this.slabSize);
-      this.pos = 0;
-    }
+    // The kernel took everything: the slab's bytes are no longer referenced and may be reused.
+    // Otherwise the socket still holds them, so the next batch needs a fresh slab.
+    if (!(drained && chunks.length === 1 && this.keepSlab)) this.slab = null;
   };
 
   close(): void {
@@ -196,5 +196,6 @@ export class FrameWriter {
     this.full = [];
     this.fullBytes = 0;
     this.pos = 0;
+    this.slab = null;
   }
 }

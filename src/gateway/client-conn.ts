@@ -1,0 +1,240 @@
+/**
+ * ClientConnection: one game client on a gateway, over TCP or WebSocket, with the same frames.
+ *
+ * Kept small on purpose (a gateway holds tens of thousands): no per-connection timers (the
+ * gateway sweeps deadlines), no write buffer while idle, the rate limiter is two numbers.
+ */
+import type net from 'node:net';
+import type { WebSocket } from 'ws';
+import { XError } from '../errors.js';
+import { Cmd } from '../wire/commands.js';
+import { FrameDecoder, FrameWriter, HEADER_REST, HEADER_SIZE, encodeFrame, type Frame } from '../wire/frame.js';
+
+export interface ClientConnHost {
+  onFrame(conn: ClientConnection, f: Frame): void;
+  onClose(conn: ClientConnection, err: XError | undefined): void;
+}
+
+export interface ClientLimits {
+  maxFrame: number;
+  maxOutboundBytes: number;
+  ratePerSec: number;
+  burst: number;
+}
+
+const textEncoder = new TextEncoder();
+
+/** JSON bodies of framework frames on client connections (docs/protocol.md §6). */
+export function jsonBody(v: unknown): Uint8Array {
+  return textEncoder.encode(JSON.stringify(v));
+}
+
+export function errorBody(err: XError): Uint8Array {
+  return jsonBody({ code: err.code, message: err.message });
+}
+
+export abstract class ClientConnection {
+  /** performance.now() of the last frame received. */
+  lastRx = performance.now();
+  readonly openedAt = this.lastRx;
+  authenticated = false;
+  /** Account once authenticated. */
+  account = '';
+  /** Over-rate messages dropped. */
+  dropped = 0;
+  closed = false;
+  /** Set when the close is a kick by a newer login: no reconnect grace for this connection. */
+  superseded = false;
+  private tokens: number;
+  private refilledAt = this.lastRx;
+  private lastNoticeAt = 0;
+
+  constructor(
+    protected readonly host: ClientConnHost,
+    protected readonly limits: ClientLimits,
+    readonly transport: 'tcp' | 'ws',
+    readonly remote: string,
+  ) {
+    this.tokens = limits.burst;
+  }
+
+  abstract get outboundBytes(): number;
+  /** Queues a frame without checks. */
+  protected abstract push(cmd: number, body: Uint8Array, flags: number, rid: number): void;
+  protected abstract end(): void;
+
+  /** Queues a frame; a client that stopped reading is disconnected instead (SLOW_CONSUMER). */
+  sendFrame(cmd: number, body: Uint8Array, flags = 0, rid = 0): boolean {
+    if (this.closed) return false;
+    if (this.outboundBytes > this.limits.maxOutboundBytes) {
+      this.close(new XError('SLOW_CONSUMER', `client is not reading: more than ${this.limits.maxOutboundBytes} bytes waiting`));
+      return false;
+    }
+    this.push(cmd, body, flags, rid);
+    return true;
+  }
+
+  /** Token bucket: false when this message is over the rate (the caller drops it). */
+  takeToken(now: number): boolean {
+    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) * this.limits.ratePerSec) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.dropped++;
+    return false;
+  }
+
+  /** At most one RATE_LIMITED notice per second. */
+  shouldNotify(now: number): boolean {
+    if (now - this.lastNoticeAt < 1000) return false;
+    this.lastNoticeAt = now;
+    return true;
+  }
+
+  /** Closes; with an error the client first gets an ERROR frame saying why (flushed). */
+  close(err?: XError): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (err) this.push(Cmd.ERROR, errorBody(err), 0, 0);
+    this.end();
+    this.host.onClose(this, err);
+  }
+
+  /** Called by transports when the peer went away. */
+  protected gone(err?: XError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.host.onClose(this, err);
+  }
+
+  protected received(f: Frame): void {
+    this.lastRx = performance.now();
+    this.host.onFrame(this, f);
+  }
+
+}
+
+export class TcpClientConnection extends ClientConnection {
+  private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
+
+  constructor(
+    private readonly socket: net.Socket,
+    host: ClientConnHost,
+    limits: ClientLimits,
+  ) {
+    super(host, limits, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
+    this.decoder = new FrameDecoder(limits.maxFrame, (f) => this.received(f));
+    this.writer = new FrameWriter(
+      {
+        writeChunks: (chunks) => {
+          if (socket.destroyed) return false;
+          if (chunks.length === 1) socket.write(chunks[0]!);
+          else {
+            socket.cork();
+            for (const c of chunks) socket.write(c);
+            socket.uncork();
+          }
+          return socket.writableLength === 0;
+        },
+      },
+      4096,
+      false,
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.closed) return;
+      try {
+        this.decoder.push(chunk);
+      } catch (e) {
+        this.close(e instanceof XError ? e : new XError('BAD_FRAME', String(e)));
+      }
+    });
+    socket.on('error', () => this.gone(new XError('LINK_CLOSED', 'connection error')));
+    socket.on('close', () => this.gone());
+  }
+
+  get outboundBytes(): number {
+    return this.writer.queued + this.socket.writableLength;
+  }
+
+  protected push(cmd: number, body: Uint8Array, flags: number, rid: number): void {
+    this.writer.write(cmd, body, flags, rid);
+  }
+
+  protected end(): void {
+    this.writer.flushNow();
+    this.writer.close();
+    this.socket.end();
+    // A client that never reads must not pin the socket.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+}
+
+export class WsClientConnection extends ClientConnection {
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: net.Socket,
+    host: ClientConnHost,
+    limits: ClientLimits,
+  ) {
+    super(host, limits, 'ws', `${socket.remoteAddress}:${socket.remotePort}`);
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (this.closed) return;
+      const f = isBinary ? parseOne(data, limits.maxFrame) : new XError('BAD_FRAME', 'text messages are not accepted; send binary frames');
+      if (f instanceof XError) this.close(f);
+      else this.received(f);
+    });
+    ws.on('error', () => this.gone(new XError('LINK_CLOSED', 'connection error')));
+    ws.on('close', () => this.gone());
+  }
+
+  get outboundBytes(): number {
+    return this.queuedBytes + this.ws.bufferedAmount;
+  }
+
+  protected push(cmd: number, body: Uint8Array, flags: number, rid: number): void {
+    const frame = encodeFrame(cmd, body, flags, rid);
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** One corked write per turn for all messages queued in it. */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const q = this.queue;
+    if (q.length === 0) return;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.socket.cork();
+    for (const f of q) this.ws.send(f, { binary: true });
+    this.socket.uncork();
+  };
+
+  protected end(): void {
+    this.flush();
+    this.ws.close(1000);
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+}
+
+/** A WebSocket message must hold exactly one whole frame. */
+function parseOne(data: Buffer, maxFrame: number): Frame | XError {
+  if (data.length < HEADER_SIZE) return new XError('BAD_FRAME', `message of ${data.length} bytes is shorter than a frame header`);
+  const len = data.readUInt32BE(0);
+  if (len < HEADER_REST || len + 4 !== data.length) return new XError('BAD_FRAME', `frame length ${len} does not match the message size ${data.length}`);
+  if (len - HEADER_REST > maxFrame) return new XError('FRAME_TOO_LARGE', `frame body of ${len - HEADER_REST} bytes exceeds the limit of ${maxFrame}`);
+  return { cmd: data.readUInt32BE(4), flags: data[8]!, rid: data.readUInt32BE(9), body: data.subarray(HEADER_SIZE) };
+}

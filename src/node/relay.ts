@@ -1,0 +1,310 @@
+/**
+ * RelayEndpoint: a node's side of the gateway relay (the seed's groups 4 and 5).
+ *
+ * - enable(): link to every gateway (and to gateways that join later); PeerLink re-dials a
+ *   dropped link while the gateway is listed.
+ * - Client messages arrive as RELAY_FROM_CLIENT; per-command client handlers run first, then the
+ *   catch-all relay handler `(sourceType, peer, account, cmd, data)`.
+ * - sendToClient(account) finds the account's gateway from ACCOUNT_ARRIVED (or the last message
+ *   the account sent), else from the store's presence record.
+ * - Lost accounts: ACCOUNT_LOST from the gateway after its reconnect grace; or, when a gateway
+ *   dies with accounts on it, after the same grace here unless the account arrives elsewhere.
+ *   Generation-aware: a loss older than the account's latest arrival is ignored.
+ */
+import type { Logger } from 'pino';
+import {
+  AccountArrivedSchema,
+  AccountLostSchema,
+  BroadcastClientsSchema,
+  FromClientSchema,
+  FromNodeSchema,
+  RelayMode,
+  ToClientSchema,
+  ToNodesSchema,
+} from '../gen/xserver/v1/relay_pb.js';
+import { XError } from '../errors.js';
+import type { Link } from '../link/link.js';
+import type { ClusterStore } from '../store/store.js';
+import { decode, encode } from '../wire/codec.js';
+import { Cmd } from '../wire/commands.js';
+import type { Frame } from '../wire/frame.js';
+import { NodeType } from '../context.js';
+import type { Peer } from './peer.js';
+import type { HandlerResult, Payload } from './types.js';
+
+export interface ClientContext {
+  /** The client's account ("" for a message relayed from another node). */
+  account: string;
+  /** 0 (client) for client messages, else the sending node's type. */
+  sourceType: number;
+  /** The gateway (client messages) or the sending node (node relay). */
+  peer: Peer | undefined;
+  cmd: number;
+  isRequest: boolean;
+  reply(payload?: Payload): void;
+  replyError(err: XError): void;
+}
+
+export type ClientHandler = (data: Uint8Array, ctx: ClientContext) => HandlerResult;
+/** The seed's FuncTypeOnRelayMsg. */
+export type RelayHandler = (sourceType: number, peer: Peer | undefined, account: string, cmd: number, data: Uint8Array, ctx: ClientContext) => HandlerResult;
+
+/** What the relay needs from its node. */
+export interface RelayHost {
+  readonly id: string;
+  readonly log: Logger;
+  readonly store: ClusterStore;
+  readonly reconnectGraceMs: number;
+  readonly maxPending: number;
+  get(id: string): Peer | undefined;
+  list(type: number): Peer[];
+  one(type: number): Peer | undefined;
+  connect(id: string): void;
+  sendSystem(id: string, cmd: number, body: Uint8Array): boolean;
+  handleSystem(cmd: number, handler: (f: Frame, link: Link) => void): void;
+  /** Runs the node's own handler of `cmd` for a relayed node message; false when there is none. */
+  dispatchRelayed(cmd: number, body: Uint8Array, fromId: string, fromType: number): boolean;
+  emitArrived(account: string, gatewayId: string, generation: number): void;
+  emitLost(account: string): void;
+}
+
+interface AccountEntry {
+  gatewayId: string;
+  generation: number;
+  lostTimer: NodeJS.Timeout | null;
+}
+
+const toBytes = (p: Payload | undefined): Uint8Array => (p === undefined ? new Uint8Array(0) : typeof p === 'string' ? new TextEncoder().encode(p) : p);
+
+/** Accounts learned from messages (not allocated here) are remembered up to this many, oldest forgotten first. */
+const SEEN_MAX = 100_000;
+
+export class RelayEndpoint {
+  private enabled = false;
+  private readonly clientHandlers = new Map<number, ClientHandler>();
+  private relayHandler: RelayHandler | null = null;
+  /** Accounts allocated to this node (ACCOUNT_ARRIVED), until lost. */
+  private readonly arrived = new Map<string, AccountEntry>();
+  /** Gateway of accounts that messaged this node (stateless services reply through it). */
+  private readonly seen = new Map<string, string>();
+  /** Messages waiting for a presence lookup, per account. */
+  private readonly waiting = new Map<string, Uint8Array[]>();
+  private waitingCount = 0;
+  dropped = 0;
+
+  constructor(private readonly host: RelayHost) {
+    host.handleSystem(Cmd.RELAY_FROM_CLIENT, (f, link) => this.onFromClient(f, link));
+    host.handleSystem(Cmd.RELAY_FROM_NODE, (f) => this.onFromNode(f));
+    host.handleSystem(Cmd.ACCOUNT_ARRIVED, (f) => this.onArrived(f));
+    host.handleSystem(Cmd.ACCOUNT_LOST, (f) => this.onLost(f));
+  }
+
+  get isEnabled(): boolean {
+    return this.enabled;
+  }
+
+  enable(v: boolean): void {
+    this.enabled = v;
+    if (v) for (const g of this.host.list(NodeType.GATEWAY)) this.host.connect(g.id);
+  }
+
+  /** Called by the node for every membership change. */
+  onPeerJoined(peer: Peer): void {
+    if (this.enabled && peer.type === NodeType.GATEWAY) this.host.connect(peer.id);
+  }
+
+  onPeerLeft(peer: Peer): void {
+    if (peer.type !== NodeType.GATEWAY) return;
+    for (const [account, gw] of this.seen) if (gw === peer.id) this.seen.delete(account);
+    // Its clients may come back through another gateway within the grace; else they are lost.
+    for (const [account, e] of this.arrived) {
+      if (e.gatewayId !== peer.id || e.lostTimer) continue;
+      const gen = e.generation;
+      e.lostTimer = setTimeout(() => {
+        const cur = this.arrived.get(account);
+        if (cur && cur.generation === gen && cur.gatewayId === peer.id) this.lose(account);
+      }, this.host.reconnectGraceMs);
+      e.lostTimer.unref();
+    }
+  }
+
+  handleClient(cmd: number, handler: ClientHandler): void {
+    if (this.clientHandlers.has(cmd)) throw new XError('CONFIG', `a client handler for command ${cmd} is already registered`);
+    this.clientHandlers.set(cmd, handler);
+  }
+
+  onRelay(fn: RelayHandler): void {
+    this.relayHandler = fn;
+  }
+
+  /** The gateway id an account is reached through, if known here. */
+  gatewayOf(account: string): string | undefined {
+    return this.arrived.get(account)?.gatewayId ?? this.seen.get(account);
+  }
+
+  /** Accounts allocated to this node right now. */
+  accounts(): string[] {
+    return [...this.arrived.keys()];
+  }
+
+  sendToClient(account: string, cmd: number, payload: Payload): boolean {
+    const body = encode(ToClientSchema, { account, cmd, data: toBytes(payload) });
+    const gw = this.gatewayOf(account);
+    if (gw !== undefined && this.host.sendSystem(gw, Cmd.RELAY_TO_CLIENT, body)) return true;
+    return this.lookupAndSend(account, body);
+  }
+
+  broadcastToClients(cmd: number, payload: Payload): number {
+    const body = encode(BroadcastClientsSchema, { cmd, data: toBytes(payload) });
+    let n = 0;
+    for (const g of this.host.list(NodeType.GATEWAY)) if (this.host.sendSystem(g.id, Cmd.RELAY_BROADCAST_CLIENTS, body)) n++;
+    return n;
+  }
+
+  /** node -> gateway -> node(s) of `type`: one (gateway's choice) or all. */
+  relayToType(type: number, cmd: number, payload: Payload, opts: { broadcast?: boolean; excludeSelf?: boolean } = {}): boolean {
+    const gw = this.host.one(NodeType.GATEWAY);
+    if (!gw) return false;
+    const mode = opts.broadcast ? RelayMode.BROADCAST : RelayMode.ONE;
+    return this.host.sendSystem(gw.id, Cmd.RELAY_TO_NODES, encode(ToNodesSchema, { mode, targetType: type, cmd, data: toBytes(payload), excludeSender: opts.excludeSelf ?? true }));
+  }
+
+  /** node -> gateway -> node by id. */
+  relayToId(id: string, cmd: number, payload: Payload): boolean {
+    const gw = this.host.one(NodeType.GATEWAY);
+    if (!gw) return false;
+    return this.host.sendSystem(gw.id, Cmd.RELAY_TO_NODES, encode(ToNodesSchema, { mode: RelayMode.BY_ID, targetId: id, cmd, data: toBytes(payload) }));
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  private onFromClient(f: Frame, link: Link): void {
+    const m = decode(FromClientSchema, f.body);
+    const gatewayId = link.remote.id;
+    if (!this.arrived.has(m.account)) this.remember(m.account, gatewayId);
+    const isRequest = m.rid !== 0;
+    let replied = false;
+    const ctx: ClientContext = {
+      account: m.account,
+      sourceType: NodeType.CLIENT,
+      peer: this.host.get(gatewayId),
+      cmd: m.cmd,
+      isRequest,
+      reply: (p) => {
+        if (!isRequest || replied) return;
+        replied = true;
+        link.send(Cmd.RELAY_TO_CLIENT, encode(ToClientSchema, { account: m.account, cmd: m.cmd, data: toBytes(p), rid: m.rid }));
+      },
+      replyError: (e) => {
+        if (!isRequest || replied) return;
+        replied = true;
+        link.send(Cmd.RELAY_TO_CLIENT, encode(ToClientSchema, { account: m.account, cmd: m.cmd, rid: m.rid, errorCode: e.codeNumber, errorMessage: e.message }));
+      },
+    };
+    const h = this.clientHandlers.get(m.cmd);
+    const rh = this.relayHandler;
+    if (!h && !rh) {
+      if (isRequest) ctx.replyError(new XError('NO_HANDLER', `no client handler for command ${m.cmd}`));
+      return;
+    }
+    this.run(() => (h ? h(m.data, ctx) : rh!(NodeType.CLIENT, ctx.peer, m.account, m.cmd, m.data, ctx)), ctx);
+  }
+
+  private onFromNode(f: Frame): void {
+    const m = decode(FromNodeSchema, f.body);
+    if (this.host.dispatchRelayed(m.cmd, m.data, m.sourceId, m.sourceType)) return;
+    const rh = this.relayHandler;
+    if (!rh) return;
+    const peer = this.host.get(m.sourceId);
+    const ctx: ClientContext = { account: '', sourceType: m.sourceType, peer, cmd: m.cmd, isRequest: false, reply: () => {}, replyError: () => {} };
+    this.run(() => rh(m.sourceType, peer, '', m.cmd, m.data, ctx), ctx);
+  }
+
+  private run(fn: () => HandlerResult, ctx: ClientContext): void {
+    const fail = (e: unknown): void => {
+      const err = e instanceof XError ? e : new XError('HANDLER_ERROR', `client handler of command ${ctx.cmd} failed: ${(e as Error)?.message ?? String(e)}`);
+      if (!(e instanceof XError)) this.host.log.error({ err: e, cmd: ctx.cmd }, 'client handler threw');
+      ctx.replyError(err);
+    };
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.then((v) => v !== undefined && ctx.reply(v), fail);
+      else if (r !== undefined) ctx.reply(r);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  private onArrived(f: Frame): void {
+    const m = decode(AccountArrivedSchema, f.body);
+    const gen = Number(m.generation);
+    const cur = this.arrived.get(m.account);
+    if (cur && cur.generation > gen) return; // stale
+    if (cur?.lostTimer) clearTimeout(cur.lostTimer);
+    this.arrived.set(m.account, { gatewayId: m.gatewayId, generation: gen, lostTimer: null });
+    this.seen.delete(m.account);
+    this.flushWaiting(m.account, m.gatewayId);
+    this.host.emitArrived(m.account, m.gatewayId, gen);
+  }
+
+  private onLost(f: Frame): void {
+    const m = decode(AccountLostSchema, f.body);
+    const cur = this.arrived.get(m.account);
+    if (cur && cur.generation > Number(m.generation)) return; // a newer session lives on
+    this.lose(m.account);
+  }
+
+  private lose(account: string): void {
+    const cur = this.arrived.get(account);
+    if (cur?.lostTimer) clearTimeout(cur.lostTimer);
+    this.arrived.delete(account);
+    this.seen.delete(account);
+    this.host.emitLost(account);
+  }
+
+  private remember(account: string, gatewayId: string): void {
+    this.seen.delete(account);
+    this.seen.set(account, gatewayId);
+    if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
+  }
+
+  private lookupAndSend(account: string, body: Uint8Array): boolean {
+    if (this.waitingCount >= this.host.maxPending) {
+      this.dropped++;
+      return false;
+    }
+    const q = this.waiting.get(account);
+    this.waitingCount++;
+    if (q) {
+      q.push(body);
+      return true;
+    }
+    this.waiting.set(account, [body]);
+    this.host.store.getPresence(account).then(
+      (p) => {
+        if (p) this.flushWaiting(account, p.gatewayId);
+        else this.dropWaiting(account, 'account not online');
+      },
+      (e: Error) => this.dropWaiting(account, `presence lookup failed: ${e.message}`),
+    );
+    return true;
+  }
+
+  private flushWaiting(account: string, gatewayId: string): void {
+    const q = this.waiting.get(account);
+    if (!q) return;
+    this.waiting.delete(account);
+    this.waitingCount -= q.length;
+    if (!this.arrived.has(account)) this.remember(account, gatewayId);
+    for (const body of q) if (!this.host.sendSystem(gatewayId, Cmd.RELAY_TO_CLIENT, body)) this.dropped++;
+  }
+
+  private dropWaiting(account: string, why: string): void {
+    const q = this.waiting.get(account);
+    if (!q) return;
+    this.waiting.delete(account);
+    this.waitingCount -= q.length;
+    this.dropped += q.length;
+    this.host.log.debug({ account, count: q.length }, `messages to client dropped: ${why}`);
+  }
+}
