@@ -1,0 +1,42 @@
+// Match (type 5, stateless): pairs players sent by lobbies; answers each lobby by id.
+// A player waiting alone for `BOT_AFTER_MS` is matched with a bot.
+import { defineService } from 'xserver';
+import { MatchCmd, fromJson, toJson } from '../protocol.js';
+
+const BOT_AFTER_MS = 3000;
+const MAX_WAITING = 10_000;
+
+export default defineService({
+  type: 'match',
+  start(node) {
+    /** players waiting, oldest first: { account, role, lobbyId, since } */
+    const waiting = [];
+    let seq = 0;
+
+    const announce = (players) => {
+      const matchId = `${node.id.slice(0, 8)}-${++seq}`;
+      const names = players.map((p) => p.role ?? 'bot');
+      for (const p of players) if (p.lobbyId) node.sendById(p.lobbyId, MatchCmd.RESULT, toJson({ account: p.account, matchId, players: names }));
+    };
+
+    node.handle(MatchCmd.REQUEST, (data, ctx) => {
+      const p = { ...fromJson(data), lobbyId: ctx.fromId, since: Date.now() };
+      const other = waiting.findIndex((w) => w.account !== p.account);
+      if (other >= 0) {
+        const [o] = waiting.splice(other, 1);
+        announce([o, p]);
+      } else if (waiting.length < MAX_WAITING && !waiting.some((w) => w.account === p.account)) {
+        waiting.push(p);
+      }
+    });
+
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      while (waiting.length > 0 && now - waiting[0].since >= BOT_AFTER_MS) announce([waiting.shift(), { role: 'bot' }]);
+    }, 250);
+    this.timer.unref();
+  },
+  stop() {
+    clearInterval(this.timer);
+  },
+});
