@@ -11,6 +11,7 @@ import type { RoleContext } from '../context.js';
 import { XError } from '../errors.js';
 import { MgrServer } from '../mgr/mgr.js';
 import { Gateway } from '../gateway/gateway.js';
+import { DASHBOARD_HTML } from '../mgr/dashboard.js';
 import { ClusterNode } from '../node/node.js';
 import type { ServiceDefinition } from '../service.js';
 import { loadOrExit, makeLogger, openStore, runProcess, type Role } from './process.js';
@@ -53,10 +54,12 @@ export function mgrRole(mgr: MgrServer): Role {
   return {
     ready: () => mgr.isActive,
     stop: () => mgr.stop(),
+    pages: { '/dashboard': DASHBOARD_HTML, '/': DASHBOARD_HTML },
     routes: {
       '/api/cluster': () => {
         const s = mgr.status();
-        return { mgr: { ...s.mgr, epoch: Number(s.mgr.epoch) }, members: s.members.map((m) => nodeJson(m)) };
+        const { instanceId, epoch, addr, port, state, settling } = s.mgr;
+        return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map((m) => nodeJson(m)) };
       },
     },
   };

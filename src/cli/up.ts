@@ -14,21 +14,57 @@ import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { MgrServer } from '../mgr/mgr.js';
 import { MemoryStore, RedisStore, isMemoryUrl } from '../store/index.js';
-import { mgrRole, nodeRole, loadService, startService } from './main.js';
+import { gatewayRole, mgrRole, nodeRole, loadService, startService } from './main.js';
 import type { Role } from './process.js';
+import { setPath, type XConfig } from '../config/schema.js';
+import { Gateway } from '../gateway/gateway.js';
+import { LoginServer } from '../login/login.js';
+import { startAdminServer, type AdminServer } from '../admin/http.js';
+import type { Logger } from '../log.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'xserver.js');
 
-/** The processes of the all-in-one cluster: name and xserver arguments. */
-export function clusterPlan(): { name: string; args: string[] }[] {
-  const echo = path.join(root, 'examples', 'echo', 'service.js');
+export interface PlanStep {
+  name: string;
+  role: 'mgr' | 'login' | 'gateway' | 'node';
+  entry?: string;
+  /** Extra config for this process only. */
+  set?: Record<string, string | number | boolean>;
+}
+
+const example = (p: string): string => path.join(root, 'examples', p);
+
+/**
+ * The all-in-one cluster (SPEC §7): mgr + standby, login (serving the chat page), two gateways,
+ * two lobbies and a match. Fixed ports are only for the URLs a person opens; everything else
+ * finds everything else through the mgr.
+ */
+export function clusterPlan(): PlanStep[] {
   return [
-    { name: 'mgr-1', args: ['mgr'] },
-    { name: 'mgr-2', args: ['mgr'] },
-    { name: 'echo-1', args: ['node', '--entry', echo] },
-    { name: 'echo-2', args: ['node', '--entry', echo] },
+    { name: 'mgr-1', role: 'mgr', set: { adminPort: 7090 } },
+    { name: 'mgr-2', role: 'mgr', set: { adminPort: 7091 } },
+    { name: 'login', role: 'login', set: { 'login.staticDir': example('chat'), 'login.autoRegister': true } },
+    { name: 'gateway-1', role: 'gateway' },
+    { name: 'gateway-2', role: 'gateway' },
+    { name: 'lobby-1', role: 'node', entry: example('lobby/service.js') },
+    { name: 'lobby-2', role: 'node', entry: example('lobby/service.js') },
+    { name: 'match', role: 'node', entry: example('match/service.js') },
   ];
+}
+
+function banner(config: XConfig, mode: string, redis: boolean): string {
+  const loginPort = config.login.port;
+  return [
+    '',
+    `  xserver cluster "${config.cluster}" is up (${mode})`,
+    `  chat demo:  http://127.0.0.1:${loginPort}/    (open it in two tabs; any account/password registers)`,
+    `  login API:  POST http://127.0.0.1:${loginPort}/login`,
+    `  dashboard:  http://127.0.0.1:7090/dashboard   (standby mgr: http://127.0.0.1:7091/dashboard)`,
+    redis ? `  status:     npx xserver status --cluster ${config.cluster}` : '  status:     the dashboard (xserver status needs Redis)',
+    '  Ctrl-C stops everything.',
+    '',
+  ].join('\n');
 }
 
 async function redisReachable(url: string, cluster: string): Promise<boolean> {
@@ -56,7 +92,7 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
           'For one process per role (as in production) start Redis, e.g. `redis-server --daemonize yes`, or set XSERVER_REDIS_URL.',
       );
     }
-    await runInProcess(resolved.config, log);
+    await runInProcess(config, log);
     return;
   }
   log.info({ store: redactUrl(config.redisUrl), cluster: config.cluster }, 'starting the cluster, one process per role');
@@ -78,7 +114,9 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
   process.once('SIGTERM', () => void stopAll());
   const passArgs = forwardedArgs(loadOpts);
   for (const step of clusterPlan()) {
-    const proc = spawn(process.execPath, [bin, ...step.args, ...passArgs], {
+    const args = [step.role, ...(step.entry ? ['--entry', step.entry] : []), ...passArgs];
+    for (const [k, v] of Object.entries(step.set ?? {})) args.push('--set', `${k}=${String(v)}`);
+    const proc = spawn(process.execPath, [bin, ...args], {
       cwd: process.cwd(),
       env: { ...process.env, XSERVER_LOG_PRETTY: process.env.XSERVER_LOG_PRETTY ?? (process.stdout.isTTY ? 'true' : 'false') },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -89,28 +127,77 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
     });
     children.push({ name: step.name, proc });
   }
-  log.info(`cluster running: ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(', ')}. Try \`npx xserver status\`; Ctrl-C stops everything.`);
+  log.info(`started: ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(', ')}`);
+  await waitForLogin(config.login.port, 20_000);
+  process.stdout.write(banner(config, 'one process per role, Redis store', true) + '\n');
 }
 
-async function runInProcess(config: ReturnType<typeof resolveConfig>['config'], log: ReturnType<typeof createLogger>): Promise<void> {
-  const store = new MemoryStore(config.cluster);
-  const ctx: RoleContext = { config, store, logger: log, metrics: new Metrics({ defaultLabels: { cluster: config.cluster } }) };
-  const roles: Role[] = [];
-  for (let i = 0; i < 2; i++) {
-    const mgr = new MgrServer(ctx);
-    await mgr.start();
-    roles.push(mgrRole(mgr));
+/** Waits until the login service answers, so the printed URLs work when they appear. */
+async function waitForLogin(port: number, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/config.json`);
+      if (r.ok) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
-  const echo = await loadService(path.join(root, 'examples', 'echo', 'service.js'));
-  for (let i = 0; i < 2; i++) roles.push(nodeRole(await startService(ctx, echo), echo));
+}
+
+async function runInProcess(base: XConfig, log: Logger): Promise<void> {
+  const store = new MemoryStore(base.cluster);
+  const metrics = new Metrics({ defaultLabels: { cluster: base.cluster } });
+  const roles: Role[] = [];
+  const admins: AdminServer[] = [];
   const stop = async (): Promise<void> => {
-    for (const r of roles.reverse()) await r.stop().catch(() => {});
+    for (const r of [...roles].reverse()) await r.stop().catch(() => {});
+    for (const a of admins) await a.close().catch(() => {});
     await store.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
-  log.info('cluster running in one process on the in-memory store; Ctrl-C stops it');
+  for (const step of clusterPlan()) {
+    const config = structuredClone(base);
+    for (const [k, v] of Object.entries(step.set ?? {})) setPath(config as unknown as Record<string, unknown>, k, v);
+    const ctx: RoleContext = { config, store, logger: log.child({ proc: step.name }), metrics };
+    const role = await startRole(step, ctx);
+    roles.push(role);
+    if (config.adminPort > 0) {
+      const admin = await startAdminServer({ host: config.adminHost, port: config.adminPort, logger: ctx.logger, metrics, ready: () => role.ready() });
+      for (const [p, fn] of Object.entries(role.routes ?? {})) admin.addRoute(p, fn);
+      for (const [p, html] of Object.entries(role.pages ?? {})) admin.addPage(p, html);
+      admins.push(admin);
+    }
+  }
+  process.stdout.write(banner(base, 'every role in this process, in-memory store', false) + '\n');
+}
+
+/** Starts one step of the plan inside this process. */
+async function startRole(step: PlanStep, ctx: RoleContext): Promise<Role> {
+  switch (step.role) {
+    case 'mgr': {
+      const mgr = new MgrServer(ctx);
+      await mgr.start();
+      return mgrRole(mgr);
+    }
+    case 'login': {
+      const login = new LoginServer(ctx);
+      await login.start();
+      return login;
+    }
+    case 'gateway': {
+      const gw = new Gateway(ctx);
+      await gw.start();
+      return gatewayRole(gw);
+    }
+    case 'node': {
+      const def = await loadService(step.entry!);
+      return nodeRole(await startService(ctx, def), def);
+    }
+  }
 }
 
 /** Flags of `up` that every child must see too. */
