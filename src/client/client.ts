@@ -1,0 +1,660 @@
+/**
+ * XClient: a game client's connection to a gateway (docs/protocol.md §6), for browsers and Node.
+ *
+ *   const lr = await login('http://login:8080', 'alice', 'secret');
+ *   const c = new XClient({ transport: 'ws' });
+ *   c.on(c.cmd(4, 2), (data) => console.log(text(data)));
+ *   await c.connect(lr);
+ *   c.send(c.cmd(4, 1), 'hello');
+ *   const reply = await c.request(c.cmd(4, 3), JSON.stringify({ q: 1 }));
+ */
+import { Emitter } from './emitter.js';
+import { ClientError } from './errors.js';
+import { DEFAULT_MAX_FRAME, Flags, SYSTEM_CMD_BASE, SysCmd, encodeFrame, json, toBytes, type Frame } from './frame.js';
+import type { LoginResult } from './login.js';
+import { openTransport, type Transport, type TransportKind } from './transport.js';
+
+export interface XClientOptions {
+  /** 'ws' (default; the only one in browsers) or 'tcp' (Node only). */
+  transport?: TransportKind;
+  /** Must match the gateway's `gateway.cmdOffset` (default 1000). Used by `cmd()`. */
+  cmdOffset?: number;
+  /** Default `request()` timeout (default 10 000 ms). */
+  requestTimeoutMs?: number;
+  /** Time allowed to open the connection and get WELCOME (default 10 000 ms). */
+  connectTimeoutMs?: number;
+  /** Reconnect with the resume key after an unexpected disconnect (default true). */
+  reconnect?: boolean;
+  /** Reconnect attempts before giving up with 'disconnected'(RECONNECT_FAILED) (default 10). */
+  maxReconnectAttempts?: number;
+  /** Delay before the first reconnect attempt; doubles per attempt (default 300 ms). */
+  reconnectDelayMs?: number;
+  /** Upper bound of the reconnect delay (default 3000 ms). */
+  maxReconnectDelayMs?: number;
+  /** Messages kept while connecting/reconnecting (default 1000); beyond it send() throws QUEUE_FULL. */
+  maxQueue?: number;
+  /** Largest frame body accepted from, and sent to, the gateway (default 4 MiB). The gateway has its own limit (`gateway.maxFrame`). */
+  maxFrame?: number;
+  /** Overrides the ping interval the gateway asks for in WELCOME. */
+  heartbeatMs?: number;
+}
+
+/** The gateway's WELCOME. */
+export interface Welcome {
+  account: string;
+  generation: number;
+  /** Key for `AUTH {"resume"}` after a disconnect. */
+  resume: string;
+  /** The client must send something (PING) at least this often. */
+  heartbeatMs: number;
+  /** True when this connection resumed an existing session. */
+  resumed: boolean;
+}
+
+/** 'idle' (never connected) → 'connecting' → 'open' ⇄ 'reconnecting' → 'closed'. */
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export type MessageHandler = (data: Uint8Array, cmd: number) => void;
+
+export interface ClientEvents {
+  /** The gateway kicked this client (KICKED, or a limit violation such as RATE_LIMITED); no reconnect follows. */
+  kicked: (code: string, message: string) => void;
+  /** The session is over: close(), kick, reconnect refused or given up. `reason` is a code. */
+  disconnected: (reason: string) => void;
+  /** The connection dropped; reconnect attempt `attempt` (1-based) is about to start. */
+  reconnecting: (attempt: number) => void;
+  /** The session was resumed on a new connection; queued messages have been sent. */
+  reconnected: (welcome: Welcome) => void;
+  /** Non-fatal problems: error notices from the gateway, handlers that threw. */
+  error: (err: ClientError) => void;
+}
+
+export interface RequestOptions {
+  /** Overrides `requestTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  resolve: (body: Uint8Array) => void;
+  reject: (err: ClientError) => void;
+  timer: ReturnType<typeof setTimeout>;
+  /** False while the request waits in the queue: a disconnect does not fail it. */
+  sent: boolean;
+}
+
+interface Queued {
+  bytes: Uint8Array;
+  rid: number;
+}
+
+/**
+ * ERROR notices after which the gateway closes the connection for good (§6.5): when the close
+ * follows such a notice the client treats it as a kick and does not reconnect.
+ */
+const FATAL_NOTICES = new Set(['KICKED', 'RATE_LIMITED', 'SLOW_CONSUMER', 'FRAME_TOO_LARGE', 'BAD_FRAME', 'TOO_MANY_CONNECTIONS']);
+/** How recent a fatal notice must be for the following close to count as a kick. */
+const NOTICE_WINDOW_MS = 5000;
+
+/** Errors that are a server refusal (ERROR frame during the handshake), as opposed to a network failure. */
+const refusals = new WeakSet<ClientError>();
+
+const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+export class XClient {
+  /** `type * cmdOffset + sub` numbering of user commands. */
+  readonly cmdOffset: number;
+  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs'>> & { heartbeatMs?: number };
+  private readonly events = new Emitter<ClientEvents>();
+  private readonly handlers = new Map<number, MessageHandler[]>();
+  private readonly anyHandlers: MessageHandler[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private queue: Queued[] = [];
+  private _state: ClientState = 'idle';
+  private _welcome: Welcome | null = null;
+  private target: LoginResult | null = null;
+  private transport: Transport | null = null;
+  /** Transport opened but not yet welcomed (closed by close()). */
+  private opening: Transport | null = null;
+  /** Bumped by connect(), close() and when a session ends: stale async work checks it and stops. */
+  private epoch = 0;
+  private nextRid = 1;
+  private hbTimer: ReturnType<typeof setInterval> | null = null;
+  private lastRecv = 0;
+  private lastTick = 0;
+  private lastNotice: { code: string; message: string; at: number } | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private wakeRetry: (() => void) | null = null;
+
+  constructor(opts: XClientOptions = {}) {
+    this.opts = {
+      transport: opts.transport ?? 'ws',
+      cmdOffset: opts.cmdOffset ?? 1000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      reconnect: opts.reconnect ?? true,
+      maxReconnectAttempts: opts.maxReconnectAttempts ?? 10,
+      reconnectDelayMs: opts.reconnectDelayMs ?? 300,
+      maxReconnectDelayMs: opts.maxReconnectDelayMs ?? 3000,
+      maxQueue: opts.maxQueue ?? 1000,
+      maxFrame: opts.maxFrame ?? DEFAULT_MAX_FRAME,
+      heartbeatMs: opts.heartbeatMs,
+    };
+    if (this.opts.transport !== 'ws' && this.opts.transport !== 'tcp') {
+      throw new ClientError('UNSUPPORTED', `unknown transport "${String(this.opts.transport)}"`);
+    }
+    this.cmdOffset = this.opts.cmdOffset;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // State
+
+  get state(): ClientState {
+    return this._state;
+  }
+
+  /** True while a connection is authenticated. */
+  get connected(): boolean {
+    return this._state === 'open';
+  }
+
+  /** The last WELCOME (null before the first). */
+  get welcome(): Welcome | null {
+    return this._welcome;
+  }
+
+  /** Messages waiting for the connection. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Requests waiting for their response. */
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Commands
+
+  /** The command of sub-command `sub` of service type `type`: `type * cmdOffset + sub`. */
+  cmd(type: number, sub: number): number {
+    if (!Number.isInteger(type) || !Number.isInteger(sub) || type < 0 || sub < 0 || sub >= this.cmdOffset) {
+      throw new ClientError('BAD_COMMAND', `cmd(${type}, ${sub}): need integers with 0 <= sub < ${this.cmdOffset}`);
+    }
+    return type * this.cmdOffset + sub;
+  }
+
+  /** Splits a command into `[type, sub]` (the inverse of `cmd()`). */
+  parseCmd(cmd: number): [type: number, sub: number] {
+    return [Math.floor(cmd / this.cmdOffset), cmd % this.cmdOffset];
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connection
+
+  /**
+   * Connects to the gateway chosen by `login()` and authenticates with its token. Resolves with
+   * WELCOME; rejects with a ClientError carrying the gateway's code (BAD_TOKEN, TOKEN_EXPIRED, ...),
+   * or CONNECT_FAILED / TIMEOUT / DISCONNECTED / CLOSED. Starts the heartbeat.
+   */
+  async connect(login: LoginResult): Promise<Welcome> {
+    if (this._state === 'connecting' || this._state === 'open' || this._state === 'reconnecting') {
+      throw new ClientError('ALREADY_CONNECTED', `connect() while ${this._state}`);
+    }
+    const epoch = ++this.epoch;
+    this.target = login;
+    this._welcome = null;
+    this._state = 'connecting';
+    try {
+      return await this.open({ token: login.token }, epoch, false);
+    } catch (e) {
+      const err = e instanceof ClientError ? e : new ClientError('CONNECT_FAILED', String(e), { cause: e });
+      if (epoch === this.epoch) {
+        this.epoch++;
+        this._state = 'closed';
+        this.failQueued(err);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Closes the connection for good: no reconnect; pending requests fail with CLOSED; emits
+   * 'disconnected'('CLOSED'). Resolves once the connection is closed.
+   */
+  async close(): Promise<void> {
+    if (this._state === 'idle' || this._state === 'closed') return;
+    const t = this.transport;
+    const o = this.opening;
+    this.opening = null;
+    this.end('CLOSED', new ClientError('CLOSED', 'client closed'));
+    await Promise.all([t?.close(), o?.close()]);
+  }
+
+  /** Opens a transport, authenticates and attaches it. */
+  private async open(auth: { token: string } | { resume: string }, epoch: number, resuming: boolean): Promise<Welcome> {
+    const lr = this.target!;
+    const deadline = now() + this.opts.connectTimeoutMs;
+    const t = await openTransport(
+      this.opts.transport,
+      { wsUrl: lr.gateway.wsUrl, host: lr.gateway.host, port: lr.gateway.tcpPort },
+      { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs },
+    );
+    if (epoch !== this.epoch) {
+      void t.close();
+      throw new ClientError('CLOSED', 'client closed');
+    }
+    this.opening = t;
+    return new Promise<Welcome>((resolve, reject) => {
+      let done = false;
+      const fail = (err: ClientError): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (this.opening === t) this.opening = null;
+        void t.close();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () => fail(new ClientError('TIMEOUT', `no WELCOME within ${this.opts.connectTimeoutMs} ms`)),
+        Math.max(1, deadline - now()),
+      );
+      t.onMessage = (f) => {
+        if (done) return;
+        if (f.cmd === SysCmd.WELCOME) {
+          let w: Welcome;
+          try {
+            w = parseWelcome(f.body);
+          } catch (e) {
+            return fail(e as ClientError);
+          }
+          if (epoch !== this.epoch) return fail(new ClientError('CLOSED', 'client closed'));
+          done = true;
+          clearTimeout(timer);
+          if (this.opening === t) this.opening = null;
+          // Attach synchronously: frames right behind WELCOME (a resume buffer) must reach the handlers.
+          this.attach(t, w);
+          if (resuming) this.emit('reconnected', w);
+          resolve(w);
+        } else if (f.cmd === SysCmd.ERROR) {
+          const err = errorFromBody(f.body, 'AUTH_FAILED');
+          refusals.add(err);
+          fail(err);
+        } else if (f.cmd === SysCmd.PING) {
+          t.send(encodeFrame(SysCmd.PONG));
+        }
+      };
+      t.onClose = (reason) => {
+        fail(
+          epoch !== this.epoch
+            ? new ClientError('CLOSED', 'client closed')
+            : new ClientError('DISCONNECTED', `connection closed before WELCOME (${reason})`),
+        );
+      };
+      t.send(encodeFrame(SysCmd.AUTH, toBytes(JSON.stringify(auth))));
+    });
+  }
+
+  private attach(t: Transport, w: Welcome): void {
+    this.transport = t;
+    this._welcome = w;
+    this._state = 'open';
+    this.lastNotice = null;
+    t.onMessage = (f) => this.dispatch(t, f);
+    t.onClose = (reason) => this.lost(t, reason);
+    this.startHeartbeat(this.opts.heartbeatMs ?? w.heartbeatMs);
+    // Flush what was sent while (re)connecting, skipping requests that timed out meanwhile.
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) {
+      if (m.rid !== 0) {
+        const p = this.pending.get(m.rid);
+        if (!p) continue;
+        p.sent = true;
+      }
+      t.send(m.bytes);
+    }
+  }
+
+  /** The attached transport closed (or its heartbeat died). */
+  private lost(t: Transport, reason: string): void {
+    if (t !== this.transport) return;
+    this.transport = null;
+    this.stopHeartbeat();
+    const n = this.lastNotice;
+    if (n && FATAL_NOTICES.has(n.code) && now() - n.at <= NOTICE_WINDOW_MS) {
+      this.kick(n.code, n.message);
+      return;
+    }
+    this.failSent(new ClientError('DISCONNECTED', `connection lost (${reason}); the request may or may not have been processed`));
+    if (!this.opts.reconnect || !this._welcome || this.opts.maxReconnectAttempts <= 0) {
+      this.end(reason, new ClientError('DISCONNECTED', `connection lost (${reason})`));
+      return;
+    }
+    this._state = 'reconnecting';
+    void this.reconnectLoop(this.epoch);
+  }
+
+  private async reconnectLoop(epoch: number): Promise<void> {
+    for (let attempt = 1; attempt <= this.opts.maxReconnectAttempts; attempt++) {
+      if (epoch !== this.epoch) return;
+      this.emit('reconnecting', attempt);
+      if (epoch !== this.epoch) return; // a listener called close()
+      const delay = Math.min(this.opts.maxReconnectDelayMs, this.opts.reconnectDelayMs * 2 ** (attempt - 1));
+      await this.sleep(delay * (0.8 + 0.4 * Math.random()));
+      if (epoch !== this.epoch) return;
+      try {
+        await this.open({ resume: this._welcome!.resume }, epoch, true);
+        return;
+      } catch (e) {
+        if (epoch !== this.epoch) return;
+        if (e instanceof ClientError && refusals.has(e)) {
+          // The gateway no longer has the session (grace expired, ...): the session is over.
+          this.end(e.code, e);
+          return;
+        }
+        // Network failure: try again.
+      }
+    }
+    if (epoch === this.epoch) {
+      this.end('RECONNECT_FAILED', new ClientError('RECONNECT_FAILED', `gave up after ${this.opts.maxReconnectAttempts} reconnect attempts`));
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeRetry = resolve;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.wakeRetry = null;
+        resolve();
+      }, ms);
+    });
+  }
+
+  private kick(code: string, message: string): void {
+    const t = this.transport;
+    this.end(code, new ClientError(code, message), () => this.emit('kicked', code, message));
+    void t?.close();
+  }
+
+  /** Ends the session: state 'closed', everything pending fails, 'disconnected'(reason). */
+  private end(reason: string, err: ClientError, before?: () => void): void {
+    this.epoch++;
+    this._state = 'closed';
+    this.transport = null;
+    this.stopHeartbeat();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const wake = this.wakeRetry;
+    this.wakeRetry = null;
+    wake?.();
+    this.failQueued(err);
+    for (const [rid, p] of this.pending) {
+      this.pending.delete(rid);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    before?.();
+    this.emit('disconnected', reason);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Heartbeat
+
+  private startHeartbeat(heartbeatMs: number): void {
+    this.stopHeartbeat();
+    const hb = heartbeatMs > 0 ? heartbeatMs : 10_000;
+    const every = Math.max(10, Math.floor(hb * 0.8));
+    const deadAfter = 3 * hb;
+    this.lastRecv = this.lastTick = now();
+    this.hbTimer = setInterval(() => {
+      const t = this.transport;
+      if (!t) return;
+      const n = now();
+      // Our own timer fired far too late (suspended tab, blocked loop): restart the clock
+      // instead of blaming the gateway.
+      if (n - this.lastTick > 3 * every) this.lastRecv = n;
+      this.lastTick = n;
+      if (n - this.lastRecv > deadAfter) {
+        this.lost(t, 'HEARTBEAT_TIMEOUT');
+        void t.close();
+        return;
+      }
+      t.send(encodeFrame(SysCmd.PING));
+    }, every);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.hbTimer) clearInterval(this.hbTimer);
+    this.hbTimer = null;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receiving
+
+  private dispatch(t: Transport, f: Frame): void {
+    if (t !== this.transport) return;
+    this.lastRecv = now();
+    if (f.flags & Flags.RESPONSE) {
+      const p = this.pending.get(f.rid);
+      if (!p) return; // late reply to a request that timed out
+      this.pending.delete(f.rid);
+      clearTimeout(p.timer);
+      if (f.flags & Flags.ERROR) p.reject(errorFromBody(f.body, 'REQUEST_FAILED'));
+      else p.resolve(f.body);
+      return;
+    }
+    if (f.cmd >= SYSTEM_CMD_BASE) {
+      if (f.cmd === SysCmd.PING) t.send(encodeFrame(SysCmd.PONG));
+      else if (f.cmd === SysCmd.ERROR) this.notice(f.body);
+      return; // PONG and unknown framework commands
+    }
+    const list = this.handlers.get(f.cmd);
+    if (list) for (const h of list.slice()) this.call(h, f);
+    for (const h of this.anyHandlers.slice()) this.call(h, f);
+  }
+
+  private call(h: MessageHandler, f: Frame): void {
+    try {
+      h(f.body, f.cmd);
+    } catch (e) {
+      this.emit('error', new ClientError('HANDLER_ERROR', `handler for cmd ${f.cmd} threw: ${(e as Error)?.message ?? String(e)}`, { cause: e }));
+    }
+  }
+
+  /** An ERROR frame outside a response: KICKED ends the session; others are reported. */
+  private notice(body: Uint8Array): void {
+    const err = errorFromBody(body, 'ERROR');
+    if (err.code === 'KICKED') {
+      this.kick(err.code, err.message);
+      return;
+    }
+    this.lastNotice = { code: err.code, message: err.message, at: now() };
+    this.emit('error', err);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * Sends a message. While connecting or reconnecting it is queued (up to `maxQueue`) and sent
+   * after WELCOME. Throws ClientError NOT_CONNECTED (idle/closed), QUEUE_FULL, BAD_COMMAND,
+   * FRAME_TOO_LARGE.
+   */
+  send(cmd: number, data: Uint8Array | string = EMPTY): void {
+    const body = this.checkOut(cmd, data);
+    this.write(encodeFrame(cmd, body), 0);
+  }
+
+  /**
+   * Sends a request and resolves with the response body. Rejects with a ClientError: the
+   * server's code for an error response, TIMEOUT, DISCONNECTED (the connection dropped while
+   * the request was in flight), CLOSED, or the errors of `send()`.
+   */
+  request(cmd: number, data: Uint8Array | string = EMPTY, opts: RequestOptions = {}): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let body: Uint8Array;
+      try {
+        body = this.checkOut(cmd, data);
+      } catch (e) {
+        return reject(e);
+      }
+      const rid = this.nextRid;
+      this.nextRid = this.nextRid >= 0xffffffff ? 1 : this.nextRid + 1;
+      const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs;
+      const timer = setTimeout(() => {
+        if (this.pending.delete(rid)) reject(new ClientError('TIMEOUT', `request ${cmd} got no response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(rid, { resolve, reject, timer, sent: false });
+      try {
+        this.write(encodeFrame(cmd, body, Flags.REQUEST, rid), rid);
+      } catch (e) {
+        this.pending.delete(rid);
+        clearTimeout(timer);
+        reject(e);
+      }
+    });
+  }
+
+  private checkOut(cmd: number, data: Uint8Array | string): Uint8Array {
+    if (!Number.isInteger(cmd) || cmd < 0 || cmd >= SYSTEM_CMD_BASE) {
+      throw new ClientError('BAD_COMMAND', `command ${cmd} is not a user command (0 .. 0x${(SYSTEM_CMD_BASE - 1).toString(16)})`);
+    }
+    const body = toBytes(data);
+    if (body.length > this.opts.maxFrame) {
+      throw new ClientError('FRAME_TOO_LARGE', `body of ${body.length} bytes exceeds maxFrame ${this.opts.maxFrame}`);
+    }
+    return body;
+  }
+
+  private write(bytes: Uint8Array, rid: number): void {
+    if (this._state === 'open' && this.transport) {
+      if (rid !== 0) this.pending.get(rid)!.sent = true;
+      this.transport.send(bytes);
+      return;
+    }
+    if (this._state === 'connecting' || this._state === 'reconnecting') {
+      if (this.queue.length >= this.opts.maxQueue) {
+        throw new ClientError('QUEUE_FULL', `${this.queue.length} messages already wait for the connection`);
+      }
+      this.queue.push({ bytes, rid });
+      return;
+    }
+    throw new ClientError('NOT_CONNECTED', `cannot send while ${this._state}`);
+  }
+
+  /** Fails requests that went out on the lost connection. */
+  private failSent(err: ClientError): void {
+    for (const [rid, p] of this.pending) {
+      if (!p.sent) continue;
+      this.pending.delete(rid);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  /** Drops the queue, failing the requests in it. */
+  private failQueued(err: ClientError): void {
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) {
+      if (m.rid === 0) continue;
+      const p = this.pending.get(m.rid);
+      if (!p) continue;
+      this.pending.delete(m.rid);
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Handlers and events
+
+  /** Handles messages with command `cmd`; returns a function that removes the handler. */
+  on(cmd: number, handler: MessageHandler): () => void;
+  /** Listens to a client event; returns a function that removes the listener. */
+  on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
+  on(key: number | keyof ClientEvents, fn: MessageHandler | ClientEvents[keyof ClientEvents]): () => void {
+    if (typeof key === 'number') {
+      const h = fn as MessageHandler;
+      const list = this.handlers.get(key);
+      if (list) list.push(h);
+      else this.handlers.set(key, [h]);
+      return () => this.off(key, h);
+    }
+    return this.events.addListener(key, fn as ClientEvents[typeof key]);
+  }
+
+  /** Removes a handler or listener added with `on()`. */
+  off(cmd: number, handler: MessageHandler): void;
+  off<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): void;
+  off(key: number | keyof ClientEvents, fn: MessageHandler | ClientEvents[keyof ClientEvents]): void {
+    if (typeof key === 'number') {
+      const list = this.handlers.get(key);
+      if (!list) return;
+      const i = list.indexOf(fn as MessageHandler);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.handlers.delete(key);
+      return;
+    }
+    this.events.removeListener(key, fn as ClientEvents[typeof key]);
+  }
+
+  /** Listens to an event once. */
+  once<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void {
+    const off = this.events.addListener(event, ((...args: Parameters<ClientEvents[E]>) => {
+      off();
+      (listener as (...a: Parameters<ClientEvents[E]>) => void)(...args);
+    }) as ClientEvents[E]);
+    return off;
+  }
+
+  /** Handles every user message (after the per-command handlers); returns a remover. */
+  onAny(handler: MessageHandler): () => void {
+    this.anyHandlers.push(handler);
+    return () => {
+      const i = this.anyHandlers.indexOf(handler);
+      if (i >= 0) this.anyHandlers.splice(i, 1);
+    };
+  }
+
+  private emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void {
+    this.events.emit(event, args, (e) => {
+      if (event !== 'error') {
+        this.emit('error', new ClientError('HANDLER_ERROR', `'${event}' listener threw: ${(e as Error)?.message ?? String(e)}`, { cause: e }));
+      }
+    });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function parseWelcome(body: Uint8Array): Welcome {
+  const w = json<Partial<Welcome>>(body);
+  if (!w || typeof w !== 'object' || typeof w.resume !== 'string') {
+    throw new ClientError('BAD_FRAME', 'malformed WELCOME (no resume key)');
+  }
+  return {
+    account: String(w.account ?? ''),
+    generation: Number(w.generation ?? 0),
+    resume: w.resume,
+    heartbeatMs: typeof w.heartbeatMs === 'number' && w.heartbeatMs > 0 ? w.heartbeatMs : 10_000,
+    resumed: w.resumed === true,
+  };
+}
+
+/** Builds a ClientError from a JSON `{code, message}` body (tolerates garbage). */
+function errorFromBody(body: Uint8Array, fallback: string): ClientError {
+  let code = fallback;
+  let message = '';
+  try {
+    const e = json<{ code?: unknown; message?: unknown }>(body);
+    if (e && typeof e === 'object') {
+      if (typeof e.code === 'string' && e.code) code = e.code;
+      if (typeof e.message === 'string') message = e.message;
+    }
+  } catch {
+    // not JSON: keep the fallback code
+  }
+  return new ClientError(code, message || code);
+}
