@@ -146,7 +146,6 @@ export class LoginServer {
       const st = await fsp.stat(this.staticRoot).catch(() => null);
       if (!st?.isDirectory()) throw new XError('CONFIG', `login.staticDir: ${this.staticRoot} is not a directory`);
     }
-    await this.node.start();
     const server = createServer((req, res) => void this.handle(req, res));
     server.headersTimeout = HEADERS_TIMEOUT_MS;
     server.requestTimeout = REQUEST_TIMEOUT_MS;
@@ -160,9 +159,11 @@ export class LoginServer {
       });
     }).catch(async (e: Error) => {
       this.server = null;
-      await this.node.stop();
       throw new XError('CONFIG', `login: cannot listen on ${lc.host}:${lc.port}: ${e.message}`);
     });
+    // ports[1] is the HTTP port, so tools and tests find the login URL through the membership.
+    this.node.setExtraPorts([(server.address() as AddressInfo).port]);
+    await this.node.start();
     server.on('error', (e) => this.log.error({ err: e }, 'login HTTP server error'));
     this.boundPort = (server.address() as AddressInfo).port;
     this.listening = true;
