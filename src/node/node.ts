@@ -74,6 +74,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   private overloads: number[];
   private extraPorts: number[];
   private listenPort = 0;
+  private inflight = 0;
   private readonly startedAt = Date.now();
   private updateTimer: NodeJS.Timeout | null = null;
   private lastUpdateAt = 0;
@@ -345,9 +346,16 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     if (!this.membership.has(id) && !this.links.has(id)) {
       return Promise.reject(new XError('NO_TARGET', `node ${id} is not listed`));
     }
-    return this.linkTo(id)
-      .request(cmd, body, timeoutMs)
-      .then((f) => f.body);
+    if (this.inflight >= this.cfg.node.maxInflightRequests) {
+      return Promise.reject(new XError('QUEUE_FULL', `${this.inflight} requests outstanding (node.maxInflightRequests)`));
+    }
+    this.inflight++;
+    const done = (): void => {
+      this.inflight--;
+    };
+    const p = this.linkTo(id).request(cmd, body, timeoutMs);
+    p.then(done, done);
+    return p.then((f) => f.body);
   }
 
   /** Request to one node of `type` chosen by the strategy. */
