@@ -141,7 +141,7 @@ describe('link handshake', () => {
 describe('open link', () => {
   async function pair(o = opts()) {
     const { port, links } = await listen(o);
-    const out = await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, o);
+    const out = (await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, o)).start();
     cleanups.push(() => out.close());
     const inb = await waitFor(() => links[0]);
     return { out, inb };
@@ -175,8 +175,8 @@ describe('open link', () => {
 
   it('closes only the offending link on an oversized frame', async () => {
     const { port, links } = await listen(opts({ maxFrame: 1024 }));
-    const a = await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts({ maxFrame: 1 << 20 }));
-    const b = await Link.dial('127.0.0.1', port, { type: 5, id: 'client-2' }, { type: 4, id: '' }, opts());
+    const a = (await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts({ maxFrame: 1 << 20 }))).start();
+    const b = (await Link.dial('127.0.0.1', port, { type: 5, id: 'client-2' }, { type: 4, id: '' }, opts())).start();
     cleanups.push(() => a.close(), () => b.close());
     const [ia, ib] = await waitFor(() => (links.length === 2 ? links : undefined));
     let reason: XError | undefined;

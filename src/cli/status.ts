@@ -19,7 +19,7 @@ export interface ClusterStatus {
 export async function fetchStatus(config: XConfig, store: ClusterStore, logger: Logger, timeoutMs = 3000): Promise<ClusterStatus> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
-  const link = await Link.dial(lease.addr, lease.port, { type: NodeType.CLIENT, id: `status-${randomUUID()}` }, { type: NodeType.MGR, id: lease.instanceId }, linkOptions(config, logger));
+  const link = (await Link.dial(lease.addr, lease.port, { type: NodeType.CLIENT, id: `status-${randomUUID()}` }, { type: NodeType.MGR, id: lease.instanceId }, linkOptions(config, logger))).start();
   try {
     const reply = decode(StatusReplySchema, (await link.request(Cmd.STATUS, new Uint8Array(0), timeoutMs)).body);
     return {

@@ -62,6 +62,8 @@ export class Link {
   private readonly pending = new Map<number, PendingRequest>();
   private nextRid = 1;
   private closed = false;
+  private started = false;
+  private leftover: Buffer | null;
 
   /** Use Link.dial or LinkListener: they hand over a socket that already finished the handshake. */
   constructor(
@@ -83,11 +85,27 @@ export class Link {
       opts.heartbeatIntervalMs,
       opts.heartbeatTimeoutMs,
     );
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.leftover = leftover;
+    // Nothing is read until the owner has attached its handlers and called start().
+    socket.pause();
     socket.on('error', (e) => this.close(new XError('LINK_CLOSED', `${this.describe()}: ${e.message}`), false));
     socket.on('close', () => this.close(new XError('LINK_CLOSED', `${this.describe()} closed the connection`), false));
     this.heartbeat.start();
-    if (leftover && leftover.length > 0) queueMicrotask(() => this.receive(leftover));
+  }
+
+  /**
+   * Starts delivering frames (including any that arrived with the handshake) to `onFrame`.
+   * Call it once the handlers are set; calling it again does nothing.
+   */
+  start(): this {
+    if (this.started || this.closed) return this;
+    this.started = true;
+    const leftover = this.leftover;
+    this.leftover = null;
+    if (leftover && leftover.length > 0) this.receive(leftover);
+    this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.socket.resume();
+    return this;
   }
 
   get isOpen(): boolean {
@@ -215,7 +233,8 @@ export class Link {
 
   /**
    * Dials `host:port`, expecting to reach `expect` (id "" = any process of that type).
-   * Resolves with an open link; rejects with a typed error (AUTH_FAILED, WRONG_TARGET, NOT_ACTIVE,
+   * Resolves with an open link, not yet reading: set `onFrame`/`onClose`, then call `start()`.
+   * Rejects with a typed error (AUTH_FAILED, WRONG_TARGET, NOT_ACTIVE,
    * HANDSHAKE_TIMEOUT, LINK_CLOSED, BAD_FRAME...).
    */
   static dial(host: string, port: number, self: LinkIdentity, expect: { type: number; id: string }, opts: LinkOptions): Promise<Link> {
@@ -397,7 +416,9 @@ export class LinkListener {
             socket.off('error', onError);
             socket.write(encodeControl(Cmd.WELCOME, encode(WelcomeSchema, {})));
             const rest = frames.length > 0 ? reencode(frames) : null;
-            this.onLink(new Link(socket, remote, 'in', this.opts, concatLeftover(rest, decoder)));
+            const link = new Link(socket, remote, 'in', this.opts, concatLeftover(rest, decoder));
+            this.onLink(link);
+            link.start();
             return;
           }
         }

@@ -45,7 +45,8 @@ interface Session {
   updateTimer: NodeJS.Timeout | null;
 }
 
-export type MgrState = 'standby' | 'active' | 'stopped';
+/** activating: holds the lease, still loading the previous membership (refuses registrations). */
+export type MgrState = 'standby' | 'activating' | 'active' | 'stopped';
 
 export class MgrServer {
   readonly instanceId = randomUUID();
@@ -150,10 +151,10 @@ export class MgrServer {
 
   private async becomeActive(rec: LeaseRecord): Promise<void> {
     if (this.state === 'stopped') return;
-    this.state = 'active';
+    // Registrations wait (NOT_ACTIVE, nodes retry) until the previous membership is loaded:
+    // otherwise an early registrant would get a settled snapshot missing live members.
+    this.state = 'activating';
     this.epoch = rec.epoch;
-    this.m.active.set(1);
-    this.m.takeovers.inc();
     // Members of the previous mgr get a grace period to re-register.
     let mirror = new Map<string, Uint8Array>();
     try {
@@ -170,6 +171,10 @@ export class MgrServer {
         this.log.warn({ id }, 'skipping an unreadable mirror entry');
       }
     }
+    if (this.state !== 'activating') return; // lost the lease (or stopped) while loading
+    this.state = 'active';
+    this.m.active.set(1);
+    this.m.takeovers.inc();
     this.settling = true;
     this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
     this.settleTimer.unref();
@@ -178,7 +183,7 @@ export class MgrServer {
   }
 
   private stepDown(reason: string): void {
-    if (this.state !== 'active') return;
+    if (this.state !== 'active' && this.state !== 'activating') return;
     this.state = 'standby';
     this.m.active.set(0);
     this.clearSettle();

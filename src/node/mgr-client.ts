@@ -163,6 +163,7 @@ export class MgrClient {
     }
     this.early = [];
     link.onFrame = (f) => this.onFrame(f);
+    link.start();
     let snap: Snapshot;
     try {
       const reply = await link.request(Cmd.REGISTER, encode(RegisterSchema, { info: this.host.selfInfo() }), this.opts.registerTimeoutMs);

@@ -199,6 +199,7 @@ export class PeerLink {
     this.pending = [];
     this.pendingBytes = 0;
     for (const op of ops) op.run(link);
+    link.start();
     this.host.onLinkUp(this.peerId, link);
   }
 

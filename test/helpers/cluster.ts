@@ -1,0 +1,755 @@
+/**
+ * Harness for the real-process cluster tests (test/cluster/*.test.ts).
+ *
+ * Spawns `node bin/xserver.js mgr` and `node bin/xserver.js node --entry test/fixtures/probe-service.js`
+ * (and, for one test, a private redis-server) as detached children — each its own process group —
+ * parses what they print, and lets a test wait for conditions on that with a deadline.
+ *
+ * - Probe children print `PROBE {...}` lines (see the fixture); they become `proc.events`.
+ * - mgr and node children log JSON lines (pino, XSERVER_LOG_PRETTY=false); they become `proc.logs`.
+ * - `cluster.waitFor(what, predicate, timeoutMs)` re-evaluates the predicate on every line and exit
+ *   of every child; it resolves with the predicate's first non-false/undefined/null value.
+ * - `clusterSuite()` registers the hooks: a cross-file lock (cluster files run one at a time, so
+ *   their timing measurements do not fight over the two cores), and after each test SIGKILL of
+ *   every process group it started and deletion of its Redis keys (SCAN MATCH xs:{<cluster>}:*),
+ *   whether the test passed or not. On failure the children's output is written to
+ *   $TMPDIR/xserver-cluster-logs/<cluster>/ and a merged timeline is printed.
+ *
+ * Each test gets its own cluster name `t-<file random>-<n>` (env XSERVER_CLUSTER).
+ *
+ * Also here: a private redis-server child (`startRedis`), an in-process TCP latency proxy for a slow
+ * store path (`startLatencyProxy`), `xserver status --json` (`status`), and a check that the mgr's
+ * membership mirror in Redis is complete (`mirrorHas`) before a test kills the mgr.
+ */
+import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, expect, onTestFailed } from 'vitest';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'bin/xserver.js');
+export const PROBE_ENTRY = path.join(ROOT, 'test/fixtures/probe-service.js');
+export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** Wall clock in ms with a sub-ms fraction; same clock as the probes' `t`. */
+export const wall = (): number => performance.timeOrigin + performance.now();
+
+/** Short timings for tests that are not about the defaults. */
+export const FAST: Readonly<Record<string, string>> = {
+  XSERVER_LINK_HEARTBEAT_INTERVAL_MS: '300',
+  XSERVER_LINK_HEARTBEAT_TIMEOUT_MS: '1000',
+  XSERVER_MGR_LEASE_TTL_MS: '1200',
+  XSERVER_MGR_LEASE_REFRESH_MS: '300',
+  XSERVER_MGR_STANDBY_POLL_MS: '100',
+  XSERVER_MGR_SETTLE_GRACE_MS: '1500',
+  XSERVER_NODE_DISCOVERY_MAX_BACKOFF_MS: '300',
+  XSERVER_NODE_SHUTDOWN_DRAIN_MS: '200',
+};
+
+export interface ProbeEvent {
+  ev: string;
+  /** Wall time in the probe when it happened. */
+  t: number;
+  [k: string]: unknown;
+}
+
+export interface LogLine {
+  level: number;
+  /** pino time: wall ms. */
+  time: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM';
+
+// ------------------------------------------------------------------------------------- children
+
+/** Every child still alive, across clusters: the last-resort cleanup on worker exit uses it. */
+const liveChildren = new Set<number>();
+process.on('exit', () => {
+  for (const pid of liveChildren) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+const MAX_RAW_LINES = 20_000;
+
+export class Proc {
+  readonly events: ProbeEvent[] = [];
+  readonly logs: LogLine[] = [];
+  /** Every output line (stdout and stderr), with the harness's receive time. */
+  readonly raw: { t: number; line: string }[] = [];
+  exitInfo: { code: number | null; signal: NodeJS.Signals | null; t: number } | null = null;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; t: number }>;
+  readonly startedAt = wall();
+
+  constructor(
+    readonly kind: 'mgr' | 'probe' | 'redis',
+    readonly label: string,
+    readonly child: ChildProcessWithoutNullStreams,
+    protected readonly notify: () => void,
+  ) {
+    if (child.pid === undefined) throw new Error(`could not spawn ${label}`);
+    liveChildren.add(child.pid);
+    const onLine = (line: string): void => {
+      if (this.raw.length < MAX_RAW_LINES) this.raw.push({ t: wall(), line });
+      this.parse(line);
+      this.notify();
+    };
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', (l) => onLine(`[stderr] ${l}`));
+    child.stdin.on('error', () => {}); // EPIPE after the child died
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        liveChildren.delete(child.pid!);
+        this.exitInfo = { code, signal, t: wall() };
+        resolve(this.exitInfo);
+        this.notify();
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === null;
+  }
+
+  protected parse(line: string): void {
+    if (line.startsWith('PROBE ')) {
+      try {
+        this.events.push(JSON.parse(line.slice(6)) as ProbeEvent);
+      } catch {
+        /* a torn line would be a fixture bug; it stays in raw */
+      }
+    } else if (line.startsWith('{')) {
+      try {
+        const o = JSON.parse(line) as LogLine;
+        if (typeof o.msg === 'string') this.logs.push(o);
+      } catch {
+        /* not a log line */
+      }
+    }
+  }
+
+  eventsOf(ev: string, since = 0): ProbeEvent[] {
+    return this.events.filter((e) => e.ev === ev && e.t >= since);
+  }
+
+  lastOf(ev: string): ProbeEvent | undefined {
+    for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i]!.ev === ev) return this.events[i];
+    return undefined;
+  }
+
+  logsMatching(re: RegExp): LogLine[] {
+    return this.logs.filter((l) => re.test(l.msg));
+  }
+
+  hasRaw(re: RegExp): boolean {
+    return this.raw.some((r) => re.test(r.line));
+  }
+}
+
+export class MgrProc extends Proc {
+  /** From its first log line ("mgr started"). */
+  get instanceId(): string | undefined {
+    return this.logs.find((l) => typeof l.instanceId === 'string')?.instanceId as string | undefined;
+  }
+
+  /** The log line of its (last) takeover, if any. */
+  get activeLog(): LogLine | undefined {
+    const all = this.logsMatching(/^mgr is ACTIVE/);
+    return all[all.length - 1];
+  }
+
+  get epoch(): number | undefined {
+    return this.activeLog?.epoch as number | undefined;
+  }
+}
+
+export interface LoadResult {
+  rid: string;
+  sent: number;
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  samples: { t: number; code: string; message: string }[];
+  maxLatencyMs: number;
+  durationMs: number;
+}
+
+export class LoadHandle {
+  constructor(
+    readonly rid: string,
+    private readonly probe: ProbeProc,
+    private readonly cluster: Cluster,
+  ) {}
+
+  /** The latest progress report (sent/ok/failed/inflight), if any. */
+  progress(): { sent: number; ok: number; failed: number; inflight: number } | undefined {
+    const all = this.probe.events.filter((e) => e.ev === 'load-progress' && e.rid === this.rid);
+    return all[all.length - 1] as never;
+  }
+
+  /** Waits until `n` more requests than now have succeeded (traffic is really flowing). */
+  async okAtLeast(n: number, timeoutMs: number): Promise<void> {
+    await this.cluster.waitFor(`${this.probe.label} load ${this.rid}: ${n} ok`, () => (this.progress()?.ok ?? 0) >= n, timeoutMs);
+  }
+
+  async stop(timeoutMs = 10_000): Promise<LoadResult> {
+    this.probe.send({ op: 'stop', rid: this.rid });
+    return this.done(timeoutMs);
+  }
+
+  done(timeoutMs: number): Promise<LoadResult> {
+    return this.cluster.waitFor(
+      `${this.probe.label} load ${this.rid} done`,
+      () => this.probe.events.find((e) => e.ev === 'load-done' && e.rid === this.rid) as LoadResult | undefined,
+      timeoutMs,
+    );
+  }
+}
+
+export class ProbeProc extends Proc {
+  id = '';
+  port = 0;
+  private nextRid = 1;
+  cluster!: Cluster;
+
+  send(cmd: Record<string, unknown>): void {
+    this.child.stdin.write(JSON.stringify(cmd) + '\n');
+  }
+
+  /** Sends `op` and waits for the reply event `replyEv` with the same rid. */
+  async call<T = ProbeEvent>(op: string, fields: Record<string, unknown>, replyEv: string, timeoutMs = 5000): Promise<T> {
+    const rid = `${this.label}-${this.nextRid++}`;
+    this.send({ op, rid, ...fields });
+    return this.cluster.waitFor(
+      `${this.label}: reply ${replyEv} to ${op} ${rid}`,
+      () => (this.events.find((e) => e.ev === replyEv && e.rid === rid) as T | undefined),
+      timeoutMs,
+    );
+  }
+
+  /** This node's own view: ids of every member it lists (itself included). */
+  async view(timeoutMs = 5000): Promise<{ self: string; ids: string[]; mgrConnected: boolean }> {
+    return this.call('view', {}, 'view', timeoutMs);
+  }
+
+  async request(target: string, body: string, timeoutMs = 2000): Promise<{ ok: boolean; body?: string; code?: string; message?: string }> {
+    return this.call('request', { target, body, timeoutMs }, 'reply', timeoutMs + 5000);
+  }
+
+  /** Starts ECHO traffic to `target` at `rate`/s (until stopped, or `count` requests). */
+  async startLoad(target: string, rate: number, opts: { count?: number; timeoutMs?: number } = {}): Promise<LoadHandle> {
+    const rid = `${this.label}-load-${this.nextRid++}`;
+    this.send({ op: 'load', rid, target, rate, ...opts });
+    await this.cluster.waitFor(`${this.label}: load-started ${rid}`, () => this.events.some((e) => e.ev === 'load-started' && e.rid === rid), 5000);
+    return new LoadHandle(rid, this, this.cluster);
+  }
+
+  /** Membership events about `peer` (joined/left/updated) since `since`. */
+  about(peer: string, since = 0): ProbeEvent[] {
+    return this.events.filter((e) => e.peer === peer && e.t >= since);
+  }
+}
+
+export class RedisProc extends Proc {
+  port = 0;
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+}
+
+// ------------------------------------------------------------------------------------- cluster
+
+export interface ClusterOptions {
+  /** XSERVER_* (and other) env for every process of the cluster, e.g. FAST. */
+  env?: Record<string, string>;
+  redisUrl?: string;
+}
+
+interface Waiter {
+  check(): void;
+}
+
+export class Cluster {
+  readonly name: string;
+  redisUrl: string;
+  readonly env: Record<string, string>;
+  readonly procs: Proc[] = [];
+  private readonly waiters = new Set<Waiter>();
+  private readonly counters: Record<string, number> = {};
+  private destroyed = false;
+
+  constructor(name: string, opts: ClusterOptions = {}) {
+    this.name = name;
+    this.redisUrl = opts.redisUrl ?? SHARED_REDIS_URL;
+    this.env = { ...(opts.env ?? {}) };
+  }
+
+  get mgrs(): MgrProc[] {
+    return this.procs.filter((p): p is MgrProc => p instanceof MgrProc);
+  }
+
+  get probes(): ProbeProc[] {
+    return this.procs.filter((p): p is ProbeProc => p instanceof ProbeProc);
+  }
+
+  private nextLabel(kind: string): string {
+    this.counters[kind] = (this.counters[kind] ?? 0) + 1;
+    return `${kind}${this.counters[kind]}`;
+  }
+
+  private childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const base: NodeJS.ProcessEnv = {};
+    // A developer's own XSERVER_* settings must not leak into the test cluster.
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('XSERVER_')) base[k] = v;
+    return {
+      ...base,
+      XSERVER_CLUSTER: this.name,
+      XSERVER_REDIS_URL: this.redisUrl,
+      XSERVER_LOG_PRETTY: 'false',
+      XSERVER_LOG_LEVEL: 'info',
+      ...this.env,
+      ...extra,
+    };
+  }
+
+  private spawnChild(args: string[], env: NodeJS.ProcessEnv, cmd = process.execPath): ChildProcessWithoutNullStreams {
+    if (this.destroyed) throw new Error('cluster already destroyed');
+    return spawn(cmd, args, { cwd: ROOT, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  /** Starts an mgr and waits until it listens (it may still be a standby). */
+  async startMgr(opts: { env?: Record<string, string>; label?: string } = {}): Promise<MgrProc> {
+    const label = opts.label ?? this.nextLabel('mgr');
+    const p = new MgrProc('mgr', label, this.spawnChild([BIN, 'mgr'], this.childEnv(opts.env)), () => this.notifyAll());
+    this.procs.push(p);
+    await this.waitFor(`${label} started`, () => p.instanceId !== undefined || this.exitedEarly(p), 15_000);
+    return p;
+  }
+
+  /** Waits until `mgr` holds the lease. */
+  async mgrActive(mgr: MgrProc, timeoutMs = 10_000): Promise<LogLine> {
+    return this.waitFor(`${mgr.label} ACTIVE`, () => mgr.activeLog ?? this.exitedEarly(mgr), timeoutMs);
+  }
+
+  /** Starts a probe node and waits until it listens (not until it registers). */
+  async startProbe(opts: { env?: Record<string, string>; label?: string; type?: number } = {}): Promise<ProbeProc> {
+    const label = opts.label ?? this.nextLabel('probe');
+    const env = this.childEnv({ ...(opts.type !== undefined ? { PROBE_TYPE: String(opts.type) } : {}), ...(opts.env ?? {}) });
+    const p = new ProbeProc('probe', label, this.spawnChild([BIN, 'node', '--entry', PROBE_ENTRY], env), () => this.notifyAll());
+    p.cluster = this;
+    this.procs.push(p);
+    await this.waitFor(`${label} listening`, () => (p.lastOf('listening') && p.lastOf('ready')) || this.exitedEarly(p), 15_000);
+    p.id = p.lastOf('ready')!.id as string;
+    p.port = p.lastOf('listening')!.port as number;
+    return p;
+  }
+
+  /** Starts several probes in parallel. */
+  startProbes(n: number, opts: { env?: Record<string, string>; type?: number } = {}): Promise<ProbeProc[]> {
+    return Promise.all(Array.from({ length: n }, () => this.startProbe(opts)));
+  }
+
+  /**
+   * Starts a private redis-server (no persistence) on `port` (default: a free one) and waits until
+   * it accepts connections.
+   */
+  async startRedis(port?: number): Promise<RedisProc> {
+    const p0 = port ?? (await freePort());
+    const label = this.nextLabel('redis');
+    const child = this.spawnChild(['--port', String(p0), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], process.env, 'redis-server');
+    const p = new RedisProc('redis', label, child, () => this.notifyAll());
+    p.port = p0;
+    this.procs.push(p);
+    await this.waitFor(`${label} ready on ${p0}`, () => p.hasRaw(/Ready to accept connections/) || this.exitedEarly(p), 10_000);
+    return p;
+  }
+
+  private exitedEarly(p: Proc): undefined {
+    if (p.exitInfo) {
+      const tail = p.raw.slice(-20).map((r) => r.line).join('\n');
+      throw new Error(`${p.label} exited (code ${p.exitInfo.code}, signal ${p.exitInfo.signal}) before it was up:\n${tail}`);
+    }
+    return undefined;
+  }
+
+  /**
+   * A TCP proxy in this process that forwards to `targetPort` on 127.0.0.1 and delays every chunk
+   * by `delayMs` in each direction (order kept): a slow network path to the store.
+   */
+  async startLatencyProxy(targetPort: number, delayMs: number): Promise<LatencyProxy> {
+    const proxy = await LatencyProxy.start(targetPort, delayMs);
+    this.proxies.push(proxy);
+    return proxy;
+  }
+
+  private proxies: LatencyProxy[] = [];
+
+  /** Sends `sig` to the process; returns the wall time just before. */
+  kill(p: Proc, sig: Signal): number {
+    const t = wall();
+    process.kill(p.pid, sig);
+    return t;
+  }
+
+  /**
+   * Resolves with the first value of `predicate` that is not undefined/null/false, re-checking on
+   * every line and exit of every child; rejects after `timeoutMs` (or when the predicate throws).
+   */
+  waitFor<T>(what: string, predicate: () => T | undefined | null | false, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const w: Waiter = {
+        check: () => {
+          let v: T | undefined | null | false;
+          try {
+            v = predicate();
+          } catch (e) {
+            done();
+            reject(e);
+            return;
+          }
+          if (v !== undefined && v !== null && v !== false) {
+            done();
+            resolve(v);
+          }
+        },
+      };
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+      };
+      timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for: ${what}\n--- recent events ---\n${this.timeline(40)}`));
+      }, timeoutMs);
+      this.waiters.add(w);
+      w.check();
+    });
+  }
+
+  /**
+   * Waits until every probe is registered (mgr-connected) and lists every other probe (a joined
+   * event for each, from a snapshot or a JOINED).
+   */
+  async allListed(probes: ProbeProc[], timeoutMs = 15_000): Promise<void> {
+    await this.waitFor(
+      'every probe registered and listing every other one',
+      () =>
+        probes.every(
+          (p) => p.lastOf('mgr-connected') !== undefined && probes.every((q) => q === p || p.eventsOf('joined').some((e) => e.peer === q.id)),
+        ),
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Waits until the mgr's membership mirror in Redis lists every probe. The mgr writes it after it
+   * acknowledged a registration, so a test that kills the mgr right after the last registration
+   * would otherwise race that write.
+   */
+  async mirrorHas(probes: ProbeProc[], timeoutMs = 5000): Promise<void> {
+    const r = this.redis();
+    const want = probes.map((p) => p.id);
+    await this.pollUntil(
+      'the membership mirror lists every probe',
+      async () => {
+        const ids = new Set(await r.hkeys(this.key('mirror')));
+        return want.every((id) => ids.has(id));
+      },
+      timeoutMs,
+      20,
+    );
+  }
+
+  /** Asks each of `probes` for its own view and expects exactly the ids of `want`. */
+  async expectViews(probes: ProbeProc[], want: ProbeProc[]): Promise<void> {
+    const ids = want.map((p) => p.id).sort();
+    for (const p of probes) expect((await p.view()).ids, `${p.label}'s own view`).toEqual(ids);
+  }
+
+  /** Polls an async condition (for things that print nothing, e.g. `xserver status`). */
+  async pollUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+    const deadline = wall() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await fn();
+        if (v !== undefined && v !== null && v !== false) return v;
+        last = v;
+      } catch (e) {
+        last = e;
+      }
+      if (wall() > deadline) throw new Error(`timed out after ${timeoutMs} ms polling for: ${what} (last: ${String(last)})`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
+  private notifyAll(): void {
+    for (const w of [...this.waiters]) w.check();
+  }
+
+  /** `xserver status --json` against this cluster. */
+  status(timeoutMs = 10_000): Promise<{ mgr: Record<string, unknown>; members: Record<string, unknown>[] }> {
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, [BIN, 'status', '--json'], { cwd: ROOT, env: this.childEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`xserver status failed: ${err.message}\n${stderr}`));
+        try {
+          resolve(JSON.parse(stdout));
+        } catch (e) {
+          reject(new Error(`xserver status printed no JSON (${(e as Error).message}):\n${stdout}\n${stderr}`));
+        }
+      });
+    });
+  }
+
+  /** A Redis client on this cluster's store (closed by destroy()). */
+  private redisClients: Redis[] = [];
+  redis(): Redis {
+    const r = new Redis(this.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    r.on('error', () => {});
+    this.redisClients.push(r);
+    return r;
+  }
+
+  key(suffix: string): string {
+    return `xs:{${this.name}}:${suffix}`;
+  }
+
+  /** Merged, time-ordered probe events and mgr/node log lines, for diagnostics. */
+  timeline(last = Infinity): string {
+    const rows: { t: number; s: string }[] = [];
+    for (const p of this.procs) {
+      for (const e of p.events) {
+        if (e.ev === 'load-progress') continue;
+        const { ev, t, ...rest } = e;
+        rows.push({ t, s: `${p.label.padEnd(7)} ${ev} ${JSON.stringify(rest)}` });
+      }
+      for (const l of p.logs) if (l.level >= 30) rows.push({ t: l.time, s: `${p.label.padEnd(7)} [log ${l.level}] ${l.msg}${l.code ? ' ' + String(l.code) : ''}${l.reason ? ' ' + String(l.reason) : ''}` });
+      if (p.exitInfo) rows.push({ t: p.exitInfo.t, s: `${p.label.padEnd(7)} EXIT code=${p.exitInfo.code} signal=${p.exitInfo.signal}` });
+    }
+    rows.sort((a, b) => a.t - b.t);
+    const t0 = rows[0]?.t ?? 0;
+    return rows
+      .slice(Number.isFinite(last) ? -last : 0)
+      .map((r) => `+${((r.t - t0) / 1000).toFixed(3)}s ${r.s}`)
+      .join('\n');
+  }
+
+  /** Writes every child's output and the timeline under $TMPDIR/xserver-cluster-logs/<cluster>/. */
+  dumpLogs(): string {
+    const dir = path.join(os.tmpdir(), 'xserver-cluster-logs', this.name);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.raw.map((r) => r.line).join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
+    return dir;
+  }
+
+  /** SIGKILLs every process group it started (also stopped ones), then deletes the cluster's keys. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const w of [...this.waiters]) this.waiters.delete(w);
+    for (const p of this.procs) {
+      if (!p.alive) continue;
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await Promise.all(this.procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 3000))])));
+    for (const p of this.proxies) p.close();
+    for (const r of this.redisClients) r.disconnect();
+    this.redisClients = [];
+    await deleteKeys(SHARED_REDIS_URL, `xs:{${this.name}}:*`);
+  }
+}
+
+// ------------------------------------------------------------------------------------- helpers
+
+export class LatencyProxy {
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static start(targetPort: number, delayMs: number): Promise<LatencyProxy> {
+    return new Promise((resolve, reject) => {
+      let proxy: LatencyProxy;
+      const server = net.createServer((client) => {
+        const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+        proxy.sockets.add(client);
+        proxy.sockets.add(upstream);
+        // Timers of one duration fire in creation order, so chunks keep their order.
+        const pipe = (from: net.Socket, to: net.Socket): void => {
+          from.on('data', (chunk) => void setTimeout(() => !to.destroyed && to.write(chunk), delayMs));
+          from.on('end', () => void setTimeout(() => to.end(), delayMs));
+          from.on('close', () => void setTimeout(() => to.destroy(), delayMs));
+          from.on('error', () => {});
+        };
+        pipe(client, upstream);
+        pipe(upstream, client);
+      });
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        proxy = new LatencyProxy(server, (server.address() as net.AddressInfo).port);
+        resolve(proxy);
+      });
+    });
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** SCAN MATCH `pattern` + DEL on the Redis at `url` (never FLUSHALL). */
+export async function deleteKeys(url: string, pattern: string): Promise<number> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  r.on('error', () => {});
+  let n = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) n += await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+  return n;
+}
+
+export function commandExists(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => {
+    try {
+      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------- cross-file lock
+
+const LOCK_FILE = path.join(os.tmpdir(), 'xserver-cluster-tests.lock');
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One cluster test file at a time per machine: timing measurements need the cores. */
+async function acquireLock(token: string, timeoutMs: number): Promise<void> {
+  const deadline = wall() + timeoutMs;
+  for (;;) {
+    try {
+      fs.writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, token }), { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { pid: number };
+      if (!pidAlive(held.pid)) fs.rmSync(LOCK_FILE, { force: true });
+    } catch {
+      // Torn or vanished between our checks: try again.
+    }
+    if (wall() > deadline) throw new Error(`cluster test lock ${LOCK_FILE} still held after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function releaseLock(token: string): void {
+  try {
+    const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { token: string };
+    if (held.token === token) fs.rmSync(LOCK_FILE, { force: true });
+  } catch {
+    /* not ours or gone */
+  }
+}
+
+// ------------------------------------------------------------------------------------- suite hooks
+
+/**
+ * Registers the hooks of a cluster test file and returns `newCluster`, which each test calls to
+ * get a fresh cluster (own name, own processes), destroyed after the test whatever happened.
+ */
+export function clusterSuite(): { newCluster(opts?: ClusterOptions): Cluster; fileTag: string } {
+  const fileTag = randomBytes(4).toString('hex');
+  const token = `${process.pid}-${fileTag}`;
+  const current: Cluster[] = [];
+  let n = 0;
+
+  beforeAll(async () => {
+    await acquireLock(token, 300_000);
+  }, 310_000);
+
+  afterEach(async () => {
+    for (const c of current.splice(0)) await c.destroy();
+  }, 30_000);
+
+  afterAll(async () => {
+    releaseLock(token);
+    // Anything a crashed test left behind under this file's clusters.
+    await deleteKeys(SHARED_REDIS_URL, `xs:{t-${fileTag}-*}:*`).catch(() => {});
+  });
+
+  return {
+    fileTag,
+    newCluster(opts?: ClusterOptions): Cluster {
+      const c = new Cluster(`t-${fileTag}-${++n}`, opts);
+      current.push(c);
+      onTestFailed(() => {
+        const dir = c.dumpLogs();
+        console.error(`[cluster ${c.name}] test failed; child output in ${dir}\n--- timeline (last 80) ---\n${c.timeline(80)}`);
+      });
+      return c;
+    },
+  };
+}
