@@ -138,6 +138,36 @@ describe('link handshake', () => {
   });
 });
 
+describe('handshake fuzz', () => {
+  it('random bytes and random frames never crash the acceptor; each connection is closed with a reason', async () => {
+    const { port } = await listen();
+    let seed = 424242;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
+    const cmds = [Cmd.HELLO, Cmd.AUTH, Cmd.CHALLENGE, Cmd.PING, Cmd.ERROR, 7];
+    const attempts: Promise<{ frames: Frame[]; closed: boolean }>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const kind = i % 3;
+      const payload =
+        kind === 0
+          ? bytes(1 + Math.floor(rnd() * 200)) // raw garbage
+          : kind === 1
+            ? encodeFrame(cmds[Math.floor(rnd() * cmds.length)]!, bytes(Math.floor(rnd() * 64))) // a frame with a garbage body
+            : Buffer.concat([encodeFrame(Cmd.HELLO, bytes(40)), encodeFrame(Cmd.AUTH, bytes(40))]); // wrong sequence
+      attempts.push(rawConnect(port, [payload]));
+    }
+    const results = await Promise.all(attempts);
+    for (const r of results) {
+      expect(r.closed).toBe(true);
+      // Whatever was sent, the acceptor never opened a link: at most an ERROR (or CHALLENGE for a parseable HELLO).
+      expect(r.frames.every((f) => f.cmd === Cmd.ERROR || f.cmd === Cmd.CHALLENGE)).toBe(true);
+    }
+    const ok = (await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts())).start();
+    cleanups.push(() => ok.close());
+    expect(ok.isOpen).toBe(true);
+  });
+});
+
 describe('open link', () => {
   async function pair(o = opts()) {
     const { port, links } = await listen(o);
