@@ -38,10 +38,20 @@ client.on(lobby(Cmd.MATCH_FOUND), (data) => {
   const m = json(data);
   log('match', `[match ${m.matchId}] ${m.players.join(' vs ')}`);
 });
-client.on('kicked', (code, message) => status(`kicked (${code}): ${message}`));
+let kickedWith = null;
+client.on('kicked', (code, message) => {
+  kickedWith = code;
+  status(`kicked (${code}): ${message}`);
+});
 client.on('reconnecting', (n) => status(`connection lost, reconnecting (attempt ${n})…`));
 client.on('reconnected', () => status(`reconnected as ${client.welcome?.account}`));
-client.on('disconnected', (reason) => status(`disconnected: ${reason}`));
+// The session is over (kicked, or the gateway is gone for good): back to the login form, from
+// where the same client connects again (to whichever gateway the login picks).
+client.on('disconnected', (reason) => {
+  if (reason !== kickedWith) status(`disconnected: ${reason}`);
+  kickedWith = null;
+  show('login-view');
+});
 
 $('login-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -78,8 +88,12 @@ $('role-form').addEventListener('submit', async (e) => {
 
 $('world-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  client.send(lobby(Cmd.WORLD_CHAT), JSON.stringify({ text: $('world-text').value }));
-  $('world-text').value = '';
+  try {
+    client.send(lobby(Cmd.WORLD_CHAT), JSON.stringify({ text: $('world-text').value }));
+    $('world-text').value = '';
+  } catch (err) {
+    log('error', `not sent: ${err.message}`);
+  }
 });
 
 $('private-form').addEventListener('submit', async (e) => {

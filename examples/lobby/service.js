@@ -11,10 +11,18 @@ export default defineService({
     node.enableRelay();
     /** account -> role name, for accounts in game on this lobby */
     const online = new Map();
+    // The role in game is also kept in the store, so that when a lobby dies and the gateway moves
+    // its accounts to another one, the players stay in game there (the client notices nothing).
+    const inGameKey = (account) => `in-game:${account}`;
 
-    const roleOf = (ctx) => {
-      const name = online.get(ctx.account);
-      if (!name) throw new XError('BAD_REQUEST', 'enter the game with a role first');
+    const roleOf = async (ctx) => {
+      let name = online.get(ctx.account);
+      if (!name) {
+        name = await store.kvGet(inGameKey(ctx.account));
+        if (!name) throw new XError('BAD_REQUEST', 'enter the game with a role first');
+        online.set(ctx.account, name);
+        node.setOverload(0, online.size);
+      }
       return name;
     };
 
@@ -35,19 +43,21 @@ export default defineService({
     node.handleClient(LobbyCmd.ENTER_GAME, async (data, ctx) => {
       const { name } = fromJson(data);
       if ((await store.kvGet(`role-name:${name}`)) !== ctx.account) throw new XError('BAD_REQUEST', `no role "${name}" on this account`);
+      await store.kvSet(inGameKey(ctx.account), name);
       online.set(ctx.account, name);
       node.setOverload(0, online.size);
       return toJson({ name });
     });
 
-    node.handleClient(LobbyCmd.WORLD_CHAT, (data, ctx) => {
+    node.handleClient(LobbyCmd.WORLD_CHAT, async (data, ctx) => {
       const { text } = fromJson(data);
-      node.broadcastToClients(LobbyCmd.WORLD_MESSAGE, toJson({ from: roleOf(ctx), text: String(text).slice(0, 500) }));
+      const from = await roleOf(ctx);
+      node.broadcastToClients(LobbyCmd.WORLD_MESSAGE, toJson({ from, text: String(text).slice(0, 500) }));
     });
 
     node.handleClient(LobbyCmd.PRIVATE_CHAT, async (data, ctx) => {
       const { to, text } = fromJson(data);
-      const from = roleOf(ctx);
+      const from = await roleOf(ctx);
       // The target may be on another lobby and another gateway: find its account, then its gateway.
       const account = await store.kvGet(`role-name:${to}`);
       if (!account) throw new XError('NO_TARGET', `no role named "${to}"`);
@@ -57,8 +67,8 @@ export default defineService({
       return toJson({ delivered: true });
     });
 
-    node.handleClient(LobbyCmd.MATCH, (_data, ctx) => {
-      const role = roleOf(ctx);
+    node.handleClient(LobbyCmd.MATCH, async (_data, ctx) => {
+      const role = await roleOf(ctx);
       if (!node.sendOne(MATCH, MatchCmd.REQUEST, toJson({ account: ctx.account, role }))) {
         throw new XError('NO_TARGET', 'no match service is running');
       }
@@ -75,6 +85,7 @@ export default defineService({
       online.delete(account);
       node.setOverload(0, online.size);
       node.log.info({ account }, 'account lost: its client is gone for good');
+      store.kvDelete(inGameKey(account)).catch((e) => node.log.warn({ account, err: e.message }, 'could not clear the role in game'));
     });
   },
 });

@@ -1,7 +1,7 @@
 // Match (type 5, stateless): pairs players sent by lobbies; answers each lobby by id.
 // A player waiting alone for `BOT_AFTER_MS` is matched with a bot.
 import { defineService } from 'xserver';
-import { MatchCmd, fromJson, toJson } from '../protocol.js';
+import { LOBBY, MatchCmd, fromJson, toJson } from '../protocol.js';
 
 const BOT_AFTER_MS = 3000;
 const MAX_WAITING = 10_000;
@@ -16,7 +16,14 @@ export default defineService({
     const announce = (players) => {
       const matchId = `${node.id.slice(0, 8)}-${++seq}`;
       const names = players.map((p) => p.role ?? 'bot');
-      for (const p of players) if (p.lobbyId) node.sendById(p.lobbyId, MatchCmd.RESULT, toJson({ account: p.account, matchId, players: names }));
+      node.log.debug({ matchId, players: names }, 'match found');
+      for (const p of players) {
+        if (!p.account) continue; // a bot
+        const result = toJson({ account: p.account, matchId, players: names });
+        // The lobby that queued the player may have died meanwhile (its accounts moved to another
+        // lobby): any lobby can reach the player's client.
+        if (!node.sendById(p.lobbyId, MatchCmd.RESULT, result)) node.sendOne(LOBBY, MatchCmd.RESULT, result);
+      }
     };
 
     node.handle(MatchCmd.REQUEST, (data, ctx) => {
@@ -27,6 +34,7 @@ export default defineService({
         announce([o, p]);
       } else if (waiting.length < MAX_WAITING && !waiting.some((w) => w.account === p.account)) {
         waiting.push(p);
+        node.log.debug({ account: p.account, lobby: p.lobbyId, waiting: waiting.length }, 'player queued');
       }
     });
 

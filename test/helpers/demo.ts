@@ -1,0 +1,613 @@
+/**
+ * Harness for the end-to-end tests of the demo cluster (test/e2e/*.test.ts).
+ *
+ * Starts the cluster of `xserver up` (clusterPlan(): mgr ×2, login serving examples/chat with
+ * autoRegister, gateway ×2, lobby ×2, match) as real processes — `node bin/xserver.js <role>`,
+ * each detached in its own process group — on the shared Redis under a random cluster name
+ * `e2e-<hex>`, with short timings. Children log JSON lines (XSERVER_LOG_PRETTY=false); they are
+ * parsed into `proc.logs`, and the lobbies' "account lost" lines become `demo.lost()`.
+ *
+ * Game clients are the SDK from dist/client (what a Node game client would import), wrapped in
+ * `Player`, which records every message and connection event with its wall time.
+ *
+ * `demoSuite()` registers the hooks: a cross-file lock shared with test/helpers/cluster.ts (one
+ * process-cluster test file at a time: their timings need the machine's cores), and after each
+ * test SIGKILL of every process group it started plus SCAN MATCH xs:{<cluster>}:* + DEL (never
+ * FLUSHALL), whether the test passed or not. On failure the children's output goes to
+ * $TMPDIR/xserver-e2e-logs/<cluster>/ and a timeline is printed.
+ *
+ * Needs `npm run build` (dist/) first: the processes and the SDK run from dist.
+ */
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, onTestFailed } from 'vitest';
+import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
+import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'bin/xserver.js');
+export const REDIS_URL = process.env.XSERVER_E2E_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Wall clock in ms (the children's pino `time` uses the same clock). */
+export const wall = (): number => Date.now();
+
+/** Short timings (brief: grace 1.5 s, link heartbeats 300/1000, settle 500). */
+export const GRACE_MS = 1500;
+export const FAST_ENV: Readonly<Record<string, string>> = {
+  XSERVER_GATEWAY_RECONNECT_GRACE_MS: String(GRACE_MS),
+  XSERVER_LINK_HEARTBEAT_INTERVAL_MS: '300',
+  XSERVER_LINK_HEARTBEAT_TIMEOUT_MS: '1000',
+  XSERVER_MGR_SETTLE_GRACE_MS: '500',
+  XSERVER_MGR_LEASE_TTL_MS: '1500',
+  XSERVER_MGR_LEASE_REFRESH_MS: '300',
+  XSERVER_MGR_STANDBY_POLL_MS: '100',
+  XSERVER_MGR_UPDATE_MIN_INTERVAL_MS: '20',
+  XSERVER_NODE_UPDATE_INTERVAL_MS: '50',
+  XSERVER_NODE_DISCOVERY_MAX_BACKOFF_MS: '300',
+  XSERVER_NODE_DIAL_MAX_BACKOFF_MS: '300',
+  XSERVER_NODE_SHUTDOWN_DRAIN_MS: '200',
+  XSERVER_GATEWAY_HEARTBEAT_MS: '1000',
+};
+
+export interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface Member {
+  id: string;
+  type: number;
+  name: string;
+  ports: number[];
+  pid: number;
+  overload: number[];
+  [k: string]: unknown;
+}
+
+export interface Status {
+  mgr: Record<string, unknown>;
+  members: Member[];
+}
+
+export interface LostEvent {
+  account: string;
+  /** Wall time of the lobby's log line. */
+  time: number;
+  lobby: Proc;
+}
+
+// ------------------------------------------------------------------------------------- processes
+
+/** Every child still alive, across clusters: the last-resort cleanup when the worker exits. */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+export class Proc {
+  readonly logs: LogLine[] = [];
+  readonly raw: { t: number; line: string }[] = [];
+  exitInfo: { code: number | null; signal: NodeJS.Signals | null; t: number } | null = null;
+  readonly exited: Promise<void>;
+  /** The node id (from `xserver status --json`, matched by pid); '' for mgrs. */
+  id = '';
+
+  constructor(
+    readonly label: string,
+    readonly role: 'mgr' | 'login' | 'gateway' | 'node',
+    readonly child: ChildProcessWithoutNullStreams,
+  ) {
+    liveGroups.add(child.pid!);
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        const t = wall();
+        this.raw.push({ t, line });
+        if (line.startsWith('{')) {
+          try {
+            this.logs.push(JSON.parse(line) as LogLine);
+          } catch {
+            /* a partial line: keep it raw only */
+          }
+        }
+      });
+    }
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.exitInfo = { code, signal, t: wall() };
+        liveGroups.delete(child.pid!);
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === null;
+  }
+
+  log(msg: string | RegExp): LogLine | undefined {
+    return this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg || l.msg?.startsWith(msg) : msg.test(l.msg ?? '')));
+  }
+}
+
+// ------------------------------------------------------------------------------------- the cluster
+
+export interface DemoOptions {
+  /** Extra `--set key=value` for every process. */
+  set?: Record<string, string | number | boolean>;
+  /**
+   * Log levels by process label prefix, e.g. { gateway: 'debug' } (gateways then log "client
+   * disconnected; waiting for a reconnect") or { match: 'debug' } ("player queued", "match found").
+   */
+  logLevels?: Record<string, string>;
+}
+
+export class Demo {
+  readonly name = `e2e-${randomBytes(5).toString('hex')}`;
+  readonly procs: Proc[] = [];
+  loginUrl = '';
+  loginPort = 0;
+  private destroyed = false;
+  private readonly players: Player[] = [];
+  private readonly redisClients: Redis[] = [];
+
+  constructor(private readonly opts: DemoOptions = {}) {}
+
+  get mgrs(): Proc[] {
+    return this.procs.filter((p) => p.role === 'mgr');
+  }
+  get login(): Proc {
+    return this.procs.find((p) => p.role === 'login')!;
+  }
+  get gateways(): Proc[] {
+    return this.procs.filter((p) => p.role === 'gateway');
+  }
+  get lobbies(): Proc[] {
+    return this.procs.filter((p) => p.label.startsWith('lobby'));
+  }
+  get match(): Proc {
+    return this.procs.find((p) => p.label === 'match')!;
+  }
+
+  byId(id: string): Proc {
+    const p = this.procs.find((q) => q.id === id);
+    if (!p) throw new Error(`no process of this test has node id ${id} (known: ${this.procs.map((q) => `${q.label}=${q.id.slice(0, 8)}`).join(', ')})`);
+    return p;
+  }
+
+  childEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...FAST_ENV,
+      XSERVER_CLUSTER: this.name,
+      XSERVER_REDIS_URL: REDIS_URL,
+      XSERVER_LOG_PRETTY: 'false',
+      // Not inherited from a developer's shell: the test decides.
+      XSERVER_CONFIG: '',
+      XSERVER_ADMIN_PORT: '0',
+    };
+  }
+
+  private spawn(label: string, role: Proc['role'], args: string[]): Proc {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: this.childEnv(),
+      detached: true, // own process group: killed as a group
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin.end();
+    const p = new Proc(label, role, child);
+    this.procs.push(p);
+    return p;
+  }
+
+  /**
+   * Starts the demo cluster of `xserver up` (the same plan, from dist/cli/up.js) with ports
+   * chosen by the system and no admin ports, and waits until every member is registered.
+   */
+  async start(timeoutMs = 20_000): Promise<void> {
+    if (!fs.existsSync(path.join(ROOT, 'dist/cli/up.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+    const { clusterPlan } = (await import(path.join(ROOT, 'dist/cli/up.js'))) as typeof import('../../src/cli/up.js');
+    const extra = Object.entries(this.opts.set ?? {}).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
+    const plan = clusterPlan();
+    for (const step of plan) {
+      const set: Record<string, string | number | boolean> = { ...(step.set ?? {}) };
+      delete set.adminPort; // fixed 7090/7091 in the plan: tests must not collide with `npm start`
+      if (step.role === 'login') set['login.port'] = 0;
+      const args: string[] = [step.role, ...(step.entry ? ['--entry', step.entry] : [])];
+      for (const [k, v] of Object.entries(set)) args.push('--set', `${k}=${String(v)}`);
+      const level = Object.entries(this.opts.logLevels ?? {}).find(([prefix]) => step.name.startsWith(prefix))?.[1];
+      if (level) args.push('--log-level', level);
+      this.spawn(step.name, step.role, [...args, ...extra]);
+    }
+    const want = { login: 1, gateway: 2, node: plan.filter((s) => s.role === 'node').length };
+    // The login's HTTP port: its 'login listening' line (url http://0.0.0.0:<port>/login).
+    const listening = await this.until('login listening', () => this.failIfExited() || this.login.log('login listening'), timeoutMs);
+    this.loginPort = Number(new URL(String(listening.url)).port);
+    this.loginUrl = `http://127.0.0.1:${this.loginPort}`;
+    // Every member registered, as the active mgr sees it; node ids mapped to our pids.
+    const st = await this.untilAsync(
+      'every member of the plan listed by `xserver status`',
+      async () => {
+        this.failIfExited();
+        const s = await this.status();
+        const ours = s.members.filter((m) => this.procs.some((p) => p.pid === m.pid));
+        const count = (t: number) => ours.filter((m) => m.type === t).length;
+        return count(2) === want.login && count(3) === want.gateway && ours.filter((m) => m.type >= 4).length === want.node ? s : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+    for (const m of st.members) {
+      const p = this.procs.find((q) => q.pid === m.pid);
+      if (p) p.id = m.id;
+    }
+    const loginMember = st.members.find((m) => m.type === 2)!;
+    if (loginMember.ports[1] !== this.loginPort) {
+      throw new Error(`login advertises HTTP port ${loginMember.ports[1]} (ports[1]) but logged ${this.loginPort}`);
+    }
+    // The login lists both gateways and both lobbies only once the mgr told it; logins before
+    // that would all land on the first gateway. Each node logs 'registered' with the member
+    // count of its snapshot; the login learns later joiners by JOINED, which we cannot see, so
+    // probe it: a throwaway login must succeed with a lobby allocated.
+    await this.untilAsync(
+      'the login allocates a gateway and a lobby',
+      async () => {
+        const r = await fetch(`${this.loginUrl}/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ account: 'warmup', password: 'pw' }),
+        });
+        const b = (await r.json()) as { allocations?: Record<string, string> };
+        return r.ok && b.allocations?.[String(LOBBY)] !== undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  private failIfExited(): undefined {
+    const dead = this.procs.find((p) => p.exitInfo !== null);
+    if (dead) {
+      const tail = dead.raw.slice(-15).map((r) => r.line).join('\n');
+      throw new Error(`${dead.label} exited (code ${dead.exitInfo!.code}, signal ${dead.exitInfo!.signal}) during start-up:\n${tail}`);
+    }
+    return undefined;
+  }
+
+  /** `xserver status --json` for this cluster. */
+  status(timeoutMs = 10_000): Promise<Status> {
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, [BIN, 'status', '--json'], { cwd: ROOT, env: this.childEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`xserver status failed: ${err.message}\n${stderr}`));
+        try {
+          resolve(JSON.parse(stdout) as Status);
+        } catch (e) {
+          reject(new Error(`xserver status printed no JSON (${(e as Error).message}):\n${stdout}\n${stderr}`));
+        }
+      });
+    });
+  }
+
+  /** SIGKILL (kill -9) of the process group of `p`; returns the wall time just before. */
+  kill9(p: Proc): number {
+    const t = wall();
+    process.kill(-p.pid, 'SIGKILL');
+    return t;
+  }
+
+  /** Every "account lost" line of every lobby, in arrival order. */
+  lost(): LostEvent[] {
+    const out: LostEvent[] = [];
+    for (const lobby of this.lobbies) {
+      for (const l of lobby.logs) {
+        if (typeof l.msg === 'string' && l.msg.startsWith('account lost') && typeof l.account === 'string') out.push({ account: l.account, time: l.time, lobby });
+      }
+    }
+    return out.sort((a, b) => a.time - b.time);
+  }
+
+  lostOf(account: string): LostEvent[] {
+    return this.lost().filter((e) => e.account === account);
+  }
+
+  /** Polls `pred` (every `everyMs`) until it returns a value other than undefined/null/false. */
+  async until<T>(what: string, pred: () => T | undefined | null | false, timeoutMs: number, everyMs = 10): Promise<T> {
+    return this.untilAsync(what, async () => pred(), timeoutMs, everyMs);
+  }
+
+  async untilAsync<T>(what: string, pred: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 10): Promise<T> {
+    const deadline = wall() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await pred();
+        if (v !== undefined && v !== null && v !== false) return v;
+        last = v;
+      } catch (e) {
+        // A dead process during start-up is final; other errors (status not ready yet) retry.
+        if (e instanceof Error && / exited \(code /.test(e.message)) throw e;
+        last = e;
+      }
+      if (wall() > deadline) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what} (last: ${last instanceof Error ? last.message : String(last)})\n--- timeline (last 30) ---\n${this.timeline(30)}`);
+      }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
+  /** A new game client (SDK) for `account`, logged in and connected; closed by destroy(). */
+  async player(account: string, opts: XClientOptions = {}): Promise<Player> {
+    const p = new Player(this, account, opts);
+    this.players.push(p);
+    await p.connect();
+    return p;
+  }
+
+  /** Merged, time-ordered log lines (info and up) and exits of every child. */
+  timeline(last = Infinity): string {
+    const rows: { t: number; s: string }[] = [];
+    for (const p of this.procs) {
+      for (const l of p.logs) {
+        if (l.level < 30 && !/disconnected|account lost/.test(l.msg ?? '')) continue;
+        const extra = ['account', 'code', 'reason', 'peer', 'id', 'from', 'to'].filter((k) => l[k] !== undefined).map((k) => `${k}=${String(l[k]).slice(0, 12)}`);
+        rows.push({ t: l.time, s: `${p.label.padEnd(9)} [${l.level}] ${l.msg} ${extra.join(' ')}` });
+      }
+      if (p.exitInfo) rows.push({ t: p.exitInfo.t, s: `${p.label.padEnd(9)} EXIT code=${p.exitInfo.code} signal=${p.exitInfo.signal}` });
+    }
+    for (const pl of this.players) for (const e of pl.events) rows.push({ t: e.t, s: `client ${pl.account.padEnd(9)} ${e.ev} ${e.detail ?? ''}` });
+    rows.sort((a, b) => a.t - b.t);
+    const t0 = rows[0]?.t ?? 0;
+    return rows
+      .slice(Number.isFinite(last) ? -last : 0)
+      .map((r) => `+${((r.t - t0) / 1000).toFixed(3)}s ${r.s}`)
+      .join('\n');
+  }
+
+  dumpLogs(): string {
+    const dir = path.join(os.tmpdir(), 'xserver-e2e-logs', this.name);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.raw.map((r) => r.line).join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
+    return dir;
+  }
+
+  /** Closes the clients, SIGKILLs every process group it started, deletes the cluster's keys. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await Promise.all(this.players.map((p) => p.client.close().catch(() => {})));
+    for (const p of this.procs) {
+      if (!p.alive) continue;
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await Promise.all(this.procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 3000))])));
+    for (const r of this.redisClients) r.disconnect();
+    await deleteKeys(REDIS_URL, `xs:{${this.name}}:*`);
+  }
+}
+
+// ------------------------------------------------------------------------------------- clients
+
+export interface Received {
+  t: number;
+  cmd: number;
+  body: Record<string, unknown>;
+}
+
+const lobbyCmd = (sub: number): number => LOBBY * 1000 + sub;
+
+/** A game client of the demo: the SDK plus a record of what it saw. */
+export class Player {
+  readonly client: XClient;
+  session!: LoginResult;
+  welcome!: Welcome;
+  role = '';
+  readonly inbox: Received[] = [];
+  readonly events: { t: number; ev: string; detail?: string }[] = [];
+
+  constructor(
+    readonly demo: Demo,
+    readonly account: string,
+    opts: XClientOptions,
+  ) {
+    this.client = new XClient({ transport: 'tcp', reconnectDelayMs: 100, maxReconnectDelayMs: 400, requestTimeoutMs: 5000, ...opts });
+    for (const sub of [LobbyCmd.WORLD_MESSAGE, LobbyCmd.PRIVATE_MESSAGE, LobbyCmd.MATCH_FOUND]) {
+      this.client.on(lobbyCmd(sub), (data, cmd) => this.inbox.push({ t: wall(), cmd, body: json(data) as Record<string, unknown> }));
+    }
+    this.client.on('kicked', (code, message) => this.events.push({ t: wall(), ev: 'kicked', detail: `${code} ${message}` }));
+    this.client.on('disconnected', (reason) => this.events.push({ t: wall(), ev: 'disconnected', detail: reason }));
+    this.client.on('reconnecting', (n) => this.events.push({ t: wall(), ev: 'reconnecting', detail: String(n) }));
+    this.client.on('reconnected', (w) => this.events.push({ t: wall(), ev: 'reconnected', detail: `resumed=${w.resumed}` }));
+  }
+
+  /** Logs in (HTTP) and connects to the gateway the login chose. */
+  async connect(): Promise<void> {
+    this.session = await login(this.demo.loginUrl, this.account, 'pw-' + this.account);
+    this.welcome = await this.client.connect(this.session);
+    this.events.push({ t: wall(), ev: 'connected', detail: `gateway=${this.session.gateway.id.slice(0, 8)} lobby=${this.lobbyId.slice(0, 8)}` });
+  }
+
+  get gatewayId(): string {
+    return this.session.gateway.id;
+  }
+
+  /** The lobby allocated at login (allocations["4"]). */
+  get lobbyId(): string {
+    return this.session.allocations[String(LOBBY)] ?? '';
+  }
+
+  async ask<T = Record<string, unknown>>(sub: number, body: unknown = {}, timeoutMs?: number): Promise<T> {
+    return json(await this.client.request(lobbyCmd(sub), JSON.stringify(body), timeoutMs ? { timeoutMs } : {})) as T;
+  }
+
+  send(sub: number, body: unknown): void {
+    this.client.send(lobbyCmd(sub), JSON.stringify(body));
+  }
+
+  /** Creates role `name` and enters the game with it. */
+  async enter(name: string): Promise<void> {
+    await this.ask(LobbyCmd.CREATE_ROLE, { name });
+    await this.ask(LobbyCmd.ENTER_GAME, { name });
+    this.role = name;
+  }
+
+  worldChat(text: string): void {
+    this.send(LobbyCmd.WORLD_CHAT, { text });
+  }
+
+  whisper(to: string, text: string): Promise<Record<string, unknown>> {
+    return this.ask(LobbyCmd.PRIVATE_CHAT, { to, text });
+  }
+
+  received(sub: number, pred: (b: Record<string, unknown>) => boolean = () => true): Received | undefined {
+    return this.inbox.find((m) => m.cmd === lobbyCmd(sub) && pred(m.body));
+  }
+
+  event(ev: string): { t: number; ev: string; detail?: string } | undefined {
+    return this.events.find((e) => e.ev === ev);
+  }
+
+  /** Waits for a message of lobby command `sub` matching `pred`. */
+  waitMessage(sub: number, pred: (b: Record<string, unknown>) => boolean, what: string, timeoutMs = 5000): Promise<Received> {
+    return this.demo.until(`${this.account} receives ${what}`, () => this.received(sub, pred), timeoutMs);
+  }
+
+  /** Drops the connection without telling the gateway (as a network failure would). */
+  dropConnection(): void {
+    const t = (this.client as unknown as { transport: { socket?: { destroy(): void }; ws?: { terminate?(): void } } | null }).transport;
+    if (!t) throw new Error(`${this.account}: no open transport to drop`);
+    if (t.socket) t.socket.destroy();
+    else if (t.ws?.terminate) t.ws.terminate();
+    else throw new Error(`${this.account}: cannot drop this transport`);
+  }
+}
+
+// ------------------------------------------------------------------------------------- helpers
+
+/** SCAN MATCH `pattern` + DEL (never FLUSHALL). */
+export async function deleteKeys(url: string, pattern: string): Promise<number> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  r.on('error', () => {});
+  let n = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) n += await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+  return n;
+}
+
+/** Random lowercase suffix for account and role names (role names: 2-16 of [A-Za-z0-9_-]). */
+export const tag = (): string => randomBytes(3).toString('hex');
+
+// ------------------------------------------------------------------------------------- cross-file lock
+
+/** The lock file of test/helpers/cluster.ts: process-cluster test files run one at a time. */
+const LOCK_FILE = path.join(os.tmpdir(), 'xserver-cluster-tests.lock');
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function acquireLock(token: string, timeoutMs: number): Promise<number> {
+  const t0 = wall();
+  for (;;) {
+    try {
+      fs.writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, token }), { flag: 'wx' });
+      return wall() - t0;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { pid: number };
+      if (!pidAlive(held.pid)) fs.rmSync(LOCK_FILE, { force: true });
+    } catch {
+      // torn or vanished between our checks: try again
+    }
+    if (wall() - t0 > timeoutMs) throw new Error(`test lock ${LOCK_FILE} still held after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function releaseLock(token: string): void {
+  try {
+    const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { token: string };
+    if (held.token === token) fs.rmSync(LOCK_FILE, { force: true });
+  } catch {
+    /* not ours or gone */
+  }
+}
+
+/**
+ * Registers the hooks of an e2e file; `newDemo()` gives a test a fresh, not yet started cluster,
+ * destroyed after the test whatever happened.
+ */
+export function demoSuite(fileLabel: string): { newDemo(opts?: DemoOptions): Demo } {
+  const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const current: Demo[] = [];
+  let t0 = 0;
+
+  beforeAll(async () => {
+    const waited = await acquireLock(token, 300_000);
+    t0 = wall();
+    if (waited > 1000) console.log(`[${fileLabel}] waited ${(waited / 1000).toFixed(1)} s for the process-test lock`);
+  }, 310_000);
+
+  afterEach(async () => {
+    for (const d of current.splice(0)) await d.destroy();
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const d of current.splice(0)) await d.destroy().catch(() => {});
+    releaseLock(token);
+    if (t0) console.log(`[${fileLabel}] ran in ${((wall() - t0) / 1000).toFixed(1)} s (after the lock)`);
+  }, 30_000);
+
+  return {
+    newDemo(opts?: DemoOptions): Demo {
+      const d = new Demo(opts);
+      current.push(d);
+      onTestFailed(() => {
+        const dir = d.dumpLogs();
+        console.error(`[${d.name}] test failed; child output in ${dir}\n--- timeline (last 80) ---\n${d.timeline(80)}`);
+      });
+      return d;
+    },
+  };
+}
