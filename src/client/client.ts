@@ -49,6 +49,8 @@ export interface Welcome {
   heartbeatMs: number;
   /** True when this connection resumed an existing session. */
   resumed: boolean;
+  /** How long the gateway keeps the session after a disconnect; resuming stops after it. */
+  graceMs?: number;
 }
 
 /** 'idle' (never connected) → 'connecting' → 'open' ⇄ 'reconnecting' → 'closed'. */
@@ -335,12 +337,16 @@ export class XClient {
   }
 
   private async reconnectLoop(epoch: number): Promise<void> {
+    // Past the gateway's grace the session is gone: say so at once so the app logs in again.
+    const graceMs = this._welcome?.graceMs;
+    const deadline = graceMs !== undefined ? now() + graceMs : Infinity;
     for (let attempt = 1; attempt <= this.opts.maxReconnectAttempts; attempt++) {
       if (epoch !== this.epoch) return;
+      if (now() >= deadline) break;
       this.emit('reconnecting', attempt);
       if (epoch !== this.epoch) return; // a listener called close()
       const delay = Math.min(this.opts.maxReconnectDelayMs, this.opts.reconnectDelayMs * 2 ** (attempt - 1));
-      await this.sleep(delay * (0.8 + 0.4 * Math.random()));
+      await this.sleep(Math.min(delay * (0.8 + 0.4 * Math.random()), Math.max(0, deadline - now())));
       if (epoch !== this.epoch) return;
       try {
         await this.open({ resume: this._welcome!.resume }, epoch, true);
@@ -356,7 +362,8 @@ export class XClient {
       }
     }
     if (epoch === this.epoch) {
-      this.end('RECONNECT_FAILED', new ClientError('RECONNECT_FAILED', `gave up after ${this.opts.maxReconnectAttempts} reconnect attempts`));
+      const why = now() >= deadline ? `the gateway's ${graceMs} ms reconnect grace has passed` : `gave up after ${this.opts.maxReconnectAttempts} reconnect attempts`;
+      this.end('RECONNECT_FAILED', new ClientError('RECONNECT_FAILED', why));
     }
   }
 

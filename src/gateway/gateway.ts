@@ -47,6 +47,8 @@ interface Session {
   graceTimer: NodeJS.Timeout | null;
   /** Client frames waiting while a stateful type is being reallocated (keeps their order). */
   routeQueue: { conn: ClientConnection; f: Frame }[] | null;
+  /** Client requests forwarded and not answered yet: rid -> node id and client command (bounded). */
+  inflight: Map<number, { target: string; cmd: number }>;
 }
 
 const textDecoder = new TextDecoder();
@@ -87,6 +89,7 @@ export class Gateway {
     this.node.handleSystem(Cmd.RELAY_BROADCAST_CLIENTS, (f, link) => this.onBroadcast(f, link));
     this.node.handleSystem(Cmd.RELAY_TO_NODES, (f, link) => this.onToNodes(f, link));
     this.node.handleSystem(Cmd.KICK_ACCOUNT, (f) => this.onKickAccount(f));
+    this.node.on('left', (peer) => this.failInflight(peer.id));
     const mm = ctx.metrics;
     this.m = {
       connections: mm.gauge('gateway_connections', 'Open client connections'),
@@ -290,6 +293,7 @@ export class Gateway {
       buffer: [],
       graceTimer: null,
       routeQueue: null,
+      inflight: new Map(),
     };
     this.sessions.set(account, s);
     this.byResume.set(s.resumeKey, s);
@@ -297,7 +301,7 @@ export class Gateway {
     conn.authenticated = true;
     conn.account = account;
     conn.lastRx = performance.now();
-    conn.sendFrame(Cmd.WELCOME, jsonBody({ account, generation, resume: s.resumeKey, heartbeatMs: this.cfg.gateway.heartbeatMs, resumed: false }));
+    conn.sendFrame(Cmd.WELCOME, jsonBody({ account, generation, resume: s.resumeKey, heartbeatMs: this.cfg.gateway.heartbeatMs, graceMs: this.cfg.gateway.reconnectGraceMs, resumed: false }));
     for (const [type, id] of s.allocations) this.announce(s, type, id);
   }
 
@@ -316,7 +320,7 @@ export class Gateway {
     conn.account = s.account;
     conn.lastRx = performance.now();
     this.m.resumed.inc();
-    conn.sendFrame(Cmd.WELCOME, jsonBody({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: this.cfg.gateway.heartbeatMs, resumed: true }));
+    conn.sendFrame(Cmd.WELCOME, jsonBody({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: this.cfg.gateway.heartbeatMs, graceMs: this.cfg.gateway.reconnectGraceMs, resumed: true }));
     const buffered = s.buffer;
     s.buffer = [];
     for (const b of buffered) conn.sendFrame(b.cmd, b.body, b.flags, b.rid);
@@ -410,8 +414,18 @@ export class Gateway {
     }
     const rid = f.flags & Flags.REQUEST ? f.rid : 0;
     const body = encode(FromClientSchema, { account: s.account, cmd: f.cmd % this.cfg.gateway.cmdOffset, data: f.body, rid, generation: BigInt(s.generation) });
-    if (this.node.sendSystem(target, Cmd.RELAY_FROM_CLIENT, body)) this.m.inbound.inc();
-    else {
+    // If the node dies before its link takes the frame, route it again (a stateful type moves to a live node).
+    const kept = { ...f, body: f.body.slice() };
+    const retry = (): void => {
+      if (this.sessions.get(s.account) === s && !conn.closed) this.route(s, conn, kept);
+    };
+    if (this.node.sendSystem(target, Cmd.RELAY_FROM_CLIENT, body, retry)) {
+      this.m.inbound.inc();
+      if (rid !== 0) {
+        if (s.inflight.size >= this.cfg.gateway.routeQueueMax) s.inflight.delete(s.inflight.keys().next().value as number);
+        s.inflight.set(rid, { target, cmd: f.cmd });
+      }
+    } else {
       this.m.refused.inc({ reason: 'node_queue_full' });
       this.replyError(conn, f, new XError('QUEUE_FULL', `node of type ${type} is not accepting messages`));
     }
@@ -448,6 +462,19 @@ export class Gateway {
     this.node.sendSystem(nodeId, Cmd.ACCOUNT_ARRIVED, encode(AccountArrivedSchema, { account: s.account, generation: BigInt(s.generation), gatewayId: this.node.id }));
   }
 
+  /** A node left: requests it never answered fail now instead of timing out in the client. */
+  private failInflight(nodeId: string): void {
+    for (const s of this.sessions.values()) {
+      if (s.inflight.size === 0) continue;
+      for (const [rid, { target, cmd }] of s.inflight) {
+        if (target !== nodeId) continue;
+        s.inflight.delete(rid);
+        const err = new XError('NO_TARGET', 'the service node handling this request stopped before answering; it may or may not have been processed');
+        if (s.conn) s.conn.sendFrame(cmd, errorBody(err), Flags.RESPONSE | Flags.ERROR, rid);
+      }
+    }
+  }
+
   private replyError(conn: ClientConnection, f: Frame, err: XError): void {
     if (f.flags & Flags.REQUEST) conn.sendFrame(f.cmd, errorBody(err), Flags.RESPONSE | Flags.ERROR, f.rid);
     else conn.sendFrame(Cmd.ERROR, jsonBody({ code: err.code, message: err.message, cmd: f.cmd }));
@@ -466,6 +493,7 @@ export class Gateway {
     let flags = 0;
     let body: Uint8Array = m.data;
     if (m.rid !== 0) {
+      s.inflight.delete(m.rid);
       flags = Flags.RESPONSE;
       if (m.errorCode !== 0) {
         flags |= Flags.ERROR;

@@ -453,10 +453,13 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     this.systemHandlers.set(cmd, handler);
   }
 
-  /** Sends a frame with a system command to a peer (framework roles only). */
-  sendSystem(id: string, cmd: number, body: Uint8Array): boolean {
+  /**
+   * Sends a frame with a system command to a peer (framework roles only). `onDropped` runs if the
+   * frame was buffered for a link that never came up because the peer left.
+   */
+  sendSystem(id: string, cmd: number, body: Uint8Array, onDropped?: (e: XError) => void): boolean {
     if (!this.membership.has(id) && !this.links.has(id)) return false;
-    return this.linkTo(id).send(cmd, body);
+    return this.linkTo(id).send(cmd, body, 0, 0, onDropped);
   }
 
   requestSystem(id: string, cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {

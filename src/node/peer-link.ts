@@ -68,11 +68,16 @@ export class PeerLink {
     return this.pending.length;
   }
 
-  /** Sends now if open, else buffers (bounded) and makes sure a dial is under way. */
-  send(cmd: number, body: Uint8Array, flags = 0, rid = 0): boolean {
+  /**
+   * Sends now if open, else buffers (bounded) and makes sure a dial is under way. `onDropped` runs
+   * if a buffered message is thrown away because the peer left before the link came up.
+   */
+  send(cmd: number, body: Uint8Array, flags = 0, rid = 0, onDropped?: (e: XError) => void): boolean {
     const l = this.link;
     if (l !== null) return l.send(cmd, body, flags, rid);
-    return this.enqueue({ bytes: body.length, run: (link) => void link.send(cmd, body, flags, rid), fail: () => {} });
+    // The body may be a view into a socket chunk: a buffered message keeps its own copy.
+    const copy = body.slice();
+    return this.enqueue({ bytes: copy.length, run: (link) => void link.send(cmd, copy, flags, rid), fail: onDropped ?? (() => {}) });
   }
 
   request(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
