@@ -1,5 +1,9 @@
 /** Public API of xserver (server side). The client SDK is `xserver/client`. */
-export { ClusterNode, toBytes, type NodeOptions, type SendOptions } from './node/node.js';
+export { ClusterNode, type NodeOptions, type SendOptions } from './node/node.js';
+export { toBytes } from './node/payload.js';
+export type { ClientContext, ClientHandler, RelayHandler } from './node/relay.js';
+export { Gateway } from './gateway/gateway.js';
+export { LoginServer } from './login/login.js';
 export { Peer, type IpKind } from './node/peer.js';
 export type { Payload, RequestOptions, MessageContext, LeftReason, NodeEvents, RawHandler, TypedHandler } from './node/types.js';
 export type { Strategy, SelectOptions } from './node/select.js';

@@ -88,6 +88,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'gateway.maxOutboundBytes', type: 'int', default: 1048576, min: 1024, doc: 'Bytes waiting to be written to one client; beyond it the client is disconnected as SLOW_CONSUMER.' },
   { key: 'gateway.reconnectGraceMs', type: 'int', default: 10000, min: 0, doc: 'After a client disconnects, how long its session waits for a reconnect before the allocated nodes get ACCOUNT_LOST. Nodes use it too when a gateway dies.' },
   { key: 'gateway.resumeBufferMax', type: 'int', default: 1000, min: 0, doc: 'Messages kept for a disconnected client during the reconnect grace (oldest dropped beyond it).' },
+  { key: 'gateway.resumeBufferMaxBytes', type: 'int', default: 262144, min: 0, doc: 'Bytes kept for a disconnected client during the reconnect grace (oldest dropped beyond it).' },
   { key: 'gateway.routeQueueMax', type: 'int', default: 1000, min: 1, doc: 'Client messages held while the account is being reallocated to a live node.' },
 
   // ---- login ----
@@ -165,6 +166,7 @@ export interface XConfig {
     maxOutboundBytes: number;
     reconnectGraceMs: number;
     resumeBufferMax: number;
+    resumeBufferMaxBytes: number;
     routeQueueMax: number;
   };
   login: {

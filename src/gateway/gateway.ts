@@ -42,8 +42,9 @@ interface Session {
   conn: ClientConnection | null;
   /** stateful type -> allocated node id */
   allocations: Map<number, string>;
-  /** Frames for the client while it is away (bounded). */
+  /** Frames for the client while it is away (bounded by count and bytes). */
   buffer: { cmd: number; body: Uint8Array; flags: number; rid: number }[];
+  bufferBytes: number;
   graceTimer: NodeJS.Timeout | null;
   /** Client frames waiting while a stateful type is being reallocated (keeps their order). */
   routeQueue: { conn: ClientConnection; f: Frame }[] | null;
@@ -270,9 +271,7 @@ export class Gateway {
     if (rec.gatewayId !== this.node.id) return this.refuse(conn, new XError('BAD_TOKEN', 'token was issued for another gateway'));
     const account = rec.account;
     const generation = rec.generation;
-    const old = this.sessions.get(account);
-    if (old && old.generation > generation) return this.refuse(conn, new XError('BAD_TOKEN', 'a newer login of this account exists'));
-    if (old) this.supersede(old, 'logged in again');
+    if ((this.sessions.get(account)?.generation ?? -1) > generation) return this.refuse(conn, new XError('BAD_TOKEN', 'a newer login of this account exists'));
     // A session on another gateway (older login) is kicked there.
     try {
       const p = await this.ctx.store.getPresence(account);
@@ -283,7 +282,11 @@ export class Gateway {
     } catch (e) {
       this.log.warn({ account, err: (e as Error).message }, 'presence update failed');
     }
+    // Decide only now, after the awaits: another login of this account may have run meanwhile.
     if (conn.closed) return;
+    const old = this.sessions.get(account);
+    if (old && old.generation > generation) return this.refuse(conn, new XError('BAD_TOKEN', 'a newer login of this account exists'));
+    if (old) this.supersede(old, 'logged in again');
     const s: Session = {
       account,
       generation,
@@ -291,6 +294,7 @@ export class Gateway {
       conn,
       allocations: new Map(Object.entries(rec.allocations).map(([t, id]) => [Number(t), id])),
       buffer: [],
+      bufferBytes: 0,
       graceTimer: null,
       routeQueue: null,
       inflight: new Map(),
@@ -319,10 +323,15 @@ export class Gateway {
     conn.authenticated = true;
     conn.account = s.account;
     conn.lastRx = performance.now();
+    // A resume key works once: the next drop needs the new one.
+    this.byResume.delete(s.resumeKey);
+    s.resumeKey = randomBytes(18).toString('base64url');
+    this.byResume.set(s.resumeKey, s);
     this.m.resumed.inc();
     conn.sendFrame(Cmd.WELCOME, jsonBody({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: this.cfg.gateway.heartbeatMs, graceMs: this.cfg.gateway.reconnectGraceMs, resumed: true }));
     const buffered = s.buffer;
     s.buffer = [];
+    s.bufferBytes = 0;
     for (const b of buffered) conn.sendFrame(b.cmd, b.body, b.flags, b.rid);
   }
 
@@ -417,6 +426,8 @@ export class Gateway {
     // If the node dies before its link takes the frame, route it again (a stateful type moves to a live node).
     const kept = { ...f, body: f.body.slice() };
     const retry = (): void => {
+      // Routed again: the request is no longer the dead node's (it must not also get NO_TARGET).
+      if (rid !== 0) s.inflight.delete(rid);
       if (this.sessions.get(s.account) === s && !conn.closed) this.route(s, conn, kept);
     };
     if (this.node.sendSystem(target, Cmd.RELAY_FROM_CLIENT, body, retry)) {
@@ -503,25 +514,28 @@ export class Gateway {
     this.deliver(s, cmd, body, flags, m.rid);
   }
 
-  private deliver(s: Session, cmd: number, body: Uint8Array, flags: number, rid: number): void {
+  private deliver(s: Session, cmd: number, body: Uint8Array, flags: number, rid: number, shared = false): void {
     if (s.conn) {
       if (s.conn.sendFrame(cmd, body, flags, rid)) this.m.outbound.inc();
       return;
     }
-    // Away: keep it for the resume, oldest first out when full.
-    if (this.cfg.gateway.resumeBufferMax === 0) return;
-    if (s.buffer.length >= this.cfg.gateway.resumeBufferMax) {
-      s.buffer.shift();
+    // Away: keep it for the resume, oldest first out when full (by count or bytes).
+    const g = this.cfg.gateway;
+    if (g.resumeBufferMax === 0 || body.length > g.resumeBufferMaxBytes) return;
+    while (s.buffer.length > 0 && (s.buffer.length >= g.resumeBufferMax || s.bufferBytes + body.length > g.resumeBufferMaxBytes)) {
+      s.bufferBytes -= s.buffer.shift()!.body.length;
       this.m.refused.inc({ reason: 'resume_buffer_full' });
     }
-    s.buffer.push({ cmd, body: body.slice(), flags, rid });
+    // Broadcast bodies are already private copies shared by every session; others are views into a socket chunk.
+    s.buffer.push({ cmd, body: shared ? body : body.slice(), flags, rid });
+    s.bufferBytes += body.length;
   }
 
   private onBroadcast(f: Frame, link: Link): void {
     const m = decode(BroadcastClientsSchema, f.body);
     const cmd = link.remote.type * this.cfg.gateway.cmdOffset + m.cmd;
     const data = m.data.slice();
-    for (const s of this.sessions.values()) this.deliver(s, cmd, data, 0, 0);
+    for (const s of this.sessions.values()) this.deliver(s, cmd, data, 0, 0, true);
   }
 
   // ------------------------------------------------------------------ node -> gateway -> node(s)

@@ -207,8 +207,13 @@ export class Link {
       this.pending.delete(f.rid);
       clearTimeout(p.timer);
       if (f.flags & Flags.ERROR) {
-        const e = decode(ErrorReplySchema, f.body);
-        p.reject(XError.fromWire(e.code, e.message));
+        try {
+          const e = decode(ErrorReplySchema, f.body);
+          p.reject(XError.fromWire(e.code, e.message));
+        } catch (e) {
+          p.reject(e as XError);
+          throw e; // a malformed frame still closes the link
+        }
       } else {
         p.resolve(f);
       }

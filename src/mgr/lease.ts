@@ -28,6 +28,8 @@ export class MgrLease {
   private confirmedAt = 0;
   private stopped = false;
   private busy = false;
+  /** Fires a little before the lease could have expired in the store without a confirmation. */
+  private watchdog: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: ClusterStore,
@@ -55,6 +57,7 @@ export class MgrLease {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.disarm();
     if (this.active) {
       const id = this.active.instanceId;
       this.active = null;
@@ -91,6 +94,7 @@ export class MgrLease {
     }
     if (!rec || this.stopped) return;
     this.active = rec;
+    this.arm();
     this.host.onActive(rec);
   }
 
@@ -105,12 +109,31 @@ export class MgrLease {
       return;
     }
     if (this.stopped || !this.active) return;
-    if (ok) this.confirmedAt = t0;
-    else this.lose('another mgr holds the lease');
+    if (ok) {
+      this.confirmedAt = t0;
+      this.arm();
+    } else this.lose('another mgr holds the lease');
+  }
+
+  /**
+   * The store expires the lease no earlier than confirmedAt + TTL; step down a margin before that
+   * unless a refresh confirms it again, so a standby can never be active while we still are.
+   */
+  private arm(): void {
+    this.disarm();
+    const margin = Math.max(50, this.opts.ttlMs * 0.1);
+    const left = this.confirmedAt + this.opts.ttlMs - margin - performance.now();
+    this.watchdog = setTimeout(() => this.lose(`lease not confirmed within ${this.opts.ttlMs - margin} ms`), Math.max(0, left));
+  }
+
+  private disarm(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
   }
 
   private lose(reason: string): void {
     if (!this.active) return;
+    this.disarm();
     this.active = null;
     this.host.onLost(reason);
   }

@@ -280,7 +280,11 @@ export class MgrServer {
     if (old) {
       // Same process re-registered on a new link: the old session goes quietly.
       if (old.updateTimer) clearTimeout(old.updateTimer);
-      if (old.link !== link) old.link.close(new XError('DUPLICATE_LINK', 'replaced by a newer registration'));
+      if (old.link !== link) {
+        // Its close must not be taken for the node leaving: the node is right here.
+        old.link.onClose = () => this.tools.delete(old.link);
+        old.link.close(new XError('DUPLICATE_LINK', 'replaced by a newer registration'));
+      }
     }
     const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null };
     this.sessions.set(info.id, session);

@@ -176,6 +176,7 @@ export class MgrClient {
     }
     if (!link.isOpen || this.stopped) {
       this.early = null;
+      link.close();
       return 'mgr link closed during registration';
     }
     this.link = link;

@@ -24,6 +24,7 @@ import { MembershipTable } from './membership.js';
 import { MgrClient } from './mgr-client.js';
 import { Peer, infoToJson, type IpKind } from './peer.js';
 import { PeerLink, type PeerLinkHost } from './peer-link.js';
+import { toBytes } from './payload.js';
 import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js';
 import { Selector, type SelectOptions } from './select.js';
 import type { HandlerResult, LeftReason, MessageContext, NodeEvents, Payload, RawHandler, RequestOptions, TypedHandler } from './types.js';
@@ -40,14 +41,6 @@ export interface NodeOptions {
 }
 
 export interface SendOptions extends SelectOptions {}
-
-const EMPTY = new Uint8Array(0);
-const textEncoder = new TextEncoder();
-
-export function toBytes(p: Payload | undefined): Uint8Array {
-  if (p === undefined) return EMPTY;
-  return typeof p === 'string' ? textEncoder.encode(p) : p;
-}
 
 /** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
 export type SystemFrameHandler = (frame: Frame, link: Link) => void;
@@ -112,7 +105,14 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
       },
       onFrame: (f, link) => this.onPeerFrame(f, link),
       onLinkUp: () => this.m.links.set(this.openLinks()),
-      onLinkDown: () => this.m.links.set(this.openLinks()),
+      onLinkDown: (peerId) => {
+        // A link from a node we do not list (it left, or never registered) is not kept warm.
+        if (!this.membership.has(peerId)) {
+          this.links.get(peerId)?.close(new XError('NO_TARGET', `node ${peerId} is not listed`));
+          this.links.delete(peerId);
+        }
+        this.m.links.set(this.openLinks());
+      },
       onPendingOverflow: (peerId) => this.log.warn({ peer: peerId }, 'pending buffer full: message dropped'),
     };
     this.listener = new LinkListener(self, this.linkOpts, (remote) => this.admitPeer(remote), (link) => this.onInbound(link));
@@ -163,6 +163,16 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
       mgrConnected: ctx.metrics.gauge('node_mgr_connected', '1 while registered with an mgr', ['type']).labels(lbl),
       links: ctx.metrics.gauge('node_links', 'Open direct links', ['type']).labels(lbl),
     };
+  }
+
+  /** A throwing event listener is the service's bug: log it, never let it break links or discovery. */
+  override emit<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): boolean {
+    try {
+      return (super.emit as (e: string, ...a: unknown[]) => boolean).call(this, event, ...args);
+    } catch (e) {
+      this.log.error({ err: e, event }, 'an event listener threw');
+      return true;
+    }
   }
 
   // ================================================================ lifecycle
@@ -564,23 +574,18 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
       else this.log.debug({ cmd, from: ctx.fromId }, 'no handler for command');
       return;
     }
-    let r: HandlerResult;
     try {
-      r = h(body, ctx);
-    } catch (e) {
-      return this.handlerFailed(cmd, e, ctx);
-    }
-    if (r instanceof Promise) {
-      r.then(
-        (v) => {
+      const r: HandlerResult = h(body, ctx);
+      if (r instanceof Promise) {
+        r.then((v) => {
           if (ctx.isRequest) ctx.reply(v ?? undefined);
-        },
-        (e) => this.handlerFailed(cmd, e, ctx),
-      );
-    } else if (ctx.isRequest && r !== undefined) {
-      ctx.reply(r);
-    } else if (ctx.isRequest && r === undefined) {
-      // Sync handler returned nothing: it may reply later via ctx.reply(); otherwise the caller times out.
+        }).catch((e: unknown) => this.handlerFailed(cmd, e, ctx));
+      } else if (ctx.isRequest && r !== undefined) {
+        ctx.reply(r);
+      }
+      // A sync handler that returned nothing may reply later via ctx.reply().
+    } catch (e) {
+      this.handlerFailed(cmd, e, ctx);
     }
   }
 

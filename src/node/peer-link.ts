@@ -83,27 +83,35 @@ export class PeerLink {
   request(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
     const l = this.link;
     if (l !== null) return l.request(cmd, body, timeoutMs);
+    const copy = body.slice();
     return new Promise<Frame>((resolve, reject) => {
       const t0 = performance.now();
       let settled = false;
       const timer = setTimeout(() => {
         settled = true;
+        // Give its place in the buffer back.
+        const i = this.pending.indexOf(op);
+        if (i >= 0) {
+          this.pending.splice(i, 1);
+          this.pendingBytes -= op.bytes;
+        }
         reject(new XError('TIMEOUT', `request to ${this.peerId.slice(0, 8)} timed out after ${timeoutMs} ms waiting for the link`));
       }, timeoutMs);
-      const ok = this.enqueue({
-        bytes: body.length,
+      const op: PendingOp = {
+        bytes: copy.length,
         run: (link) => {
           if (settled) return;
           clearTimeout(timer);
           const left = Math.max(1, timeoutMs - (performance.now() - t0));
-          link.request(cmd, body, left).then(resolve, reject);
+          link.request(cmd, copy, left).then(resolve, reject);
         },
         fail: (e) => {
           if (settled) return;
           clearTimeout(timer);
           reject(e);
         },
-      });
+      };
+      const ok = this.enqueue(op);
       if (!ok) {
         clearTimeout(timer);
         reject(new XError('QUEUE_FULL', `pending buffer to ${this.peerId.slice(0, 8)} is full`));

@@ -31,6 +31,7 @@ import type { Frame } from '../wire/frame.js';
 import { NodeType } from '../context.js';
 import type { Peer } from './peer.js';
 import type { HandlerResult, Payload } from './types.js';
+import { toBytes } from './payload.js';
 
 export interface ClientContext {
   /** The client's account ("" for a message relayed from another node). */
@@ -74,7 +75,6 @@ interface AccountEntry {
   lostTimer: NodeJS.Timeout | null;
 }
 
-const toBytes = (p: Payload | undefined): Uint8Array => (p === undefined ? new Uint8Array(0) : typeof p === 'string' ? new TextEncoder().encode(p) : p);
 
 /** Accounts learned from messages (not allocated here) are remembered up to this many, oldest forgotten first. */
 const SEEN_MAX = 100_000;
@@ -110,7 +110,15 @@ export class RelayEndpoint {
 
   /** Called by the node for every membership change. */
   onPeerJoined(peer: Peer): void {
-    if (this.enabled && peer.type === NodeType.GATEWAY) this.host.connect(peer.id);
+    if (peer.type !== NodeType.GATEWAY) return;
+    if (this.enabled) this.host.connect(peer.id);
+    // The same gateway process is back (its mgr link blipped): its clients never left.
+    for (const e of this.arrived.values()) {
+      if (e.gatewayId === peer.id && e.lostTimer) {
+        clearTimeout(e.lostTimer);
+        e.lostTimer = null;
+      }
+    }
   }
 
   onPeerLeft(peer: Peer): void {
@@ -150,7 +158,8 @@ export class RelayEndpoint {
   sendToClient(account: string, cmd: number, payload: Payload): boolean {
     const body = encode(ToClientSchema, { account, cmd, data: toBytes(payload) });
     const gw = this.gatewayOf(account);
-    if (gw !== undefined && this.host.sendSystem(gw, Cmd.RELAY_TO_CLIENT, body)) return true;
+    // Earlier messages still waiting for a presence lookup go first (FIFO).
+    if (gw !== undefined && !this.waiting.has(account) && this.host.sendSystem(gw, Cmd.RELAY_TO_CLIENT, body)) return true;
     return this.lookupAndSend(account, body);
   }
 
@@ -228,7 +237,7 @@ export class RelayEndpoint {
     };
     try {
       const r = fn();
-      if (r instanceof Promise) r.then((v) => v !== undefined && ctx.reply(v), fail);
+      if (r instanceof Promise) r.then((v) => v !== undefined && ctx.reply(v)).catch(fail);
       else if (r !== undefined) ctx.reply(r);
     } catch (e) {
       fail(e);

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { XError } from '../errors.js';
+import { generationFrom } from './store.js';
 import type {
   AccountRecord,
   AllocationCandidate,
@@ -343,11 +344,13 @@ export class MemoryStore implements ClusterStore {
     this.check();
     const next = (this.generations.get(account) ?? 0) + 1;
     this.generations.set(account, next);
-    return next;
+    return generationFrom(next);
   }
 
   async setPresence(account: string, rec: PresenceRecord): Promise<void> {
     this.check();
+    const cur = this.presence.get(account);
+    if (cur && cur.generation > rec.generation) return; // never overwrite a newer session
     this.presence.set(account, { gatewayId: rec.gatewayId, generation: rec.generation });
   }
 
@@ -359,7 +362,9 @@ export class MemoryStore implements ClusterStore {
 
   async clearPresence(account: string, generation: number): Promise<boolean> {
     this.check();
-    if (this.presence.get(account)?.generation !== generation) return false;
+    const cur = this.presence.get(account);
+    if (cur === undefined) return true; // nobody newer owns it
+    if (cur.generation !== generation) return false;
     return this.presence.delete(account);
   }
 

@@ -20,6 +20,7 @@ import type {
   PresenceRecord,
   TokenRecord,
 } from './store.js';
+import { generationFrom } from './store.js';
 
 export interface RedisStoreOptions {
   logger?: { warn(obj: object, msg?: string): void };
@@ -187,8 +188,19 @@ return pick`,
   xsClearPresence: {
     keys: 1,
     lua: `
-if redis.call('HGET', KEYS[1], 'generation') ~= ARGV[1] then return 0 end
+local g = redis.call('HGET', KEYS[1], 'generation')
+if g == false then return 1 end
+if g ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
+return 1`,
+  },
+  // Never let an older session's presence overwrite a newer one.
+  xsSetPresence: {
+    keys: 1,
+    lua: `
+local g = redis.call('HGET', KEYS[1], 'generation')
+if g ~= false and tonumber(g) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'gatewayId', ARGV[1], 'generation', ARGV[2])
 return 1`,
   },
 } as const;
@@ -603,12 +615,12 @@ export class RedisStore implements ClusterStore {
   // ---- presence ----
 
   nextGeneration(account: string): Promise<number> {
-    return this.run('nextGeneration', () => this.client.incr(this.key('gen', account)));
+    return this.run('nextGeneration', async () => generationFrom(await this.client.incr(this.key('gen', account))));
   }
 
   setPresence(account: string, rec: PresenceRecord): Promise<void> {
     return this.run('setPresence', async () => {
-      await this.client.hset(this.key('presence', account), 'gatewayId', rec.gatewayId, 'generation', String(rec.generation));
+      await this.script('xsSetPresence', [this.key('presence', account)], [rec.gatewayId, String(rec.generation)]);
     });
   }
 
@@ -676,3 +688,4 @@ async function shut(conn: Connection): Promise<void> {
   }
   conn.disconnect();
 }
+

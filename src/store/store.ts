@@ -121,9 +121,13 @@ export interface ClusterStore {
 
   /** Issues the next session generation of an account (monotonic). */
   nextGeneration(account: string): Promise<number>;
+  /** Records the account's gateway, unless a newer generation is already recorded. */
   setPresence(account: string, rec: PresenceRecord): Promise<void>;
   getPresence(account: string): Promise<PresenceRecord | null>;
-  /** Clears presence only if it still belongs to `generation` (a late loss never evicts a newer login). */
+  /**
+   * Clears presence only if it still belongs to `generation` (a late loss never evicts a newer login).
+   * True also when there is none (e.g. Redis restarted empty): no newer login owns the account.
+   */
   clearPresence(account: string, generation: number): Promise<boolean>;
 
   // ---- small key-value area for services (examples use it for role names) ----
@@ -136,4 +140,12 @@ export interface ClusterStore {
   hashGetAll(key: string): Promise<Record<string, string>>;
   hashSet(key: string, field: string, value: string): Promise<void>;
   hashDelete(key: string, field: string): Promise<boolean>;
+}
+
+/**
+ * Session generations must keep growing even if Redis restarts empty (nothing is persisted):
+ * the clock gives the high part, the per-account counter orders logins within a millisecond.
+ */
+export function generationFrom(counter: number): number {
+  return Date.now() * 1000 + (counter % 1000);
 }
