@@ -272,6 +272,14 @@ describe('POST /login', () => {
     expect(Number(a.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
+  it('throttles parallel guesses too: no more than login.maxFailures wrong passwords are checked', async () => {
+    await addAccount(store, 'carl', 'pw-carl');
+    const replies = await Promise.all(Array.from({ length: 20 }, () => post(base, { account: 'carl', password: 'bad' }, { ip: freshIp() })));
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401).length).toBe(MAX_FAILURES);
+    expect(statuses.filter((s) => s === 429).length).toBe(20 - MAX_FAILURES);
+  });
+
   it('throttles a client address across accounts', async () => {
     await addAccount(store, 'dave', 'pw-dave');
     const ip = freshIp();

@@ -98,10 +98,30 @@ export interface LoginServerOptions {
   trustProxy?: boolean;
 }
 
+/** Runs tasks one at a time per key (a task waits for every key it names); entries vanish when idle. */
+class KeyedSerializer {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const before = keys.map((k) => this.tails.get(k) ?? Promise.resolve());
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    for (const k of keys) this.tails.set(k, mine);
+    await Promise.all(before);
+    try {
+      return await fn();
+    } finally {
+      release();
+      for (const k of keys) if (this.tails.get(k) === mine) this.tails.delete(k);
+    }
+  }
+}
+
 export class LoginServer {
   /** The cluster node of type 2 whose membership lists the gateways and services. */
   readonly node: ClusterNode;
   private readonly log: Logger;
+  private readonly attempts = new KeyedSerializer();
   private readonly cfg: RoleContext['config'];
   private readonly statefulTypes: number[];
   private readonly sdkRoot = fileURLToPath(new URL('../client/', import.meta.url));
@@ -330,24 +350,11 @@ export class LoginServer {
     const password = validatePassword(b.password);
     const addr = this.clientAddress(req);
 
-    // Throttle before verifying: a locked account or address is not even checked.
+    // Attempts for one account or one address run one at a time, so parallel guesses cannot all
+    // pass the throttle check before the first failure is counted.
     const acctKey = `acct:${account}`;
     const ipKey = `ip:${addr}`;
-    const locks = await Promise.all([store.kvGet(LOCK_PREFIX + acctKey), store.kvGet(LOCK_PREFIX + ipKey)]);
-    const lockedUntil = Math.max(...locks.map((v) => Number(v ?? 0) || 0));
-    if (locks.some((v) => v !== null)) {
-      this.log.info({ account, addr }, 'login refused: too many failed attempts');
-      const retryS = Math.max(1, Math.ceil((lockedUntil - Date.now()) / 1000));
-      throw new HttpError(429, 'RATE_LIMITED', `too many failed logins; try again in ${retryS} s`, { 'retry-after': String(retryS) });
-    }
-
-    const ok = await this.verifier!(account, password);
-    if (!ok) {
-      await this.countFailure(acctKey, ipKey);
-      this.log.debug({ account, addr }, 'login refused: bad credentials');
-      throw new XError('BAD_CREDENTIALS', 'wrong account or password');
-    }
-    await store.clearFailures(acctKey);
+    await this.attempts.run([acctKey, ipKey], () => this.checkCredentials(account, password, acctKey, ipKey, addr));
 
     // Gateway: sticky while it lives, else the one with the fewest connections.
     const gateways = this.gatewayCandidates();
@@ -387,6 +394,26 @@ export class LoginServer {
       allocations,
       missing,
     };
+  }
+
+  /** Throttle, then verify: a locked account or address is not even checked. */
+  private async checkCredentials(account: string, password: string, acctKey: string, ipKey: string, addr: string): Promise<void> {
+    const store = this.ctx.store;
+    const locks = await Promise.all([store.kvGet(LOCK_PREFIX + acctKey), store.kvGet(LOCK_PREFIX + ipKey)]);
+    const lockedUntil = Math.max(...locks.map((v) => Number(v ?? 0) || 0));
+    if (locks.some((v) => v !== null)) {
+      this.log.info({ account, addr }, 'login refused: too many failed attempts');
+      const retryS = Math.max(1, Math.ceil((lockedUntil - Date.now()) / 1000));
+      throw new HttpError(429, 'RATE_LIMITED', `too many failed logins; try again in ${retryS} s`, { 'retry-after': String(retryS) });
+    }
+
+    const ok = await this.verifier!(account, password);
+    if (!ok) {
+      await this.countFailure(acctKey, ipKey);
+      this.log.debug({ account, addr }, 'login refused: bad credentials');
+      throw new XError('BAD_CREDENTIALS', 'wrong account or password');
+    }
+    await store.clearFailures(acctKey);
   }
 
   /** Counts a failure for the account and the address; a counter reaching the limit locks its key for a window. */
