@@ -13,6 +13,7 @@ import { MgrServer } from '../mgr/mgr.js';
 import { Gateway } from '../gateway/gateway.js';
 import { DASHBOARD_HTML } from '../mgr/dashboard.js';
 import { ClusterNode } from '../node/node.js';
+import { infoToJson } from '../node/peer.js';
 import type { ServiceDefinition } from '../service.js';
 import { loadOrExit, makeLogger, openStore, runProcess, type Role } from './process.js';
 import { fetchStatus, formatStatus } from './status.js';
@@ -59,7 +60,7 @@ export function mgrRole(mgr: MgrServer): Role {
       '/api/cluster': () => {
         const s = mgr.status();
         const { instanceId, epoch, addr, port, state, settling } = s.mgr;
-        return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map((m) => nodeJson(m)) };
+        return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map(infoToJson) };
       },
     },
   };
@@ -84,20 +85,6 @@ export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
   };
 }
 
-function nodeJson(m: import('../gen/xserver/v1/cluster_pb.js').NodeInfo) {
-  return {
-    id: m.id,
-    type: m.type,
-    name: m.name,
-    addrs: { inner: m.innerIp, outer: m.outerIp },
-    ports: [...m.ports],
-    version: m.version,
-    overload: [...m.overload],
-    startedAt: Number(m.startedAt),
-    pid: m.pid,
-    host: m.host,
-  };
-}
 
 export async function loadService(entry: string): Promise<ServiceDefinition> {
   const url = entry.startsWith('file:') ? entry : pathToFileURL(path.resolve(entry)).href;
