@@ -25,9 +25,13 @@ export async function runScenario(scenario, rows, cfg, log) {
   for (let run = 0; run < cfg.runs; run++) {
     for (const [i, r] of results.entries()) {
       if (r.unavailable) continue;
-      const env = { namespace: `${cfg.token}r${run}i${i}`, redisUrl: REDIS_URL };
+      // Unique per scenario too: rows with the same index in two scenarios must not share a cluster.
+      const env = { namespace: `${cfg.token}${scenario.name}r${run}i${i}`, redisUrl: REDIS_URL };
       const t = now();
-      const measure = scenario.kind === 'discovery' ? measureDiscovery : measureLoop;
+      // A scenario may bring its own orchestration (several processes per row, see lib/orchestra.js).
+      const measure = typeof scenario.measure === 'function'
+        ? (s, row, c, e) => scenario.measure(s, row, c, e, log)
+        : scenario.kind === 'discovery' ? measureDiscovery : measureLoop;
       const { values, errors } = await measure(scenario, r.row, cfg, env);
       r.runs.push(values);
       for (const e of errors) r.notes.add(e);

@@ -1,11 +1,13 @@
 // Formatting of values and Markdown-style tables (pasteable as-is).
 
-/** Formats a value for display; `unit` is one of: rate, mbps, us, ms, ratio. */
+/** Formats a value for display; `unit` is one of: rate, mbps, us, ms, ratio, count. */
 export function formatValue(unit, v) {
   if (v === undefined || v === null || Number.isNaN(v)) return 'n/a';
   switch (unit) {
     case 'rate':
       return compact(v);
+    case 'count':
+      return Math.round(v).toLocaleString('en-US');
     case 'ratio':
       return `${v.toFixed(v >= 10 ? 1 : 2)}×`;
     case 'us':
