@@ -15,8 +15,20 @@ export interface MetricsOptions {
   defaultLabels?: Record<string, string>;
 }
 
+interface PolledSource {
+  key: string;
+  labels: Record<string, string>;
+  read: () => number;
+}
+
+export interface PolledCounter<L extends string = string> {
+  /** Adds a source of values for `labels`; returns a function that retires it (its count is kept). */
+  add(labels: Partial<Record<L, string>>, read: () => number): () => void;
+}
+
 export class Metrics {
   readonly registry = new Registry();
+  private readonly polled = new Map<string, PolledCounter<string>>();
 
   constructor(opts: MetricsOptions = {}) {
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
@@ -46,6 +58,58 @@ export class Metrics {
     return this.getOrCreate(name, Histogram, labelNames, () =>
       new Histogram<L>({ name: full(name), help, labelNames, registers: [this.registry], ...(buckets ? { buckets } : {}) }),
     );
+  }
+
+  /**
+   * A counter read at scrape time from plain numbers: hot paths (a message sent) only do `n++`,
+   * instead of prom-client's label hashing per call. Several sources (e.g. several nodes in one
+   * process) add up per label set.
+   */
+  polledCounter<L extends string = string>(name: string, help: string, labelNames: readonly L[] = []): PolledCounter<L> {
+    let pc = this.polled.get(full(name));
+    if (!pc) {
+      const sources: PolledSource[] = [];
+      const retired = new Map<string, number>();
+      const reported = new Map<string, number>();
+      // Registered in this.registry; read only through collect().
+      new Counter<L>({
+        name: full(name),
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          const totals = new Map<string, { labels: Record<string, string>; value: number }>(
+            [...retired].map(([k, v]) => [k, { labels: JSON.parse(k) as Record<string, string>, value: v }]),
+          );
+          for (const s of sources) {
+            const t = totals.get(s.key) ?? { labels: s.labels, value: 0 };
+            t.value += s.read();
+            totals.set(s.key, t);
+          }
+          for (const [k, t] of totals) {
+            const delta = t.value - (reported.get(k) ?? 0);
+            if (delta > 0) {
+              this.inc(t.labels as never, delta);
+              reported.set(k, t.value);
+            }
+          }
+        },
+      });
+      pc = {
+        add: (labels, read) => {
+          const src: PolledSource = { key: JSON.stringify(labels), labels: labels as Record<string, string>, read };
+          sources.push(src);
+          return () => {
+            const i = sources.indexOf(src);
+            if (i < 0) return;
+            sources.splice(i, 1);
+            retired.set(src.key, (retired.get(src.key) ?? 0) + src.read());
+          };
+        },
+      };
+      this.polled.set(full(name), pc);
+    }
+    return pc as PolledCounter<L>;
   }
 
   /** Prometheus text exposition of every metric in this registry. */

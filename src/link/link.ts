@@ -42,7 +42,10 @@ const EMPTY = new Uint8Array(0);
 interface PendingRequest {
   resolve: (f: Frame) => void;
   reject: (e: XError) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which it fails with TIMEOUT */
+  deadline: number;
+  cmd: number;
+  timeoutMs: number;
 }
 
 export class Link {
@@ -61,6 +64,8 @@ export class Link {
   private readonly heartbeat: Heartbeat;
   private readonly pending = new Map<number, PendingRequest>();
   private nextRid = 1;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Infinity;
   private closed = false;
   private started = false;
   private leftover: Buffer | null;
@@ -144,13 +149,36 @@ export class Link {
       if (!this.send(cmd, body, Flags.REQUEST, rid)) {
         return reject(new XError('QUEUE_FULL', `outbound queue to ${this.describe()} is full`));
       }
-      const timer = setTimeout(() => {
-        this.pending.delete(rid);
-        reject(new XError('TIMEOUT', `request ${cmdName(cmd)} to ${this.describe()} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(rid, { resolve, reject, timer });
+      const deadline = performance.now() + timeoutMs;
+      this.pending.set(rid, { resolve, reject, deadline, cmd, timeoutMs });
+      if (deadline < this.sweepAt) this.armSweep(deadline);
     });
   }
+
+  /**
+   * One timer per link for all request deadlines (a timer per request cost ~15% at high rates):
+   * it fires at the earliest deadline, fails what is due and re-arms for the next one.
+   */
+  private armSweep(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(this.sweep, Math.max(0, Math.ceil(at - performance.now())));
+    this.sweepTimer.unref(); // the socket keeps the process alive, not a deadline
+  }
+
+  private readonly sweep = (): void => {
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [rid, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(rid);
+        p.reject(new XError('TIMEOUT', `request ${cmdName(p.cmd)} to ${this.describe()} timed out after ${p.timeoutMs} ms`));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next < Infinity) this.armSweep(next);
+  };
 
   reply(req: Frame, body: Uint8Array = EMPTY): boolean {
     return this.send(req.cmd, body, Flags.RESPONSE, req.rid);
@@ -177,11 +205,10 @@ export class Link {
     // A peer that never reads must not keep the socket forever.
     setTimeout(() => this.socket.destroy(), 1000).unref();
     const failure = new XError('LINK_CLOSED', `link to ${this.describe()} closed${err ? ': ' + err.message : ''}`);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(failure);
-    }
+    for (const p of this.pending.values()) p.reject(failure);
     this.pending.clear();
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
     if (err && err.code !== 'LINK_CLOSED') {
       const level = err.code === 'SHUTTING_DOWN' || err.code === 'DUPLICATE_LINK' ? 'info' : 'warn';
       this.opts.logger[level]({ code: err.code, peer: this.describe() }, `link closed: ${err.message}`);
@@ -205,7 +232,6 @@ export class Link {
       const p = this.pending.get(f.rid);
       if (!p) return; // timed out already
       this.pending.delete(f.rid);
-      clearTimeout(p.timer);
       if (f.flags & Flags.ERROR) {
         try {
           const e = decode(ErrorReplySchema, f.body);

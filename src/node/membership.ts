@@ -14,6 +14,8 @@ export interface MembershipDiff {
 export class MembershipTable {
   private readonly byId = new Map<string, NodeInfo>();
   private readonly byType = new Map<number, NodeInfo[]>();
+  /** Position of each id in its type's array, so updates and removals are O(1). */
+  private readonly slot = new Map<string, number>();
 
   get size(): number {
     return this.byId.size;
@@ -45,13 +47,15 @@ export class MembershipTable {
     const old = this.byId.get(info.id);
     this.byId.set(info.id, info);
     if (!old) {
-      const list = this.byType.get(info.type);
-      if (list) list.push(info);
-      else this.byType.set(info.type, [info]);
+      this.insert(info);
       return 'added';
     }
-    const list = this.byType.get(old.type)!;
-    list[list.indexOf(old)] = info;
+    if (old.type !== info.type) {
+      this.detach(old);
+      this.insert(info);
+    } else {
+      this.byType.get(old.type)![this.slot.get(old.id)!] = info;
+    }
     return sameObservable(old, info) ? 'same' : 'updated';
   }
 
@@ -68,10 +72,28 @@ export class MembershipTable {
     const info = this.byId.get(id);
     if (!info) return undefined;
     this.byId.delete(id);
-    const list = this.byType.get(info.type)!;
-    list.splice(list.indexOf(info), 1);
-    if (list.length === 0) this.byType.delete(info.type);
+    this.detach(info);
     return info;
+  }
+
+  private insert(info: NodeInfo): void {
+    let list = this.byType.get(info.type);
+    if (!list) this.byType.set(info.type, (list = []));
+    this.slot.set(info.id, list.length);
+    list.push(info);
+  }
+
+  /** Swap-remove from its type's array (order within a type is not meaningful). */
+  private detach(info: NodeInfo): void {
+    const list = this.byType.get(info.type)!;
+    const i = this.slot.get(info.id)!;
+    const last = list.pop()!;
+    if (last !== info) {
+      list[i] = last;
+      this.slot.set(last.id, i);
+    }
+    this.slot.delete(info.id);
+    if (list.length === 0) this.byType.delete(info.type);
   }
 
   /**
