@@ -18,11 +18,9 @@ import {
   AccountArrivedSchema,
   AccountLostSchema,
   BroadcastClientsSchema,
-  FromClientSchema,
   FromNodeSchema,
   KickAccountSchema,
   RelayMode,
-  ToClientSchema,
   ToNodesSchema,
 } from '../gen/xserver/v1/relay_pb.js';
 import { statefulTypeNumbers } from '../config/schema.js';
@@ -31,6 +29,7 @@ import { XError, errorCodeName } from '../errors.js';
 import type { Link } from '../link/link.js';
 import { ClusterNode } from '../node/node.js';
 import { decode, encode } from '../wire/codec.js';
+import { decodeToClient, encodeFromClient } from '../wire/relay-codec.js';
 import { Cmd, SYSTEM_CMD_BASE } from '../wire/commands.js';
 import { Flags, type Frame } from '../wire/frame.js';
 import { ClientConnection, TcpClientConnection, WsClientConnection, errorBody, jsonBody, type ClientLimits } from './client-conn.js';
@@ -422,7 +421,7 @@ export class Gateway {
       return this.replyError(conn, f, new XError('NO_TARGET', `no node of type ${type} is available`));
     }
     const rid = f.flags & Flags.REQUEST ? f.rid : 0;
-    const body = encode(FromClientSchema, { account: s.account, cmd: f.cmd % this.cfg.gateway.cmdOffset, data: f.body, rid, generation: BigInt(s.generation) });
+    const body = encodeFromClient({ account: s.account, cmd: f.cmd % this.cfg.gateway.cmdOffset, data: f.body, rid, generation: s.generation });
     // If the node dies before its link takes the frame, route it again (a stateful type moves to a live node).
     const kept = { ...f, body: f.body.slice() };
     const retry = (): void => {
@@ -494,7 +493,7 @@ export class Gateway {
   // ------------------------------------------------------------------ node -> client
 
   private onToClient(f: Frame, link: Link): void {
-    const m = decode(ToClientSchema, f.body);
+    const m = decodeToClient(f.body);
     const s = this.sessions.get(m.account);
     if (!s) {
       this.m.refused.inc({ reason: 'account_not_here' });

@@ -16,16 +16,15 @@ import {
   AccountArrivedSchema,
   AccountLostSchema,
   BroadcastClientsSchema,
-  FromClientSchema,
   FromNodeSchema,
   RelayMode,
-  ToClientSchema,
   ToNodesSchema,
 } from '../gen/xserver/v1/relay_pb.js';
 import { XError } from '../errors.js';
 import type { Link } from '../link/link.js';
 import type { ClusterStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
+import { decodeFromClient, encodeToClient } from '../wire/relay-codec.js';
 import { Cmd } from '../wire/commands.js';
 import type { Frame } from '../wire/frame.js';
 import { NodeType } from '../context.js';
@@ -156,7 +155,7 @@ export class RelayEndpoint {
   }
 
   sendToClient(account: string, cmd: number, payload: Payload): boolean {
-    const body = encode(ToClientSchema, { account, cmd, data: toBytes(payload) });
+    const body = encodeToClient({ account, cmd, data: toBytes(payload), rid: 0, errorCode: 0, errorMessage: '' });
     const gw = this.gatewayOf(account);
     // Earlier messages still waiting for a presence lookup go first (FIFO).
     if (gw !== undefined && !this.waiting.has(account) && this.host.sendSystem(gw, Cmd.RELAY_TO_CLIENT, body)) return true;
@@ -188,7 +187,7 @@ export class RelayEndpoint {
   // ------------------------------------------------------------------ inbound
 
   private onFromClient(f: Frame, link: Link): void {
-    const m = decode(FromClientSchema, f.body);
+    const m = decodeFromClient(f.body);
     const gatewayId = link.remote.id;
     if (!this.arrived.has(m.account)) this.remember(m.account, gatewayId);
     const isRequest = m.rid !== 0;
@@ -202,12 +201,12 @@ export class RelayEndpoint {
       reply: (p) => {
         if (!isRequest || replied) return;
         replied = true;
-        link.send(Cmd.RELAY_TO_CLIENT, encode(ToClientSchema, { account: m.account, cmd: m.cmd, data: toBytes(p), rid: m.rid }));
+        link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: m.account, cmd: m.cmd, data: toBytes(p), rid: m.rid, errorCode: 0, errorMessage: '' }));
       },
       replyError: (e) => {
         if (!isRequest || replied) return;
         replied = true;
-        link.send(Cmd.RELAY_TO_CLIENT, encode(ToClientSchema, { account: m.account, cmd: m.cmd, rid: m.rid, errorCode: e.codeNumber, errorMessage: e.message }));
+        link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: m.account, cmd: m.cmd, data: new Uint8Array(0), rid: m.rid, errorCode: e.codeNumber, errorMessage: e.message }));
       },
     };
     const h = this.clientHandlers.get(m.cmd);
