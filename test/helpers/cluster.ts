@@ -31,6 +31,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, onTestFailed } from 'vitest';
+import { acquireLock, deleteKeys, releaseLock } from './machine.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/xserver.js');
@@ -642,24 +643,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** SCAN MATCH `pattern` + DEL on the Redis at `url` (never FLUSHALL). */
-export async function deleteKeys(url: string, pattern: string): Promise<number> {
-  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
-  r.on('error', () => {});
-  let n = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) n += await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-  return n;
-}
-
 export function commandExists(cmd: string): boolean {
   return (process.env.PATH ?? '').split(path.delimiter).some((d) => {
     try {
@@ -669,49 +652,6 @@ export function commandExists(cmd: string): boolean {
       return false;
     }
   });
-}
-
-// ------------------------------------------------------------------------------------- cross-file lock
-
-const LOCK_FILE = path.join(os.tmpdir(), 'xserver-cluster-tests.lock');
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** One cluster test file at a time per machine: timing measurements need the cores. */
-async function acquireLock(token: string, timeoutMs: number): Promise<void> {
-  const deadline = wall() + timeoutMs;
-  for (;;) {
-    try {
-      fs.writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, token }), { flag: 'wx' });
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    try {
-      const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { pid: number };
-      if (!pidAlive(held.pid)) fs.rmSync(LOCK_FILE, { force: true });
-    } catch {
-      // Torn or vanished between our checks: try again.
-    }
-    if (wall() > deadline) throw new Error(`cluster test lock ${LOCK_FILE} still held after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function releaseLock(token: string): void {
-  try {
-    const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { token: string };
-    if (held.token === token) fs.rmSync(LOCK_FILE, { force: true });
-  } catch {
-    /* not ours or gone */
-  }
 }
 
 // ------------------------------------------------------------------------------------- suite hooks

@@ -25,10 +25,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, onTestFailed } from 'vitest';
 import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
 import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
+import { acquireLock, deleteKeys, releaseLock } from './machine.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/xserver.js');
@@ -510,69 +510,8 @@ export class Player {
 
 // ------------------------------------------------------------------------------------- helpers
 
-/** SCAN MATCH `pattern` + DEL (never FLUSHALL). */
-export async function deleteKeys(url: string, pattern: string): Promise<number> {
-  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
-  r.on('error', () => {});
-  let n = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) n += await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-  return n;
-}
-
 /** Random lowercase suffix for account and role names (role names: 2-16 of [A-Za-z0-9_-]). */
 export const tag = (): string => randomBytes(3).toString('hex');
-
-// ------------------------------------------------------------------------------------- cross-file lock
-
-/** The lock file of test/helpers/cluster.ts: process-cluster test files run one at a time. */
-const LOCK_FILE = path.join(os.tmpdir(), 'xserver-cluster-tests.lock');
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function acquireLock(token: string, timeoutMs: number): Promise<number> {
-  const t0 = wall();
-  for (;;) {
-    try {
-      fs.writeFileSync(LOCK_FILE, JSON.stringify({ pid: process.pid, token }), { flag: 'wx' });
-      return wall() - t0;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    try {
-      const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { pid: number };
-      if (!pidAlive(held.pid)) fs.rmSync(LOCK_FILE, { force: true });
-    } catch {
-      // torn or vanished between our checks: try again
-    }
-    if (wall() - t0 > timeoutMs) throw new Error(`test lock ${LOCK_FILE} still held after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function releaseLock(token: string): void {
-  try {
-    const held = JSON.parse(fs.readFileSync(LOCK_FILE, 'utf8')) as { token: string };
-    if (held.token === token) fs.rmSync(LOCK_FILE, { force: true });
-  } catch {
-    /* not ours or gone */
-  }
-}
 
 /**
  * Registers the hooks of an e2e file; `newDemo()` gives a test a fresh, not yet started cluster,
