@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, onTestFailed } from 'vitest';
 import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
 import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
