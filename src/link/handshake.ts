@@ -13,8 +13,15 @@ export function newNonce(): Uint8Array {
   return randomBytes(NONCE_BYTES);
 }
 
+/** Every field is length-prefixed (u32 BE), so no two different field lists hash the same bytes. */
 function proof(secret: string, label: string, cluster: string, a: Uint8Array, b: Uint8Array, id: string): Buffer {
-  return createHmac('sha256', secret).update(label).update(cluster).update(a).update(b).update(id).digest();
+  const h = createHmac('sha256', secret);
+  for (const f of [Buffer.from(label), Buffer.from(cluster), a, b, Buffer.from(id)]) {
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(f.length, 0);
+    h.update(len).update(f);
+  }
+  return h.digest();
 }
 
 /** Sent by the acceptor in CHALLENGE. */
