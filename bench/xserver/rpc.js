@@ -44,8 +44,9 @@ export default {
       inflight: opts.inflight,
       warmupMs: opts.warmupMs,
       durationMs: opts.durationMs,
+      // The callback form: no promise per request (node.request() is the same path wrapped in one).
       request(slot, done) {
-        node.request(target, CMD.ECHO, body).then(() => done(), done);
+        node.requestCb(target, CMD.ECHO, body, (err) => done(err ?? undefined));
       },
     });
   },

@@ -39,9 +39,11 @@ export interface LinkOptions {
 const HANDSHAKE_MAX_FRAME = 16 * 1024;
 const EMPTY = new Uint8Array(0);
 
+/** Settles a request: exactly one of the two arguments is set. */
+export type ReplyCallback = (err: XError | null, frame: Frame | null) => void;
+
 interface PendingRequest {
-  resolve: (f: Frame) => void;
-  reject: (e: XError) => void;
+  done: ReplyCallback;
   /** performance.now() after which it fails with TIMEOUT */
   deadline: number;
   cmd: number;
@@ -142,17 +144,20 @@ export class Link {
   }
 
   request(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
-    return new Promise<Frame>((resolve, reject) => {
-      if (this.closed) return reject(new XError('LINK_CLOSED', `link to ${this.describe()} is closed`));
-      const rid = this.nextRid;
-      this.nextRid = this.nextRid >= 0x7fffffff ? 1 : this.nextRid + 1;
-      if (!this.send(cmd, body, Flags.REQUEST, rid)) {
-        return reject(new XError('QUEUE_FULL', `outbound queue to ${this.describe()} is full`));
-      }
-      const deadline = performance.now() + timeoutMs;
-      this.pending.set(rid, { resolve, reject, deadline, cmd, timeoutMs });
-      if (deadline < this.sweepAt) this.armSweep(deadline);
-    });
+    return new Promise<Frame>((resolve, reject) => this.requestCb(cmd, body, timeoutMs, (err, f) => (err ? reject(err) : resolve(f!))));
+  }
+
+  /** Callback form of request(): no promise per request (the hot path of high-rate callers). */
+  requestCb(cmd: number, body: Uint8Array, timeoutMs: number, done: ReplyCallback): void {
+    if (this.closed) return done(new XError('LINK_CLOSED', `link to ${this.describe()} is closed`), null);
+    const rid = this.nextRid;
+    this.nextRid = this.nextRid >= 0x7fffffff ? 1 : this.nextRid + 1;
+    if (!this.send(cmd, body, Flags.REQUEST, rid)) {
+      return done(new XError('QUEUE_FULL', `outbound queue to ${this.describe()} is full`), null);
+    }
+    const deadline = performance.now() + timeoutMs;
+    this.pending.set(rid, { done, deadline, cmd, timeoutMs });
+    if (deadline < this.sweepAt) this.armSweep(deadline);
   }
 
   /**
@@ -174,7 +179,7 @@ export class Link {
     for (const [rid, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(rid);
-        p.reject(new XError('TIMEOUT', `request ${cmdName(p.cmd)} to ${this.describe()} timed out after ${p.timeoutMs} ms`));
+        p.done(new XError('TIMEOUT', `request ${cmdName(p.cmd)} to ${this.describe()} timed out after ${p.timeoutMs} ms`), null);
       } else if (p.deadline < next) next = p.deadline;
     }
     if (next < Infinity) this.armSweep(next);
@@ -205,7 +210,7 @@ export class Link {
     // A peer that never reads must not keep the socket forever.
     setTimeout(() => this.socket.destroy(), 1000).unref();
     const failure = new XError('LINK_CLOSED', `link to ${this.describe()} closed${err ? ': ' + err.message : ''}`);
-    for (const p of this.pending.values()) p.reject(failure);
+    for (const p of this.pending.values()) p.done(failure, null);
     this.pending.clear();
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
@@ -235,13 +240,13 @@ export class Link {
       if (f.flags & Flags.ERROR) {
         try {
           const e = decode(ErrorReplySchema, f.body);
-          p.reject(XError.fromWire(e.code, e.message));
+          p.done(XError.fromWire(e.code, e.message), null);
         } catch (e) {
-          p.reject(e as XError);
+          p.done(e as XError, null);
           throw e; // a malformed frame still closes the link
         }
       } else {
-        p.resolve(f);
+        p.done(null, f);
       }
       return;
     }

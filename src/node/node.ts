@@ -355,29 +355,44 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
 
   /** Request/response with one node by id; rejects with a typed XError (TIMEOUT, NO_TARGET, NO_HANDLER, ...). */
   request(id: string, cmd: number, payload: Payload, opts: RequestOptions = {}): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => this.requestCb(id, cmd, payload, (err, body) => (err ? reject(err) : resolve(body!)), opts));
+  }
+
+  /**
+   * Callback form of request(), for high request rates (no promise per request). `done` is always
+   * called exactly once, never synchronously.
+   */
+  requestCb(id: string, cmd: number, payload: Payload, done: (err: XError | null, body: Uint8Array | null) => void, opts: RequestOptions = {}): void {
     checkUserCmd(cmd);
     const timeoutMs = opts.timeoutMs ?? this.cfg.node.requestTimeoutMs;
     const body = toBytes(payload);
-    if (id === this.id) return this.requestLocal(cmd, body, timeoutMs);
-    if (!this.membership.has(id) && !this.links.has(id)) {
-      return Promise.reject(new XError('NO_TARGET', `node ${id} is not listed`));
+    const fail = (e: XError): void => queueMicrotask(() => done(e, null));
+    if (id === this.id) {
+      this.requestLocal(cmd, body, timeoutMs).then((b) => done(null, b), (e: XError) => done(e, null));
+      return;
     }
+    if (!this.membership.has(id) && !this.links.has(id)) return fail(new XError('NO_TARGET', `node ${id} is not listed`));
     if (this.inflight >= this.cfg.node.maxInflightRequests) {
-      return Promise.reject(new XError('QUEUE_FULL', `${this.inflight} requests outstanding (node.maxInflightRequests)`));
+      return fail(new XError('QUEUE_FULL', `${this.inflight} requests outstanding (node.maxInflightRequests)`));
     }
     this.inflight++;
-    return this.linkTo(id)
-      .request(cmd, body, timeoutMs)
-      .then(
-        (f) => {
-          this.inflight--;
-          return f.body;
-        },
-        (e: unknown) => {
-          this.inflight--;
-          throw e;
-        },
+    const settle = (err: XError | null, f: Frame | null): void => {
+      this.inflight--;
+      done(err, f ? f.body : null);
+    };
+    const pl = this.linkTo(id);
+    const link = pl.current;
+    if (link !== null && link.isOpen) {
+      // Refusals from the link itself are synchronous: keep the "never synchronous" promise.
+      let sync = true;
+      link.requestCb(cmd, body, timeoutMs, (err, f) => (sync ? queueMicrotask(() => settle(err, f)) : settle(err, f)));
+      sync = false;
+    } else {
+      pl.request(cmd, body, timeoutMs).then(
+        (f) => settle(null, f),
+        (e: XError) => settle(e, null),
       );
+    }
   }
 
   /** Request to one node of `type` chosen by the strategy. */
