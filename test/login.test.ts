@@ -14,7 +14,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type XConfig } from '../src/config/schema.js';
 import type { RoleContext } from '../src/context.js';
@@ -27,6 +26,7 @@ import { Metrics } from '../src/metrics.js';
 import { MgrServer } from '../src/mgr/mgr.js';
 import { ClusterNode } from '../src/node/node.js';
 import { RedisStore } from '../src/store/index.js';
+import { deleteKeys as deleteMatching } from './helpers/machine.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const CLUSTER = `login-test-${randomBytes(4).toString('hex')}`;
@@ -154,14 +154,7 @@ function rawGet(port: number, reqPath: string): Promise<{ status: number; body: 
 }
 
 async function deleteKeys(cluster: string): Promise<void> {
-  const admin = new Redis(REDIS_URL);
-  try {
-    const keys: string[] = [];
-    for await (const batch of admin.scanStream({ match: `xs:{${cluster}}:*`, count: 500 })) keys.push(...(batch as string[]));
-    if (keys.length) await admin.del(...keys);
-  } finally {
-    admin.disconnect();
-  }
+  await deleteMatching(REDIS_URL, `xs:{${cluster}}:*`);
 }
 
 // ---- the cluster shared by most tests ----

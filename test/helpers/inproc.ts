@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { deleteKeys } from './machine.js';
 import { defaultConfig, type XConfig } from '../../src/config/schema.js';
 import type { RoleContext } from '../../src/context.js';
 import { silentLogger } from '../../src/log.js';
@@ -57,14 +57,7 @@ export async function startCluster(over?: (c: XConfig) => void) {
     async cleanup(): Promise<void> {
       for (const s of stops.reverse()) await s().catch(() => {});
       await store.close().catch(() => {});
-      const r = new Redis(REDIS_URL);
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `xs:{${cluster}}:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length) await r.del(...keys);
-      } while (cursor !== '0');
-      r.disconnect();
+      await deleteKeys(REDIS_URL, `xs:{${cluster}}:*`);
     },
   };
 }
