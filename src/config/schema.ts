@@ -70,6 +70,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'node.maxInflightRequests', type: 'int', default: 100000, min: 1, doc: 'Outstanding requests per node; beyond it request() fails with QUEUE_FULL.' },
   { key: 'node.updateIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Load/version changes are sent to the mgr at most this often.' },
   { key: 'node.selection', type: 'enum', default: 'random', values: ['random', 'round-robin', 'least-loaded'], doc: 'Default strategy of one()/sendOne().' },
+  { key: 'node.relaySeenMax', type: 'int', default: 100000, min: 1, doc: 'Accounts whose gateway a relay-enabled node remembers from their messages (oldest forgotten first); allocated accounts are tracked until lost.' },
   { key: 'node.shutdownDrainMs', type: 'int', default: 1000, min: 0, doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.' },
 
   // ---- gateway ----
@@ -148,6 +149,7 @@ export interface XConfig {
     updateIntervalMs: number;
     selection: 'random' | 'round-robin' | 'least-loaded';
     shutdownDrainMs: number;
+    relaySeenMax: number;
   };
   statefulTypes: string;
   gateway: {

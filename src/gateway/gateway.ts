@@ -68,6 +68,8 @@ export class Gateway {
   private readonly stateful: Set<number>;
   private readonly limits: ClientLimits;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly count = { inbound: 0, outbound: 0 };
+  private readonly retireCounters: (() => void)[];
   private stopping = false;
   private readonly m;
 
@@ -91,11 +93,14 @@ export class Gateway {
     this.node.handleSystem(Cmd.KICK_ACCOUNT, (f) => this.onKickAccount(f));
     this.node.on('left', (peer) => this.failInflight(peer.id));
     const mm = ctx.metrics;
+    // Per-message counts are plain numbers read at scrape time (no label hashing per message).
+    this.retireCounters = [
+      mm.polledCounter('gateway_client_messages_in_total', 'Client messages routed to nodes').add({}, () => this.count.inbound),
+      mm.polledCounter('gateway_client_messages_out_total', 'Messages delivered to clients').add({}, () => this.count.outbound),
+    ];
     this.m = {
       connections: mm.gauge('gateway_connections', 'Open client connections'),
       sessions: mm.gauge('gateway_sessions', 'Client sessions (connected or within the reconnect grace)'),
-      inbound: mm.counter('gateway_client_messages_in_total', 'Client messages routed to nodes'),
-      outbound: mm.counter('gateway_client_messages_out_total', 'Messages delivered to clients'),
       refused: mm.counter('gateway_refused_total', 'Client frames, connections or messages refused', ['reason']),
       lost: mm.counter('gateway_accounts_lost_total', 'Accounts reported lost to nodes'),
       resumed: mm.counter('gateway_sessions_resumed_total', 'Sessions resumed within the grace period'),
@@ -140,6 +145,7 @@ export class Gateway {
     this.httpServer.close();
     this.httpServer.closeAllConnections?.();
     await this.node.stop();
+    for (const retire of this.retireCounters) retire();
   }
 
   /** True while the account has a live client connection here. */
@@ -422,15 +428,19 @@ export class Gateway {
     }
     const rid = f.flags & Flags.REQUEST ? f.rid : 0;
     const body = encodeFromClient({ account: s.account, cmd: f.cmd % this.cfg.gateway.cmdOffset, data: f.body, rid, generation: s.generation });
-    // If the node dies before its link takes the frame, route it again (a stateful type moves to a live node).
-    const kept = { ...f, body: f.body.slice() };
-    const retry = (): void => {
-      // Routed again: the request is no longer the dead node's (it must not also get NO_TARGET).
-      if (rid !== 0) s.inflight.delete(rid);
-      if (this.sessions.get(s.account) === s && !conn.closed) this.route(s, conn, kept);
-    };
+    // A frame that has to wait for the link is routed again if the node dies first (a stateful type
+    // then moves to a live node). Over an open link there is nothing to keep.
+    let retry: (() => void) | undefined;
+    if (!this.node.isLinked(target)) {
+      const kept = { ...f, body: f.body.slice() };
+      retry = () => {
+        // Routed again: the request is no longer the dead node's (it must not also get NO_TARGET).
+        if (rid !== 0) s.inflight.delete(rid);
+        if (this.sessions.get(s.account) === s && !conn.closed) this.route(s, conn, kept);
+      };
+    }
     if (this.node.sendSystem(target, Cmd.RELAY_FROM_CLIENT, body, retry)) {
-      this.m.inbound.inc();
+      this.count.inbound++;
       if (rid !== 0) {
         if (s.inflight.size >= this.cfg.gateway.routeQueueMax) s.inflight.delete(s.inflight.keys().next().value as number);
         s.inflight.set(rid, { target, cmd: f.cmd });
@@ -515,7 +525,7 @@ export class Gateway {
 
   private deliver(s: Session, cmd: number, body: Uint8Array, flags: number, rid: number, shared = false): void {
     if (s.conn) {
-      if (s.conn.sendFrame(cmd, body, flags, rid)) this.m.outbound.inc();
+      if (s.conn.sendFrame(cmd, body, flags, rid)) this.count.outbound++;
       return;
     }
     // Away: keep it for the resume, oldest first out when full (by count or bytes).

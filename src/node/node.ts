@@ -145,6 +145,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
       store: ctx.store,
       reconnectGraceMs: ctx.config.gateway.reconnectGraceMs,
       maxPending: ctx.config.node.pendingMaxMessages,
+      seenMax: ctx.config.node.relaySeenMax,
       get: (id) => this.get(id),
       list: (t) => this.list(t),
       one: (t) => this.one(t),

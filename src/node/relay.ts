@@ -56,6 +56,8 @@ export interface RelayHost {
   readonly store: ClusterStore;
   readonly reconnectGraceMs: number;
   readonly maxPending: number;
+  /** Accounts learned from messages (not allocated here) remembered at most, oldest forgotten first. */
+  readonly seenMax: number;
   get(id: string): Peer | undefined;
   list(type: number): Peer[];
   one(type: number): Peer | undefined;
@@ -74,9 +76,6 @@ interface AccountEntry {
   lostTimer: NodeJS.Timeout | null;
 }
 
-
-/** Accounts learned from messages (not allocated here) are remembered up to this many, oldest forgotten first. */
-const SEEN_MAX = 100_000;
 
 export class RelayEndpoint {
   private enabled = false;
@@ -273,7 +272,7 @@ export class RelayEndpoint {
   private remember(account: string, gatewayId: string): void {
     this.seen.delete(account);
     this.seen.set(account, gatewayId);
-    if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
+    if (this.seen.size > this.host.seenMax) this.seen.delete(this.seen.keys().next().value as string);
   }
 
   private lookupAndSend(account: string, body: Uint8Array): boolean {
