@@ -1,13 +1,35 @@
 /**
- * Challenge-response proofs of the link handshake (docs/protocol.md, "Handshake").
+ * Pieces shared by both sides of the link handshake (docs/protocol.md, "Link handshake"):
+ * the proofs, the limits that apply before authentication, the step a handshake machine returns,
+ * and the pre-auth frame reader. The machines themselves are handshake-dialler.ts and
+ * handshake-acceptor.ts; socket-handshake.ts runs them over a socket.
+ *
  * The secret never crosses the wire: each side proves it knows it by an HMAC over both
  * nonces, the cluster name and its own id, so a proof cannot be replayed on another
  * connection or by another identity.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
+import { XError } from '../errors.js';
+import { encode } from '../wire/codec.js';
+import { Cmd } from '../wire/commands.js';
+import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame.js';
 
 export const PROTOCOL_VERSION = 1;
 export const NONCE_BYTES = 32;
+
+/**
+ * Largest frame body accepted before the peer is authenticated. Handshake frames are a few
+ * hundred bytes; anything bigger from an unknown peer is an attack or garbage, and must not
+ * make us buffer `link.maxFrame` bytes for it.
+ */
+export const HANDSHAKE_MAX_FRAME = 16 * 1024;
+
+/**
+ * Shortest dialler nonce the acceptor takes. The dialler's nonce is what makes a recorded
+ * CHALLENGE useless against it; a nonce this short could repeat.
+ */
+export const MIN_DIAL_NONCE_BYTES = 16;
 
 export function newNonce(): Uint8Array {
   return randomBytes(NONCE_BYTES);
@@ -34,6 +56,77 @@ export function diallerProof(secret: string, cluster: string, acceptNonce: Uint8
   return proof(secret, 'xs1-dialler', cluster, acceptNonce, dialNonce, diallerId);
 }
 
+/** Constant-time comparison, so the time a check takes says nothing about the expected proof. */
 export function proofMatches(expected: Buffer, got: Uint8Array): boolean {
   return got.length === expected.length && timingSafeEqual(expected, got);
+}
+
+/** The remote end of a link: its process type and id. */
+export interface HandshakeIdentity {
+  type: number;
+  id: string;
+}
+
+/**
+ * What a handshake machine asks its transport to do after an input. `send` is written first,
+ * in order. Then, at most one of:
+ * - `done`: the peer is authenticated; `leftover` holds bytes that arrived after the last
+ *   handshake frame and belong to the open link.
+ * - `refuse`: the handshake failed; close the connection after flushing `send` (which ends with
+ *   the ERROR frame telling the peer why, unless the peer itself refused).
+ */
+export interface HandshakeStep {
+  send: Frame[];
+  done?: { remote: HandshakeIdentity; leftover: Buffer | null };
+  refuse?: XError;
+}
+
+/** The ERROR frame that tells the peer why it is being refused. */
+export function errorFrame(err: XError): Frame {
+  return controlFrame(Cmd.ERROR, encode(ErrorReplySchema, { code: err.codeNumber, message: err.message }));
+}
+
+export function controlFrame(cmd: number, body: Uint8Array): Frame {
+  return { cmd, flags: 0, rid: 0, body };
+}
+
+/** Bytes of frames in order, as they go on the wire. */
+export function encodeFrames(frames: readonly Frame[]): Buffer {
+  if (frames.length === 1) return encodeFrame(frames[0]!.cmd, frames[0]!.body, frames[0]!.flags, frames[0]!.rid);
+  return Buffer.concat(frames.map((f) => encodeFrame(f.cmd, f.body, f.flags, f.rid)));
+}
+
+export function asXError(e: unknown): XError {
+  return e instanceof XError ? e : new XError('BAD_FRAME', String(e));
+}
+
+/**
+ * The inbound byte stream during a handshake: decodes frames under HANDSHAKE_MAX_FRAME and
+ * queues them, so a machine takes one frame at a time and can hand the rest to the open link.
+ */
+export class HandshakeReader {
+  private readonly frames: Frame[] = [];
+  private readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => this.frames.push(f));
+
+  /** Decodes what arrived; throws BAD_FRAME / FRAME_TOO_LARGE like the link's own decoder. */
+  push(bytes: Uint8Array): void {
+    this.decoder.push(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  }
+
+  next(): Frame | undefined {
+    return this.frames.shift();
+  }
+
+  /** Once the peer is authenticated, frames after the handshake may be full-size. */
+  raiseLimit(maxFrame: number): void {
+    this.decoder.maxFrame = maxFrame;
+  }
+
+  /** Frames not taken yet plus the bytes of an incomplete one, re-encoded for the link's decoder. */
+  takeRest(): Buffer | null {
+    const rest = this.frames.length > 0 ? encodeFrames(this.frames.splice(0)) : null;
+    const tail = this.decoder.takePending();
+    if (!rest) return tail;
+    return tail ? Buffer.concat([rest, tail]) : rest;
+  }
 }

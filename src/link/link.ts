@@ -5,19 +5,21 @@
  * - Writes are batched per event-loop turn (FrameWriter); unsent bytes are bounded.
  * - The handshake (Hello -> Challenge -> Auth -> Welcome) proves both sides know the secret and
  *   lets the dialler state the type and id it expects; every refusal is flushed before the close.
+ *   It runs before a Link exists: handshake-dialler.ts / handshake-acceptor.ts decide,
+ *   socket-handshake.ts carries it over the socket; `Link.dial` and `LinkListener` start it.
  * - Requests carry a rid; responses are matched here, with a timeout each.
  *
  * Roles above (mgr, node runtime) see only `send`, `request`, `reply`, `onFrame`, `onClose`.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
+import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError, errorCodeName } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd, cmdName } from '../wire/commands.js';
-import { Flags, FrameDecoder, FrameWriter, encodeFrame, type Frame } from '../wire/frame.js';
+import { Flags, FrameDecoder, FrameWriter, type Frame } from '../wire/frame.js';
 import { Heartbeat } from './heartbeat.js';
-import { PROTOCOL_VERSION, acceptorProof, diallerProof, newNonce, proofMatches } from './handshake.js';
+import { acceptHandshake, dialHandshake } from './socket-handshake.js';
 
 export interface LinkIdentity {
   type: number;
@@ -35,9 +37,9 @@ export interface LinkOptions {
   logger: Logger;
 }
 
-/** Handshake frames are tiny; anything bigger before authentication is an attack or garbage. */
-const HANDSHAKE_MAX_FRAME = 16 * 1024;
 const EMPTY = new Uint8Array(0);
+/** How long a closed link's socket may take to flush; a peer that never reads must not keep it forever. */
+const CLOSE_LINGER_MS = 1000;
 
 /** Settles a request: exactly one of the two arguments is set. */
 export type ReplyCallback = (err: XError | null, frame: Frame | null) => void;
@@ -207,8 +209,7 @@ export class Link {
     if (!this.socket.destroyed) this.writer.flushNow();
     this.writer.close();
     this.socket.end();
-    // A peer that never reads must not keep the socket forever.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
     const failure = new XError('LINK_CLOSED', `link to ${this.describe()} closed${err ? ': ' + err.message : ''}`);
     for (const p of this.pending.values()) p.done(failure, null);
     this.pending.clear();
@@ -265,8 +266,6 @@ export class Link {
     this.onFrame(f, this);
   }
 
-  // ---------------------------------------------------------------- handshake
-
   /**
    * Dials `host:port`, expecting to reach `expect` (id "" = any process of that type).
    * Resolves with an open link, not yet reading: set `onFrame`/`onClose`, then call `start()`.
@@ -274,84 +273,7 @@ export class Link {
    * HANDSHAKE_TIMEOUT, LINK_CLOSED, BAD_FRAME...).
    */
   static dial(host: string, port: number, self: LinkIdentity, expect: { type: number; id: string }, opts: LinkOptions): Promise<Link> {
-    return new Promise<Link>((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true });
-      const nonce = newNonce();
-      let done = false;
-      const fail = (e: XError, tellPeer = false): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (tellPeer && !socket.destroyed) {
-          socket.end(encodeControl(Cmd.ERROR, encode(ErrorReplySchema, { code: e.codeNumber, message: e.message })));
-        } else {
-          socket.destroy();
-        }
-        setTimeout(() => socket.destroy(), 500).unref();
-        reject(e);
-      };
-      const timer = setTimeout(
-        () => fail(new XError('HANDSHAKE_TIMEOUT', `no handshake from ${host}:${port} within ${opts.handshakeTimeoutMs} ms`)),
-        opts.handshakeTimeoutMs,
-      );
-      let stage: 'challenge' | 'welcome' = 'challenge';
-      let remoteId = '';
-      const frames: Frame[] = [];
-      const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => frames.push(f));
-      const onData = (chunk: Buffer): void => {
-        try {
-          decoder.push(chunk);
-          while (frames.length > 0 && !done) {
-            const f = frames.shift()!;
-            if (f.cmd === Cmd.ERROR) {
-              const e = decode(ErrorReplySchema, f.body);
-              return fail(XError.fromWire(e.code, `${host}:${port} refused: ${e.message}`));
-            }
-            if (stage === 'challenge') {
-              if (f.cmd !== Cmd.CHALLENGE) throw new XError('BAD_FRAME', `expected CHALLENGE from ${host}:${port}, got ${cmdName(f.cmd)}`);
-              const ch = decode(ChallengeSchema, f.body);
-              if (ch.type !== expect.type || (expect.id !== '' && ch.id !== expect.id)) {
-                throw new XError('WRONG_TARGET', `${host}:${port} is type ${ch.type} id ${ch.id}, expected type ${expect.type}${expect.id ? ' id ' + expect.id : ''}`);
-              }
-              if (!proofMatches(acceptorProof(opts.secret, opts.cluster, nonce, ch.nonce, ch.id), ch.proof)) {
-                throw new XError('AUTH_FAILED', `${host}:${port} does not know the cluster secret`);
-              }
-              remoteId = ch.id;
-              // The acceptor is authenticated: frames right after WELCOME may be full-size.
-              decoder.maxFrame = opts.maxFrame;
-              socket.write(encodeControl(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(opts.secret, opts.cluster, ch.nonce, nonce, self.id) })));
-              stage = 'welcome';
-            } else {
-              if (f.cmd !== Cmd.WELCOME) throw new XError('BAD_FRAME', `expected WELCOME from ${host}:${port}, got ${cmdName(f.cmd)}`);
-              done = true;
-              clearTimeout(timer);
-              socket.off('data', onData);
-              socket.off('error', onError);
-              socket.off('close', onCloseEarly);
-              const rest = frames.length > 0 ? reencode(frames) : null;
-              const leftover = concatLeftover(rest, decoder);
-              resolve(new Link(socket, { type: expect.type, id: remoteId }, 'out', opts, leftover));
-              return;
-            }
-          }
-        } catch (e) {
-          fail(e instanceof XError ? e : new XError('BAD_FRAME', String(e)), true);
-        }
-      };
-      const onError = (e: Error): void => fail(new XError('LINK_CLOSED', `cannot reach ${host}:${port}: ${e.message}`));
-      const onCloseEarly = (): void => fail(new XError('LINK_CLOSED', `${host}:${port} closed the connection during the handshake`));
-      socket.on('data', onData);
-      socket.on('error', onError);
-      socket.on('close', onCloseEarly);
-      socket.once('connect', () => {
-        socket.write(
-          encodeControl(
-            Cmd.HELLO,
-            encode(HelloSchema, { cluster: opts.cluster, nonce, expectType: expect.type, expectId: expect.id, fromType: self.type, fromId: self.id, protocol: PROTOCOL_VERSION }),
-          ),
-        );
-      });
-    });
+    return dialHandshake(host, port, self, expect, opts, (socket, remote, leftover) => new Link(socket, remote, 'out', opts, leftover));
   }
 }
 
@@ -361,6 +283,7 @@ export class Link {
  */
 export class LinkListener {
   private readonly server: net.Server;
+  /** Sockets still in the handshake: close() drops them, they belong to no link yet. */
   private readonly handshaking = new Set<net.Socket>();
 
   constructor(
@@ -393,106 +316,16 @@ export class LinkListener {
   }
 
   private accept(socket: net.Socket): void {
-    const log = this.opts.logger;
-    const where = `${socket.remoteAddress}:${socket.remotePort}`;
     this.handshaking.add(socket);
-    const nonce = newNonce();
-    let hello: Hello | null = null;
-    let done = false;
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => frames.push(f));
-    const refuse = (e: XError): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.handshaking.delete(socket);
-      log.warn({ code: e.code, from: where }, `refused connection: ${e.message}`);
-      if (!socket.destroyed) socket.end(encodeControl(Cmd.ERROR, encode(ErrorReplySchema, { code: e.codeNumber, message: e.message })));
-      setTimeout(() => socket.destroy(), 500).unref();
-    };
-    const timer = setTimeout(() => refuse(new XError('HANDSHAKE_TIMEOUT', `no handshake within ${this.opts.handshakeTimeoutMs} ms`)), this.opts.handshakeTimeoutMs);
-    const onData = (chunk: Buffer): void => {
-      try {
-        decoder.push(chunk);
-        while (frames.length > 0 && !done) {
-          const f = frames.shift()!;
-          if (f.cmd === Cmd.ERROR) {
-            const e = decode(ErrorReplySchema, f.body);
-            return refuse(XError.fromWire(e.code, `dialler gave up: ${e.message}`));
-          }
-          if (hello === null) {
-            if (f.cmd !== Cmd.HELLO) throw new XError('BAD_FRAME', `expected HELLO, got ${cmdName(f.cmd)}`);
-            const h = decode(HelloSchema, f.body);
-            if (h.protocol !== PROTOCOL_VERSION) throw new XError('PROTOCOL_VERSION', `protocol ${h.protocol} not supported (this is ${PROTOCOL_VERSION})`);
-            if (h.cluster !== this.opts.cluster) throw new XError('WRONG_CLUSTER', `this is cluster "${this.opts.cluster}", not "${h.cluster}"`);
-            if (h.expectType !== this.self.type || (h.expectId !== '' && h.expectId !== this.self.id)) {
-              throw new XError('WRONG_TARGET', `this is type ${this.self.type} id ${this.self.id}, not type ${h.expectType}${h.expectId ? ' id ' + h.expectId : ''}`);
-            }
-            if (h.nonce.length < 16) throw new XError('BAD_FRAME', 'HELLO nonce too short');
-            hello = h;
-            socket.write(
-              encodeControl(
-                Cmd.CHALLENGE,
-                encode(ChallengeSchema, { nonce, proof: acceptorProof(this.opts.secret, this.opts.cluster, h.nonce, nonce, this.self.id), type: this.self.type, id: this.self.id }),
-              ),
-            );
-          } else {
-            if (f.cmd !== Cmd.AUTH) throw new XError('BAD_FRAME', `expected AUTH, got ${cmdName(f.cmd)}`);
-            const a = decode(AuthSchema, f.body);
-            if (!proofMatches(diallerProof(this.opts.secret, this.opts.cluster, nonce, hello.nonce, hello.fromId), a.proof)) {
-              throw new XError('AUTH_FAILED', 'wrong cluster secret');
-            }
-            const remote = { type: hello.fromType, id: hello.fromId };
-            const refusal = this.admit(remote);
-            if (refusal) throw refusal;
-            done = true;
-            clearTimeout(timer);
-            this.handshaking.delete(socket);
-            socket.off('data', onData);
-            socket.off('error', onError);
-            socket.write(encodeControl(Cmd.WELCOME, encode(WelcomeSchema, {})));
-            const rest = frames.length > 0 ? reencode(frames) : null;
-            const link = new Link(socket, remote, 'in', this.opts, concatLeftover(rest, decoder));
-            this.onLink(link);
-            link.start();
-            return;
-          }
-        }
-      } catch (e) {
-        refuse(e instanceof XError ? e : new XError('BAD_FRAME', String(e)));
-      }
-    };
-    const onError = (): void => {
-      done = true;
-      clearTimeout(timer);
-      this.handshaking.delete(socket);
-      socket.destroy();
-    };
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('close', () => {
-      if (!done) {
-        done = true;
-        clearTimeout(timer);
-        this.handshaking.delete(socket);
-      }
+    acceptHandshake(socket, this.self, this.opts, this.admit, {
+      settled: () => this.handshaking.delete(socket),
+      open: (s, remote, leftover) => {
+        const link = new Link(s, remote, 'in', this.opts, leftover);
+        this.onLink(link);
+        link.start();
+      },
     });
   }
-}
-
-function encodeControl(cmd: number, body: Uint8Array): Buffer {
-  return encodeFrame(cmd, body);
-}
-
-/** Frames decoded together with the handshake's last frame belong to the open link. */
-function reencode(frames: Frame[]): Buffer {
-  return Buffer.concat(frames.splice(0).map((f) => encodeFrame(f.cmd, f.body, f.flags, f.rid)));
-}
-
-function concatLeftover(rest: Buffer | null, decoder: FrameDecoder): Buffer | null {
-  const tail = decoder.takePending();
-  if (!rest) return tail;
-  return tail ? Buffer.concat([rest, tail]) : rest;
 }
 
 function writeChunks(socket: net.Socket, chunks: Buffer[]): boolean {

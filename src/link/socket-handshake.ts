@@ -1,0 +1,122 @@
+/**
+ * Runs the handshake machines over a TCP socket: feeds what arrives into the machine, writes
+ * what it returns, flushes a refusal before closing, and enforces `link.handshakeTimeoutMs`.
+ * Every decision about the bytes is the machine's (handshake-dialler.ts, handshake-acceptor.ts).
+ */
+import net from 'node:net';
+import { XError } from '../errors.js';
+import { AcceptorHandshake } from './handshake-acceptor.js';
+import { DiallerHandshake } from './handshake-dialler.js';
+import { encodeFrames, errorFrame, type HandshakeStep } from './handshake.js';
+import type { LinkIdentity, LinkOptions } from './link.js';
+
+/** How long a refused socket may linger to flush its ERROR frame; a peer that never reads must not keep it. */
+const REFUSAL_LINGER_MS = 500;
+
+/** Called once the peer is authenticated; takes the socket over (synchronously, so no data is missed). */
+export type OpenHandshake<T> = (socket: net.Socket, remote: LinkIdentity, leftover: Buffer | null) => T;
+
+/** Ends the socket after the last bytes (the ERROR frame) are written, or drops it when there is nothing to say. */
+function closeRefused(socket: net.Socket, send: HandshakeStep['send']): void {
+  if (send.length > 0 && !socket.destroyed) socket.end(encodeFrames(send));
+  else socket.destroy();
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+}
+
+/**
+ * Dials `host:port`, expecting to reach `expect`, and resolves with `open(...)`'s result once
+ * the handshake is done. Rejects with the typed reason otherwise.
+ */
+export function dialHandshake<T>(host: string, port: number, self: LinkIdentity, expect: LinkIdentity, opts: LinkOptions, open: OpenHandshake<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const socket = net.connect({ host, port, noDelay: true });
+    const machine = new DiallerHandshake({ cluster: opts.cluster, secret: opts.secret, self, expect, maxFrame: opts.maxFrame, peer: `${host}:${port}` });
+    let settled = false;
+    const fail = (e: XError, send: HandshakeStep['send'] = []): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      closeRefused(socket, send);
+      reject(e);
+    };
+    const timer = setTimeout(
+      () => fail(new XError('HANDSHAKE_TIMEOUT', `no handshake from ${host}:${port} within ${opts.handshakeTimeoutMs} ms`)),
+      opts.handshakeTimeoutMs,
+    );
+    const onData = (chunk: Buffer): void => {
+      if (settled) return;
+      const step = machine.receive(chunk);
+      if (step.refuse) return fail(step.refuse, step.send);
+      if (step.send.length > 0) socket.write(encodeFrames(step.send));
+      if (step.done) {
+        settled = true;
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onCloseEarly);
+        resolve(open(socket, step.done.remote, step.done.leftover));
+      }
+    };
+    const onError = (e: Error): void => fail(new XError('LINK_CLOSED', `cannot reach ${host}:${port}: ${e.message}`));
+    const onCloseEarly = (): void => fail(new XError('LINK_CLOSED', `${host}:${port} closed the connection during the handshake`));
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onCloseEarly);
+    socket.once('connect', () => socket.write(encodeFrames([machine.hello])));
+  });
+}
+
+export interface AcceptCallbacks {
+  /** The peer is authenticated and admitted; takes the socket over synchronously. */
+  open: OpenHandshake<void>;
+  /** The handshake is over, whichever way it ended (the listener stops tracking the socket). */
+  settled: () => void;
+}
+
+/** Runs the acceptor's handshake on a fresh inbound socket. Refusals are logged and flushed to the peer. */
+export function acceptHandshake(
+  socket: net.Socket,
+  self: LinkIdentity,
+  opts: LinkOptions,
+  admit: (remote: LinkIdentity) => XError | null,
+  on: AcceptCallbacks,
+): void {
+  const where = `${socket.remoteAddress}:${socket.remotePort}`;
+  const machine = new AcceptorHandshake({ cluster: opts.cluster, secret: opts.secret, self, admit });
+  let settled = false;
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    clearTimeout(timer);
+    on.settled();
+    return true;
+  };
+  const refuse = (e: XError, send: HandshakeStep['send']): void => {
+    if (!settle()) return;
+    opts.logger.warn({ code: e.code, from: where }, `refused connection: ${e.message}`);
+    closeRefused(socket, send);
+  };
+  const timer = setTimeout(() => {
+    const e = new XError('HANDSHAKE_TIMEOUT', `no handshake within ${opts.handshakeTimeoutMs} ms`);
+    refuse(e, [errorFrame(e)]);
+  }, opts.handshakeTimeoutMs);
+  const onData = (chunk: Buffer): void => {
+    if (settled) return;
+    const step = machine.receive(chunk);
+    if (step.refuse) return refuse(step.refuse, step.send);
+    if (step.done) {
+      settle();
+      socket.off('data', onData);
+      socket.off('error', onError);
+    }
+    if (step.send.length > 0) socket.write(encodeFrames(step.send));
+    if (step.done) on.open(socket, step.done.remote, step.done.leftover);
+  };
+  const onError = (): void => {
+    settle();
+    socket.destroy();
+  };
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('close', () => settle());
+}
