@@ -2,6 +2,7 @@
  * The handshake machines alone, wired to each other or fed hand-made bytes: no sockets, no
  * timers. The same exchange over real sockets is in link.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { XError } from '../src/errors.js';
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, type Hello } from '../src/gen/xserver/v1/cluster_pb.js';
@@ -249,6 +250,11 @@ describe('malformed input', () => {
     const step = acceptor().receive(header);
     expect(step.refuse?.code).toBe('FRAME_TOO_LARGE');
     expect(toldPeer(step).code).toBe('FRAME_TOO_LARGE');
+  });
+
+  it('docs/protocol.md states the pre-auth limit the code enforces', () => {
+    const doc = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+    expect(doc).toContain(`frames may not exceed ${HANDSHAKE_MAX_FRAME / 1024} KiB (\`HANDSHAKE_MAX_FRAME\`)`);
   });
 
   it('a frame of exactly the pre-auth limit is not refused for its size', () => {
