@@ -210,6 +210,7 @@ export class SessionTable<C extends SessionConn, R> {
    * shares one among all sessions); others are views into a socket chunk and are copied.
    */
   deliver(session: Session<C, R>, cmd: number, body: Uint8Array, flags: number, rid: number, shared = false): boolean {
+    // Sound: every Session comes from this table, and is a SessionRecord.
     const s = session as SessionRecord<C, R>;
     if (s.state === 'attached') return s.conn!.sendFrame(cmd, body, flags, rid);
     if (s.state !== 'away') return false;
