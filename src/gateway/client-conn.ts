@@ -2,7 +2,8 @@
  * ClientConnection: one game client on a gateway, over TCP or WebSocket, with the same frames.
  *
  * Kept small on purpose (a gateway holds tens of thousands): no per-connection timers (the
- * gateway sweeps deadlines), no write buffer while idle, the rate limiter is two numbers.
+ * gateway sweeps deadlines), no write buffer while idle, the rate limiter is two numbers. Whether
+ * a connection is authenticated, and for which account, is the SessionTable's to know.
  */
 import type net from 'node:net';
 import type { WebSocket } from 'ws';
@@ -37,14 +38,9 @@ export abstract class ClientConnection {
   /** performance.now() of the last frame received. */
   lastRx = performance.now();
   readonly openedAt = this.lastRx;
-  authenticated = false;
-  /** Account once authenticated. */
-  account = '';
   /** Over-rate messages dropped. */
   dropped = 0;
   closed = false;
-  /** Set when the close is a kick by a newer login: no reconnect grace for this connection. */
-  superseded = false;
   private tokens: number;
   private refilledAt = this.lastRx;
   private lastNoticeAt = 0;

@@ -1,0 +1,105 @@
+/**
+ * The gateway's client listeners: a TCP port and a WebSocket port speaking the same frames
+ * (SPEC §6). They admit connections up to gateway.maxConnections and keep the set of open ones;
+ * what a connection says goes to the host.
+ */
+import net from 'node:net';
+import http from 'node:http';
+import { WebSocketServer } from 'ws';
+import type { XConfig } from '../config/schema.js';
+import { XError } from '../errors.js';
+import type { Frame } from '../wire/frame.js';
+import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
+
+export interface ListenerHost extends ClientConnHost {
+  /** The number of open connections changed (login balances gateways on it). */
+  onCountChanged(count: number): void;
+  /** A connection was refused, by reason (a counter). */
+  refused(reason: string): void;
+}
+
+export class ClientListeners {
+  private readonly tcp: net.Server;
+  private readonly httpServer: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<ClientConnection>();
+  private closing = false;
+
+  /** Connections report here first, so the set is current before the host hears of a close. */
+  private readonly connHost: ClientConnHost = {
+    onFrame: (c: ClientConnection, f: Frame) => this.host.onFrame(c, f),
+    onClose: (c: ClientConnection, err: XError | undefined) => {
+      this.conns.delete(c);
+      this.host.onCountChanged(this.conns.size);
+      this.host.onClose(c, err);
+    },
+  };
+
+  constructor(
+    private readonly settings: XConfig['gateway'],
+    private readonly host: ListenerHost,
+  ) {
+    const g = settings;
+    const limits: ClientLimits = { maxFrame: g.maxFrame, maxOutboundBytes: g.maxOutboundBytes, ratePerSec: g.rateLimitPerSec, burst: g.rateBurst };
+    this.tcp = net.createServer((s) => this.accept(new TcpClientConnection(s, this.connHost, limits)));
+    this.httpServer = http.createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
+    });
+    // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
+    this.wss = new WebSocketServer({ server: this.httpServer, maxPayload: g.maxFrame * 2 + 64, perMessageDeflate: false });
+    this.wss.on('connection', (ws, req) => this.accept(new WsClientConnection(ws, req.socket, this.connHost, limits)));
+  }
+
+  get tcpPort(): number {
+    return (this.tcp.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  get wsPort(): number {
+    return (this.httpServer.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  connections(): Iterable<ClientConnection> {
+    return this.conns;
+  }
+
+  async listen(): Promise<void> {
+    const g = this.settings;
+    await listen(this.tcp, g.tcpPort, g.host);
+    await listen(this.httpServer, g.wsPort, g.host);
+  }
+
+  /** Refuses new connections, closes the open ones with `err`, and the ports. */
+  close(err: XError): void {
+    this.closing = true;
+    for (const c of [...this.conns]) c.close(err);
+    this.tcp.close();
+    this.wss.close();
+    this.httpServer.close();
+    this.httpServer.closeAllConnections?.();
+  }
+
+  private accept(conn: ClientConnection): void {
+    const max = this.settings.maxConnections;
+    if (this.closing || this.conns.size >= max) {
+      this.host.refused('too_many_connections');
+      conn.close(new XError('TOO_MANY_CONNECTIONS', `gateway is full (${max} connections)`));
+      return;
+    }
+    this.conns.add(conn);
+    this.host.onCountChanged(this.conns.size);
+  }
+}
+
+function listen(server: net.Server | http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

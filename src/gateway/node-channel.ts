@@ -1,0 +1,8 @@
+/**
+ * What the gateway's parts use of their cluster node: the framework's system channel (relay
+ * commands in and out) and the member list. Auth and routing reach the node only through this
+ * type, so the gateway can hand them another object with these members without touching them.
+ */
+import type { ClusterNode } from '../node/node.js';
+
+export type NodeChannel = Pick<ClusterNode, 'id' | 'handleSystem' | 'sendSystem' | 'has' | 'one' | 'list' | 'isLinked'>;
