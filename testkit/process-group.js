@@ -27,7 +27,8 @@ import { ChangeFeed, waitFor } from './wait.js';
  * @property {NodeJS.ProcessEnv} [env] Default: this process's environment.
  * @property {'pipe' | 'ignore'} [stdin] 'pipe' (default) keeps stdin open for `write()`.
  * @property {boolean} [ipc] Adds a Node IPC channel (child.send / 'message'), as fork() does.
- * @property {number} [keepLines] Output lines kept in `lines` (the oldest go first). Default 20,000.
+ * @property {number} [keepLines] At least this many of the last output lines stay in `lines` (the
+ *   oldest go first, in batches). Default 20,000.
  * @property {() => number} [clock] Timestamps of lines and exit. Default wallMs().
  */
 
@@ -55,6 +56,8 @@ import { ChangeFeed, waitFor } from './wait.js';
 
 /** Enough for every test's diagnostics; a runaway child cannot eat the parent's memory. */
 export const DEFAULT_KEEP_LINES = 20_000;
+/** Most lines kept beyond `keepLines` before the oldest are dropped in one go. */
+const TRIM_BATCH_LINES = 1000;
 /** How long kill() waits for the exit of a SIGKILLed group before giving up on it. */
 export const KILL_WAIT_MS = 3000;
 
@@ -150,8 +153,8 @@ export class GroupProcess {
   #onLine(line, stream) {
     const entry = { t: this.#clock(), line, stream };
     this.lines.push(entry);
-    // Trim in batches: one splice per thousand lines, not one per line.
-    if (this.lines.length > this.#keepLines + 1000) this.lines.splice(0, this.lines.length - this.#keepLines);
+    // Trim in batches (one splice per `keepLines` lines, at most per thousand), not once per line.
+    if (this.lines.length > this.#keepLines + Math.min(this.#keepLines, TRIM_BATCH_LINES)) this.lines.splice(0, this.lines.length - this.#keepLines);
     if (line.startsWith('{')) {
       try {
         const o = JSON.parse(line);
