@@ -35,17 +35,15 @@ import {
   type Welcome,
   type XClientOptions,
 } from '../src/client/index.js';
+import { waitFor as waitForCondition } from '../testkit/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+/** The kit's waitFor in this file's short form (a fake gateway in this process: 5 ms re-checks are cheap). */
+const waitFor = async (cond: () => boolean, what: string, ms = 5000): Promise<void> => {
+  await waitForCondition(cond, { timeoutMs: ms, what, pollMs: 5 });
+};
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -7,6 +7,7 @@ import { Cmd } from '../src/wire/commands.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../src/wire/frame.js';
 import { ErrorReplySchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { decode } from '../src/wire/codec.js';
+import { waitFor as waitForCondition } from '../testkit/index.js';
 
 const opts = (over: Partial<LinkOptions> = {}): LinkOptions => ({
   cluster: 'test',
@@ -39,21 +40,8 @@ async function listen(o = opts(), onLink: (l: Link) => void = () => {}, admit = 
   return { port, links };
 }
 
-function waitFor<T>(fn: () => T | undefined, timeoutMs = 3000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const iv = setInterval(() => {
-      const v = fn();
-      if (v !== undefined && v !== false) {
-        clearInterval(iv);
-        resolve(v);
-      } else if (Date.now() - t0 > timeoutMs) {
-        clearInterval(iv);
-        reject(new Error('condition not met in time'));
-      }
-    }, 5);
-  });
-}
+/** The kit's waitFor in this file's short form (links are local: a 5 ms re-check is cheap). */
+const waitFor = <T>(fn: () => T | undefined, timeoutMs = 3000): Promise<T> => waitForCondition(fn, { timeoutMs, what: 'the condition', pollMs: 5 });
 
 /** Raw socket that collects what the server sends back until it closes. */
 function rawConnect(port: number, bytes: Buffer[]): Promise<{ frames: Frame[]; closed: boolean }> {

@@ -26,7 +26,7 @@ import { Metrics } from '../src/metrics.js';
 import { MgrServer } from '../src/mgr/mgr.js';
 import { ClusterNode } from '../src/node/node.js';
 import { RedisStore } from '../src/store/index.js';
-import { deleteKeys as deleteMatching } from './helpers/machine.js';
+import { deleteKeys as deleteMatching } from '../testkit/index.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const CLUSTER = `login-test-${randomBytes(4).toString('hex')}`;

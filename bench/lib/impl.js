@@ -1,10 +1,8 @@
 // Helpers shared by the parent and the children for naming implementations.
-import { performance } from 'node:perf_hooks';
+import { wallMs } from '../../testkit/clock.js';
 
 /** Wall-clock milliseconds with sub-ms resolution, comparable across processes on one host. */
-export function now() {
-  return performance.timeOrigin + performance.now();
-}
+export const now = wallMs;
 
 /** All implementation objects a module exports: its default (object or array) and named objects. */
 export function implsOf(mod) {

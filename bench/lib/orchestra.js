@@ -2,7 +2,9 @@
 // runner.js): spawning role processes of the row's module, collecting their ctx.emit() events with
 // timestamps, waiting for conditions, and "target" rows that carry the spec's numbers as values.
 import { startChild, killChildren } from './proc.js';
+import { EventLog } from './events.js';
 import { now } from './impl.js';
+import { sleep } from '../../testkit/index.js';
 
 export { SERVER_CPU, CLIENT_CPU } from './proc.js';
 export { now };
@@ -12,8 +14,11 @@ export class Orchestra {
   constructor(row) {
     this.row = row;
     this.children = [];
-    this.events = [];
-    this.waiters = [];
+    this.log = new EventLog();
+  }
+
+  get events() {
+    return this.log.events;
   }
 
   /** Starts a child running the row's module; `name` tags its events and labels its output. */
@@ -21,32 +26,13 @@ export class Orchestra {
     const child = await startChild({ module: this.row.module, impl: this.row.impl, label: `${this.row.label} ${name}`, cpu });
     this.children.push(child);
     child.name = name;
-    child.onEvent((event, t) => {
-      const e = { ...event, from: name, t };
-      this.events.push(e);
-      this.waiters = this.waiters.filter((w) => !(w.pred(e) && (w.resolve(e), true)));
-    });
+    child.onEvent((event, t) => this.log.push({ ...event, from: name, t }));
     return child;
   }
 
   /** Resolves with the first event (already seen or future) matching pred. */
   wait(pred, timeoutMs, what) {
-    const seen = this.events.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = {
-        pred,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve(e);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`${what} not seen within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
+    return this.log.wait(pred, timeoutMs, what);
   }
 
   /** Kills one child (SIGKILL to its process group) and forgets it. */
@@ -92,7 +78,7 @@ export function percentile(values, p) {
   return xs[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))];
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 /** One-line error text for notes (like the runner's). */
 export function noteOf(prefix, err) {

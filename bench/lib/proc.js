@@ -1,14 +1,13 @@
-// Child-process management: every benchmark role runs in its own process group, optionally pinned
-// to a CPU with taskset, and is killed (by process group id) when done, on error, or on exit.
-import { fork, spawnSync } from 'node:child_process';
+// Child-process management: every benchmark role runs in its own process group (the test kit's
+// spawner, testkit/process-group.js), optionally pinned to a CPU with taskset, and is killed (by
+// process group id) when done, on error, or on exit.
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { killAllGroupsNow, liveGroupPids, spawnGroup } from '../../testkit/index.js';
 
 const CHILD_ENTRY = fileURLToPath(new URL('./child.js', import.meta.url));
 const TAIL_LINES = 40;
-
-/** pid -> Child, for the emergency kill on exit. */
-const live = new Map();
 
 export const SERVER_CPU = 0;
 export const CLIENT_CPU = 1;
@@ -43,29 +42,28 @@ export class Child {
    */
   constructor({ module, impl, label, cpu }) {
     this.label = label;
-    this.tail = [];
     this.pending = new Map();
     this.nextId = 1;
     this.eventHandlers = [];
     this.exitInfo = null;
     this.roles = [];
 
-    // Pinned: fork() runs `taskset -c <cpu> node <execArgv> child.js ...`; taskset execs node in place,
-    // so the pid and the IPC channel are node's own.
+    // What fork() runs, with an IPC channel: `node <execArgv> child.js ...`, or pinned
+    // `taskset -c <cpu> node <execArgv> child.js ...` (taskset execs node in place, so the pid and
+    // the IPC channel are node's own).
     const pin = pinning && cpu !== undefined;
-    this.proc = fork(CHILD_ENTRY, [module, impl], {
-      execPath: pin ? 'taskset' : process.execPath,
-      execArgv: pin ? ['-c', String(cpu), process.execPath, ...process.execArgv] : process.execArgv,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached: true, // own process group: kill(-pid) also reaches anything the child spawns
+    const nodeArgs = [...process.execArgv, CHILD_ENTRY, module, impl];
+    this.group = spawnGroup({
+      label,
+      command: pin ? 'taskset' : process.execPath,
+      args: pin ? ['-c', String(cpu), process.execPath, ...nodeArgs] : nodeArgs,
+      stdin: 'ignore',
+      ipc: true,
+      keepLines: TAIL_LINES,
     });
-    this.pid = this.proc.pid;
-    live.set(this.pid, this);
-
-    for (const stream of [this.proc.stdout, this.proc.stderr]) {
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => this.#output(chunk));
-    }
+    this.proc = this.group.child;
+    this.pid = this.group.pid;
+    if (verbose) this.group.onLine(({ line }) => process.stderr.write(`  [${label}] ${line}\n`));
 
     this.ready = new Promise((resolve, reject) => {
       this.#readyResolve = resolve;
@@ -74,31 +72,25 @@ export class Child {
     this.ready.catch(() => {}); // observed through call()
 
     this.proc.on('message', (msg) => this.#onMessage(msg));
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        live.delete(this.pid);
-        this.exitInfo = { code, signal };
-        const err = new Error(`${label} exited (${signal ?? `code ${code}`})${this.#tailText()}`);
-        this.#readyReject(err);
-        for (const { reject } of this.pending.values()) reject(err);
-        this.pending.clear();
-        resolve(this.exitInfo);
-      });
-    });
-    this.proc.on('error', (err) => {
+    this.proc.on('error', (err) => this.#readyReject(err)); // e.g. the IPC channel failed
+    this.exited = this.group.exited.then((info) => {
+      this.exitInfo = info.error ? { error: info.error } : { code: info.code, signal: info.signal };
+      const err = info.error ?? new Error(`${label} exited (${info.signal ?? `code ${info.code}`})${this.#tailText()}`);
       this.#readyReject(err);
-      if (this.pid === undefined) this.exitInfo = { error: err }; // never started: nothing to kill
+      for (const { reject } of this.pending.values()) reject(err);
+      this.pending.clear();
+      return this.exitInfo;
     });
   }
 
-  #output(chunk) {
-    if (verbose) process.stderr.write(chunk.replace(/^(?=.)/gm, `  [${this.label}] `));
-    this.tail.push(...chunk.split('\n').filter(Boolean));
-    if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES);
+  /** The last lines the child printed (stdout and stderr). */
+  get tail() {
+    return this.group.lines.map((l) => l.line);
   }
 
   #tailText() {
-    return this.tail.length ? `; last output:\n    ${this.tail.slice(-8).join('\n    ')}` : '';
+    const tail = this.tail;
+    return tail.length ? `; last output:\n    ${tail.slice(-8).join('\n    ')}` : '';
   }
 
   #onMessage(msg) {
@@ -140,18 +132,13 @@ export class Child {
 
   /** Sends a signal to the child's whole process group. */
   signal(sig) {
-    if (this.exitInfo) return;
-    try {
-      process.kill(-this.pid, sig);
-    } catch (err) {
-      if (err.code !== 'ESRCH') throw err;
-    }
+    this.group.signal(sig);
   }
 
   /** SIGKILLs the process group and waits for the exit. */
   async kill() {
     if (this.pid === undefined) return;
-    this.signal('SIGKILL');
+    this.group.signal('SIGKILL');
     await this.exited;
   }
 }
@@ -174,18 +161,11 @@ export async function killChildren(children) {
 
 /** Synchronous last resort: SIGKILL every child group still alive. */
 export function killAllNow() {
-  for (const pid of live.keys()) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  live.clear();
+  killAllGroupsNow();
 }
 
 export function liveChildren() {
-  return [...live.keys()];
+  return liveGroupPids();
 }
 
 let installed = false;

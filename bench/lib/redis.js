@@ -1,5 +1,6 @@
 // Redis helpers for the parent: reachability check and cleanup of the keys a run created.
 // Keys are only ever deleted by pattern on the run's unique token; never FLUSHALL.
+import { deleteKeys } from '../../testkit/index.js';
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -31,14 +32,5 @@ export async function checkRedis() {
 /** Deletes every key containing `token`; returns how many were removed. */
 export async function deleteKeysContaining(token) {
   if (!(await checkRedis()).ok) return 0;
-  return withRedis(async (redis) => {
-    let removed = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `*${token}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) removed += await redis.del(...keys);
-    } while (cursor !== '0');
-    return removed;
-  });
+  return deleteKeys(REDIS_URL, `*${token}*`);
 }

@@ -1,6 +1,7 @@
 // Executes one scenario: for every run and row, starts the row's processes, measures, kills them,
 // then reduces the runs to medians per column.
 import { startChild, killChildren, SERVER_CPU, CLIENT_CPU } from './proc.js';
+import { EventLog } from './events.js';
 import { ensurePeers } from './peers.js';
 import { checkRedis, REDIS_URL } from './redis.js';
 import { median } from './stats.js';
@@ -121,38 +122,6 @@ async function measureLoop(scenario, row, cfg, env) {
   return { values, errors };
 }
 
-/** Timestamped ctx.emit() events of one child, with waiting by predicate. */
-class EventLog {
-  constructor(child) {
-    this.events = [];
-    this.waiters = [];
-    child.onEvent((event, t) => {
-      const e = { ...event, t };
-      this.events.push(e);
-      this.waiters = this.waiters.filter((w) => !(w.pred(e) && (w.resolve(e), true)));
-    });
-  }
-
-  wait(pred, timeoutMs, what) {
-    const seen = this.events.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = {
-        pred,
-        resolve: (e) => {
-          clearTimeout(timer);
-          resolve(e);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`${what} not seen within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
-  }
-}
-
 /**
  * Discovery scenarios: an observer process (plus an optional `server` process, e.g. a registry)
  * watches nodes that are started, killed with SIGKILL, and frozen with SIGSTOP.
@@ -171,7 +140,8 @@ async function measureDiscovery(scenario, row, cfg, env) {
 
   try {
     const observer = await spawn('observer', SERVER_CPU);
-    const log = new EventLog(observer);
+    const log = new EventLog();
+    observer.onEvent((event, t) => log.push({ ...event, t }));
     let server;
     if (observer.roles.includes('server')) {
       server = await (await spawn('server', SERVER_CPU)).call('server', base, SETUP_TIMEOUT_MS);

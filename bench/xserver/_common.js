@@ -9,6 +9,7 @@ import { createStore } from '../../dist/store/index.js';
 import { createLogger, silentLogger } from '../../dist/log.js';
 import { Metrics } from '../../dist/metrics.js';
 import { MgrServer } from '../../dist/mgr/mgr.js';
+import { sleep, waitFor as waitForCondition } from '../../testkit/index.js';
 
 export { ClusterNode } from '../../dist/node/node.js';
 export { MgrServer } from '../../dist/mgr/mgr.js';
@@ -67,18 +68,12 @@ export function roleContext(opts, patch) {
   return { config, store, logger, metrics };
 }
 
-/** Resolves when pred() is truthy (polled every `everyMs`), rejects after timeoutMs. */
-export async function waitFor(pred, timeoutMs, what, everyMs = 5) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
+/** The test kit's waitFor in the plug-ins' short form: resolves when pred() is truthy (checked every `everyMs`). */
+export function waitFor(pred, timeoutMs, what, everyMs = 5) {
+  return waitForCondition(() => pred() || undefined, { timeoutMs, what, pollMs: everyMs });
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 export const tick = () => new Promise((r) => setImmediate(r));
 
 /** Starts an mgr; with `waitActive`, resolves once it holds the lease. */

@@ -22,12 +22,13 @@ import {
 } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { Backoff } from '../link/backoff.js';
-import { Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
+import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
 import type { ClusterStore, LeaseRecord } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../wire/commands.js';
 import type { Frame } from '../wire/frame.js';
 import { NodeType } from '../context.js';
+import { dialLink, type LinkDialer } from './dial.js';
 
 export interface MgrClientHost {
   /** Current own info, sent at every (re-)registration. */
@@ -63,6 +64,7 @@ export class MgrClient {
     private readonly opts: MgrClientOptions,
     private readonly host: MgrClientHost,
     private readonly log: Logger,
+    private readonly dial: LinkDialer = dialLink,
   ) {
     this.backoff = new Backoff(opts.minBackoffMs, opts.maxBackoffMs);
   }
@@ -152,7 +154,7 @@ export class MgrClient {
     if (!lease) return 'no mgr lease in the store';
     let link: Link;
     try {
-      link = await Link.dial(lease.addr, lease.port, this.self, { type: NodeType.MGR, id: lease.instanceId }, this.linkOptions);
+      link = await this.dial(lease.addr, lease.port, this.self, { type: NodeType.MGR, id: lease.instanceId }, this.linkOptions);
     } catch (e) {
       this.log.debug({ addr: `${lease.addr}:${lease.port}`, code: (e as XError).code }, `mgr dial failed: ${(e as Error).message}`);
       return (e as Error).message;

@@ -11,8 +11,9 @@
 import type { Logger } from 'pino';
 import { XError } from '../errors.js';
 import { Backoff } from '../link/backoff.js';
-import { Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
+import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
 import type { Frame } from '../wire/frame.js';
+import { dialLink, type LinkDialer } from './dial.js';
 
 export interface PeerLinkHost {
   readonly self: LinkIdentity;
@@ -52,6 +53,7 @@ export class PeerLink {
     readonly peerId: string,
     private readonly host: PeerLinkHost,
     private readonly limits: PendingLimits,
+    private readonly dial: LinkDialer = dialLink,
   ) {
     this.backoff = new Backoff(limits.dialMinBackoffMs, limits.dialMaxBackoffMs);
   }
@@ -161,7 +163,7 @@ export class PeerLink {
     }
     this.dialing = true;
     const expect = { type: addr.type, id: this.peerId };
-    Link.dial(addr.host, addr.port, this.host.self, expect, this.host.linkOptions).then(
+    this.dial(addr.host, addr.port, this.host.self, expect, this.host.linkOptions).then(
       (link) => {
         if (!this.dialing || this.closed || this.link) {
           // Superseded by an inbound link (or closed) while dialling.

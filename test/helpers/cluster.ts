@@ -2,8 +2,9 @@
  * Harness for the real-process cluster tests (test/cluster/*.test.ts).
  *
  * Spawns `node bin/xserver.js mgr` and `node bin/xserver.js node --entry test/fixtures/probe-service.js`
- * (and, for one test, a private redis-server) as detached children — each its own process group —
- * parses what they print, and lets a test wait for conditions on that with a deadline.
+ * (and, for one test, a private redis-server) as process groups of the test kit (testkit/: output
+ * capture, JSON log parsing, group kill, the machine lock, the fast timings) and adds what is
+ * particular to these tests: probe events, cluster-wide waits with a timeline, Redis helpers.
  *
  * - Probe children print `PROBE {...}` lines (see the fixture); they become `proc.events`.
  * - mgr and node children log JSON lines (pino, XSERVER_LOG_PRETTY=false); they become `proc.logs`.
@@ -21,37 +22,42 @@
  * store path (`startLatencyProxy`), `xserver status --json` (`status`), and a check that the mgr's
  * membership mirror in Redis is complete (`mirrorHas`) before a test kills the mgr.
  */
-import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, expect, onTestFailed } from 'vitest';
-import { acquireLock, deleteKeys, releaseLock } from './machine.js';
+import { expect } from 'vitest';
+import {
+  ChangeFeed,
+  GroupProcess,
+  ProcessExitedError,
+  REPO_ROOT,
+  deleteKeys,
+  freePort,
+  killGroups,
+  timingsEnv,
+  waitFor,
+  wallMs,
+  xserverEnv,
+  xserverSpawnOptions,
+  xserverStatus,
+} from '../../testkit/index.js';
+import type { SpawnOptions } from '../../testkit/process-group.js';
+import { processSuite } from '../../testkit/suite.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.join(ROOT, 'bin/xserver.js');
+export { commandExists, freePort } from '../../testkit/index.js';
+
+export const ROOT = REPO_ROOT;
 export const PROBE_ENTRY = path.join(ROOT, 'test/fixtures/probe-service.js');
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Wall clock in ms with a sub-ms fraction; same clock as the probes' `t`. */
-export const wall = (): number => performance.timeOrigin + performance.now();
+export const wall = wallMs;
 
-/** Short timings for tests that are not about the defaults. */
-export const FAST: Readonly<Record<string, string>> = {
-  XSERVER_LINK_HEARTBEAT_INTERVAL_MS: '300',
-  XSERVER_LINK_HEARTBEAT_TIMEOUT_MS: '1000',
-  XSERVER_MGR_LEASE_TTL_MS: '1200',
-  XSERVER_MGR_LEASE_REFRESH_MS: '300',
-  XSERVER_MGR_STANDBY_POLL_MS: '100',
-  XSERVER_MGR_SETTLE_GRACE_MS: '1500',
-  XSERVER_NODE_DISCOVERY_MAX_BACKOFF_MS: '300',
-  XSERVER_NODE_SHUTDOWN_DRAIN_MS: '200',
-};
+/** The kit's fast timings (testkit/timings.js) as XSERVER_* env, for tests not about the defaults. */
+export const FAST: Readonly<Record<string, string>> = timingsEnv();
 
 export interface ProbeEvent {
   ev: string;
@@ -72,78 +78,23 @@ export type Signal = 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM';
 
 // ------------------------------------------------------------------------------------- children
 
-/** Every child still alive, across clusters: the last-resort cleanup on worker exit uses it. */
-const liveChildren = new Set<number>();
-process.on('exit', () => {
-  for (const pid of liveChildren) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-});
-
-const MAX_RAW_LINES = 20_000;
-
-export class Proc {
+/** A child of the cluster: a process group (testkit) plus the probe's `PROBE {...}` events. */
+export class Proc extends GroupProcess {
   readonly events: ProbeEvent[] = [];
-  readonly logs: LogLine[] = [];
-  /** Every output line (stdout and stderr), with the harness's receive time. */
-  readonly raw: { t: number; line: string }[] = [];
-  exitInfo: { code: number | null; signal: NodeJS.Signals | null; t: number } | null = null;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; t: number }>;
-  readonly startedAt = wall();
 
   constructor(
     readonly kind: 'mgr' | 'probe' | 'redis',
-    readonly label: string,
-    readonly child: ChildProcessWithoutNullStreams,
-    protected readonly notify: () => void,
+    opts: SpawnOptions,
   ) {
-    if (child.pid === undefined) throw new Error(`could not spawn ${label}`);
-    liveChildren.add(child.pid);
-    const onLine = (line: string): void => {
-      if (this.raw.length < MAX_RAW_LINES) this.raw.push({ t: wall(), line });
-      this.parse(line);
-      this.notify();
-    };
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', (l) => onLine(`[stderr] ${l}`));
-    child.stdin.on('error', () => {}); // EPIPE after the child died
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        liveChildren.delete(child.pid!);
-        this.exitInfo = { code, signal, t: wall() };
-        resolve(this.exitInfo);
-        this.notify();
-      });
-    });
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.exitInfo === null;
-  }
-
-  protected parse(line: string): void {
-    if (line.startsWith('PROBE ')) {
+    super(opts);
+    this.onLine(({ line }) => {
+      if (!line.startsWith('PROBE ')) return;
       try {
         this.events.push(JSON.parse(line.slice(6)) as ProbeEvent);
       } catch {
-        /* a torn line would be a fixture bug; it stays in raw */
+        /* a torn line would be a fixture bug; it stays in lines */
       }
-    } else if (line.startsWith('{')) {
-      try {
-        const o = JSON.parse(line) as LogLine;
-        if (typeof o.msg === 'string') this.logs.push(o);
-      } catch {
-        /* not a log line */
-      }
-    }
+    });
   }
 
   eventsOf(ev: string, since = 0): ProbeEvent[] {
@@ -155,13 +106,6 @@ export class Proc {
     return undefined;
   }
 
-  logsMatching(re: RegExp): LogLine[] {
-    return this.logs.filter((l) => re.test(l.msg));
-  }
-
-  hasRaw(re: RegExp): boolean {
-    return this.raw.some((r) => re.test(r.line));
-  }
 }
 
 export class MgrProc extends Proc {
@@ -231,7 +175,7 @@ export class ProbeProc extends Proc {
   cluster!: Cluster;
 
   send(cmd: Record<string, unknown>): void {
-    this.child.stdin.write(JSON.stringify(cmd) + '\n');
+    this.write(JSON.stringify(cmd) + '\n');
   }
 
   /** Sends `op` and waits for the reply event `replyEv` with the same rid. */
@@ -283,16 +227,13 @@ export interface ClusterOptions {
   redisUrl?: string;
 }
 
-interface Waiter {
-  check(): void;
-}
-
 export class Cluster {
   readonly name: string;
   redisUrl: string;
   readonly env: Record<string, string>;
   readonly procs: Proc[] = [];
-  private readonly waiters = new Set<Waiter>();
+  /** Fires on every line and exit of every child: what `waitFor` re-checks on. */
+  private readonly changes = new ChangeFeed();
   private readonly counters: Record<string, number> = {};
   private destroyed = false;
 
@@ -316,30 +257,30 @@ export class Cluster {
   }
 
   private childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const base: NodeJS.ProcessEnv = {};
-    // A developer's own XSERVER_* settings must not leak into the test cluster.
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('XSERVER_')) base[k] = v;
-    return {
-      ...base,
+    return xserverEnv({
       XSERVER_CLUSTER: this.name,
       XSERVER_REDIS_URL: this.redisUrl,
-      XSERVER_LOG_PRETTY: 'false',
       XSERVER_LOG_LEVEL: 'info',
       ...this.env,
       ...extra,
-    };
+    });
   }
 
-  private spawnChild(args: string[], env: NodeJS.ProcessEnv, cmd = process.execPath): ChildProcessWithoutNullStreams {
-    if (this.destroyed) throw new Error('cluster already destroyed');
-    return spawn(cmd, args, { cwd: ROOT, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  /** Adds a child to the cluster: its output wakes the cluster's waiters. */
+  private adopt<P extends Proc>(p: P): P {
+    if (this.destroyed) {
+      void p.kill();
+      throw new Error('cluster already destroyed');
+    }
+    p.changes.subscribe(() => this.changes.changed());
+    this.procs.push(p);
+    return p;
   }
 
   /** Starts an mgr and waits until it listens (it may still be a standby). */
   async startMgr(opts: { env?: Record<string, string>; label?: string } = {}): Promise<MgrProc> {
     const label = opts.label ?? this.nextLabel('mgr');
-    const p = new MgrProc('mgr', label, this.spawnChild([BIN, 'mgr'], this.childEnv(opts.env)), () => this.notifyAll());
-    this.procs.push(p);
+    const p = this.adopt(new MgrProc('mgr', xserverSpawnOptions({ label, args: ['mgr'], env: this.childEnv(opts.env) })));
     await this.waitFor(`${label} started`, () => p.instanceId !== undefined || this.exitedEarly(p), 15_000);
     return p;
   }
@@ -353,9 +294,9 @@ export class Cluster {
   async startProbe(opts: { env?: Record<string, string>; label?: string; type?: number } = {}): Promise<ProbeProc> {
     const label = opts.label ?? this.nextLabel('probe');
     const env = this.childEnv({ ...(opts.type !== undefined ? { PROBE_TYPE: String(opts.type) } : {}), ...(opts.env ?? {}) });
-    const p = new ProbeProc('probe', label, this.spawnChild([BIN, 'node', '--entry', PROBE_ENTRY], env), () => this.notifyAll());
+    const p = new ProbeProc('probe', xserverSpawnOptions({ label, args: ['node', '--entry', PROBE_ENTRY], env }));
     p.cluster = this;
-    this.procs.push(p);
+    this.adopt(p);
     await this.waitFor(`${label} listening`, () => (p.lastOf('listening') && p.lastOf('ready')) || this.exitedEarly(p), 15_000);
     p.id = p.lastOf('ready')!.id as string;
     p.port = p.lastOf('listening')!.port as number;
@@ -374,19 +315,15 @@ export class Cluster {
   async startRedis(port?: number): Promise<RedisProc> {
     const p0 = port ?? (await freePort());
     const label = this.nextLabel('redis');
-    const child = this.spawnChild(['--port', String(p0), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], process.env, 'redis-server');
-    const p = new RedisProc('redis', label, child, () => this.notifyAll());
+    const args = ['--port', String(p0), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    const p = this.adopt(new RedisProc('redis', { label, command: 'redis-server', args, cwd: ROOT }));
     p.port = p0;
-    this.procs.push(p);
-    await this.waitFor(`${label} ready on ${p0}`, () => p.hasRaw(/Ready to accept connections/) || this.exitedEarly(p), 10_000);
+    await this.waitFor(`${label} ready on ${p0}`, () => p.hasLine(/Ready to accept connections/) || this.exitedEarly(p), 10_000);
     return p;
   }
 
   private exitedEarly(p: Proc): undefined {
-    if (p.exitInfo) {
-      const tail = p.raw.slice(-20).map((r) => r.line).join('\n');
-      throw new Error(`${p.label} exited (code ${p.exitInfo.code}, signal ${p.exitInfo.signal}) before it was up:\n${tail}`);
-    }
+    if (p.exitInfo) throw new ProcessExitedError(p, 'before it was up');
     return undefined;
   }
 
@@ -402,10 +339,10 @@ export class Cluster {
 
   private proxies: LatencyProxy[] = [];
 
-  /** Sends `sig` to the process; returns the wall time just before. */
+  /** Sends `sig` to the process (its group); returns the wall time just before. */
   kill(p: Proc, sig: Signal): number {
     const t = wall();
-    process.kill(p.pid, sig);
+    p.signal(sig);
     return t;
   }
 
@@ -414,34 +351,12 @@ export class Cluster {
    * every line and exit of every child; rejects after `timeoutMs` (or when the predicate throws).
    */
   waitFor<T>(what: string, predicate: () => T | undefined | null | false, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const w: Waiter = {
-        check: () => {
-          let v: T | undefined | null | false;
-          try {
-            v = predicate();
-          } catch (e) {
-            done();
-            reject(e);
-            return;
-          }
-          if (v !== undefined && v !== null && v !== false) {
-            done();
-            resolve(v);
-          }
-        },
-      };
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(w);
-      };
-      timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for: ${what}\n--- recent events ---\n${this.timeline(40)}`));
-      }, timeoutMs);
-      this.waiters.add(w);
-      w.check();
+    return waitFor(predicate, {
+      timeoutMs,
+      what,
+      wake: this.changes,
+      pollMs: Infinity,
+      context: () => `--- recent events ---\n${this.timeline(40)}`,
     });
   }
 
@@ -486,38 +401,13 @@ export class Cluster {
   }
 
   /** Polls an async condition (for things that print nothing, e.g. `xserver status`). */
-  async pollUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 100): Promise<T> {
-    const deadline = wall() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== null && v !== false) return v;
-        last = v;
-      } catch (e) {
-        last = e;
-      }
-      if (wall() > deadline) throw new Error(`timed out after ${timeoutMs} ms polling for: ${what} (last: ${String(last)})`);
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
-  }
-
-  private notifyAll(): void {
-    for (const w of [...this.waiters]) w.check();
+  pollUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+    return waitFor(fn, { timeoutMs, what, pollMs: everyMs, retryErrors: true });
   }
 
   /** `xserver status --json` against this cluster. */
   status(timeoutMs = 10_000): Promise<{ mgr: Record<string, unknown>; members: Record<string, unknown>[] }> {
-    return new Promise((resolve, reject) => {
-      execFile(process.execPath, [BIN, 'status', '--json'], { cwd: ROOT, env: this.childEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
-        if (err) return reject(new Error(`xserver status failed: ${err.message}\n${stderr}`));
-        try {
-          resolve(JSON.parse(stdout));
-        } catch (e) {
-          reject(new Error(`xserver status printed no JSON (${(e as Error).message}):\n${stdout}\n${stderr}`));
-        }
-      });
-    });
+    return xserverStatus(this.childEnv(), timeoutMs);
   }
 
   /** A Redis client on this cluster's store (closed by destroy()). */
@@ -557,7 +447,7 @@ export class Cluster {
   dumpLogs(): string {
     const dir = path.join(os.tmpdir(), 'xserver-cluster-logs', this.name);
     fs.mkdirSync(dir, { recursive: true });
-    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.raw.map((r) => r.line).join('\n') + '\n');
+    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
     fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
     return dir;
   }
@@ -566,20 +456,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const w of [...this.waiters]) this.waiters.delete(w);
-    for (const p of this.procs) {
-      if (!p.alive) continue;
-      try {
-        process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        try {
-          process.kill(p.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-    }
-    await Promise.all(this.procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 3000))])));
+    await killGroups(this.procs);
     for (const p of this.proxies) p.close();
     for (const r of this.redisClients) r.disconnect();
     this.redisClients = [];
@@ -632,28 +509,6 @@ export class LatencyProxy {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export function commandExists(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((d) => {
-    try {
-      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 // ------------------------------------------------------------------------------------- suite hooks
 
 /**
@@ -662,34 +517,17 @@ export function commandExists(cmd: string): boolean {
  */
 export function clusterSuite(): { newCluster(opts?: ClusterOptions): Cluster; fileTag: string } {
   const fileTag = randomBytes(4).toString('hex');
-  const token = `${process.pid}-${fileTag}`;
-  const current: Cluster[] = [];
   let n = 0;
-
-  beforeAll(async () => {
-    await acquireLock(token, 300_000);
-  }, 310_000);
-
-  afterEach(async () => {
-    for (const c of current.splice(0)) await c.destroy();
-  }, 30_000);
-
-  afterAll(async () => {
-    releaseLock(token);
-    // Anything a crashed test left behind under this file's clusters.
-    await deleteKeys(SHARED_REDIS_URL, `xs:{t-${fileTag}-*}:*`).catch(() => {});
-  });
-
+  // Anything a crashed test left behind under this file's clusters.
+  const suite = processSuite({ afterAll: () => deleteKeys(SHARED_REDIS_URL, `xs:{t-${fileTag}-*}:*`).then(() => {}) });
   return {
     fileTag,
     newCluster(opts?: ClusterOptions): Cluster {
       const c = new Cluster(`t-${fileTag}-${++n}`, opts);
-      current.push(c);
-      onTestFailed(() => {
+      return suite.track(c, () => {
         const dir = c.dumpLogs();
         console.error(`[cluster ${c.name}] test failed; child output in ${dir}\n--- timeline (last 80) ---\n${c.timeline(80)}`);
       });
-      return c;
     },
   };
 }

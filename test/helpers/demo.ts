@@ -10,6 +10,9 @@
  * Game clients are the SDK from dist/client (what a Node game client would import), wrapped in
  * `Player`, which records every message and connection event with its wall time.
  *
+ * Processes, waits, the fast timings, the machine lock and the cleanup come from the test kit
+ * (testkit/); this file adds the demo's roles, its clients and its log lines.
+ *
  * `demoSuite()` registers the hooks: a cross-file lock shared with test/helpers/cluster.ts (one
  * process-cluster test file at a time: their timings need the machine's cores), and after each
  * test SIGKILL of every process group it started plus SCAN MATCH xs:{<cluster>}:* + DEL (never
@@ -18,43 +21,38 @@
  *
  * Needs `npm run build` (dist/) first: the processes and the SDK run from dist.
  */
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, onTestFailed } from 'vitest';
 import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
 import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
-import { acquireLock, deleteKeys, releaseLock } from './machine.js';
+import {
+  FAST_TIMINGS,
+  GroupProcess,
+  ProcessExitedError,
+  REPO_ROOT,
+  deleteKeys,
+  killGroups,
+  timingsEnv,
+  waitFor,
+  xserverEnv,
+  xserverSpawnOptions,
+  xserverStatus,
+} from '../../testkit/index.js';
+import type { SpawnOptions } from '../../testkit/process-group.js';
+import { processSuite } from '../../testkit/suite.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.join(ROOT, 'bin/xserver.js');
+export const ROOT = REPO_ROOT;
 export const REDIS_URL = process.env.XSERVER_E2E_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Wall clock in ms (the children's pino `time` uses the same clock). */
 export const wall = (): number => Date.now();
 
-/** Short timings (brief: grace 1.5 s, link heartbeats 300/1000, settle 500). */
-export const GRACE_MS = 1500;
-export const FAST_ENV: Readonly<Record<string, string>> = {
-  XSERVER_GATEWAY_RECONNECT_GRACE_MS: String(GRACE_MS),
-  XSERVER_LINK_HEARTBEAT_INTERVAL_MS: '300',
-  XSERVER_LINK_HEARTBEAT_TIMEOUT_MS: '1000',
-  XSERVER_MGR_SETTLE_GRACE_MS: '500',
-  XSERVER_MGR_LEASE_TTL_MS: '1500',
-  XSERVER_MGR_LEASE_REFRESH_MS: '300',
-  XSERVER_MGR_STANDBY_POLL_MS: '100',
-  XSERVER_MGR_UPDATE_MIN_INTERVAL_MS: '20',
-  XSERVER_NODE_UPDATE_INTERVAL_MS: '50',
-  XSERVER_NODE_DISCOVERY_MAX_BACKOFF_MS: '300',
-  XSERVER_NODE_DIAL_MAX_BACKOFF_MS: '300',
-  XSERVER_NODE_SHUTDOWN_DRAIN_MS: '200',
-  XSERVER_GATEWAY_HEARTBEAT_MS: '1000',
-};
+/** The kit's fast timings (testkit/timings.js); GRACE_MS is the gateway's reconnect grace among them. */
+export const GRACE_MS = FAST_TIMINGS['gateway.reconnectGraceMs']!;
+export const FAST_ENV: Readonly<Record<string, string>> = timingsEnv();
 
 export interface LogLine {
   level: number;
@@ -87,64 +85,16 @@ export interface LostEvent {
 
 // ------------------------------------------------------------------------------------- processes
 
-/** Every child still alive, across clusters: the last-resort cleanup when the worker exits. */
-const liveGroups = new Set<number>();
-process.on('exit', () => {
-  for (const pid of liveGroups) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-});
-
-export class Proc {
-  readonly logs: LogLine[] = [];
-  readonly raw: { t: number; line: string }[] = [];
-  exitInfo: { code: number | null; signal: NodeJS.Signals | null; t: number } | null = null;
-  readonly exited: Promise<void>;
+/** A role process of the demo: a process group of the test kit, with its role and node id. */
+export class Proc extends GroupProcess {
   /** The node id (from `xserver status --json`, matched by pid); '' for mgrs. */
   id = '';
 
   constructor(
-    readonly label: string,
     readonly role: 'mgr' | 'login' | 'gateway' | 'node',
-    readonly child: ChildProcessWithoutNullStreams,
+    opts: SpawnOptions,
   ) {
-    liveGroups.add(child.pid!);
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => {
-        const t = wall();
-        this.raw.push({ t, line });
-        if (line.startsWith('{')) {
-          try {
-            this.logs.push(JSON.parse(line) as LogLine);
-          } catch {
-            /* a partial line: keep it raw only */
-          }
-        }
-      });
-    }
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        this.exitInfo = { code, signal, t: wall() };
-        liveGroups.delete(child.pid!);
-        resolve();
-      });
-    });
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.exitInfo === null;
-  }
-
-  log(msg: string | RegExp): LogLine | undefined {
-    return this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg || l.msg?.startsWith(msg) : msg.test(l.msg ?? '')));
+    super(opts);
   }
 }
 
@@ -194,27 +144,17 @@ export class Demo {
   }
 
   childEnv(): NodeJS.ProcessEnv {
-    return {
-      ...process.env,
+    // No XSERVER_* of a developer's shell (no XSERVER_CONFIG either): the test decides.
+    return xserverEnv({
       ...FAST_ENV,
       XSERVER_CLUSTER: this.name,
       XSERVER_REDIS_URL: REDIS_URL,
-      XSERVER_LOG_PRETTY: 'false',
-      // Not inherited from a developer's shell: the test decides.
-      XSERVER_CONFIG: '',
       XSERVER_ADMIN_PORT: '0',
-    };
+    });
   }
 
   private spawn(label: string, role: Proc['role'], args: string[]): Proc {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env: this.childEnv(),
-      detached: true, // own process group: killed as a group
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdin.end();
-    const p = new Proc(label, role, child);
+    const p = new Proc(role, { ...xserverSpawnOptions({ label, args, env: this.childEnv(), clock: wall }), stdin: 'ignore' });
     this.procs.push(p);
     return p;
   }
@@ -286,31 +226,19 @@ export class Demo {
 
   private failIfExited(): undefined {
     const dead = this.procs.find((p) => p.exitInfo !== null);
-    if (dead) {
-      const tail = dead.raw.slice(-15).map((r) => r.line).join('\n');
-      throw new Error(`${dead.label} exited (code ${dead.exitInfo!.code}, signal ${dead.exitInfo!.signal}) during start-up:\n${tail}`);
-    }
+    if (dead) throw new ProcessExitedError(dead, 'during start-up', 15);
     return undefined;
   }
 
   /** `xserver status --json` for this cluster. */
   status(timeoutMs = 10_000): Promise<Status> {
-    return new Promise((resolve, reject) => {
-      execFile(process.execPath, [BIN, 'status', '--json'], { cwd: ROOT, env: this.childEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
-        if (err) return reject(new Error(`xserver status failed: ${err.message}\n${stderr}`));
-        try {
-          resolve(JSON.parse(stdout) as Status);
-        } catch (e) {
-          reject(new Error(`xserver status printed no JSON (${(e as Error).message}):\n${stdout}\n${stderr}`));
-        }
-      });
-    });
+    return xserverStatus(this.childEnv(), timeoutMs);
   }
 
   /** SIGKILL (kill -9) of the process group of `p`; returns the wall time just before. */
   kill9(p: Proc): number {
     const t = wall();
-    process.kill(-p.pid, 'SIGKILL');
+    p.signal('SIGKILL');
     return t;
   }
 
@@ -334,24 +262,15 @@ export class Demo {
     return this.untilAsync(what, async () => pred(), timeoutMs, everyMs);
   }
 
-  async untilAsync<T>(what: string, pred: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 10): Promise<T> {
-    const deadline = wall() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await pred();
-        if (v !== undefined && v !== null && v !== false) return v;
-        last = v;
-      } catch (e) {
-        // A dead process during start-up is final; other errors (status not ready yet) retry.
-        if (e instanceof Error && / exited \(code /.test(e.message)) throw e;
-        last = e;
-      }
-      if (wall() > deadline) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what} (last: ${last instanceof Error ? last.message : String(last)})\n--- timeline (last 30) ---\n${this.timeline(30)}`);
-      }
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
+  untilAsync<T>(what: string, pred: () => Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 10): Promise<T> {
+    return waitFor(pred, {
+      timeoutMs,
+      what,
+      pollMs: everyMs,
+      // A dead process during start-up is final; other errors (status not ready yet) retry.
+      retryErrors: (e) => !(e instanceof ProcessExitedError),
+      context: () => `--- timeline (last 30) ---\n${this.timeline(30)}`,
+    });
   }
 
   /** A new game client (SDK) for `account`, logged in and connected; closed by destroy(). */
@@ -385,7 +304,7 @@ export class Demo {
   dumpLogs(): string {
     const dir = path.join(os.tmpdir(), 'xserver-e2e-logs', this.name);
     fs.mkdirSync(dir, { recursive: true });
-    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.raw.map((r) => r.line).join('\n') + '\n');
+    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
     fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
     return dir;
   }
@@ -395,19 +314,7 @@ export class Demo {
     if (this.destroyed) return;
     this.destroyed = true;
     await Promise.all(this.players.map((p) => p.client.close().catch(() => {})));
-    for (const p of this.procs) {
-      if (!p.alive) continue;
-      try {
-        process.kill(-p.pid, 'SIGKILL');
-      } catch {
-        try {
-          process.kill(p.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-    }
-    await Promise.all(this.procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 3000))])));
+    await killGroups(this.procs);
     for (const r of this.redisClients) r.disconnect();
     await deleteKeys(REDIS_URL, `xs:{${this.name}}:*`);
   }
@@ -519,35 +426,14 @@ export const tag = (): string => randomBytes(3).toString('hex');
  * destroyed after the test whatever happened.
  */
 export function demoSuite(fileLabel: string): { newDemo(opts?: DemoOptions): Demo } {
-  const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const current: Demo[] = [];
-  let t0 = 0;
-
-  beforeAll(async () => {
-    const waited = await acquireLock(token, 300_000);
-    t0 = wall();
-    if (waited > 1000) console.log(`[${fileLabel}] waited ${(waited / 1000).toFixed(1)} s for the process-test lock`);
-  }, 310_000);
-
-  afterEach(async () => {
-    for (const d of current.splice(0)) await d.destroy();
-  }, 30_000);
-
-  afterAll(async () => {
-    for (const d of current.splice(0)) await d.destroy().catch(() => {});
-    releaseLock(token);
-    if (t0) console.log(`[${fileLabel}] ran in ${((wall() - t0) / 1000).toFixed(1)} s (after the lock)`);
-  }, 30_000);
-
+  const suite = processSuite({ label: fileLabel });
   return {
     newDemo(opts?: DemoOptions): Demo {
       const d = new Demo(opts);
-      current.push(d);
-      onTestFailed(() => {
+      return suite.track(d, () => {
         const dir = d.dumpLogs();
         console.error(`[${d.name}] test failed; child output in ${dir}\n--- timeline (last 80) ---\n${d.timeline(80)}`);
       });
-      return d;
     },
   };
 }

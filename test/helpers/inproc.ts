@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { deleteKeys } from './machine.js';
+import { applyTimings, deleteKeys, waitFor } from '../../testkit/index.js';
 import { defaultConfig, type XConfig } from '../../src/config/schema.js';
 import type { RoleContext } from '../../src/context.js';
 import { silentLogger } from '../../src/log.js';
@@ -16,15 +16,11 @@ import { FrameDecoder, encodeFrame, type Frame } from '../../src/wire/frame.js';
 export const REDIS_URL = process.env.XSERVER_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
 export function testConfig(cluster: string, over: (c: XConfig) => void = () => {}): XConfig {
-  const c = defaultConfig();
+  // The kit's fast timings, as the process harnesses use them (testkit/timings.js).
+  const c = applyTimings(defaultConfig());
   c.cluster = cluster;
   c.redisUrl = REDIS_URL;
   c.mgr.port = 0;
-  c.mgr.settleGraceMs = 300;
-  c.mgr.updateMinIntervalMs = 0;
-  c.node.updateIntervalMs = 20;
-  c.link.heartbeatIntervalMs = 200;
-  c.link.heartbeatTimeoutMs = 1000;
   c.login.port = 0;
   c.bindHost = '127.0.0.1';
   c.gateway.host = '127.0.0.1';
@@ -39,9 +35,10 @@ export async function startCluster(over?: (c: XConfig) => void) {
   await store.ready(2000);
   const ctx: RoleContext = { config, store, logger: silentLogger(), metrics: new Metrics() };
   const stops: (() => Promise<unknown>)[] = [];
+  // Role start-up: the mgr here, the rest through own() in the tests.
   const mgr = new MgrServer(ctx);
   await mgr.start();
-  await waitUntil(() => mgr.isActive, 5000, 'mgr active');
+  await waitFor(() => mgr.isActive, { timeoutMs: 5000, what: 'mgr active' });
   stops.push(() => mgr.stop());
   return {
     cluster,
@@ -62,12 +59,12 @@ export async function startCluster(over?: (c: XConfig) => void) {
   };
 }
 
+/** Re-check interval of the in-process waits: everything is in this process, checks are cheap. */
+const INPROC_POLL_MS = 5;
+
+/** The kit's waitFor in the positional form the in-process tests use. */
 export async function waitUntil(cond: () => boolean | undefined, timeoutMs: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(() => Boolean(cond()), { timeoutMs, what, pollMs: INPROC_POLL_MS });
 }
 
 /** A bare TCP game client speaking the frame protocol, for protocol-level tests. */
@@ -104,9 +101,7 @@ export class RawClient {
   }
 
   async next(pred: (f: Frame) => boolean, timeoutMs = 3000): Promise<Frame> {
-    let found: Frame | undefined;
-    await waitUntil(() => (found = this.frames.find(pred)) !== undefined, timeoutMs, 'a matching frame');
-    return found!;
+    return waitFor(() => this.frames.find(pred), { timeoutMs, what: 'a matching frame', pollMs: INPROC_POLL_MS });
   }
 
   json(f: Frame): Record<string, unknown> {

@@ -1,0 +1,34 @@
+// @ts-check
+/**
+ * Test kit shared by the tests (test/) and the benchmarks (bench/): plain Node ESM with JSDoc
+ * types, so the benchmarks load it without a build step and the TypeScript tests import the same
+ * copy (type-checked by `tsc -p testkit`).
+ *
+ * - waitFor(cond, { timeoutMs, what }): the one wait for a condition (wait.js)
+ * - spawnGroup(): a child in its own process group, output captured, killed with its group (process-group.js)
+ * - freePort(), waitForPort() (ports.js)
+ * - FAST_TIMINGS: the short timings of every test harness (timings.js)
+ * - deleteKeys(): Redis cleanup by pattern (redis-keys.js)
+ * - acquireMachineLock(): one process-cluster test file at a time on the machine (machine-lock.js)
+ * - spawnXserver(), xserverEnv(), xserverStatus(): xserver itself as a child (xserver.js)
+ *
+ * Vitest hooks for process-cluster files are in ./suite.js (not re-exported: it imports vitest).
+ */
+export { wallMs } from './clock.js';
+export { ChangeFeed, DEFAULT_POLL_MS, WaitTimeoutError, sleep, waitFor } from './wait.js';
+export {
+  DEFAULT_KEEP_LINES,
+  GroupProcess,
+  KILL_WAIT_MS,
+  ProcessExitedError,
+  commandExists,
+  killAllGroupsNow,
+  killGroups,
+  liveGroupPids,
+  spawnGroup,
+} from './process-group.js';
+export { acceptsConnections, freePort, waitForPort } from './ports.js';
+export { FAST_TIMINGS, applyTimings, settingEnvName, timingsEnv } from './timings.js';
+export { deleteKeys } from './redis-keys.js';
+export { LOCK_FILE, acquireMachineLock, releaseMachineLock } from './machine-lock.js';
+export { REPO_ROOT, XSERVER_BIN, spawnXserver, xserverEnv, xserverSpawnOptions, xserverStatus } from './xserver.js';
