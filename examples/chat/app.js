@@ -19,6 +19,15 @@ const field = (id) => /** @type {HTMLInputElement} */ ($(id));
  * @returns {{ code?: string, message: string }}
  */
 const problem = (err) => (err instanceof Error ? err : { message: String(err) });
+/**
+ * An async DOM event listener. Each handler shows its own failures on the page; whatever still
+ * escapes one (a bug in the page) goes to the console instead of vanishing.
+ * @param {(e: Event) => Promise<void>} handler
+ * @returns {(e: Event) => void}
+ */
+const listener = (handler) => (e) => {
+  handler(e).catch((err) => console.error(err));
+};
 
 const client = new XClient({ transport: 'ws' });
 /** @param {number} cmd */
@@ -81,7 +90,7 @@ client.on('disconnected', (reason) => {
   show('login-view');
 });
 
-$('login-form').addEventListener('submit', async (e) => {
+$('login-form').addEventListener('submit', listener(async (e) => {
   e.preventDefault();
   try {
     status('logging in…');
@@ -96,7 +105,7 @@ $('login-form').addEventListener('submit', async (e) => {
     const { code, message } = problem(err);
     status(`login failed: ${code ?? ''} ${message}`);
   }
-});
+}));
 
 /** @param {string} name */
 async function enter(name) {
@@ -106,7 +115,7 @@ async function enter(name) {
   /** @type {Window & { __role?: string }} */ (window).__role = name; // the role in game, visible from the browser console
 }
 
-$('role-form').addEventListener('submit', async (e) => {
+$('role-form').addEventListener('submit', listener(async (e) => {
   e.preventDefault();
   try {
     const { name } = await ask(Cmd.CREATE_ROLE, { name: field('role-name').value.trim() });
@@ -114,7 +123,7 @@ $('role-form').addEventListener('submit', async (e) => {
   } catch (err) {
     status(`cannot create the role: ${problem(err).message}`);
   }
-});
+}));
 
 $('world-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -126,7 +135,7 @@ $('world-form').addEventListener('submit', (e) => {
   }
 });
 
-$('private-form').addEventListener('submit', async (e) => {
+$('private-form').addEventListener('submit', listener(async (e) => {
   e.preventDefault();
   const to = field('private-to').value.trim();
   const text = field('private-text').value;
@@ -137,13 +146,13 @@ $('private-form').addEventListener('submit', async (e) => {
   } catch (err) {
     log('error', `not delivered: ${problem(err).message}`);
   }
-});
+}));
 
-$('match-btn').addEventListener('click', async () => {
+$('match-btn').addEventListener('click', listener(async () => {
   try {
     await ask(Cmd.MATCH);
     log('system', 'looking for a match…');
   } catch (err) {
     log('error', problem(err).message);
   }
-});
+}));
