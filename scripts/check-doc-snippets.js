@@ -90,7 +90,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const docs = path.join(ROOT, 'docs');
   const files = args.length
     ? args.map((f) => path.resolve(f))
-    : [path.join(ROOT, 'README.md'), ...fs.readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => path.join(docs, f))];
+    : [
+        path.join(ROOT, 'README.md'),
+        ...fs
+          .readdirSync(docs)
+          .filter((f) => f.endsWith('.md'))
+          .map((f) => path.join(docs, f)),
+      ];
   const snippets = files.flatMap(extractSnippets);
   const problems = checkSnippets(snippets);
   for (const p of problems) console.error(p);
