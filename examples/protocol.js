@@ -24,5 +24,11 @@ export const MatchCmd = {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** @param {unknown} v */
 export const toJson = (v) => enc.encode(JSON.stringify(v));
+/**
+ * Message bodies are whatever the other side sent: callers check the fields they use.
+ * @param {Uint8Array} b
+ * @returns {any}
+ */
 export const fromJson = (b) => JSON.parse(dec.decode(b));

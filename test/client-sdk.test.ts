@@ -164,7 +164,7 @@ class FakeGateway {
         s.destroy();
       }
     });
-    s.on('error', () => {});
+    s.on('error', () => {}); // a reset by the client under test; 'close' follows and is what counts
     s.on('close', () => (conn.closed = true));
   }
 
@@ -184,7 +184,7 @@ class FakeGateway {
         ws.terminate();
       }
     });
-    ws.on('error', () => {});
+    ws.on('error', () => {}); // a reset by the client under test; 'close' follows and is what counts
     ws.on('close', () => (conn.closed = true));
   }
 

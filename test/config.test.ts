@@ -115,7 +115,7 @@ describe('loadConfig: env parsing', () => {
   it('parses bools as true/false/1/0', () => {
     for (const [raw, want] of [['true', true], ['FALSE', false], ['1', true], ['0', false]] as const) {
       const c = loadConfig({ env: { XSERVER_GATEWAY_COMPRESS: raw }, extraSettings: extra });
-      expect((c['gateway'] as { compress: boolean }).compress).toBe(want);
+      expect((c['gateway'] as unknown as { compress: boolean }).compress).toBe(want);
     }
     expect(configError({ env: { XSERVER_GATEWAY_COMPRESS: 'yes' }, extraSettings: extra })).toBe(
       'gateway.compress: expected true, false, 1 or 0, got "yes" (from env XSERVER_GATEWAY_COMPRESS)',
@@ -244,10 +244,10 @@ describe('loadConfig: cross-field checks', () => {
 
 describe('extraSettings', () => {
   it('adds defaults, env, file, CLI, validation and docs for role settings', () => {
-    expect((loadConfig({ env: {}, extraSettings: extra })['gateway'] as { port: number }).port).toBe(7200);
+    expect((loadConfig({ env: {}, extraSettings: extra })['gateway'] as unknown as { port: number }).port).toBe(7200);
     const file = toml('[gateway]\nport = 7201\n');
-    expect((loadConfig({ file, env: {}, extraSettings: extra })['gateway'] as { port: number }).port).toBe(7201);
-    expect((loadConfig({ env: { XSERVER_GATEWAY_PORT: '7202' }, extraSettings: extra })['gateway'] as { port: number }).port).toBe(7202);
+    expect((loadConfig({ file, env: {}, extraSettings: extra })['gateway'] as unknown as { port: number }).port).toBe(7201);
+    expect((loadConfig({ env: { XSERVER_GATEWAY_PORT: '7202' }, extraSettings: extra })['gateway'] as unknown as { port: number }).port).toBe(7202);
     expect(configError({ env: {}, overrides: { 'gateway.port': '-1' }, extraSettings: extra })).toBe(
       'gateway.port: expected an integer between 0 and 65535, got "-1" (from command line)',
     );
@@ -282,7 +282,7 @@ describe('redaction', () => {
     const r = redactedConfig(cfg, settingsWith(extra));
     expect(r.secret).toBe('***');
     expect(r.redisUrl).toBe('redis://user:***@redis:6379/2');
-    expect((r['login'] as { adminPassword: string }).adminPassword).toBe('***');
+    expect((r['login'] as unknown as { adminPassword: string }).adminPassword).toBe('***');
     expect(cfg.secret).toBe('hunter2'); // the original is untouched
     expect(JSON.stringify(r)).not.toContain('hunter2');
     expect(JSON.stringify(r)).not.toContain('p%40ss');

@@ -52,7 +52,7 @@ function rawConnect(port: number, bytes: Buffer[]): Promise<{ frames: Frame[]; c
       for (const b of bytes) s.write(b);
     });
     s.on('data', (c) => dec.push(c));
-    s.on('error', () => {});
+    s.on('error', () => {}); // the server resetting the socket is a valid outcome; 'close' resolves
     s.on('close', () => resolve({ frames, closed: true }));
     setTimeout(() => {
       s.destroy();

@@ -189,6 +189,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Best-effort teardown: a role that fails to stop must not keep the others (and the keys) around.
   for (const stop of stoppers.reverse()) await stop().catch(() => {});
   await Promise.all(stores.map((s) => s.close().catch(() => {})));
   await deleteKeys(CLUSTER);

@@ -1,10 +1,10 @@
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { NodeInfoSchema, type NodeInfo } from '../src/gen/xserver/v1/cluster_pb.js';
+import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { MembershipTable } from '../src/node/membership.js';
 import { Selector } from '../src/node/select.js';
 
-const info = (id: string, type = 4, over: Partial<NodeInfo> = {}) => create(NodeInfoSchema, { id, type, innerIp: '127.0.0.1', ports: [1000], version: '1.0.0', ...over });
+const info = (id: string, type = 4, over: MessageInitShape<typeof NodeInfoSchema> = {}) => create(NodeInfoSchema, { id, type, innerIp: '127.0.0.1', ports: [1000], version: '1.0.0', ...over });
 
 describe('MembershipTable', () => {
   it('indexes by id and type and removes cleanly', () => {

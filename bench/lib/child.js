@@ -25,8 +25,11 @@ try {
   process.exit(1);
 }
 
-process.on('message', async (msg) => {
-  if (msg?.type !== 'call') return;
+/**
+ * Runs one role call from the parent and sends back its value or its error, so it does not reject
+ * (unless the channel is gone, and then the 'disconnect' handler ends the process).
+ */
+async function call(msg) {
   try {
     const fn = impl[msg.role];
     if (typeof fn !== 'function') throw new Error(`${implName} has no '${msg.role}' function`);
@@ -35,6 +38,10 @@ process.on('message', async (msg) => {
   } catch (err) {
     process.send({ type: 'throw', id: msg.id, message: err?.message ?? String(err), stack: err?.stack });
   }
+}
+
+process.on('message', (msg) => {
+  if (msg?.type === 'call') void call(msg);
 });
 
 const roles = Object.keys(impl).filter((k) => typeof impl[k] === 'function');

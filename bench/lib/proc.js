@@ -181,7 +181,9 @@ export function installCleanup(onSignal = async () => {}) {
     process.once(sig, () => {
       killAllNow();
       const timeout = new Promise((resolve) => setTimeout(resolve, 3000).unref());
-      Promise.race([onSignal().catch(() => {}), timeout]).finally(() => process.exit(code));
+      // The race cannot reject (onSignal's failure is reported here), and the process exits either way.
+      const cleanup = onSignal().catch((err) => console.error(`cleanup after ${sig} failed:`, err));
+      void Promise.race([cleanup, timeout]).finally(() => process.exit(code));
     });
   }
 }

@@ -152,7 +152,7 @@ async function measureDiscovery(scenario, row, cfg, env) {
       const t0 = now(); // "process start": just before the spawn
       const child = await spawn(`node ${nodeId}`, CLIENT_CPU);
       const started = child.call('node', { ...base, server, observer: obs, nodeId }, SETUP_TIMEOUT_MS);
-      started.catch(() => {});
+      started.catch(() => {}); // a failure is observed through the race below
       const up = log.wait((e) => e.type === 'up' && e.node === nodeId, JOIN_TIMEOUT_MS, 'join');
       await Promise.race([up, started.then(() => up)]);
       return { child, join: (await up).t - t0 };

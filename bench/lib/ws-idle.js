@@ -60,7 +60,7 @@ async function idleClients({ server, count, parallelism = 100 }) {
     const opened = await Promise.all(
       Array.from({ length: batch }, async () => {
         const ws = new WebSocket(url, { perMessageDeflate: false });
-        ws.on('error', () => {});
+        ws.on('error', () => {}); // a failed open rejects once(ws, 'open') below
         await once(ws, 'open');
         return ws;
       }),

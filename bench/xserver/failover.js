@@ -118,7 +118,7 @@ export default {
   async stopTraffic() {
     const t = traffic;
     clearInterval(t.timer);
-    await waitFor(() => t.ok + t.failed >= t.sent, 10_000, 'outstanding requests settled').catch(() => {});
+    await waitFor(() => t.ok + t.failed >= t.sent, 10_000, 'outstanding requests settled').catch(() => {}); // what never settled is reported as `unsettled`
     return { sent: t.sent, ok: t.ok, failed: t.failed, unsettled: t.sent - t.ok - t.failed, codes: t.codes, maxMs: t.maxMs };
   },
 

@@ -96,7 +96,7 @@ export default {
   },
 
   /** Views of this process's nodes: min/max of the counted views, and a few nodes' own membership size. */
-  async views(opts) {
+  async views() {
     const views = nodes.map((r) => r.view + 1);
     const sample = [0, Math.floor(nodes.length / 2), nodes.length - 1].map((i) => nodes[i].node.all().length);
     return {

@@ -9,21 +9,22 @@ export default defineService({
   type: 'lobby',
   start(node, { store }) {
     node.enableRelay();
-    /** account -> role name, for accounts in game on this lobby */
+    /** @type {Map<string, string>} account -> role name, for accounts in game on this lobby */
     const online = new Map();
     // The role in game is also kept in the store, so that when a lobby dies and the gateway moves
     // its accounts to another one, the players stay in game there (the client notices nothing).
+    /** @param {string} account */
     const inGameKey = (account) => `in-game:${account}`;
 
+    /** @param {import('xserver').ClientContext} ctx */
     const roleOf = async (ctx) => {
-      let name = online.get(ctx.account);
-      if (!name) {
-        name = await store.kvGet(inGameKey(ctx.account));
-        if (!name) throw new XError('BAD_REQUEST', 'enter the game with a role first');
-        online.set(ctx.account, name);
-        node.setOverload(0, online.size);
-      }
-      return name;
+      const name = online.get(ctx.account);
+      if (name) return name;
+      const stored = await store.kvGet(inGameKey(ctx.account));
+      if (!stored) throw new XError('BAD_REQUEST', 'enter the game with a role first');
+      online.set(ctx.account, stored);
+      node.setOverload(0, online.size);
+      return stored;
     };
 
     node.handleClient(LobbyCmd.ROLE_LIST, async (_data, ctx) => {

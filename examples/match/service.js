@@ -6,13 +6,22 @@ import { LOBBY, MatchCmd, fromJson, toJson } from '../protocol.js';
 const BOT_AFTER_MS = 3000;
 const MAX_WAITING = 10_000;
 
+/**
+ * A player in a match; a bot has only a role.
+ * @typedef {{ account?: string, role?: string, lobbyId?: string, since?: number }} Player
+ */
+
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let timer;
+
 export default defineService({
   type: 'match',
   start(node) {
-    /** players waiting, oldest first: { account, role, lobbyId, since } */
+    /** @type {Required<Player>[]} players waiting, oldest first */
     const waiting = [];
     let seq = 0;
 
+    /** @param {Player[]} players */
     const announce = (players) => {
       const matchId = `${node.id.slice(0, 8)}-${++seq}`;
       const names = players.map((p) => p.role ?? 'bot');
@@ -22,11 +31,12 @@ export default defineService({
         const result = toJson({ account: p.account, matchId, players: names });
         // The lobby that queued the player may have died meanwhile (its accounts moved to another
         // lobby): any lobby can reach the player's client.
-        if (!node.sendById(p.lobbyId, MatchCmd.RESULT, result)) node.sendOne(LOBBY, MatchCmd.RESULT, result);
+        if (!p.lobbyId || !node.sendById(p.lobbyId, MatchCmd.RESULT, result)) node.sendOne(LOBBY, MatchCmd.RESULT, result);
       }
     };
 
     node.handle(MatchCmd.REQUEST, (data, ctx) => {
+      /** @type {Required<Player>} */
       const p = { ...fromJson(data), lobbyId: ctx.fromId, since: Date.now() };
       const other = waiting.findIndex((w) => w.account !== p.account);
       if (other >= 0) {
@@ -38,13 +48,16 @@ export default defineService({
       }
     });
 
-    this.timer = setInterval(() => {
+    timer = setInterval(() => {
       const now = Date.now();
-      while (waiting.length > 0 && now - waiting[0].since >= BOT_AFTER_MS) announce([waiting.shift(), { role: 'bot' }]);
+      for (let first = waiting[0]; first && now - first.since >= BOT_AFTER_MS; first = waiting[0]) {
+        waiting.shift();
+        announce([first, { role: 'bot' }]);
+      }
     }, 250);
-    this.timer.unref();
+    timer.unref();
   },
   stop() {
-    clearInterval(this.timer);
+    clearInterval(timer);
   },
 });

@@ -84,6 +84,7 @@ export async function runAccountCommand(op: AccountOp, account: string, password
     if (e instanceof XError && (e.code === 'ACCOUNT_EXISTS' || e.code === 'BAD_REQUEST' || isAccountNotFound(e))) fail(e.message);
     else fail(`failed: ${(e as Error).message}`);
   } finally {
+    // The command's outcome is already printed; a failing close only means the connection is gone.
     await store.close().catch(() => {});
   }
 }

@@ -28,7 +28,7 @@ import {
   type NodeInfo,
 } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
-import { Link, LinkListener } from '../link/link.js';
+import { type Link, LinkListener } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../wire/commands.js';
@@ -319,7 +319,7 @@ export class MgrServer {
     s.lastUpdateAt = performance.now();
     this.broadcastExcept(s.info.id, Cmd.UPDATED, encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version }));
     this.m.events.inc({ event: 'updated', reason: '' });
-    void this.ctx.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch(() => {});
+    void this.ctx.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private onLeave(link: Link, f: Frame): void {

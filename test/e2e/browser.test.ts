@@ -116,7 +116,7 @@ describe('chat page in headless Chromium', () => {
       if (pageLog.length) console.error(`[e2e/browser] page output:\n${pageLog.join('\n')}`);
       throw e;
     } finally {
-      await browser?.close().catch(() => {});
+      await browser?.close().catch(() => {}); // the test's own outcome is already decided
     }
   }, 60_000);
 });

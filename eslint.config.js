@@ -1,0 +1,82 @@
+// Lint: the rules that catch bugs the type checker does not (promises nobody waits for, async
+// callbacks where a sync one is expected, swallowed errors, loose equality), plus type-only imports.
+// Formatting is prettier's job (`npm run format:check`), not eslint's.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+/**
+ * Folders being rewritten on other branches while this config lands: every rule reports there as a
+ * warning, so `npm run lint` passes meanwhile. Remove an entry once its folder is merged and clean.
+ */
+const BEING_REWRITTEN = [
+  'src/cli/**',
+  'src/client/**',
+  'src/config/**',
+  'src/gateway/**',
+  'src/link/**',
+  'src/node/**',
+  'src/protocol/**',
+  'src/store/**',
+  'src/wire/**',
+  'src/context.ts',
+  'src/index.ts',
+  'src/service.ts',
+  'test/helpers/**',
+];
+
+/**
+ * The rules of `configs` as they end up for a TypeScript file (later entries win, as in eslint),
+ * with 'error' turned into 'warn'. Every file under BEING_REWRITTEN is TypeScript, so the
+ * TypeScript-only entries apply to all of them.
+ */
+const errorsAsWarnings = (configs) => {
+  const rules = {};
+  for (const c of configs) {
+    for (const [name, setting] of Object.entries(c.rules ?? {})) {
+      const [level, ...options] = Array.isArray(setting) ? setting : [setting];
+      rules[name] = level === 'error' || level === 2 ? ['warn', ...options] : setting;
+    }
+  }
+  return rules;
+};
+
+const config = tseslint.config(
+  {
+    ignores: ['dist/**', 'src/gen/**', 'node_modules/**', 'bench/peers/node_modules/**', '.xserver/**', '.prof/**'],
+  },
+  js.configs.recommended,
+  tseslint.configs.recommended,
+  {
+    languageOptions: {
+      parserOptions: {
+        project: './tsconfig.eslint.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
+      globals: { ...globals.node },
+    },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      'no-empty': ['error', { allowEmptyCatch: false }],
+      eqeqeq: ['error', 'always'],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    rules: {
+      // `typeof import('ws')` next to a lazy `await import('ws')` stays allowed.
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+    },
+  },
+  {
+    // Runs in browsers (and Node): the chat page and the client SDK.
+    files: ['examples/chat/**/*.js', 'src/client/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+);
+
+export default [...config, { files: BEING_REWRITTEN, rules: errorsAsWarnings(config) }];
