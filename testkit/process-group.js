@@ -262,6 +262,8 @@ export function spawnGroup(opts) {
  * @param {number} [waitMs]
  */
 export async function killGroups(procs, waitMs = KILL_WAIT_MS) {
+  // kill() returns a promise; JSDoc types it loosely for the JS checker
+  // eslint-disable-next-line @typescript-eslint/await-thenable
   await Promise.all([...procs].map((p) => p?.kill(waitMs)));
 }
 

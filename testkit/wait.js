@@ -121,6 +121,8 @@ export function waitFor(cond, opts) {
       } finally {
         running = false;
       }
+      // check() handles its own errors (it settles the wait); the timer only re-runs it
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises
       if (!settled && Number.isFinite(pollMs)) pollTimer = setTimeout(check, pollMs);
     };
 
