@@ -1,6 +1,6 @@
 /** Backoff alone, with an injected random source (no timers involved: it only computes delays). */
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../src/link/backoff.js';
+import { Backoff } from '../src/protocol/backoff.js';
 
 const MIN_MS = 100;
 const MAX_MS = 1000;

@@ -18,10 +18,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket as NodeWebSocket, WebSocketServer } from 'ws';
 import {
   ClientError,
+  Cmd,
   Flags,
   FrameDecoder,
   HEADER_SIZE,
-  SysCmd,
   XClient,
   decodeFrame,
   encodeFrame,
@@ -35,6 +35,7 @@ import {
   type Welcome,
   type XClientOptions,
 } from '../src/client/index.js';
+import { encodeErrorNotice, encodeWelcome, parseAuth } from '../src/protocol/client-messages.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -88,6 +89,8 @@ class FakeConn {
 
 class FakeGateway {
   heartbeatMs = 200;
+  /** WELCOME's graceMs (omitted when undefined). */
+  graceMs: number | undefined = undefined;
   answerPings = true;
   readonly tokens = new Map([['good-token', 'alice']]);
   readonly resumes = new Map<string, string>();
@@ -133,7 +136,7 @@ class FakeGateway {
   }
 
   kick(c: FakeConn, code = 'KICKED', message = 'logged in elsewhere'): void {
-    c.send(SysCmd.ERROR, JSON.stringify({ code, message }));
+    c.send(Cmd.ERROR, encodeErrorNotice({ code, message }));
     c.end();
   }
 
@@ -192,12 +195,12 @@ class FakeGateway {
     if (c.silent) return;
     c.frames.push({ ...f, body: f.body.slice() });
     if (!c.authed) return this.onAuth(c, f);
-    if (f.cmd === SysCmd.PING) {
+    if (f.cmd === Cmd.PING) {
       c.pings++;
-      if (this.answerPings) c.send(SysCmd.PONG);
+      if (this.answerPings) c.send(Cmd.PONG);
       return;
     }
-    if (f.cmd === SysCmd.PONG) return;
+    if (f.cmd === Cmd.PONG) return;
     if (f.flags & Flags.REQUEST) {
       if (f.cmd === 4001) c.send(f.cmd, f.body, Flags.RESPONSE, f.rid);
       else if (f.cmd === 4002) c.send(f.cmd, JSON.stringify({ code: 'NOPE', message: 'no such thing' }), Flags.RESPONSE | Flags.ERROR, f.rid);
@@ -208,7 +211,7 @@ class FakeGateway {
     }
     if (f.cmd < 4000) {
       // types 0-3 are reserved: a notice, the connection stays open (§6.3)
-      c.send(SysCmd.ERROR, JSON.stringify({ code: 'RESERVED_COMMAND', message: `command ${f.cmd} is reserved` }));
+      c.send(Cmd.ERROR, encodeErrorNotice({ code: 'RESERVED_COMMAND', message: `command ${f.cmd} is reserved`, cmd: f.cmd }));
       return;
     }
     this.received.push({ cmd: f.cmd, body: text(f.body) });
@@ -222,21 +225,21 @@ class FakeGateway {
 
   private onAuth(c: FakeConn, f: Frame): void {
     const refuse = (code: string, message: string) => {
-      c.send(SysCmd.ERROR, JSON.stringify({ code, message }));
+      c.send(Cmd.ERROR, encodeErrorNotice({ code, message }));
       c.end();
     };
-    if (f.cmd !== SysCmd.AUTH) return refuse('AUTH_REQUIRED', 'first frame must be AUTH');
-    const a = json<{ token?: string; resume?: string }>(f.body);
-    if (a.token !== undefined) {
+    if (f.cmd !== Cmd.AUTH) return refuse('AUTH_REQUIRED', 'first frame must be AUTH');
+    const a = parseAuth(f.body);
+    if ('token' in a) {
       const account = this.tokens.get(a.token);
       this.auths.push({ kind: 'token', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_TOKEN', 'unknown or used token');
       this.welcome(c, account, false);
     } else {
-      const account = a.resume === undefined ? undefined : this.resumes.get(a.resume);
+      const account = this.resumes.get(a.resume);
       this.auths.push({ kind: 'resume', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_RESUME', 'no session to resume');
-      this.resumes.delete(a.resume!);
+      this.resumes.delete(a.resume);
       this.welcome(c, account, true);
     }
   }
@@ -246,7 +249,7 @@ class FakeGateway {
     c.account = account;
     const resume = `resume-${++this.n}`;
     this.resumes.set(resume, account);
-    const w = encodeFrame(SysCmd.WELCOME, toBytes(JSON.stringify({ account, generation: 1, resume, heartbeatMs: this.heartbeatMs, resumed })));
+    const w = encodeFrame(Cmd.WELCOME, encodeWelcome({ account, generation: 1, resume, heartbeatMs: this.heartbeatMs, graceMs: this.graceMs, resumed }));
     const backlog = resumed ? this.resumeBacklog.splice(0).map((b) => encodeFrame(7000, toBytes(b))) : [];
     c.sendAll([w, ...backlog]);
   }
@@ -275,7 +278,7 @@ function nextEvent<T = unknown>(c: XClient, event: 'disconnected' | 'reconnected
   return new Promise((resolve) => c.once(event, ((arg: T) => resolve(arg)) as never));
 }
 
-describe('frame codec (browser-safe copy)', () => {
+describe('frame codec (src/protocol, as the SDK exports it)', () => {
   it('encodes the documented 13-byte header, big-endian', () => {
     const f = encodeFrame(0xffff0005, toBytes('hi'), Flags.RESPONSE | Flags.ERROR, 0x01020304);
     expect([...f]).toEqual([0, 0, 0, 11, 0xff, 0xff, 0, 5, 6, 1, 2, 3, 4, 0x68, 0x69]);
@@ -364,7 +367,7 @@ describe('XClient basics (no connection)', () => {
     expect(c.state).toBe('idle');
     expect(() => c.send(4001, 'x')).toThrowError(expect.objectContaining({ code: 'NOT_CONNECTED' }));
     await expect(c.request(4001, 'x')).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
-    expect(() => c.send(SysCmd.PING)).toThrowError(expect.objectContaining({ code: 'BAD_COMMAND' }));
+    expect(() => c.send(Cmd.PING)).toThrowError(expect.objectContaining({ code: 'BAD_COMMAND' }));
     expect(() => c.send(-1)).toThrowError(expect.objectContaining({ code: 'BAD_COMMAND' }));
     expect(() => new XClient({ transport: 'udp' as never })).toThrowError(ClientError);
   });
@@ -456,7 +459,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     expect(c.connected).toBe(true);
     expect(c.welcome).toEqual(w);
     expect(gw.latest().kind).toBe(kind);
-    expect(gw.latest().frames[0]).toMatchObject({ cmd: SysCmd.AUTH, flags: 0, rid: 0 });
+    expect(gw.latest().frames[0]).toMatchObject({ cmd: Cmd.AUTH, flags: 0, rid: 0 });
     expect(json(gw.latest().frames[0]!.body)).toEqual({ token: 'good-token' });
     await expect(c.connect(gw.login())).rejects.toMatchObject({ code: 'ALREADY_CONNECTED' });
   });
@@ -567,7 +570,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     await sleep(600);
     const conn = gw.latest();
     expect(conn.pings).toBeGreaterThanOrEqual(4);
-    expect(conn.frames.filter((f) => f.cmd === SysCmd.PING).every((f) => f.body.length === 0 && f.flags === 0)).toBe(true);
+    expect(conn.frames.filter((f) => f.cmd === Cmd.PING).every((f) => f.body.length === 0 && f.flags === 0)).toBe(true);
     expect(c.state).toBe('open');
     expect(gw.conns).toHaveLength(1);
     expect(log).toEqual([]);
@@ -680,6 +683,27 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
       ['disconnected', 'RECONNECT_FAILED'],
     ]);
     expect(await queued).toMatchObject({ code: 'RECONNECT_FAILED' });
+  });
+
+  it('stops resuming once the grace announced in WELCOME has passed', async () => {
+    gw.graceMs = 150;
+    const c = mk({ maxReconnectAttempts: 1000, reconnectDelayMs: 10, maxReconnectDelayMs: 20 });
+    const w = await c.connect(gw.login());
+    expect(w.graceMs).toBe(150);
+    expect(c.welcome?.graceMs).toBe(150);
+    let attempts = 0;
+    c.on('reconnecting', () => attempts++);
+    let queued: Promise<unknown> | undefined;
+    c.once('reconnecting', () => {
+      queued = c.request(4001, 'never').catch((e: unknown) => e);
+    });
+    const disconnected = nextEvent<string>(c, 'disconnected');
+    await gw.stop();
+    expect(await disconnected).toBe('RECONNECT_FAILED');
+    // Retries every 10-20 ms for the 150 ms grace, not the 1000 attempts the options allow.
+    expect(attempts).toBeGreaterThan(0);
+    expect(attempts).toBeLessThan(100);
+    expect(await queued).toMatchObject({ code: 'RECONNECT_FAILED', message: expect.stringMatching(/150 ms reconnect grace/) });
   });
 
   it('with reconnect: false a drop ends the session', async () => {
@@ -797,13 +821,13 @@ describe('WebSocket through globalThis.WebSocket (the browser code path)', () =>
 // ---------------------------------------------------------------------------------------------
 // Browser safety of the emitted modules
 
-/** Compiles src/client on its own (project compiler options) into `outDir`. */
+/** Compiles src/client on its own (project compiler options) into `outDir` (client/ and the protocol/ it imports). */
 function compileClientAlone(outDir: string): { diagnostics: string[]; sources: string[] } {
   const cfg = ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile);
   const parsed = ts.parseJsonConfigFileContent(cfg.config, ts.sys, ROOT);
   const options: ts.CompilerOptions = {
     ...parsed.options,
-    rootDir: path.join(ROOT, 'src/client'),
+    rootDir: path.join(ROOT, 'src'),
     outDir,
     sourceMap: false,
     declaration: true,
@@ -849,13 +873,17 @@ function analyzeJs(file: string): { staticSpecs: string[]; dynamic: { spec: stri
   return { staticSpecs, dynamic, nodeGlobals };
 }
 
-function checkBrowserSafe(dir: string): void {
+/** Static imports the SDK may have: its own siblings, and the protocol module next to it. */
+const CLIENT_IMPORT = /^(\.\/|\.\.\/protocol\/)[\w-]+\.js$/;
+const PROTOCOL_IMPORT = /^\.\/[\w-]+\.js$/;
+
+function checkBrowserSafe(dir: string, allowed = CLIENT_IMPORT): void {
   const js = fs.readdirSync(dir).filter((f) => f.endsWith('.js'));
   expect(js).toContain('index.js');
   for (const f of js) {
     const a = analyzeJs(path.join(dir, f));
     for (const s of a.staticSpecs) {
-      expect(s, `${f}: static import "${s}"`).toMatch(/^\.\/[\w-]+\.js$/);
+      expect(s, `${f}: static import "${s}"`).toMatch(allowed);
       expect(fs.existsSync(path.join(dir, s)), `${f}: ${s} exists`).toBe(true);
     }
     for (const d of a.dynamic) {
@@ -878,24 +906,26 @@ describe('browser safety of the emitted SDK', () => {
     cleanups.push(() => fs.rmSync(out, { recursive: true, force: true }));
   });
 
-  it('src/client compiles on its own, importing nothing outside src/client', () => {
+  it('src/client compiles on its own, importing nothing outside src/client and src/protocol', () => {
     const { diagnostics, sources } = compileClientAlone(out);
     expect(diagnostics).toEqual([]);
-    expect(sources.every((s) => s.startsWith(`src${path.sep}client${path.sep}`))).toBe(true);
+    const within = (dir: string) => sources.filter((s) => s.startsWith(`src${path.sep}${dir}${path.sep}`));
+    expect(within('client').length + within('protocol').length).toBe(sources.length);
     const own = fs.readdirSync(path.join(ROOT, 'src/client')).filter((f) => f.endsWith('.ts'));
-    expect(sources.map((s) => path.basename(s)).sort()).toEqual(own.sort());
-    checkBrowserSafe(out);
+    expect(within('client').map((s) => path.basename(s)).sort()).toEqual(own.sort());
+    checkBrowserSafe(path.join(out, 'client'));
+    checkBrowserSafe(path.join(out, 'protocol'), PROTOCOL_IMPORT);
   });
 
   it('the built dist/client (if built) has only relative static imports and no Node globals', () => {
-    const dist = path.join(ROOT, 'dist/client');
-    if (!fs.existsSync(path.join(dist, 'index.js'))) {
+    let dist = path.join(ROOT, 'dist');
+    if (!fs.existsSync(path.join(dist, 'client/index.js'))) {
       console.warn('dist/client not built (run `npm run build`); checked a fresh compile only');
       compileClientAlone(out);
-      checkBrowserSafe(out);
-      return;
+      dist = out;
     }
-    checkBrowserSafe(dist);
+    checkBrowserSafe(path.join(dist, 'client'));
+    checkBrowserSafe(path.join(dist, 'protocol'), PROTOCOL_IMPORT);
   });
 
   it('runs in a context with only browser globals (no process/Buffer/require, no bare imports)', async () => {
@@ -933,9 +963,9 @@ describe('browser safety of the emitted SDK', () => {
         }
         return m;
       };
-      const root = load(path.join(dir, 'index.js'));
+      const root = load(path.join(dir, 'client', 'index.js'));
       await root.link((spec, ref) => {
-        if (!spec.startsWith('./')) throw new Error('non-relative static import: ' + spec);
+        if (!spec.startsWith('./') && !spec.startsWith('../protocol/')) throw new Error('static import outside the SDK and protocol: ' + spec);
         return load(path.resolve(path.dirname(ref.identifier), spec));
       });
       await root.evaluate();

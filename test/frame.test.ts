@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { XError } from '../src/errors.js';
-import { FrameDecoder, FrameWriter, HEADER_SIZE, encodeFrame, type Frame } from '../src/wire/frame.js';
+import { FrameDecoder, HEADER_SIZE, encodeFrame, type Frame } from '../src/protocol/frame.js';
+import { FrameWriter, toXError } from '../src/wire/frame.js';
 
-function decodeAll(chunks: Buffer[], max = 1 << 20): Frame[] {
+function decodeAll(chunks: Uint8Array[], max = 1 << 20): Frame[] {
   const out: Frame[] = [];
-  const d = new FrameDecoder(max, (f) => out.push({ ...f, body: Buffer.from(f.body) }));
+  const d = new FrameDecoder(max, (f) => out.push({ ...f, body: Buffer.from(f.body) }), toXError);
   for (const c of chunks) d.push(c);
   return out;
 }
@@ -46,6 +47,59 @@ describe('frame codec', () => {
   it('rejects a length too small for the header', () => {
     const bad = Buffer.from([0, 0, 0, 3, 1, 2, 3]);
     expect(() => decodeAll([bad])).toThrowError(/smaller than/);
+  });
+
+  describe('cost linear in the bytes received', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    /** Counts the bytes copied through the two copy primitives a decoder can use (Buffer.concat, Uint8Array#set). */
+    function countCopies(): () => number {
+      let copied = 0;
+      const concat = Buffer.concat.bind(Buffer);
+      vi.spyOn(Buffer, 'concat').mockImplementation((list: readonly Uint8Array[], total?: number) => {
+        copied += list.reduce((n, b) => n + b.length, 0);
+        return concat(list, total);
+      });
+      const set = Uint8Array.prototype.set;
+      vi.spyOn(Uint8Array.prototype, 'set').mockImplementation(function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+        copied += src.length;
+        set.call(this, src, offset);
+      });
+      return () => copied;
+    }
+
+    it('a 4 MiB frame in 16 KiB chunks is copied once, not once per chunk', () => {
+      const size = 4 * 1024 * 1024;
+      const wire = Buffer.concat([encodeFrame(7, Buffer.alloc(size, 3)), encodeFrame(8, Buffer.from('next'))]);
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < wire.length; at += 16 * 1024) chunks.push(wire.subarray(at, at + 16 * 1024));
+      const out: Frame[] = [];
+      const d = new FrameDecoder(size, (f) => out.push(f), toXError);
+      const copied = countCopies();
+      for (const c of chunks) d.push(c);
+      const bytes = copied();
+      vi.restoreAllMocks();
+      expect(out.map((f) => f.cmd)).toEqual([7, 8]);
+      expect(out[0]!.body.length).toBe(size);
+      expect(out[0]!.body.every((b) => b === 3)).toBe(true);
+      expect(d.buffered).toBe(0);
+      // One join of the frame's chunks; the quadratic decoder copied ~256 * 2 MiB here.
+      expect(bytes).toBeLessThanOrEqual(wire.length);
+    });
+
+    it('frames within one chunk are views into it (no copy)', () => {
+      const wire = Buffer.concat([encodeFrame(1, Buffer.from('a')), encodeFrame(2, Buffer.from('bb'))]);
+      const out: Frame[] = [];
+      const d = new FrameDecoder(1024, (f) => out.push(f), toXError);
+      const copied = countCopies();
+      d.push(wire);
+      const bytes = copied();
+      vi.restoreAllMocks();
+      expect(bytes).toBe(0);
+      expect(out.map((f) => f.body.buffer === wire.buffer)).toEqual([true, true]);
+    });
   });
 
   it('fuzz: random bytes either decode or throw an XError, never anything else', () => {

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../src/gateway/gateway.js';
 import { ClusterNode } from '../src/node/node.js';
 import { XError } from '../src/errors.js';
-import { Cmd } from '../src/wire/commands.js';
-import { Flags } from '../src/wire/frame.js';
+import { Cmd } from '../src/protocol/commands.js';
+import { Flags } from '../src/protocol/frame.js';
 import { RawClient, startCluster, waitUntil } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;

@@ -10,8 +10,8 @@ import { AcceptorHandshake, type AcceptorHandshakeOptions } from '../src/link/ha
 import { DiallerHandshake, type DiallerHandshakeOptions } from '../src/link/handshake-dialler.js';
 import { HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, diallerProof, encodeFrames, type HandshakeStep } from '../src/link/handshake.js';
 import { decode, encode } from '../src/wire/codec.js';
-import { Cmd } from '../src/wire/commands.js';
-import { encodeFrame, type Frame } from '../src/wire/frame.js';
+import { Cmd } from '../src/protocol/commands.js';
+import { encodeFrame, type Frame } from '../src/protocol/frame.js';
 
 const SERVER = { type: 4, id: 'server-1' };
 const CLIENT = { type: 5, id: 'client-1' };
@@ -35,7 +35,7 @@ function acceptor(over: Partial<AcceptorHandshakeOptions> = {}): AcceptorHandsha
   return new AcceptorHandshake({ cluster: 'test', secret: 's3cret', self: SERVER, admit: () => null, nonce: fixedNonce(0xa1), ...over });
 }
 
-const bytes = (...frames: Frame[]): Buffer => encodeFrames(frames);
+const bytes = (...frames: Frame[]): Uint8Array => encodeFrames(frames);
 const cmds = (step: HandshakeStep): number[] => step.send.map((f) => f.cmd);
 
 /** The refusal the peer was sent: the last frame must be an ERROR. */

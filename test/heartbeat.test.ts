@@ -3,7 +3,7 @@
  * pings and timeouts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Heartbeat, type HeartbeatHost } from '../src/link/heartbeat.js';
+import { Heartbeat, type HeartbeatHost } from '../src/protocol/heartbeat.js';
 
 const INTERVAL_MS = 100;
 const TIMEOUT_MS = 400;

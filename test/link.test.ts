@@ -3,8 +3,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { XError } from '../src/errors.js';
 import { Link, LinkListener, type LinkOptions } from '../src/link/link.js';
-import { Cmd } from '../src/wire/commands.js';
-import { FrameDecoder, encodeFrame, type Frame } from '../src/wire/frame.js';
+import { Cmd } from '../src/protocol/commands.js';
+import { FrameDecoder, encodeFrame, type Frame } from '../src/protocol/frame.js';
 import { ErrorReplySchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { decode } from '../src/wire/codec.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
@@ -44,7 +44,7 @@ async function listen(o = opts(), onLink: (l: Link) => void = () => {}, admit = 
 const waitFor = <T>(fn: () => T | undefined, timeoutMs = 3000): Promise<T> => waitForCondition(fn, { timeoutMs, what: 'the condition', pollMs: 5 });
 
 /** Raw socket that collects what the server sends back until it closes. */
-function rawConnect(port: number, bytes: Buffer[]): Promise<{ frames: Frame[]; closed: boolean }> {
+function rawConnect(port: number, bytes: Uint8Array[]): Promise<{ frames: Frame[]; closed: boolean }> {
   return new Promise((resolve) => {
     const frames: Frame[] = [];
     const dec = new FrameDecoder(1 << 20, (f) => frames.push({ ...f, body: Buffer.from(f.body) }));

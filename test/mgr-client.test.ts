@@ -15,7 +15,7 @@ import { MgrClient, type MgrClientHost, type MgrClientOptions } from '../src/nod
 import { MemoryStore } from '../src/store/memory-store.js';
 import type { LeaseRecord } from '../src/store/store.js';
 import { decode, encode } from '../src/wire/codec.js';
-import { Cmd } from '../src/wire/commands.js';
+import { Cmd } from '../src/protocol/commands.js';
 import { FakeDialer, type FakeLink } from './helpers/fake-link.js';
 
 const OPTS: MgrClientOptions = { minBackoffMs: 100, maxBackoffMs: 800, registerTimeoutMs: 1000 };

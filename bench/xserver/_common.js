@@ -4,6 +4,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { encodeFrame as protocolEncodeFrame } from '../../dist/protocol/frame.js';
 import { defaultConfig } from '../../dist/config/schema.js';
 import { createStore } from '../../dist/store/index.js';
 import { createLogger, silentLogger } from '../../dist/log.js';
@@ -23,10 +24,8 @@ export const T_IDLE = 6;
 /** User commands on node links (all < 0xFFFF0000). */
 export const CMD = { ECHO: 1, DATA: 2, MARK: 3, END: 4, ACK: 5, SEQ: 6 };
 
-/** Client-side constants (docs/protocol.md §1, §6). */
-export const Flags = { REQUEST: 1, RESPONSE: 2, ERROR: 4 };
-export const SYS = { AUTH: 0xffff0003, WELCOME: 0xffff0004, ERROR: 0xffff0005, PING: 0xffff0006, PONG: 0xffff0007 };
-export const HEADER = 13;
+/** Client-side constants, from the protocol module (docs/protocol.md §1, §6). */
+export { Flags, Cmd as SYS, HEADER_SIZE as HEADER, encodeAuth } from '../../dist/protocol/index.js';
 
 // One store and one metrics registry per process: several roles (mgr, gateway, hundreds of nodes)
 // share them, like `xserver up` does. The RedisStore multiplexes commands on one connection and
@@ -123,15 +122,9 @@ export function fdLimit() {
   }
 }
 
-/** A 13-byte-header frame (docs/protocol.md §1) as a Buffer. */
+/** A frame (docs/protocol.md §1), with the argument order the bench rows use. */
 export function encodeFrame(cmd, flags, rid, body) {
-  const buf = Buffer.allocUnsafe(HEADER + body.length);
-  buf.writeUInt32BE(9 + body.length, 0);
-  buf.writeUInt32BE(cmd, 4);
-  buf[8] = flags;
-  buf.writeUInt32BE(rid >>> 0, 9);
-  if (body.length) buf.set(body, HEADER);
-  return buf;
+  return protocolEncodeFrame(cmd, body, flags, rid);
 }
 
 /** Writes a login token for `account` on `gatewayId` straight into the store (what the login service does). */

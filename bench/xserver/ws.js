@@ -22,6 +22,7 @@ import {
   CMD,
   Flags,
   SYS,
+  encodeAuth,
 } from './_common.js';
 
 const CONNECT_PARALLELISM = 50;
@@ -74,7 +75,7 @@ export async function openClient(store, server, transport, window = 8) {
     } else if (cmd === SYS.WELCOME) welcome.resolve();
     else if (cmd === SYS.ERROR) welcome.reject(new Error(`gateway refused: ${body.toString()}`));
   };
-  const auth = encodeFrame(SYS.AUTH, 0, 0, Buffer.from(JSON.stringify({ token })));
+  const auth = encodeFrame(SYS.AUTH, 0, 0, encodeAuth({ token }));
   let send;
   let close;
   if (transport === 'tcp') {

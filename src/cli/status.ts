@@ -9,7 +9,7 @@ import { Link } from '../link/link.js';
 import { infoToJson } from '../node/peer.js';
 import type { ClusterStore } from '../store/store.js';
 import { decode } from '../wire/codec.js';
-import { Cmd } from '../wire/commands.js';
+import { Cmd } from '../protocol/commands.js';
 
 export interface ClusterStatus {
   mgr: { instanceId: string; epoch: number; addr: string; port: number; settling: boolean };

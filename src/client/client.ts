@@ -10,7 +10,12 @@
  */
 import { Emitter } from './emitter.js';
 import { ClientError } from './errors.js';
-import { DEFAULT_MAX_FRAME, Flags, SYSTEM_CMD_BASE, SysCmd, encodeFrame, json, toBytes, type Frame } from './frame.js';
+import { Backoff } from '../protocol/backoff.js';
+import { toBytes } from '../protocol/bytes.js';
+import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
+import { Cmd, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
+import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
+import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
 import { openTransport, type Transport, type TransportKind } from './transport.js';
 
@@ -39,19 +44,7 @@ export interface XClientOptions {
   heartbeatMs?: number;
 }
 
-/** The gateway's WELCOME. */
-export interface Welcome {
-  account: string;
-  generation: number;
-  /** Key for `AUTH {"resume"}` after a disconnect. */
-  resume: string;
-  /** The client must send something (PING) at least this often. */
-  heartbeatMs: number;
-  /** True when this connection resumed an existing session. */
-  resumed: boolean;
-  /** How long the gateway keeps the session after a disconnect; resuming stops after it. */
-  graceMs?: number;
-}
+export type { Welcome };
 
 /** 'idle' (never connected) → 'connecting' → 'open' ⇄ 'reconnecting' → 'closed'. */
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -100,6 +93,13 @@ const NOTICE_WINDOW_MS = 5000;
 /** Errors that are a server refusal (ERROR frame during the handshake), as opposed to a network failure. */
 const refusals = new WeakSet<ClientError>();
 
+/** The client pings at this share of the gateway's heartbeat interval, so a ping never arrives late. */
+const HEARTBEAT_PING_SHARE = 0.8;
+/** Silence of this many heartbeat intervals means the gateway is gone. */
+const HEARTBEAT_DEAD_AFTER = 3;
+/** No faster pings than this, whatever the gateway asks. */
+const MIN_PING_INTERVAL_MS = 10;
+
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 export class XClient {
@@ -120,9 +120,7 @@ export class XClient {
   /** Bumped by connect(), close() and when a session ends: stale async work checks it and stops. */
   private epoch = 0;
   private nextRid = 1;
-  private hbTimer: ReturnType<typeof setInterval> | null = null;
-  private lastRecv = 0;
-  private lastTick = 0;
+  private heartbeat: Heartbeat | null = null;
   private lastNotice: { code: string; message: string; at: number } | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeRetry: (() => void) | null = null;
@@ -233,7 +231,7 @@ export class XClient {
   }
 
   /** Opens a transport, authenticates and attaches it. */
-  private async open(auth: { token: string } | { resume: string }, epoch: number, resuming: boolean): Promise<Welcome> {
+  private async open(auth: AuthRequest, epoch: number, resuming: boolean): Promise<Welcome> {
     const lr = this.target!;
     const deadline = now() + this.opts.connectTimeoutMs;
     const t = await openTransport(
@@ -262,12 +260,12 @@ export class XClient {
       );
       t.onMessage = (f) => {
         if (done) return;
-        if (f.cmd === SysCmd.WELCOME) {
+        if (f.cmd === Cmd.WELCOME) {
           let w: Welcome;
           try {
             w = parseWelcome(f.body);
           } catch (e) {
-            return fail(e as ClientError);
+            return fail(new ClientError('BAD_FRAME', (e as Error).message));
           }
           if (epoch !== this.epoch) return fail(new ClientError('CLOSED', 'client closed'));
           done = true;
@@ -277,12 +275,12 @@ export class XClient {
           this.attach(t, w);
           if (resuming) this.emit('reconnected', w);
           resolve(w);
-        } else if (f.cmd === SysCmd.ERROR) {
+        } else if (f.cmd === Cmd.ERROR) {
           const err = errorFromBody(f.body, 'AUTH_FAILED');
           refusals.add(err);
           fail(err);
-        } else if (f.cmd === SysCmd.PING) {
-          t.send(encodeFrame(SysCmd.PONG));
+        } else if (f.cmd === Cmd.PING) {
+          t.send(encodeFrame(Cmd.PONG));
         }
       };
       t.onClose = (reason) => {
@@ -292,7 +290,7 @@ export class XClient {
             : new ClientError('DISCONNECTED', `connection closed before WELCOME (${reason})`),
         );
       };
-      t.send(encodeFrame(SysCmd.AUTH, toBytes(JSON.stringify(auth))));
+      t.send(encodeFrame(Cmd.AUTH, encodeAuth(auth)));
     });
   }
 
@@ -303,7 +301,7 @@ export class XClient {
     this.lastNotice = null;
     t.onMessage = (f) => this.dispatch(t, f);
     t.onClose = (reason) => this.lost(t, reason);
-    this.startHeartbeat(this.opts.heartbeatMs ?? w.heartbeatMs);
+    this.startHeartbeat(t, this.opts.heartbeatMs ?? w.heartbeatMs);
     // Flush what was sent while (re)connecting, skipping requests that timed out meanwhile.
     const q = this.queue;
     this.queue = [];
@@ -340,13 +338,13 @@ export class XClient {
     // Past the gateway's grace the session is gone: say so at once so the app logs in again.
     const graceMs = this._welcome?.graceMs;
     const deadline = graceMs !== undefined ? now() + graceMs : Infinity;
+    const backoff = new Backoff(this.opts.reconnectDelayMs, this.opts.maxReconnectDelayMs);
     for (let attempt = 1; attempt <= this.opts.maxReconnectAttempts; attempt++) {
       if (epoch !== this.epoch) return;
       if (now() >= deadline) break;
       this.emit('reconnecting', attempt);
       if (epoch !== this.epoch) return; // a listener called close()
-      const delay = Math.min(this.opts.maxReconnectDelayMs, this.opts.reconnectDelayMs * 2 ** (attempt - 1));
-      await this.sleep(Math.min(delay * (0.8 + 0.4 * Math.random()), Math.max(0, deadline - now())));
+      await this.sleep(Math.min(backoff.next(), Math.max(0, deadline - now())));
       if (epoch !== this.epoch) return;
       try {
         await this.open({ resume: this._welcome!.resume }, epoch, true);
@@ -408,32 +406,32 @@ export class XClient {
   // ------------------------------------------------------------------------------------------
   // Heartbeat
 
-  private startHeartbeat(heartbeatMs: number): void {
+  /**
+   * The shared Heartbeat (the one links and the gateway use): a PING a little more often than the
+   * gateway asks (HEARTBEAT_PING_SHARE of its interval), the gateway declared gone after
+   * HEARTBEAT_DEAD_AFTER intervals of silence. A late timer (suspended tab) restarts the clock.
+   */
+  private startHeartbeat(t: Transport, heartbeatMs: number): void {
     this.stopHeartbeat();
-    const hb = heartbeatMs > 0 ? heartbeatMs : 10_000;
-    const every = Math.max(10, Math.floor(hb * 0.8));
-    const deadAfter = 3 * hb;
-    this.lastRecv = this.lastTick = now();
-    this.hbTimer = setInterval(() => {
-      const t = this.transport;
-      if (!t) return;
-      const n = now();
-      // Our own timer fired far too late (suspended tab, blocked loop): restart the clock
-      // instead of blaming the gateway.
-      if (n - this.lastTick > 3 * every) this.lastRecv = n;
-      this.lastTick = n;
-      if (n - this.lastRecv > deadAfter) {
-        this.lost(t, 'HEARTBEAT_TIMEOUT');
-        void t.close();
-        return;
-      }
-      t.send(encodeFrame(SysCmd.PING));
-    }, every);
+    const hb = heartbeatMs > 0 ? heartbeatMs : DEFAULT_HEARTBEAT_MS;
+    const every = Math.max(MIN_PING_INTERVAL_MS, Math.floor(hb * HEARTBEAT_PING_SHARE));
+    this.heartbeat = new Heartbeat(
+      {
+        sendPing: () => t.send(encodeFrame(Cmd.PING)),
+        onHeartbeatTimeout: () => {
+          this.lost(t, 'HEARTBEAT_TIMEOUT');
+          void t.close();
+        },
+      },
+      every,
+      HEARTBEAT_DEAD_AFTER * hb,
+    );
+    this.heartbeat.start();
   }
 
   private stopHeartbeat(): void {
-    if (this.hbTimer) clearInterval(this.hbTimer);
-    this.hbTimer = null;
+    this.heartbeat?.stop();
+    this.heartbeat = null;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -441,7 +439,7 @@ export class XClient {
 
   private dispatch(t: Transport, f: Frame): void {
     if (t !== this.transport) return;
-    this.lastRecv = now();
+    this.heartbeat?.touch();
     if (f.flags & Flags.RESPONSE) {
       const p = this.pending.get(f.rid);
       if (!p) return; // late reply to a request that timed out
@@ -452,8 +450,8 @@ export class XClient {
       return;
     }
     if (f.cmd >= SYSTEM_CMD_BASE) {
-      if (f.cmd === SysCmd.PING) t.send(encodeFrame(SysCmd.PONG));
-      else if (f.cmd === SysCmd.ERROR) this.notice(f.body);
+      if (f.cmd === Cmd.PING) t.send(encodeFrame(Cmd.PONG));
+      else if (f.cmd === Cmd.ERROR) this.notice(f.body);
       return; // PONG and unknown framework commands
     }
     const list = this.handlers.get(f.cmd);
@@ -524,7 +522,7 @@ export class XClient {
   }
 
   private checkOut(cmd: number, data: Uint8Array | string): Uint8Array {
-    if (!Number.isInteger(cmd) || cmd < 0 || cmd >= SYSTEM_CMD_BASE) {
+    if (!isUserCmd(cmd)) {
       throw new ClientError('BAD_COMMAND', `command ${cmd} is not a user command (0 .. 0x${(SYSTEM_CMD_BASE - 1).toString(16)})`);
     }
     const body = toBytes(data);
@@ -636,32 +634,8 @@ export class XClient {
 
 const EMPTY = new Uint8Array(0);
 
-function parseWelcome(body: Uint8Array): Welcome {
-  const w = json<Partial<Welcome>>(body);
-  if (!w || typeof w !== 'object' || typeof w.resume !== 'string') {
-    throw new ClientError('BAD_FRAME', 'malformed WELCOME (no resume key)');
-  }
-  return {
-    account: String(w.account ?? ''),
-    generation: Number(w.generation ?? 0),
-    resume: w.resume,
-    heartbeatMs: typeof w.heartbeatMs === 'number' && w.heartbeatMs > 0 ? w.heartbeatMs : 10_000,
-    resumed: w.resumed === true,
-  };
-}
-
-/** Builds a ClientError from a JSON `{code, message}` body (tolerates garbage). */
+/** Builds a ClientError from an ERROR body (tolerates garbage). */
 function errorFromBody(body: Uint8Array, fallback: string): ClientError {
-  let code = fallback;
-  let message = '';
-  try {
-    const e = json<{ code?: unknown; message?: unknown }>(body);
-    if (e && typeof e === 'object') {
-      if (typeof e.code === 'string' && e.code) code = e.code;
-      if (typeof e.message === 'string') message = e.message;
-    }
-  } catch {
-    // not JSON: keep the fallback code
-  }
-  return new ClientError(code, message || code);
+  const n = parseErrorNotice(body, fallback);
+  return new ClientError(n.code, n.message);
 }

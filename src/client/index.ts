@@ -1,9 +1,10 @@
 /**
  * xserver/client — the game-client SDK (browsers and Node).
  *
- * Loads as plain ES modules (the login service serves dist/client at /sdk/): only relative
- * imports here; Node-only pieces (`node:net` for TCP, `ws` when there is no global WebSocket)
- * are imported lazily.
+ * Loads as plain ES modules: the login service serves dist/client at /sdk/ and dist/protocol at
+ * /protocol/, so the relative imports (../protocol/*.js included) resolve in a page too. Only
+ * relative imports here; Node-only pieces (`node:net` for TCP, `ws` when there is no global
+ * WebSocket) are imported lazily.
  *
  *   import { login, XClient, text } from 'xserver/client';   // or '/sdk/index.js' in a page
  *   const lr = await login('http://127.0.0.1:8080', 'alice', 'pw');
@@ -16,20 +17,31 @@ export type { ClientEvents, ClientState, MessageHandler, RequestOptions, Welcome
 export { login, loginEndpoint } from './login.js';
 export type { GatewayInfo, LoginOptions, LoginResult } from './login.js';
 export { ClientError, ClientErrorCode, isClientError } from './errors.js';
+export { json, text, toBytes } from './bytes.js';
+// The wire protocol, shared with the server: frames, command numbers, client messages.
 export {
+  Cmd,
+  DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_FRAME,
   Flags,
   FrameDecoder,
+  FrameError,
   HEADER_REST,
   HEADER_SIZE,
+  MessageError,
   SYSTEM_CMD_BASE,
-  SysCmd,
+  cmdName,
   decodeFrame,
+  encodeAuth,
+  encodeErrorNotice,
   encodeFrame,
-  json,
-  text,
-  toBytes,
-} from './frame.js';
-export type { Frame } from './frame.js';
+  encodeWelcome,
+  isSystemCmd,
+  isUserCmd,
+  parseAuth,
+  parseErrorNotice,
+  parseWelcome,
+} from '../protocol/index.js';
+export type { AuthRequest, ErrorNotice, Frame, FrameErrorCode, FrameErrorFactory } from '../protocol/index.js';
 export { openTransport } from './transport.js';
 export type { Transport, TransportKind, TransportOptions, TransportTarget } from './transport.js';

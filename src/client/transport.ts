@@ -5,7 +5,7 @@
  * dynamic import() only when needed, so this file loads unchanged in a browser.
  */
 import { ClientError } from './errors.js';
-import { DEFAULT_MAX_FRAME, FrameDecoder, HEADER_SIZE, decodeFrame, type Frame } from './frame.js';
+import { DEFAULT_MAX_FRAME, FrameDecoder, HEADER_SIZE, decodeFrame, type Frame } from '../protocol/frame.js';
 
 export type TransportKind = 'ws' | 'tcp';
 

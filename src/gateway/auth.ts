@@ -13,9 +13,10 @@ import type { XConfig } from '../config/schema.js';
 import { XError } from '../errors.js';
 import type { ClusterStore } from '../store/store.js';
 import { encode } from '../wire/codec.js';
-import { Cmd } from '../wire/commands.js';
-import type { Frame } from '../wire/frame.js';
-import { jsonBody, type ClientConnection } from './client-conn.js';
+import { Cmd } from '../protocol/commands.js';
+import type { Frame } from '../protocol/frame.js';
+import { encodeWelcome, parseAuth, type AuthRequest } from '../protocol/client-messages.js';
+import type { ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
 import { AccountRoute, type GatewaySession, type GatewaySessions } from './routing.js';
 
@@ -45,8 +46,6 @@ export interface AuthDeps {
   /** Something was refused, by reason (a counter). */
   refused(reason: string): void;
 }
-
-const textDecoder = new TextDecoder();
 
 export class ClientAuth {
   /** Connections that sent AUTH and await the store. */
@@ -100,14 +99,14 @@ export class ClientAuth {
 
   private async authenticate(conn: ClientConnection, f: Frame): Promise<void> {
     const { store, node, sessions, log } = this.deps;
-    let req: { token?: unknown; resume?: unknown };
+    let req: AuthRequest;
     try {
-      req = JSON.parse(textDecoder.decode(f.body)) as typeof req;
-    } catch {
-      return this.refuse(conn, new XError('BAD_REQUEST', 'AUTH body must be JSON {"token": "..."} or {"resume": "..."}'));
+      req = parseAuth(f.body);
+    } catch (e) {
+      return this.refuse(conn, new XError('BAD_REQUEST', (e as Error).message));
     }
-    if (typeof req.resume === 'string') return this.resume(conn, req.resume);
-    if (typeof req.token !== 'string' || req.token.length === 0 || req.token.length > MAX_TOKEN_LENGTH) {
+    if ('resume' in req) return this.resume(conn, req.resume);
+    if (req.token.length === 0 || req.token.length > MAX_TOKEN_LENGTH) {
       return this.refuse(conn, new XError('BAD_TOKEN', 'AUTH needs a "token" from the login service'));
     }
     let rec;
@@ -154,7 +153,7 @@ export class ClientAuth {
     const g = this.deps.settings;
     // The idle deadline starts now, not at the AUTH frame (the store may have taken a while).
     conn.lastRx = performance.now();
-    conn.sendFrame(Cmd.WELCOME, jsonBody({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: g.heartbeatMs, graceMs: g.reconnectGraceMs, resumed }));
+    conn.sendFrame(Cmd.WELCOME, encodeWelcome({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: g.heartbeatMs, graceMs: g.reconnectGraceMs, resumed }));
   }
 
   private refuse(conn: ClientConnection, err: XError): void {

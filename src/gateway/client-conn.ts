@@ -8,8 +8,10 @@
 import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import { XError } from '../errors.js';
-import { Cmd } from '../wire/commands.js';
-import { FrameDecoder, FrameWriter, HEADER_REST, HEADER_SIZE, encodeFrame, type Frame } from '../wire/frame.js';
+import { Cmd } from '../protocol/commands.js';
+import { FrameDecoder, HEADER_REST, HEADER_SIZE, encodeFrame, type Frame } from '../protocol/frame.js';
+import { encodeErrorNotice } from '../protocol/client-messages.js';
+import { FrameWriter, toXError } from '../wire/frame.js';
 
 export interface ClientConnHost {
   onFrame(conn: ClientConnection, f: Frame): void;
@@ -23,15 +25,9 @@ export interface ClientLimits {
   burst: number;
 }
 
-const textEncoder = new TextEncoder();
-
-/** JSON bodies of framework frames on client connections (docs/protocol.md §6). */
-export function jsonBody(v: unknown): Uint8Array {
-  return textEncoder.encode(JSON.stringify(v));
-}
-
-export function errorBody(err: XError): Uint8Array {
-  return jsonBody({ code: err.code, message: err.message });
+/** The ERROR notice (or error-response body) for `err`, optionally naming the client frame it answers. */
+export function errorBody(err: XError, cmd?: number): Uint8Array {
+  return encodeErrorNotice({ code: err.code, message: err.message, cmd });
 }
 
 export abstract class ClientConnection {
@@ -122,7 +118,7 @@ export class TcpClientConnection extends ClientConnection {
     limits: ClientLimits,
   ) {
     super(host, limits, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
-    this.decoder = new FrameDecoder(limits.maxFrame, (f) => this.received(f));
+    this.decoder = new FrameDecoder(limits.maxFrame, (f) => this.received(f), toXError);
     this.writer = new FrameWriter(
       {
         writeChunks: (chunks) => {
@@ -170,7 +166,7 @@ export class TcpClientConnection extends ClientConnection {
 }
 
 export class WsClientConnection extends ClientConnection {
-  private queue: Buffer[] = [];
+  private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private scheduled = false;
 

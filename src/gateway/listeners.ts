@@ -8,7 +8,7 @@ import http from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { XConfig } from '../config/schema.js';
 import { XError } from '../errors.js';
-import type { Frame } from '../wire/frame.js';
+import type { Frame } from '../protocol/frame.js';
 import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
 
 export interface ListenerHost extends ClientConnHost {

@@ -27,9 +27,10 @@ import type { Link } from '../link/link.js';
 import type { ClusterStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { decodeToClient, encodeFromClient } from '../wire/relay-codec.js';
-import { Cmd, SYSTEM_CMD_BASE } from '../wire/commands.js';
-import { Flags, type Frame } from '../wire/frame.js';
-import { errorBody, jsonBody, type ClientConnection } from './client-conn.js';
+import { Cmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
+import { Flags, type Frame } from '../protocol/frame.js';
+import { encodeErrorNotice } from '../protocol/client-messages.js';
+import { errorBody, type ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
 import { isLive, type Session, type SessionTable } from './sessions.js';
 
@@ -276,7 +277,7 @@ export class Router {
       flags = Flags.RESPONSE;
       if (m.errorCode !== 0) {
         flags |= Flags.ERROR;
-        body = jsonBody({ code: errorCodeName(m.errorCode), message: m.errorMessage });
+        body = encodeErrorNotice({ code: errorCodeName(m.errorCode), message: m.errorMessage });
       }
     }
     if (this.sessions.deliver(s, cmd, body, flags, m.rid)) this.count.outbound++;
@@ -318,5 +319,5 @@ export class Router {
 /** An error for a client frame: an error response to a request, an ERROR frame otherwise. */
 function replyError(conn: ClientConnection, f: Frame, err: XError): void {
   if (f.flags & Flags.REQUEST) conn.sendFrame(f.cmd, errorBody(err), Flags.RESPONSE | Flags.ERROR, f.rid);
-  else conn.sendFrame(Cmd.ERROR, jsonBody({ code: err.code, message: err.message, cmd: f.cmd }));
+  else conn.sendFrame(Cmd.ERROR, errorBody(err, f.cmd));
 }

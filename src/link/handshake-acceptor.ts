@@ -25,8 +25,8 @@
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
-import { Cmd, cmdName } from '../wire/commands.js';
-import type { Frame } from '../wire/frame.js';
+import { Cmd, cmdName } from '../protocol/commands.js';
+import type { Frame } from '../protocol/frame.js';
 import {
   HandshakeReader,
   MIN_DIAL_NONCE_BYTES,

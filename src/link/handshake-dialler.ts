@@ -27,8 +27,8 @@
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
-import { Cmd, cmdName } from '../wire/commands.js';
-import type { Frame } from '../wire/frame.js';
+import { Cmd, cmdName } from '../protocol/commands.js';
+import type { Frame } from '../protocol/frame.js';
 import {
   HandshakeReader,
   PROTOCOL_VERSION,

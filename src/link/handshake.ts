@@ -12,8 +12,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { encode } from '../wire/codec.js';
-import { Cmd } from '../wire/commands.js';
-import { FrameDecoder, encodeFrame, type Frame } from '../wire/frame.js';
+import { Cmd } from '../protocol/commands.js';
+import { FrameDecoder, encodeFrame, type Frame } from '../protocol/frame.js';
+import { toXError } from '../wire/frame.js';
 
 export const PROTOCOL_VERSION = 1;
 export const NONCE_BYTES = 32;
@@ -77,7 +78,7 @@ export interface HandshakeIdentity {
  */
 export interface HandshakeStep {
   send: Frame[];
-  done?: { remote: HandshakeIdentity; leftover: Buffer | null };
+  done?: { remote: HandshakeIdentity; leftover: Uint8Array | null };
   refuse?: XError;
 }
 
@@ -91,7 +92,7 @@ export function controlFrame(cmd: number, body: Uint8Array): Frame {
 }
 
 /** Bytes of frames in order, as they go on the wire. */
-export function encodeFrames(frames: readonly Frame[]): Buffer {
+export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   if (frames.length === 1) return encodeFrame(frames[0]!.cmd, frames[0]!.body, frames[0]!.flags, frames[0]!.rid);
   return Buffer.concat(frames.map((f) => encodeFrame(f.cmd, f.body, f.flags, f.rid)));
 }
@@ -106,11 +107,11 @@ export function asXError(e: unknown): XError {
  */
 export class HandshakeReader {
   private readonly frames: Frame[] = [];
-  private readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => this.frames.push(f));
+  private readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => this.frames.push(f), toXError);
 
   /** Decodes what arrived; throws BAD_FRAME / FRAME_TOO_LARGE like the link's own decoder. */
   push(bytes: Uint8Array): void {
-    this.decoder.push(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    this.decoder.push(bytes);
   }
 
   next(): Frame | undefined {
@@ -123,7 +124,7 @@ export class HandshakeReader {
   }
 
   /** Frames not taken yet plus the bytes of an incomplete one, re-encoded for the link's decoder. */
-  takeRest(): Buffer | null {
+  takeRest(): Uint8Array | null {
     const rest = this.frames.length > 0 ? encodeFrames(this.frames.splice(0)) : null;
     const tail = this.decoder.takePending();
     if (!rest) return tail;

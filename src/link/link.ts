@@ -12,30 +12,17 @@
  * Roles above (mgr, node runtime) see only `send`, `request`, `reply`, `onFrame`, `onClose`.
  */
 import net from 'node:net';
-import type { Logger } from 'pino';
 import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError, errorCodeName } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
-import { Cmd, cmdName } from '../wire/commands.js';
-import { Flags, FrameDecoder, FrameWriter, type Frame } from '../wire/frame.js';
-import { Heartbeat } from './heartbeat.js';
+import { Cmd, cmdName } from '../protocol/commands.js';
+import { Flags, FrameDecoder, type Frame } from '../protocol/frame.js';
+import { FrameWriter, toXError } from '../wire/frame.js';
+import { Heartbeat } from '../protocol/heartbeat.js';
+import type { LinkIdentity, LinkOptions } from './options.js';
 import { acceptHandshake, dialHandshake } from './socket-handshake.js';
 
-export interface LinkIdentity {
-  type: number;
-  id: string;
-}
-
-export interface LinkOptions {
-  cluster: string;
-  secret: string;
-  maxFrame: number;
-  handshakeTimeoutMs: number;
-  heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  maxOutboundBytes: number;
-  logger: Logger;
-}
+export type { LinkIdentity, LinkOptions } from './options.js';
 
 const EMPTY = new Uint8Array(0);
 /** How long a closed link's socket may take to flush; a peer that never reads must not keep it forever. */
@@ -72,7 +59,7 @@ export class Link {
   private sweepAt = Infinity;
   private closed = false;
   private started = false;
-  private leftover: Buffer | null;
+  private leftover: Uint8Array | null;
 
   /** Use Link.dial or LinkListener: they hand over a socket that already finished the handshake. */
   constructor(
@@ -80,12 +67,12 @@ export class Link {
     remote: LinkIdentity,
     direction: 'in' | 'out',
     private readonly opts: LinkOptions,
-    leftover: Buffer | null,
+    leftover: Uint8Array | null,
   ) {
     this.remote = remote;
     this.direction = direction;
     this.writer = new FrameWriter({ writeChunks: (c) => writeChunks(socket, c) });
-    this.decoder = new FrameDecoder(opts.maxFrame, (f) => this.dispatch(f));
+    this.decoder = new FrameDecoder(opts.maxFrame, (f) => this.dispatch(f), toXError);
     this.heartbeat = new Heartbeat(
       {
         sendPing: () => this.writer.write(Cmd.PING, EMPTY),
@@ -222,7 +209,7 @@ export class Link {
     this.onClose(err, this);
   }
 
-  private receive(chunk: Buffer): void {
+  private receive(chunk: Uint8Array): void {
     if (this.closed) return;
     this.heartbeat.touch();
     try {

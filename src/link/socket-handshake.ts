@@ -8,13 +8,13 @@ import { XError } from '../errors.js';
 import { AcceptorHandshake } from './handshake-acceptor.js';
 import { DiallerHandshake } from './handshake-dialler.js';
 import { encodeFrames, errorFrame, type HandshakeStep } from './handshake.js';
-import type { LinkIdentity, LinkOptions } from './link.js';
+import type { LinkIdentity, LinkOptions } from './options.js';
 
 /** How long a refused socket may linger to flush its ERROR frame; a peer that never reads must not keep it. */
 const REFUSAL_LINGER_MS = 500;
 
 /** Called once the peer is authenticated; takes the socket over (synchronously, so no data is missed). */
-export type OpenHandshake<T> = (socket: net.Socket, remote: LinkIdentity, leftover: Buffer | null) => T;
+export type OpenHandshake<T> = (socket: net.Socket, remote: LinkIdentity, leftover: Uint8Array | null) => T;
 
 /** Ends the socket after the last bytes (the ERROR frame) are written, or drops it when there is nothing to say. */
 function closeRefused(socket: net.Socket, send: HandshakeStep['send']): void {

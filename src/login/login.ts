@@ -7,6 +7,7 @@
  *                    each stateful type (allocated atomically and sticky in the store)
  *   GET  /config.json {loginUrl} for browser pages
  *   GET  /sdk/...    the browser client SDK (dist/client/)
+ *   GET  /protocol/... the wire protocol module the SDK imports (dist/protocol/)
  *   GET  /...        files of login.staticDir (the demo page), when set
  *
  * Failed logins are throttled per account and per client address (login.maxFailures within
@@ -125,6 +126,8 @@ export class LoginServer {
   private readonly cfg: RoleContext['config'];
   private readonly statefulTypes: number[];
   private readonly sdkRoot = fileURLToPath(new URL('../client/', import.meta.url));
+  /** The SDK imports ../protocol/*.js; from /sdk/ that is /protocol/. */
+  private readonly protocolRoot = fileURLToPath(new URL('../protocol/', import.meta.url));
   private staticRoot: string | null = null;
   private verifier: Verifier | null;
   private server: Server | null = null;
@@ -266,6 +269,7 @@ export class LoginServer {
       }
       if (pathname === '/config.json') return sendJson(res, 200, { loginUrl: '/login' }, req.method === 'HEAD');
       if (pathname === '/sdk' || pathname.startsWith('/sdk/')) return await this.serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk');
+      if (pathname.startsWith('/protocol/')) return await this.serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol');
       if (this.staticRoot) return await this.serveFile(req, res, this.staticRoot, pathname, '');
       throw new HttpError(404, 'NOT_FOUND', `nothing at ${pathname}; POST /login to log in`);
     } catch (e) {

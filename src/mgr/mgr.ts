@@ -31,8 +31,8 @@ import { XError } from '../errors.js';
 import { type Link, LinkListener } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
 import { decode, encode } from '../wire/codec.js';
-import { Cmd } from '../wire/commands.js';
-import type { Frame } from '../wire/frame.js';
+import { Cmd } from '../protocol/commands.js';
+import type { Frame } from '../protocol/frame.js';
 import type { LeaseRecord } from '../store/store.js';
 import { MgrLease } from './lease.js';
 

@@ -21,12 +21,12 @@ import {
   type Updated,
 } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
-import { Backoff } from '../link/backoff.js';
+import { Backoff } from '../protocol/backoff.js';
 import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
 import type { ClusterStore, LeaseRecord } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
-import { Cmd } from '../wire/commands.js';
-import type { Frame } from '../wire/frame.js';
+import { Cmd } from '../protocol/commands.js';
+import type { Frame } from '../protocol/frame.js';
 import { NodeType } from '../context.js';
 import { dialLink, type LinkDialer } from './dial.js';
 

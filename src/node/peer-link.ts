@@ -10,9 +10,9 @@
  */
 import type { Logger } from 'pino';
 import { XError } from '../errors.js';
-import { Backoff } from '../link/backoff.js';
+import { Backoff } from '../protocol/backoff.js';
 import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
-import type { Frame } from '../wire/frame.js';
+import type { Frame } from '../protocol/frame.js';
 import { dialLink, type LinkDialer } from './dial.js';
 
 export interface PeerLinkHost {

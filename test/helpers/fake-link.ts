@@ -6,7 +6,7 @@
 import { XError } from '../../src/errors.js';
 import type { Link, LinkIdentity, LinkOptions } from '../../src/link/link.js';
 import type { LinkDialer } from '../../src/node/dial.js';
-import type { Frame } from '../../src/wire/frame.js';
+import type { Frame } from '../../src/protocol/frame.js';
 
 export interface SentFrame {
   cmd: number;

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { MgrServer } from '../../src/mgr/mgr.js';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { FrameDecoder, encodeFrame, type Frame } from '../../src/wire/frame.js';
+import { FrameDecoder, encodeFrame, type Frame } from '../../src/protocol/frame.js';
 
 export const REDIS_URL = process.env.XSERVER_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 

@@ -1,11 +1,11 @@
 /**
- * Framework command numbers. User commands are 0 .. SYSTEM_CMD_BASE-1;
- * everything from SYSTEM_CMD_BASE up is reserved (docs/protocol.md, "Commands").
+ * Framework command numbers (docs/protocol.md, "Commands"). User commands are
+ * 0 .. SYSTEM_CMD_BASE-1; everything from SYSTEM_CMD_BASE up is reserved for the framework.
  */
 export const SYSTEM_CMD_BASE = 0xffff0000;
 
 export const Cmd = {
-  // handshake + liveness (every link)
+  // handshake + liveness (every link; a client sees AUTH, WELCOME, ERROR, PING, PONG)
   HELLO: 0xffff0001,
   CHALLENGE: 0xffff0002,
   AUTH: 0xffff0003,
@@ -21,7 +21,7 @@ export const Cmd = {
   UPDATED: 0xffff0014,
   LEAVE: 0xffff0015,
   STATUS: 0xffff0016,
-  // relay (node <-> gateway), see docs/protocol.md
+  // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,
   RELAY_FROM_CLIENT: 0xffff0021,
   RELAY_BROADCAST_CLIENTS: 0xffff0022,
@@ -32,12 +32,20 @@ export const Cmd = {
   KICK_ACCOUNT: 0xffff0027,
 } as const;
 
+export type CmdName = keyof typeof Cmd;
+
 const names = new Map<number, string>(Object.entries(Cmd).map(([k, v]) => [v, k]));
 
+/** A readable name for logs: the framework command's name, SYSTEM_0x... for an unknown reserved one, else the number. */
 export function cmdName(cmd: number): string {
   return names.get(cmd) ?? (cmd >= SYSTEM_CMD_BASE ? `SYSTEM_0x${cmd.toString(16)}` : String(cmd));
 }
 
 export function isSystemCmd(cmd: number): boolean {
   return cmd >= SYSTEM_CMD_BASE;
+}
+
+/** An integer in the user range 0 .. SYSTEM_CMD_BASE-1. */
+export function isUserCmd(cmd: number): boolean {
+  return Number.isInteger(cmd) && cmd >= 0 && cmd < SYSTEM_CMD_BASE;
 }

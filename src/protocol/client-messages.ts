@@ -1,0 +1,121 @@
+/**
+ * The JSON bodies a game client and a gateway exchange (docs/protocol.md, "Client protocol"):
+ * each message has one type, one encoder and one parser, used by the gateway, the client SDK and
+ * the test fakes alike.
+ *
+ *   client -> gateway   AUTH     {"token": "..."} | {"resume": "..."}
+ *   gateway -> client   WELCOME  {account, generation, resume, heartbeatMs, graceMs, resumed}
+ *   gateway -> client   ERROR    {code, message, cmd?}   (also the body of an error response)
+ */
+import { jsonBytes, parseJson } from './bytes.js';
+
+/** Ping interval a client uses when WELCOME names none (the `gateway.heartbeatMs` default). */
+export const DEFAULT_HEARTBEAT_MS = 10_000;
+
+/** AUTH: a single-use token from the login service, or the resume key of a session within its grace. */
+export type AuthRequest = { token: string } | { resume: string };
+
+/** The gateway's WELCOME. */
+export interface Welcome {
+  account: string;
+  generation: number;
+  /** Key for `AUTH {"resume"}` after a disconnect; it changes on every resume. */
+  resume: string;
+  /** The client must send something (PING) at least this often. */
+  heartbeatMs: number;
+  /** True when this connection resumed an existing session. */
+  resumed: boolean;
+  /** How long the gateway keeps the session after a disconnect; resuming stops after it. */
+  graceMs?: number;
+}
+
+/** An ERROR notice, or the body of an error response. `cmd` names the client frame it answers. */
+export interface ErrorNotice {
+  code: string;
+  message: string;
+  cmd?: number;
+}
+
+/** A body that is not the message it should be. `code` is BAD_REQUEST (AUTH) or BAD_FRAME (gateway → client). */
+export class MessageError extends Error {
+  constructor(
+    readonly code: 'BAD_REQUEST' | 'BAD_FRAME',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MessageError';
+  }
+}
+
+function object(body: Uint8Array, code: MessageError['code'], what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = parseJson(body);
+  } catch {
+    throw new MessageError(code, `${what} body is not JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MessageError(code, `${what} body is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+export function encodeAuth(req: AuthRequest): Uint8Array {
+  return jsonBytes(req);
+}
+
+/**
+ * Parses AUTH. A `resume` string wins over a `token`; the token is returned as sent (its length
+ * and validity are the gateway's to judge). Throws MessageError BAD_REQUEST otherwise.
+ */
+export function parseAuth(body: Uint8Array): AuthRequest {
+  const shape = 'AUTH body must be JSON {"token": "..."} or {"resume": "..."}';
+  let o: Record<string, unknown>;
+  try {
+    o = object(body, 'BAD_REQUEST', 'AUTH');
+  } catch {
+    throw new MessageError('BAD_REQUEST', shape);
+  }
+  if (typeof o.resume === 'string') return { resume: o.resume };
+  if (typeof o.token === 'string') return { token: o.token };
+  return { token: '' };
+}
+
+export function encodeWelcome(w: Welcome): Uint8Array {
+  return jsonBytes(w);
+}
+
+/** Parses WELCOME, keeping every field (graceMs included). Throws MessageError BAD_FRAME when it has no resume key. */
+export function parseWelcome(body: Uint8Array): Welcome {
+  const o = object(body, 'BAD_FRAME', 'WELCOME');
+  if (typeof o.resume !== 'string') throw new MessageError('BAD_FRAME', 'malformed WELCOME (no resume key)');
+  const w: Welcome = {
+    account: typeof o.account === 'string' ? o.account : String(o.account ?? ''),
+    generation: Number(o.generation ?? 0),
+    resume: o.resume,
+    heartbeatMs: typeof o.heartbeatMs === 'number' && o.heartbeatMs > 0 ? o.heartbeatMs : DEFAULT_HEARTBEAT_MS,
+    resumed: o.resumed === true,
+  };
+  if (typeof o.graceMs === 'number' && o.graceMs >= 0) w.graceMs = o.graceMs;
+  return w;
+}
+
+export function encodeErrorNotice(e: ErrorNotice): Uint8Array {
+  return jsonBytes(e.cmd === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, cmd: e.cmd });
+}
+
+/**
+ * Parses an ERROR body, tolerating garbage: a body that is not `{code, message}` gives
+ * `fallbackCode` (a notice must never be lost because its body was odd).
+ */
+export function parseErrorNotice(body: Uint8Array, fallbackCode: string): ErrorNotice {
+  let o: Record<string, unknown>;
+  try {
+    o = object(body, 'BAD_FRAME', 'ERROR');
+  } catch {
+    return { code: fallbackCode, message: fallbackCode };
+  }
+  const code = typeof o.code === 'string' && o.code ? o.code : fallbackCode;
+  const message = typeof o.message === 'string' && o.message ? o.message : code;
+  const out: ErrorNotice = { code, message };
+  if (typeof o.cmd === 'number') out.cmd = o.cmd;
+  return out;
+}
