@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../src/gateway/gateway.js';
 import { ClusterNode } from '../src/node/node.js';
 import { XError } from '../src/errors.js';
+import { encodeAuth, parseWelcome } from '../src/protocol/client-messages.js';
 import { Cmd } from '../src/protocol/commands.js';
 import { Flags } from '../src/protocol/frame.js';
 import { RawClient, startCluster, waitUntil } from './helpers/inproc.js';
@@ -49,10 +50,10 @@ async function issueToken(account: string, gateway: Gateway, opts: { lobbyId?: s
 async function login(account: string, gateway = gw) {
   const t = await issueToken(account, gateway);
   const cl = await RawClient.connect(gateway.tcpPort);
-  cl.send(Cmd.AUTH, JSON.stringify({ token: t.token }));
+  cl.send(Cmd.AUTH, encodeAuth({ token: t.token }));
   const w = await cl.next((f) => f.cmd === Cmd.WELCOME || f.cmd === Cmd.ERROR);
   expect(w.cmd).toBe(Cmd.WELCOME);
-  return { cl, welcome: cl.json(w), ...t };
+  return { cl, welcome: parseWelcome(w.body), ...t };
 }
 
 beforeAll(async () => {
@@ -139,7 +140,7 @@ describe('gateway routing', () => {
 });
 
 describe('gateway authentication', () => {
-  async function refusal(body: string, port = gw.tcpPort) {
+  async function refusal(body: Uint8Array | string, port = gw.tcpPort) {
     const cl = await RawClient.connect(port);
     cl.send(Cmd.AUTH, body);
     const e = await cl.next((f) => f.cmd === Cmd.ERROR);
@@ -149,18 +150,18 @@ describe('gateway authentication', () => {
 
   it('refuses garbage, replayed, expired and foreign-gateway tokens with a reason', async () => {
     expect((await refusal('not json')).code).toBe('BAD_REQUEST');
-    expect((await refusal(JSON.stringify({ token: 'garbage' }))).code).toBe('BAD_TOKEN');
+    expect((await refusal(encodeAuth({ token: 'garbage' }))).code).toBe('BAD_TOKEN');
     const t = await issueToken('gina', gw);
     const ok = await RawClient.connect(gw.tcpPort);
-    ok.send(Cmd.AUTH, JSON.stringify({ token: t.token }));
+    ok.send(Cmd.AUTH, encodeAuth({ token: t.token }));
     await ok.next((f) => f.cmd === Cmd.WELCOME);
-    const replay = await refusal(JSON.stringify({ token: t.token }));
+    const replay = await refusal(encodeAuth({ token: t.token }));
     expect(replay.code).toBe('BAD_TOKEN');
     expect(String(replay.message)).toMatch(/already used/);
     const expired = await issueToken('hank', gw, { ttlMs: -1 });
-    expect((await refusal(JSON.stringify({ token: expired.token }))).code).toBe('TOKEN_EXPIRED');
+    expect((await refusal(encodeAuth({ token: expired.token }))).code).toBe('TOKEN_EXPIRED');
     const foreign = await issueToken('ivan', gw2);
-    const f = await refusal(JSON.stringify({ token: foreign.token }), gw.tcpPort);
+    const f = await refusal(encodeAuth({ token: foreign.token }), gw.tcpPort);
     expect(f.code).toBe('BAD_TOKEN');
     expect(String(f.message)).toMatch(/another gateway/);
     ok.close();
@@ -230,7 +231,7 @@ describe('sessions and lost accounts', () => {
     const l = lobbies.find((x) => x.accounts().includes('mia'))!;
     for (let i = 0; i < 3; i++) l.sendToClient('mia', 6, `while-away-${i}`);
     const again = await RawClient.connect(gw.tcpPort);
-    again.send(Cmd.AUTH, JSON.stringify({ resume: welcome.resume }));
+    again.send(Cmd.AUTH, encodeAuth({ resume: welcome.resume }));
     const w = await again.next((f) => f.cmd === Cmd.WELCOME);
     expect(again.json(w).resumed).toBe(true);
     await waitUntil(() => again.frames.filter((f) => f.cmd === 4006).length === 3, 2000, 'buffered messages');
@@ -267,7 +268,7 @@ describe('sessions and lost accounts', () => {
     await waitUntil(() => gw.node.has(extra.id), 3000, 'gateway sees the new lobby');
     const t = await issueToken('pete', gw, { lobbyId: extra.id });
     const cl = await RawClient.connect(gw.tcpPort);
-    cl.send(Cmd.AUTH, JSON.stringify({ token: t.token }));
+    cl.send(Cmd.AUTH, encodeAuth({ token: t.token }));
     await cl.next((f) => f.cmd === Cmd.WELCOME);
     cl.send(4001, 'one');
     expect(Buffer.from((await cl.next((f) => f.cmd === 4001)).body).toString()).toBe(`${extra.id}:one`);
