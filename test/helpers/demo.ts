@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { type Redis } from 'ioredis';
 import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
 import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
 import {
