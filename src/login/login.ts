@@ -11,10 +11,11 @@
  *   GET  /...        files of login.staticDir (the demo page), when set
  *
  * Failed logins are throttled per account and per client address (login.maxFailures within
- * login.failureWindowMs). Every error is JSON `{"error": {"code", "message"}}`.
+ * login.failureWindowMs). Every error is JSON `{"error": {"code", "message"}}`. HTTP plumbing
+ * (errors, bodies, static files) is in http.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -22,11 +23,12 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { statefulTypeNumbers } from '../config/schema.js';
 import { NodeType, type RoleContext } from '../context.js';
-import { XError, type ErrorCodeName } from '../errors.js';
+import { XError } from '../errors.js';
 import { ClusterNode } from '../node/node.js';
 import type { Peer } from '../node/peer.js';
 import type { AllocationCandidate, TokenRecord } from '../store/store.js';
 import { createVerifier, type Verifier } from './accounts.js';
+import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
 
 /** How long a client may take to send its request headers / whole request. */
@@ -43,39 +45,8 @@ const CORS_MAX_AGE_S = 600;
 /** Key prefix (in the store's kv area) of a throttle lock: set when a failure counter reaches the limit. */
 const LOCK_PREFIX = 'login:lock:';
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.htm': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-  '.ico': 'image/x-icon',
-  '.txt': 'text/plain; charset=utf-8',
-  '.ts': 'text/plain; charset=utf-8',
-  '.wasm': 'application/wasm',
-};
-
 export type LoginResult = 'ok' | 'bad_credentials' | 'rate_limited' | 'no_gateway' | 'bad_request' | 'error';
 const RESULTS: readonly LoginResult[] = ['ok', 'bad_credentials', 'rate_limited', 'no_gateway', 'bad_request', 'error'];
-
-/** Codes of HTTP-level refusals that are not XError codes. */
-type HttpErrorCode = ErrorCodeName | 'NOT_FOUND' | 'METHOD_NOT_ALLOWED';
-
-/** An answer with an error status. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: HttpErrorCode,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
 export interface LoginResponse {
   token: string;
@@ -268,9 +239,9 @@ export class LoginServer {
         throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed on ${pathname}; use GET`, { allow: 'GET, HEAD, OPTIONS' });
       }
       if (pathname === '/config.json') return sendJson(res, 200, { loginUrl: '/login' }, req.method === 'HEAD');
-      if (pathname === '/sdk' || pathname.startsWith('/sdk/')) return await this.serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk');
-      if (pathname.startsWith('/protocol/')) return await this.serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol');
-      if (this.staticRoot) return await this.serveFile(req, res, this.staticRoot, pathname, '');
+      if (pathname === '/sdk' || pathname.startsWith('/sdk/')) return await serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk', this.log);
+      if (pathname.startsWith('/protocol/')) return await serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol', this.log);
+      if (this.staticRoot) return await serveFile(req, res, this.staticRoot, pathname, '', this.log);
       throw new HttpError(404, 'NOT_FOUND', `nothing at ${pathname}; POST /login to log in`);
     } catch (e) {
       this.sendError(req, res, e);
@@ -453,69 +424,12 @@ export class LoginServer {
    * Serves `urlPath` (still percent-encoded) from `root`. Paths with ".." segments, NUL or a
    * resolved location (symlinks followed) outside `root` are refused.
    */
-  private async serveFile(req: IncomingMessage, res: ServerResponse, root: string, urlPath: string, mount: string): Promise<void> {
-    let rel: string;
-    try {
-      rel = decodeURIComponent(urlPath);
-    } catch {
-      throw new HttpError(400, 'BAD_REQUEST', 'malformed percent-encoding in the path');
-    }
-    if (rel.includes('\0')) throw new HttpError(400, 'BAD_REQUEST', 'invalid path');
-    if (rel.split(/[\\/]/).includes('..')) throw new HttpError(400, 'BAD_REQUEST', 'path may not contain ".." segments');
-    const notFound = (): HttpError => new HttpError(404, 'NOT_FOUND', `not found: ${mount}${urlPath}`);
-    const rootAbs = path.resolve(root);
-    let full = path.join(rootAbs, rel);
-    if (!inside(rootAbs, full)) throw notFound();
-    let st = await fsp.stat(full).catch(() => null);
-    if (!st) throw notFound();
-    if (st.isDirectory()) {
-      if (!urlPath.endsWith('/')) {
-        // Relative links of the directory's index.html need the trailing slash.
-        res.writeHead(301, { location: `${mount}${urlPath}/` }).end();
-        return;
-      }
-      full = path.join(full, 'index.html');
-      st = await fsp.stat(full).catch(() => null);
-      if (!st) throw notFound();
-    }
-    if (!st.isFile()) throw notFound();
-    const [realRoot, realFull] = await Promise.all([fsp.realpath(rootAbs), fsp.realpath(full)]).catch(() => [null, null]);
-    if (!realRoot || !realFull || !inside(realRoot, realFull)) throw notFound();
-
-    res.writeHead(200, {
-      'content-type': CONTENT_TYPES[path.extname(full).toLowerCase()] ?? 'application/octet-stream',
-      'content-length': String(st.size),
-      'cache-control': 'no-cache',
-      'x-content-type-options': 'nosniff',
-    });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const stream = createReadStream(realFull);
-      stream.on('error', (e) => {
-        this.log.warn({ err: e, file: realFull }, 'static file read failed');
-        res.destroy();
-        resolve();
-      });
-      res.on('close', () => {
-        stream.destroy();
-        resolve();
-      });
-      stream.pipe(res);
-    });
-  }
 }
 
 // ================================================================ helpers
 
 function candidatesOf(peers: Peer[]): AllocationCandidate[] {
   return peers.map((p) => ({ id: p.id, load: p.overload(0) }));
-}
-
-function inside(root: string, p: string): boolean {
-  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
 function fromXError(e: XError): HttpError {
@@ -549,40 +463,4 @@ function resultOf(e: unknown): LoginResult {
     default:
       return 'error';
   }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headOnly = false): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
-  res.end(headOnly ? undefined : text);
-}
-
-/** Reads the whole body; 413 when it exceeds `max` bytes (declared or actual). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const tooLarge = (): HttpError => new HttpError(413, 'BAD_REQUEST', `request body exceeds ${max} bytes`);
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (e: Error): void => {
-      if (settled) return;
-      settled = true;
-      reject(e);
-    };
-    req.on('data', (c: Buffer) => {
-      if (settled) return;
-      size += c.length;
-      if (size > max) fail(tooLarge());
-      else chunks.push(c);
-    });
-    req.on('end', () => {
-      if (settled) return;
-      settled = true;
-      resolve(Buffer.concat(chunks));
-    });
-    req.on('error', fail);
-    req.on('close', () => fail(new HttpError(400, 'BAD_REQUEST', 'request aborted')));
-  });
 }
