@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { XError } from '../src/errors.js';
-import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, type Hello } from '../src/gen/xserver/v1/cluster_pb.js';
+import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../src/gen/xserver/v1/cluster_pb.js';
 import { AcceptorHandshake, type AcceptorHandshakeOptions } from '../src/link/handshake-acceptor.js';
 import { DiallerHandshake, type DiallerHandshakeOptions } from '../src/link/handshake-dialler.js';
-import { HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, diallerProof, encodeFrames, type HandshakeStep } from '../src/link/handshake.js';
+import { HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, acceptorProof, diallerProof, encodeFrames, type HandshakeStep } from '../src/link/handshake.js';
 import { decode, encode } from '../src/wire/codec.js';
 import { Cmd } from '../src/protocol/commands.js';
 import { encodeFrame, type Frame } from '../src/protocol/frame.js';
@@ -90,11 +90,11 @@ describe('handshake machines, wired to each other', () => {
   });
 
   it('bytes after WELCOME are handed over as leftover, including a full-size frame and a partial one', () => {
-    const { d, challenge } = upToChallenge();
-    d.receive(bytes(challenge));
+    const { d, a, challenge } = upToChallenge();
+    const welcome = a.receive(bytes(...d.receive(bytes(challenge)).send));
     const big = encodeFrame(7, Buffer.alloc(HANDSHAKE_MAX_FRAME * 2, 1), 0, 0);
     const partial = encodeFrame(8, Buffer.from('abcdef')).subarray(0, 10);
-    const step = d.receive(Buffer.concat([encodeFrame(Cmd.WELCOME), big, partial]));
+    const step = d.receive(Buffer.concat([bytes(...welcome.send), big, partial]));
     expect(step.done).toBeDefined();
     expect(Buffer.compare(step.done!.leftover!, Buffer.concat([big, partial]))).toBe(0);
   });
@@ -104,7 +104,7 @@ describe('handshake machines, wired to each other', () => {
     const auth = d.receive(bytes(challenge));
     const app = encodeFrame(9, Buffer.from('first'), 1, 42);
     const step = a.receive(Buffer.concat([bytes(...auth.send), app]));
-    expect(step.done!.leftover).toEqual(app);
+    expect(Buffer.compare(step.done!.leftover!, app)).toBe(0);
   });
 
   it('frames split at any byte boundary give the same exchange', () => {
@@ -127,18 +127,30 @@ describe('handshake machines, wired to each other', () => {
 });
 
 describe('refusals', () => {
-  it('wrong secret at the acceptor: the dialler refuses its CHALLENGE with AUTH_FAILED and says so', () => {
-    const { d, challenge } = upToChallenge(dialler(), acceptor({ secret: 'nope' }));
-    const step = d.receive(bytes(challenge));
+  it('a WELCOME whose proof was made with another secret: the dialler refuses it with AUTH_FAILED and says so', () => {
+    const { d, challenge } = upToChallenge();
+    d.receive(bytes(challenge));
+    const acceptNonce = decode(ChallengeSchema, challenge.body).nonce;
+    const proof = acceptorProof('nope', 'test', new Uint8Array(32).fill(0xd1), acceptNonce, SERVER.id);
+    const step = d.receive(encodeFrame(Cmd.WELCOME, encode(WelcomeSchema, { proof })));
     expect(step.refuse?.code).toBe('AUTH_FAILED');
     expect(toldPeer(step).code).toBe('AUTH_FAILED');
-    expect(cmds(step)).toEqual([Cmd.ERROR]); // no AUTH leaves
+    expect(step.done).toBeUndefined();
     expect(d.state).toBe('refused');
   });
 
-  it('wrong secret at the dialler: the dialler finds out at the CHALLENGE', () => {
-    const { d, challenge } = upToChallenge(dialler({ secret: 'nope' }));
-    expect(d.receive(bytes(challenge)).refuse?.code).toBe('AUTH_FAILED');
+  it('a WELCOME without a proof is refused with AUTH_FAILED', () => {
+    const { d, challenge } = upToChallenge();
+    d.receive(bytes(challenge));
+    expect(d.receive(encodeFrame(Cmd.WELCOME)).refuse?.code).toBe('AUTH_FAILED');
+  });
+
+  it('different secrets: the acceptor refuses the AUTH and the dialler learns why from its ERROR', () => {
+    const { d, a, challenge } = upToChallenge(dialler({ secret: 'nope' }));
+    const refused = a.receive(bytes(...d.receive(bytes(challenge)).send));
+    expect(refused.refuse?.code).toBe('AUTH_FAILED');
+    expect(cmds(refused)).toEqual([Cmd.ERROR]); // no WELCOME, so no acceptor proof, leaves
+    expect(d.receive(bytes(...refused.send)).refuse?.code).toBe('AUTH_FAILED');
   });
 
   it('wrong secret at the dialler: an AUTH proved with another secret is refused with AUTH_FAILED', () => {
@@ -324,8 +336,41 @@ describe('replay protection', () => {
     expect(step.done).toBeUndefined();
   });
 
-  it('a CHALLENGE recorded on another connection is refused: the dialler nonce is fresh per connection', () => {
-    const { challenge } = upToChallenge(dialler({ nonce: fixedNonce(1) }));
-    expect(dialler({ nonce: fixedNonce(2) }).receive(bytes(challenge)).refuse?.code).toBe('AUTH_FAILED');
+  it('a WELCOME recorded on another connection is refused: the dialler nonce is fresh per connection', () => {
+    // Connection 1, genuine: an eavesdropper records CHALLENGE and WELCOME.
+    const { d, a, challenge } = upToChallenge(dialler({ nonce: fixedNonce(1) }));
+    const welcome = bytes(...a.receive(bytes(...d.receive(bytes(challenge)).send)).send);
+    // Connection 2: the eavesdropper, posing as the acceptor, replays both to a fresh dialler.
+    const d2 = dialler({ nonce: fixedNonce(2) });
+    expect(cmds(d2.receive(bytes(challenge)))).toEqual([Cmd.AUTH]);
+    expect(d2.receive(welcome).refuse?.code).toBe('AUTH_FAILED');
+  });
+});
+
+describe('nothing crackable for a stranger', () => {
+  /** Everything the acceptor sends to someone who connects without the secret and tries to authenticate. */
+  function strangerTranscript(secret: string): Uint8Array[] {
+    const a = acceptor({ secret });
+    const out: Uint8Array[] = [];
+    const challenge = a.receive(bytes(helloFrame()));
+    out.push(bytes(...challenge.send));
+    const guess = diallerProof('a guess', 'test', decode(ChallengeSchema, challenge.send[0]!.body).nonce, new Uint8Array(32).fill(7), CLIENT.id);
+    const refused = a.receive(encodeFrame(Cmd.AUTH, encode(AuthSchema, { proof: guess })));
+    expect(refused.refuse?.code).toBe('AUTH_FAILED');
+    out.push(bytes(...refused.send));
+    return out;
+  }
+
+  it("what a stranger receives is the same whatever the secret: no value to test guesses against offline", () => {
+    // Same nonces, two different secrets: if any byte sent before the dialler's proof depended on
+    // the secret, the transcripts would differ.
+    expect(strangerTranscript('secret-one')).toEqual(strangerTranscript('another secret entirely'));
+  });
+
+  it('the acceptor proves the secret only after the dialler did, in WELCOME', () => {
+    const { d, a, challenge } = upToChallenge();
+    expect(decode(ChallengeSchema, challenge.body)).not.toHaveProperty('proof');
+    const welcome = a.receive(bytes(...d.receive(bytes(challenge)).send));
+    expect(decode(WelcomeSchema, welcome.send[0]!.body).proof.length).toBe(32);
   });
 });

@@ -3,15 +3,15 @@
  * No socket, no timer (the deadline is the transport's, see socket-handshake.ts).
  *
  *            +---------------------+   HELLO: our protocol, our cluster, we are the
- *            |   awaiting-hello    |   expected type/id, nonce long enough / send CHALLENGE
+ *            |   awaiting-hello    |   expected type/id, nonce long enough / send CHALLENGE (no proof)
  *            +---------------------+ ------------------------------+
  *                        |                                         v
  *                        |                           +---------------------+
  *                        |                           |    awaiting-auth    |
  *                        |                           +---------------------+
  *                        |                             |               |
- *                        |    ERROR from the peer,     |               | AUTH: proof right
- *                        |    another frame, bad body, |               | and admitted / send WELCOME
+ *                        |    ERROR from the peer,     |               | AUTH: proof right and
+ *                        |    another frame, bad body, |               | admitted / send WELCOME + our proof
  *                        |    failed check, bad proof, |               v
  *                        |    not admitted             |          +--------+
  *                        v                             v          |  open  |  done: remote + leftover
@@ -20,7 +20,8 @@
  *            +-----------------------------------------------+
  *
  * `open` and `refused` are final: later input is ignored. Every refusal ends `send` with an
- * ERROR frame, even when the dialler gave up first (it may still be reading).
+ * ERROR frame, even when the dialler gave up first (it may still be reading). Nothing sent before
+ * the dialler's proof checked out depends on the secret.
  */
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
@@ -29,7 +30,7 @@ import { Cmd, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import {
   HandshakeReader,
-  MIN_DIAL_NONCE_BYTES,
+  MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
   acceptorProof,
   asXError,
@@ -103,11 +104,10 @@ export class AcceptorHandshake {
         if (h.expectType !== self.type || (h.expectId !== '' && h.expectId !== self.id)) {
           throw new XError('WRONG_TARGET', `this is type ${self.type} id ${self.id}, not type ${h.expectType}${h.expectId ? ' id ' + h.expectId : ''}`);
         }
-        if (h.nonce.length < MIN_DIAL_NONCE_BYTES) throw new XError('BAD_FRAME', 'HELLO nonce too short');
+        if (h.nonce.length < MIN_NONCE_BYTES) throw new XError('BAD_FRAME', 'HELLO nonce too short');
         this.hello = h;
         this.state = 'awaiting-auth';
-        const proof = acceptorProof(secret, cluster, h.nonce, this.nonce, self.id);
-        return { send: [controlFrame(Cmd.CHALLENGE, encode(ChallengeSchema, { nonce: this.nonce, proof, type: self.type, id: self.id }))] };
+        return { send: [controlFrame(Cmd.CHALLENGE, encode(ChallengeSchema, { nonce: this.nonce, type: self.type, id: self.id }))] };
       }
       case 'awaiting-auth': {
         if (f.cmd !== Cmd.AUTH) throw new XError('BAD_FRAME', `expected AUTH, got ${cmdName(f.cmd)}`);
@@ -121,7 +121,8 @@ export class AcceptorHandshake {
         const refusal = this.opts.admit(remote);
         if (refusal) throw refusal;
         this.state = 'open';
-        return { send: [controlFrame(Cmd.WELCOME, encode(WelcomeSchema, {}))], done: { remote, leftover: this.reader.takeRest() } };
+        const proof = acceptorProof(secret, cluster, hello.nonce, this.nonce, self.id);
+        return { send: [controlFrame(Cmd.WELCOME, encode(WelcomeSchema, { proof }))], done: { remote, leftover: this.reader.takeRest() } };
       }
       case 'open':
       case 'refused':

@@ -6,15 +6,15 @@
  *                        |
  *                        v
  *            +---------------------+   CHALLENGE: target is the expected one
- *            | awaiting-challenge  |   and its proof is right / send AUTH
+ *            | awaiting-challenge  |   / send AUTH (our proof, first)
  *            +---------------------+ ------------------------------+
  *                        |                                         v
  *                        |                           +---------------------+
  *                        |                           |  awaiting-welcome   |
  *                        |                           +---------------------+
  *                        |                             |               |
- *                        |       ERROR from the peer,  |               | WELCOME
- *                        |       another frame, bad    |               v
+ *                        |       ERROR from the peer,  |               | WELCOME with the
+ *                        |       another frame, bad    |               v  acceptor's proof right
  *                        |       body, wrong target,   |          +--------+
  *                        |       bad proof             |          |  open  |  done: remote + leftover
  *                        v                             v          +--------+
@@ -24,13 +24,14 @@
  *
  * `open` and `refused` are final: later input is ignored.
  */
-import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema } from '../gen/xserver/v1/cluster_pb.js';
+import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import {
   HandshakeReader,
+  MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
   acceptorProof,
   asXError,
@@ -69,6 +70,7 @@ export class DiallerHandshake {
   private readonly reader = new HandshakeReader();
   /** Set once the CHALLENGE checked out. */
   private remote: HandshakeIdentity | null = null;
+  private challengeNonce: Uint8Array | null = null;
 
   constructor(private readonly opts: DiallerHandshakeOptions) {
     this.nonce = (opts.nonce ?? newNonce)();
@@ -116,17 +118,20 @@ export class DiallerHandshake {
         if (ch.type !== expect.type || (expect.id !== '' && ch.id !== expect.id)) {
           throw new XError('WRONG_TARGET', `${peer} is type ${ch.type} id ${ch.id}, expected type ${expect.type}${expect.id ? ' id ' + expect.id : ''}`);
         }
-        if (!proofMatches(acceptorProof(secret, cluster, this.nonce, ch.nonce, ch.id), ch.proof)) {
-          throw new XError('AUTH_FAILED', `${peer} does not know the cluster secret`);
-        }
+        if (ch.nonce.length < MIN_NONCE_BYTES) throw new XError('BAD_FRAME', 'CHALLENGE nonce too short');
         this.remote = { type: ch.type, id: ch.id };
-        // The acceptor is authenticated: frames right after WELCOME may be full-size.
-        this.reader.raiseLimit(this.opts.maxFrame);
+        this.challengeNonce = ch.nonce;
         this.state = 'awaiting-welcome';
         return { send: [controlFrame(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(secret, cluster, ch.nonce, this.nonce, this.opts.self.id) }))] };
       }
       case 'awaiting-welcome': {
         if (f.cmd !== Cmd.WELCOME) throw new XError('BAD_FRAME', `expected WELCOME from ${peer}, got ${cmdName(f.cmd)}`);
+        const w = decode(WelcomeSchema, f.body);
+        if (!proofMatches(acceptorProof(secret, cluster, this.nonce, this.challengeNonce!, this.remote!.id), w.proof)) {
+          throw new XError('AUTH_FAILED', `${peer} does not know the cluster secret`);
+        }
+        // The acceptor is authenticated: the frames behind WELCOME belong to the link and may be full-size.
+        this.reader.raiseLimit(this.opts.maxFrame);
         this.state = 'open';
         return { send: [], done: { remote: this.remote!, leftover: this.reader.takeRest() } };
       }

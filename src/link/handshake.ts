@@ -6,17 +6,20 @@
  *
  * The secret never crosses the wire: each side proves it knows it by an HMAC over both
  * nonces, the cluster name and its own id, so a proof cannot be replayed on another
- * connection or by another identity.
+ * connection or by another identity. The dialler proves first (AUTH) and the acceptor only in
+ * WELCOME, after the dialler's proof checked out: whoever connects to a port without the secret
+ * receives nothing that depends on it, so it has nothing to test guesses against offline.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
-import { FrameDecoder, encodeFrame, type Frame } from '../protocol/frame.js';
+import { decodeFrame, encodeFrame, lengthError, readU32, type Frame } from '../protocol/frame.js';
 import { toXError } from '../wire/frame.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: the acceptor's proof moved from CHALLENGE to WELCOME (the dialler proves first). */
+export const PROTOCOL_VERSION = 2;
 export const NONCE_BYTES = 32;
 
 /**
@@ -27,10 +30,10 @@ export const NONCE_BYTES = 32;
 export const HANDSHAKE_MAX_FRAME = 16 * 1024;
 
 /**
- * Shortest dialler nonce the acceptor takes. The dialler's nonce is what makes a recorded
- * CHALLENGE useless against it; a nonce this short could repeat.
+ * Shortest nonce either side takes from the other. Each side's own fresh nonce is what makes a
+ * recorded proof useless against it; a nonce this short could repeat.
  */
-export const MIN_DIAL_NONCE_BYTES = 16;
+export const MIN_NONCE_BYTES = 16;
 
 export function newNonce(): Uint8Array {
   return randomBytes(NONCE_BYTES);
@@ -47,14 +50,14 @@ function proof(secret: string, label: string, cluster: string, a: Uint8Array, b:
   return h.digest();
 }
 
-/** Sent by the acceptor in CHALLENGE. */
+/** Sent by the acceptor in WELCOME, once the dialler has proven the secret. */
 export function acceptorProof(secret: string, cluster: string, dialNonce: Uint8Array, acceptNonce: Uint8Array, acceptorId: string): Buffer {
-  return proof(secret, 'xs1-acceptor', cluster, dialNonce, acceptNonce, acceptorId);
+  return proof(secret, 'xs2-acceptor', cluster, dialNonce, acceptNonce, acceptorId);
 }
 
 /** Sent by the dialler in AUTH. */
 export function diallerProof(secret: string, cluster: string, acceptNonce: Uint8Array, dialNonce: Uint8Array, diallerId: string): Buffer {
-  return proof(secret, 'xs1-dialler', cluster, acceptNonce, dialNonce, diallerId);
+  return proof(secret, 'xs2-dialler', cluster, acceptNonce, dialNonce, diallerId);
 }
 
 /** Constant-time comparison, so the time a check takes says nothing about the expected proof. */
@@ -102,32 +105,41 @@ export function asXError(e: unknown): XError {
 }
 
 /**
- * The inbound byte stream during a handshake: decodes frames under HANDSHAKE_MAX_FRAME and
- * queues them, so a machine takes one frame at a time and can hand the rest to the open link.
+ * The inbound byte stream during a handshake. Frames are decoded one at a time, on demand, under
+ * the current limit (HANDSHAKE_MAX_FRAME until the peer is authenticated), so the bytes behind
+ * the last handshake frame (the open link's first frames, of any size) are never judged by the
+ * pre-auth limit: they are handed over untouched.
  */
 export class HandshakeReader {
-  private readonly frames: Frame[] = [];
-  private readonly decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME, (f) => this.frames.push(f), toXError);
+  private buf: Uint8Array = new Uint8Array(0);
+  private limit = HANDSHAKE_MAX_FRAME;
 
-  /** Decodes what arrived; throws BAD_FRAME / FRAME_TOO_LARGE like the link's own decoder. */
+  /** Keeps what arrived (a handshake is a few hundred bytes; a partial frame is at most the limit). */
   push(bytes: Uint8Array): void {
-    this.decoder.push(bytes);
+    this.buf = this.buf.length === 0 ? bytes : Buffer.concat([this.buf, bytes]);
   }
 
+  /** The next whole frame, or undefined. Throws BAD_FRAME / FRAME_TOO_LARGE as soon as a length field is wrong. */
   next(): Frame | undefined {
-    return this.frames.shift();
+    if (this.buf.length < 4) return undefined;
+    const len = readU32(this.buf, 0);
+    const err = lengthError(len, this.limit, toXError);
+    if (err) throw err;
+    if (this.buf.length < 4 + len) return undefined;
+    const frame = decodeFrame(this.buf.subarray(0, 4 + len), this.limit, toXError);
+    this.buf = this.buf.subarray(4 + len);
+    return frame;
   }
 
   /** Once the peer is authenticated, frames after the handshake may be full-size. */
   raiseLimit(maxFrame: number): void {
-    this.decoder.maxFrame = maxFrame;
+    this.limit = maxFrame;
   }
 
-  /** Frames not taken yet plus the bytes of an incomplete one, re-encoded for the link's decoder. */
+  /** The bytes not taken as handshake frames, for the link's decoder. */
   takeRest(): Uint8Array | null {
-    const rest = this.frames.length > 0 ? encodeFrames(this.frames.splice(0)) : null;
-    const tail = this.decoder.takePending();
-    if (!rest) return tail;
-    return tail ? Buffer.concat([rest, tail]) : rest;
+    const rest = this.buf;
+    this.buf = new Uint8Array(0);
+    return rest.length > 0 ? rest : null;
   }
 }

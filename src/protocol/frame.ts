@@ -83,8 +83,8 @@ export function readU32(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
-/** The error for a length field, or null when it is acceptable. */
-function lengthError(len: number, maxFrame: number, makeError: FrameErrorFactory): Error | null {
+/** The error for a frame's length field (the u32 at its start), or null when it is acceptable. */
+export function lengthError(len: number, maxFrame: number, makeError: FrameErrorFactory): Error | null {
   if (len < HEADER_REST) return makeError('BAD_FRAME', `frame length ${len} is smaller than the ${HEADER_REST}-byte header`);
   const size = len - HEADER_REST;
   if (size > maxFrame) return makeError('FRAME_TOO_LARGE', `frame body of ${size} bytes exceeds the limit of ${maxFrame}`, { size, limit: maxFrame });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEitwEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkihQEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNIkMKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBINCgVwcm9vZhgCIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJIhUKBEF1dGgSDQoFcHJvb2YYASABKAwiCQoHV2VsY29tZSIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiI4CgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCJoCgtTdGF0dXNSZXBseRIgCgNtZ3IYASABKAsyEy54c2VydmVyLnYxLk1nckluZm8SJQoHbWVtYmVycxgCIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SEAoIc2V0dGxpbmcYAyABKAgqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEitwEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkihQEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIhUKBEF1dGgSDQoFcHJvb2YYASABKAwiGAoHV2VsY29tZRINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiI4CgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCJoCgtTdGF0dXNSZXBseRIgCgNtZ3IYASABKAsyEy54c2VydmVyLnYxLk1nckluZm8SJQoHbWVtYmVycxgCIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SEAoIc2V0dGxpbmcYAyABKAgqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -145,7 +145,7 @@ export type Hello = Message<"xserver.v1.Hello"> & {
   fromId: string;
 
   /**
-   * protocol version, currently 1
+   * protocol version, currently 2
    *
    * @generated from field: uint32 protocol = 7;
    */
@@ -160,7 +160,9 @@ export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 1);
 
 /**
- * Acceptor -> dialler: proves it knows the secret, challenges the dialler.
+ * Acceptor -> dialler: who it is, and a fresh nonce to prove the secret over. It carries nothing
+ * that depends on the secret: a peer that has not proven the secret gets no value to test guesses
+ * against (docs/protocol.md §3).
  *
  * @generated from message xserver.v1.Challenge
  */
@@ -169,13 +171,6 @@ export type Challenge = Message<"xserver.v1.Challenge"> & {
    * @generated from field: bytes nonce = 1;
    */
   nonce: Uint8Array;
-
-  /**
-   * HMAC-SHA256(secret, "xs1-acceptor" | hello.nonce | nonce | acceptor id)
-   *
-   * @generated from field: bytes proof = 2;
-   */
-  proof: Uint8Array;
 
   /**
    * @generated from field: uint32 type = 3;
@@ -196,13 +191,13 @@ export const ChallengeSchema: GenMessage<Challenge> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 2);
 
 /**
- * Dialler -> acceptor.
+ * Dialler -> acceptor: proves the secret first.
  *
  * @generated from message xserver.v1.Auth
  */
 export type Auth = Message<"xserver.v1.Auth"> & {
   /**
-   * HMAC-SHA256(secret, "xs1-dialler" | challenge.nonce | hello.nonce | dialler id)
+   * HMAC-SHA256(secret, "xs2-dialler" ‖ cluster ‖ challenge.nonce ‖ hello.nonce ‖ dialler id), fields u32-length-prefixed
    *
    * @generated from field: bytes proof = 1;
    */
@@ -217,11 +212,18 @@ export const AuthSchema: GenMessage<Auth> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 3);
 
 /**
- * Acceptor -> dialler: the link is open.
+ * Acceptor -> dialler, once the dialler's proof checked out: the link is open, and the acceptor
+ * proves the secret in turn.
  *
  * @generated from message xserver.v1.Welcome
  */
 export type Welcome = Message<"xserver.v1.Welcome"> & {
+  /**
+   * HMAC-SHA256(secret, "xs2-acceptor" ‖ cluster ‖ hello.nonce ‖ challenge.nonce ‖ acceptor id), fields u32-length-prefixed
+   *
+   * @generated from field: bytes proof = 1;
+   */
+  proof: Uint8Array;
 };
 
 /**
