@@ -1,5 +1,7 @@
 /** The client-facing messages of src/protocol: one encoder and one parser each, bad bodies refused clearly. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../src/errors.js';
 import { toBytes } from '../src/protocol/bytes.js';
 import {
   DEFAULT_HEARTBEAT_MS,
@@ -68,5 +70,14 @@ describe('commands', () => {
     expect(isUserCmd(1.5)).toBe(false);
     expect(cmdName(SYSTEM_CMD_BASE + 0xfff)).toBe('SYSTEM_0xffff0fff');
     expect(cmdName(42)).toBe('42');
+  });
+});
+
+describe('docs/protocol.md', () => {
+  it('the error code table lists every ErrorCode with its number, and nothing else', () => {
+    const doc = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## 7. Error codes'));
+    const rows = [...section.matchAll(/^\| (\d+) \| `([A-Z_]+)` \|/gm)].map((m) => [m[2], Number(m[1])]);
+    expect(Object.fromEntries(rows)).toEqual(ErrorCode);
   });
 });
