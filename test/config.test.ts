@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDocs } from '../src/config/docs.js';
 import {
   configSources,
@@ -12,7 +12,7 @@ import {
   settingsWith,
   type LoadOptions,
 } from '../src/config/load.js';
-import { defaultConfig, type Setting } from '../src/config/schema.js';
+import { defaultConfig, type Setting, type XConfig } from '../src/config/schema.js';
 import { isXError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xserver-config-'));
@@ -318,3 +318,29 @@ describe('renderConfigDocs', () => {
 function defaultConfigKeys(): number {
   return settingsWith().length;
 }
+
+// Checked by `npm run typecheck` (tsc over test/): XConfig is derived from the settings table.
+describe('XConfig', () => {
+  it('has the type of every setting, nested by its dotted key', () => {
+    expectTypeOf<XConfig['cluster']>().toEqualTypeOf<string>();
+    expectTypeOf<XConfig['link']['maxFrame']>().toEqualTypeOf<number>();
+    expectTypeOf<XConfig['login']['autoRegister']>().toEqualTypeOf<boolean>();
+    expectTypeOf<XConfig['node']['selection']>().toEqualTypeOf<'random' | 'round-robin' | 'least-loaded'>();
+    expectTypeOf<XConfig['log']['level']>().toEqualTypeOf<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'>();
+    expectTypeOf<XConfig['types']>().toEqualTypeOf<Record<string, number>>();
+    expectTypeOf(defaultConfig()).toEqualTypeOf<XConfig>();
+  });
+
+  it('has no index signature: a misspelt section or key does not compile', () => {
+    expectTypeOf<string extends keyof XConfig ? true : false>().toEqualTypeOf<false>();
+    const misspelt = (cfg: XConfig): unknown[] => [
+      // @ts-expect-error gatway is not a section
+      cfg.gatway.port,
+      // @ts-expect-error node has port, not prot
+      cfg.node.prot,
+      // @ts-expect-error a section is not a setting
+      cfg.link satisfies number,
+    ];
+    expect(typeof misspelt).toBe('function');
+  });
+});

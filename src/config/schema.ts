@@ -1,7 +1,7 @@
 /**
  * Every setting of xserver, with its default and meaning, in one place (STYLE: every timeout,
  * limit and interval is a named config value). docs/configuration.md is generated from this table
- * by `xserver config docs`.
+ * by `xserver config docs`, and the XConfig type is derived from it (no second, hand-written copy).
  *
  * Precedence: CLI flags > XSERVER_* env vars > TOML file > these defaults.
  * Env names: `XSERVER_` + the dotted key in SCREAMING_SNAKE, e.g. link.heartbeatTimeoutMs ->
@@ -22,7 +22,8 @@ export interface Setting {
 
 const MiB = 1024 * 1024;
 
-export const SETTINGS: readonly Setting[] = [
+/** The table itself, with literal types: XConfig is derived from it. */
+const TABLE = [
   // ---- cluster ----
   { key: 'cluster', type: 'string', default: 'dev', doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.' },
   { key: 'secret', type: 'string', default: 'xserver-dev-secret', doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). Change it in production.' },
@@ -104,88 +105,51 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'login.maxBodyBytes', type: 'int', default: 4096, min: 256, doc: 'Largest accepted login request body.' },
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
-];
+] as const satisfies readonly Setting[];
 
-export interface XConfig {
-  cluster: string;
-  secret: string;
-  redisUrl: string;
-  storeConnectTimeoutMs: number;
-  bindHost: string;
-  innerIp: string;
-  outerIp: string;
-  adminPort: number;
-  adminHost: string;
-  types: Record<string, number>;
-  log: { level: string; pretty: 'auto' | 'true' | 'false' };
-  link: {
-    maxFrame: number;
-    handshakeTimeoutMs: number;
-    heartbeatIntervalMs: number;
-    heartbeatTimeoutMs: number;
-    maxOutboundBytes: number;
-  };
-  mgr: {
-    port: number;
-    leaseTtlMs: number;
-    leaseRefreshMs: number;
-    standbyPollMs: number;
-    settleGraceMs: number;
-    updateMinIntervalMs: number;
-    maxMembers: number;
-  };
-  node: {
-    port: number;
-    version: string;
-    discoveryMinBackoffMs: number;
-    discoveryMaxBackoffMs: number;
-    registerTimeoutMs: number;
-    dialMinBackoffMs: number;
-    dialMaxBackoffMs: number;
-    pendingMaxMessages: number;
-    pendingMaxBytes: number;
-    requestTimeoutMs: number;
-    maxInflightRequests: number;
-    updateIntervalMs: number;
-    selection: 'random' | 'round-robin' | 'least-loaded';
-    shutdownDrainMs: number;
-    relaySeenMax: number;
-  };
-  statefulTypes: string;
-  gateway: {
-    tcpPort: number;
-    wsPort: number;
-    host: string;
-    cmdOffset: number;
-    authTimeoutMs: number;
-    heartbeatMs: number;
-    idleTimeoutMs: number;
-    maxFrame: number;
-    maxConnections: number;
-    rateLimitPerSec: number;
-    rateBurst: number;
-    floodDisconnectAfter: number;
-    maxOutboundBytes: number;
-    reconnectGraceMs: number;
-    resumeBufferMax: number;
-    resumeBufferMaxBytes: number;
-    routeQueueMax: number;
-  };
-  login: {
-    port: number;
-    host: string;
-    tokenTtlMs: number;
-    autoRegister: boolean;
-    verifier: string;
-    maxFailures: number;
-    failureWindowMs: number;
-    affinityMs: number;
-    maxBodyBytes: number;
-    staticDir: string;
-    corsOrigin: string;
-  };
-  [section: string]: unknown;
-}
+export const SETTINGS: readonly Setting[] = TABLE;
+
+/** One row of the table, with its literal types. */
+type Row = (typeof TABLE)[number];
+
+/** The JS type a setting's value has once loaded. */
+type ValueOf<S extends Setting> = S extends { type: 'int' }
+  ? number
+  : S extends { type: 'bool' }
+    ? boolean
+    : S extends { type: 'enum'; values: readonly (infer V)[] }
+      ? V
+      : S extends { type: 'map' }
+        ? Record<string, number>
+        : string;
+
+/** `link.maxFrame` -> `link`; `cluster` -> `cluster`. */
+type HeadOf<K extends string> = K extends `${infer H}.${string}` ? H : K;
+
+/** The rows under section `H`, their keys relative to it (`link.maxFrame` -> `maxFrame`). */
+type RowsUnder<R extends Setting, H extends string> = R extends { key: `${H}.${infer Rest}` }
+  ? Omit<R, 'key'> & { key: Rest }
+  : never;
+
+/** Nested config object of a set of rows: a dotted key is a property of its section's object. */
+type ConfigOf<R extends Setting> = {
+  [H in HeadOf<R['key']>]: [Extract<R, { key: H }>] extends [never] ? Plain<ConfigOf<RowsUnder<R, H>>> : ValueOf<Extract<R, { key: H }>>;
+};
+
+/** Spells a section out as its properties in editor hovers and errors, not as ConfigOf<...>. */
+type Plain<T> = T extends infer O ? { [K in keyof O]: O[K] } : never;
+
+/**
+ * The loaded configuration, derived from SETTINGS: a misspelt section or key does not compile.
+ * Settings a role adds at run time (LoadOptions.extraSettings) are not part of the type.
+ */
+export type XConfig = ConfigOf<Row>;
+
+/** The key of a row whose default does not have the type the row declares, else never. */
+type BadDefault<R extends Setting> = R extends Setting ? (R['default'] extends ValueOf<R> ? never : R['key']) : never;
+/** Fails to compile, naming the key, if a default does not match its row's type. */
+const defaultsMatchTypes: [BadDefault<Row>] extends [never] ? true : BadDefault<Row> = true;
+void defaultsMatchTypes;
 
 /** The defaults as a config object. */
 export function defaultConfig(): XConfig {
