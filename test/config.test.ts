@@ -12,7 +12,7 @@ import {
   settingsWith,
   type LoadOptions,
 } from '../src/config/load.js';
-import { defaultConfig, type Setting, type XConfig } from '../src/config/schema.js';
+import { defaultConfig, statefulTypeNumbers, type Setting, type XConfig } from '../src/config/schema.js';
 import { isXError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xserver-config-'));
@@ -234,6 +234,80 @@ describe('loadConfig: cross-field checks', () => {
     expect(configError({ env: { XSERVER_TYPES: 'lobby=4,match=4' } })).toMatch(/^types: lobby and match both use number 4/);
     expect(configError({ file: toml('[types]\n"" = 4\n'), env: {} })).toMatch(/^types: type names must not be empty/);
     expect(configError({ env: { XSERVER_TYPES: 'gateway=6' } })).toMatch(/^types\.gateway: "gateway" is reserved/);
+  });
+  it('mgr.leaseRefreshMs at most half of mgr.leaseTtlMs', () => {
+    expect(configError({ env: { XSERVER_MGR_LEASE_REFRESH_MS: '1501' } })).toBe(
+      'mgr.leaseRefreshMs must be at most half of mgr.leaseTtlMs (a refresh that comes one interval late must still land before the lease expires); mgr.leaseRefreshMs is 1501 (from env XSERVER_MGR_LEASE_REFRESH_MS), mgr.leaseTtlMs is 3000 (default)',
+    );
+    expect(loadConfig({ env: { XSERVER_MGR_LEASE_REFRESH_MS: '1500' } }).mgr.leaseRefreshMs).toBe(1500);
+  });
+  it('mgr.standbyPollMs < mgr.leaseTtlMs', () => {
+    expect(configError({ env: { XSERVER_MGR_STANDBY_POLL_MS: '3000' } })).toMatch(
+      /^mgr\.standbyPollMs must be less than mgr\.leaseTtlMs \(a standby polling less often .*\); mgr\.standbyPollMs is 3000 \(from env XSERVER_MGR_STANDBY_POLL_MS\), mgr\.leaseTtlMs is 3000 \(default\)$/,
+    );
+  });
+  it('link.heartbeatIntervalMs at most half of link.heartbeatTimeoutMs', () => {
+    expect(configError({ env: { XSERVER_LINK_HEARTBEAT_INTERVAL_MS: '1600' } })).toMatch(
+      /^link\.heartbeatIntervalMs must be at most half of link\.heartbeatTimeoutMs \(one late ping must not close a healthy link\); .*1600.*3000 \(default\)$/,
+    );
+  });
+  it('gateway.heartbeatMs < gateway.idleTimeoutMs, and at most half of it', () => {
+    expect(configError({ env: { XSERVER_GATEWAY_IDLE_TIMEOUT_MS: '10000' } })).toBe(
+      'gateway.heartbeatMs must be less than gateway.idleTimeoutMs; gateway.heartbeatMs is 10000 (default), gateway.idleTimeoutMs is 10000 (from env XSERVER_GATEWAY_IDLE_TIMEOUT_MS)',
+    );
+    expect(configError({ env: { XSERVER_GATEWAY_IDLE_TIMEOUT_MS: '19999' } })).toMatch(
+      /^gateway\.heartbeatMs must be at most half of gateway\.idleTimeoutMs \(a client that pings one interval late/,
+    );
+    expect(loadConfig({ env: { XSERVER_GATEWAY_IDLE_TIMEOUT_MS: '20000' } }).gateway.idleTimeoutMs).toBe(20000);
+  });
+  it('link.maxFrame fits link.maxOutboundBytes and node.pendingMaxBytes', () => {
+    expect(configError({ env: { XSERVER_LINK_MAX_OUTBOUND_BYTES: String(1024 * 1024) } })).toMatch(
+      /^link\.maxFrame must be at most link\.maxOutboundBytes \(a frame of link\.maxFrame bytes could never be queued for sending\); link\.maxFrame is 4194304 \(default\), link\.maxOutboundBytes is 1048576 \(from env/,
+    );
+    expect(configError({ env: { XSERVER_NODE_PENDING_MAX_BYTES: '4194303' } })).toMatch(
+      /^link\.maxFrame must be at most node\.pendingMaxBytes \(a frame .* could never be buffered while its link reconnects\)/,
+    );
+  });
+  it('gateway.resumeBufferMaxBytes <= gateway.maxOutboundBytes', () => {
+    expect(configError({ env: { XSERVER_GATEWAY_RESUME_BUFFER_MAX_BYTES: '1048577' } })).toMatch(
+      /^gateway\.resumeBufferMaxBytes must be at most gateway\.maxOutboundBytes \(replaying the buffer .* SLOW_CONSUMER\)/,
+    );
+  });
+  it('warns, without failing, when a client frame could not be relayed on an intranet link', () => {
+    const r = resolveConfig({ env: { XSERVER_GATEWAY_MAX_FRAME: String(4 * 1024 * 1024) } });
+    expect(r.warnings).toEqual([
+      expect.stringMatching(
+        /^gateway\.maxFrame should be at most link\.maxFrame - 1024 \(a client frame travels to its node inside a relay frame .*\); gateway\.maxFrame is 4194304 \(from env XSERVER_GATEWAY_MAX_FRAME\), link\.maxFrame is 4194304 \(default\)$/,
+      ),
+    ]);
+    expect(resolveConfig({ env: { XSERVER_GATEWAY_MAX_FRAME: String(4 * 1024 * 1024 - 1024) } }).warnings).toEqual([]);
+  });
+  it('gateway.tcpPort and gateway.wsPort differ unless 0', () => {
+    expect(configError({ env: { XSERVER_GATEWAY_TCP_PORT: '7300', XSERVER_GATEWAY_WS_PORT: '7300' } })).toBe(
+      'gateway.tcpPort and gateway.wsPort must differ (or be 0); gateway.tcpPort is 7300 (from env XSERVER_GATEWAY_TCP_PORT), gateway.wsPort is 7300 (from env XSERVER_GATEWAY_WS_PORT)',
+    );
+    expect(loadConfig({ env: {} }).gateway.tcpPort).toBe(0); // both 0 by default: any free port each
+  });
+  it('statefulTypes: known names, service type numbers, each type once', () => {
+    expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'lobby,lobyy' } })).toBe(
+      'statefulTypes: unknown type "lobyy" (types: lobby, match); statefulTypes is "lobby,lobyy" (from env XSERVER_STATEFUL_TYPES), types is {"lobby":4,"match":5} (default)',
+    );
+    expect(configError({ env: { XSERVER_STATEFUL_TYPES: '2' } })).toMatch(/^statefulTypes: "2" is not a service type \(expected a number >= 4/);
+    expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'lobby,4' } })).toMatch(/^statefulTypes: "4" names type 4 again \(already listed as "lobby"\)/);
+    expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'toString' } })).toMatch(/^statefulTypes: unknown type "toString"/);
+    // Numbers need no name; empty entries are skipped; an empty list means no stateful types.
+    expect(loadConfig({ env: { XSERVER_STATEFUL_TYPES: 'match, 9,' } }).statefulTypes).toBe('match, 9,');
+    expect(statefulTypeNumbers(loadConfig({ env: { XSERVER_STATEFUL_TYPES: 'match, 9,' } }))).toEqual([5, 9]);
+    expect(loadConfig({ overrides: { statefulTypes: '' }, env: {} }).statefulTypes).toBe('');
+    // A bad types map is reported once, not again through statefulTypes.
+    expect(configError({ env: { XSERVER_TYPES: 'lobby=3' } })).not.toContain('statefulTypes');
+  });
+  it('reports every broken rule at once', () => {
+    const msg = configError({ env: { XSERVER_MGR_STANDBY_POLL_MS: '5000', XSERVER_NODE_DIAL_MIN_BACKOFF_MS: '3000', XSERVER_STATEFUL_TYPES: 'nope' } });
+    expect(msg).toMatch(/^3 configuration errors:/);
+    expect(msg).toContain('mgr.standbyPollMs must be less than mgr.leaseTtlMs');
+    expect(msg).toContain('node.dialMinBackoffMs must be at most node.dialMaxBackoffMs');
+    expect(msg).toContain('statefulTypes: unknown type "nope"');
   });
   it('cluster and secret must be usable', () => {
     expect(configError({ env: {}, overrides: { cluster: 'a{b}' } })).toMatch(/^cluster: expected a non-empty name/);

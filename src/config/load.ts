@@ -11,7 +11,17 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { XError } from '../errors.js';
-import { SETTINGS, envName, getPath, setPath, type Setting, type XConfig } from './schema.js';
+import {
+  FIRST_SERVICE_TYPE,
+  MAX_TYPE_NUMBER,
+  SETTINGS,
+  envName,
+  getPath,
+  parseStatefulTypes,
+  setPath,
+  type Setting,
+  type XConfig,
+} from './schema.js';
 
 export type ValueSource =
   | { kind: 'default' }
@@ -145,7 +155,7 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
 
   throwIfAny(problems);
   // Cross-field checks only once every value is well-typed, so they never report noise.
-  crossChecks(config, sources, byKey, problems);
+  crossChecks(config, sources, byKey, problems, warnings);
   throwIfAny(problems);
   return { config: config as XConfig, settings, sources, file, warnings };
 }
@@ -295,28 +305,93 @@ function checkMap(s: Setting, raw: unknown): Coerced {
 // ---------------------------------------------------------------------------------------------
 // Cross-field checks
 
+/**
+ * How two int settings must relate: `a` less than `b`, at most `b`, or at most half of `b` (a
+ * period "well under" the timeout it feeds: one late tick must not be fatal).
+ */
+interface OrderRule {
+  a: string;
+  rel: 'lt' | 'le' | 'half';
+  b: string;
+  /** How much of `b` must stay free beyond `a` (bytes of envelope around a payload). */
+  headroom?: number;
+  /** Why, shown in the error; the plain orderings (min <= max) need none. */
+  why?: string;
+  /**
+   * Only a warning: the rule is about a role (the gateway) that the loading process may not run,
+   * so refusing to start would be wrong there.
+   */
+  warnOnly?: boolean;
+}
+
+/** Room a relay envelope (account name, cmd, request id, generation) needs around a client frame. */
+const RELAY_ENVELOPE_BYTES = 1024;
+
+/** Every ordering between two settings of the table; a rule whose keys are not loaded is skipped. */
+export const ORDER_RULES: readonly OrderRule[] = [
+  { a: 'mgr.leaseRefreshMs', rel: 'half', b: 'mgr.leaseTtlMs', why: 'a refresh that comes one interval late must still land before the lease expires' },
+  { a: 'mgr.standbyPollMs', rel: 'lt', b: 'mgr.leaseTtlMs', why: 'a standby polling less often than the lease lives adds a whole poll to every takeover' },
+  { a: 'link.heartbeatIntervalMs', rel: 'half', b: 'link.heartbeatTimeoutMs', why: 'one late ping must not close a healthy link' },
+  { a: 'gateway.heartbeatMs', rel: 'half', b: 'gateway.idleTimeoutMs', why: 'a client that pings one interval late must not be disconnected as idle' },
+  { a: 'node.discoveryMinBackoffMs', rel: 'le', b: 'node.discoveryMaxBackoffMs' },
+  { a: 'node.dialMinBackoffMs', rel: 'le', b: 'node.dialMaxBackoffMs' },
+  { a: 'link.maxFrame', rel: 'le', b: 'link.maxOutboundBytes', why: 'a frame of link.maxFrame bytes could never be queued for sending' },
+  { a: 'link.maxFrame', rel: 'le', b: 'node.pendingMaxBytes', why: 'a frame of link.maxFrame bytes could never be buffered while its link reconnects' },
+  {
+    a: 'gateway.maxFrame',
+    rel: 'le',
+    b: 'link.maxFrame',
+    headroom: RELAY_ENVELOPE_BYTES,
+    warnOnly: true,
+    why: `a client frame travels to its node inside a relay frame on an intranet link, which needs ${RELAY_ENVELOPE_BYTES} bytes besides`,
+  },
+  { a: 'gateway.resumeBufferMaxBytes', rel: 'le', b: 'gateway.maxOutboundBytes', why: 'replaying the buffer to a client that comes back would disconnect it as SLOW_CONSUMER' },
+];
+
+/** Port settings of one process that must differ unless 0 (any free port). */
+const DISTINCT_PORTS: readonly (readonly string[])[] = [['gateway.tcpPort', 'gateway.wsPort']];
+
+/**
+ * The rules that involve more than one value, in one place: run once every value is well-typed,
+ * so they never report noise. Each problem names the keys, their values and where they came from.
+ */
 function crossChecks(
   cfg: Record<string, unknown>,
   sources: Record<string, ValueSource>,
   byKey: ReadonlyMap<string, Setting>,
   problems: string[],
+  warnings: string[],
 ): void {
   const at = (key: string): string => {
     const src = sources[key];
     return src ? `${show(key, getPath(cfg, key))} (${src.kind === 'default' ? 'default' : 'from ' + describeSource(src)})` : '';
   };
-  const order = (a: string, b: string, strict: boolean): void => {
-    if (!byKey.has(a) || !byKey.has(b)) return;
-    const x = getPath(cfg, a) as number;
-    const y = getPath(cfg, b) as number;
-    if (strict ? x < y : x <= y) return;
-    problems.push(`${a} must be ${strict ? 'less than' : 'at most'} ${b}; ${a} is ${at(a)}, ${b} is ${at(b)}`);
-  };
-  order('mgr.leaseRefreshMs', 'mgr.leaseTtlMs', true);
-  order('link.heartbeatIntervalMs', 'link.heartbeatTimeoutMs', true);
-  order('node.discoveryMinBackoffMs', 'node.discoveryMaxBackoffMs', false);
-  order('node.dialMinBackoffMs', 'node.dialMaxBackoffMs', false);
+  const both = (a: string, b: string): string => `${a} is ${at(a)}, ${b} is ${at(b)}`;
 
+  for (const r of ORDER_RULES) {
+    if (!byKey.has(r.a) || !byKey.has(r.b)) continue;
+    const x = getPath(cfg, r.a) as number;
+    const y = getPath(cfg, r.b) as number;
+    const why = r.why ? ` (${r.why})` : '';
+    const report = (text: string): void => void (r.warnOnly ? warnings : problems).push(`${text}; ${both(r.a, r.b)}`);
+    if (r.rel === 'le' && r.headroom && x + r.headroom > y) report(`${r.a} should be at most ${r.b} - ${r.headroom}${why}`);
+    else if (r.rel === 'le' && x > y) report(`${r.a} must be at most ${r.b}${why}`);
+    // Not even less than: say so plainly before asking for half.
+    else if (r.rel !== 'le' && x >= y) report(`${r.a} must be less than ${r.b}${r.rel === 'lt' ? why : ''}`);
+    else if (r.rel === 'half' && x * 2 > y) report(`${r.a} must be at most half of ${r.b}${why}`);
+  }
+
+  for (const keys of DISTINCT_PORTS) {
+    const owner = new Map<number, string>();
+    for (const key of keys.filter((k) => byKey.has(k))) {
+      const port = getPath(cfg, key) as number;
+      const prev = owner.get(port);
+      if (port !== 0 && prev !== undefined) problems.push(`${prev} and ${key} must differ (or be 0); ${both(prev, key)}`);
+      else owner.set(port, key);
+    }
+  }
+
+  const beforeTypes = problems.length;
   if (byKey.has('types')) {
     const types = getPath(cfg, 'types') as Record<string, number>;
     const owner = new Map<number, string>();
@@ -325,13 +400,18 @@ function crossChecks(
       else if (RESERVED_TYPE_NAMES.includes(name)) {
         problems.push(`types.${name}: "${name}" is reserved (${RESERVED_TYPE_NAMES.join(', ')}); types is ${at('types')}`);
       }
-      if (n < 4 || n > 0xffffffff) {
-        problems.push(`types.${name}: expected a number >= 4 (0-3 are reserved) and <= 4294967295, got ${n}; types is ${at('types')}`);
+      if (n < FIRST_SERVICE_TYPE || n > MAX_TYPE_NUMBER) {
+        problems.push(`types.${name}: expected a number >= ${FIRST_SERVICE_TYPE} (0-3 are reserved) and <= ${MAX_TYPE_NUMBER}, got ${n}; types is ${at('types')}`);
       }
       const prev = owner.get(n);
       if (prev !== undefined) problems.push(`types: ${prev} and ${name} both use number ${n}; types is ${at('types')}`);
       else owner.set(n, name);
     }
+  }
+  // Against a valid types map only: a bad map is reported above, once.
+  if (byKey.has('statefulTypes') && byKey.has('types') && problems.length === beforeTypes) {
+    const r = parseStatefulTypes(cfg as Pick<XConfig, 'statefulTypes' | 'types'>);
+    for (const e of r.errors ?? []) problems.push(`statefulTypes: ${e}; statefulTypes is ${at('statefulTypes')}, types is ${at('types')}`);
   }
   // The cluster name sits inside a Redis hash tag (xs:{cluster}:...); braces would break the tag.
   if (byKey.has('cluster') && !/^[^\s{}]+$/.test(cfg.cluster as string)) {

@@ -8,6 +8,8 @@
  * XSERVER_LINK_HEARTBEAT_TIMEOUT_MS, redisUrl -> XSERVER_REDIS_URL.
  */
 
+import { XError } from '../errors.js';
+
 export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';
 
 export interface Setting {
@@ -183,13 +185,42 @@ export function envName(key: string): string {
   return 'XSERVER_' + key.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
-/** Resolves `statefulTypes` ("lobby,7") to type numbers using the types map. */
-export function statefulTypeNumbers(cfg: Pick<XConfig, 'statefulTypes' | 'types'>): number[] {
-  const out: number[] = [];
+/** Type numbers below this are the fixed roles: client, mgr, login, gateway. */
+export const FIRST_SERVICE_TYPE = 4;
+/** Type numbers travel as uint32 on the wire. */
+export const MAX_TYPE_NUMBER = 0xffffffff;
+
+/**
+ * Parses `statefulTypes` ("lobby,7") into type numbers using the types map: every name must be in
+ * `types`, every number a service type (>= 4), and no type may be listed twice. Empty entries are
+ * skipped, so a trailing comma does no harm. Returns the numbers, or one message per bad entry.
+ */
+export function parseStatefulTypes(
+  cfg: Pick<XConfig, 'statefulTypes' | 'types'>,
+): { numbers: number[]; errors?: undefined } | { numbers?: undefined; errors: string[] } {
+  const numbers: number[] = [];
+  const errors: string[] = [];
+  const seen = new Map<number, string>();
   for (const part of cfg.statefulTypes.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const n = /^\d+$/.test(part) ? Number(part) : cfg.types[part];
-    if (n === undefined) throw new Error(`statefulTypes: unknown type "${part}" (types: ${Object.keys(cfg.types).join(', ')})`);
-    out.push(n);
+    const n = /^\d+$/.test(part) ? Number(part) : Object.hasOwn(cfg.types, part) ? cfg.types[part] : undefined;
+    if (n === undefined) {
+      const known = Object.keys(cfg.types);
+      errors.push(`unknown type "${part}" (types: ${known.length ? known.join(', ') : 'none'})`);
+    } else if (n < FIRST_SERVICE_TYPE || n > MAX_TYPE_NUMBER) {
+      errors.push(`"${part}" is not a service type (expected a number >= ${FIRST_SERVICE_TYPE} and <= ${MAX_TYPE_NUMBER}; 0-3 are reserved)`);
+    } else if (seen.has(n)) {
+      errors.push(`"${part}" names type ${n} again (already listed as "${seen.get(n)}")`);
+    } else {
+      seen.set(n, part);
+      numbers.push(n);
+    }
   }
-  return out;
+  return errors.length ? { errors } : { numbers };
+}
+
+/** Resolves `statefulTypes` ("lobby,7") to type numbers; throws on an entry parseStatefulTypes rejects. */
+export function statefulTypeNumbers(cfg: Pick<XConfig, 'statefulTypes' | 'types'>): number[] {
+  const r = parseStatefulTypes(cfg);
+  if (r.errors) throw new XError('CONFIG', `statefulTypes: ${r.errors.join('; ')}`);
+  return r.numbers;
 }
