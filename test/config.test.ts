@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
@@ -386,6 +386,16 @@ describe('renderConfigDocs', () => {
     expect(md).toContain('One of: `random`, `round-robin`, `least-loaded`.');
     const rows = md.split('\n').filter((l) => l.startsWith('| `'));
     expect(rows).toHaveLength(defaultConfigKeys());
+  });
+  it('lists the rules between settings', () => {
+    const md = renderConfigDocs();
+    expect(md).toContain('## Rules between settings');
+    expect(md).toContain('- `mgr.leaseRefreshMs` is at most half of `mgr.leaseTtlMs`: ');
+    expect(md).toContain('- `gateway.maxFrame` is at most `link.maxFrame` - 1024: ');
+  });
+  it('is what docs/configuration.md holds (regenerate with npm run gen:config-docs)', () => {
+    const file = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    expect(file).toBe(renderConfigDocs());
   });
 });
 

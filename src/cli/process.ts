@@ -44,7 +44,7 @@ export function makeLogger(config: XConfig, name: string): Logger {
 
 /** Opens the store or exits with a plain explanation. */
 export async function openStore(config: XConfig, logger: Logger) {
-  const store = createStore(config.redisUrl, config.cluster, { logger });
+  const store = createStore(config.redisUrl, config.cluster, { logger, opTimeoutMs: config.storeOpTimeoutMs });
   try {
     await store.ready(config.storeConnectTimeoutMs);
   } catch (e) {

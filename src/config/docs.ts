@@ -2,6 +2,7 @@
  * Renders docs/configuration.md from the settings table, so the docs cannot drift from the code
  * (`xserver config docs > docs/configuration.md`). Pass settingsWith(extra) to include role settings.
  */
+import { ORDER_RULES, type OrderRule } from './load.js';
 import { SETTINGS, envName, type Setting } from './schema.js';
 
 const MiB = 1024 * 1024;
@@ -40,7 +41,27 @@ export function renderConfigDocs(settings: readonly Setting[] = SETTINGS): strin
   for (const s of settings) {
     lines.push(`| \`${s.key}\` | \`${envName(s.key)}\` | ${cell(formatDefault(s))} | ${cell(meaning(s))} |`);
   }
+  const keys = new Set(settings.map((s) => s.key));
+  lines.push(
+    '',
+    '## Rules between settings',
+    '',
+    'Checked once every value is loaded; a broken rule stops start-up with an error naming both keys,',
+    'their values and where they came from (all broken rules at once).',
+    '',
+    ...ORDER_RULES.filter((r) => keys.has(r.a) && keys.has(r.b)).map((r) => `- ${ruleText(r)}`),
+    '- `gateway.tcpPort` and `gateway.wsPort` differ, unless 0 (any free port).',
+    '- `types`: names are not empty and not `client`, `mgr`, `login` or `gateway`; numbers are >= 4 and unique.',
+    '- `statefulTypes`: every name is in `types`, every number is >= 4, and no type is listed twice.',
+    '- `cluster` has no spaces or braces; `secret` is not empty.',
+  );
   return lines.join('\n') + '\n';
+}
+
+function ruleText(r: OrderRule): string {
+  const b = r.headroom ? `\`${r.b}\` - ${r.headroom}` : `\`${r.b}\``;
+  const rel = { lt: 'is less than', le: 'is at most', half: 'is at most half of' }[r.rel];
+  return `\`${r.a}\` ${rel} ${b}${r.why ? `: ${r.why}` : ''}${r.warnOnly ? ' (a warning only: not every process runs a gateway)' : ''}.`;
 }
 
 function formatDefault(s: Setting): string {

@@ -309,7 +309,7 @@ function checkMap(s: Setting, raw: unknown): Coerced {
  * How two int settings must relate: `a` less than `b`, at most `b`, or at most half of `b` (a
  * period "well under" the timeout it feeds: one late tick must not be fatal).
  */
-interface OrderRule {
+export interface OrderRule {
   a: string;
   rel: 'lt' | 'le' | 'half';
   b: string;
@@ -491,6 +491,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
+/** A value quoted in an error longer than this is cut: one error stays one readable line. */
+const MAX_SHOWN_CHARS = 80;
+
 /** Quotes a bad value for an error message, never echoing a secret. */
 function show(key: string, v: unknown): string {
   if (isSecretKey(key)) return '<redacted>';
@@ -501,10 +504,13 @@ function show(key: string, v: unknown): string {
     s = String(v);
   }
   if (/url$/i.test(key) && typeof v === 'string') s = JSON.stringify(redactUrl(v));
-  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+  return s.length > MAX_SHOWN_CHARS ? s.slice(0, MAX_SHOWN_CHARS - 3) + '...' : s;
 }
 
-/** Up to three candidates close to `word`: small edit distance, or the same last path segment. */
+/** Suggestions in a "did you mean": more than a few is a list, not a hint. */
+const MAX_SUGGESTIONS = 3;
+
+/** Up to MAX_SUGGESTIONS candidates close to `word`: small edit distance, or the same last path segment. */
 function closeMatches(word: string, candidates: readonly string[]): string[] {
   const w = word.toLowerCase();
   const last = (k: string): string => k.toLowerCase().split('.').pop()!;
@@ -519,7 +525,7 @@ function closeMatches(word: string, candidates: readonly string[]): string[] {
     .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c));
   // Only near-ties of the best match: a clear winner is shown alone.
   const best = scored[0]?.d ?? 0;
-  return scored.filter((x) => x.d <= best + 1).slice(0, 3).map((x) => x.c);
+  return scored.filter((x) => x.d <= best + 1).slice(0, MAX_SUGGESTIONS).map((x) => x.c);
 }
 
 function editDistance(a: string, b: string): number {

@@ -31,6 +31,7 @@ const TABLE = [
   { key: 'secret', type: 'string', default: 'xserver-dev-secret', doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). Change it in production.' },
   { key: 'redisUrl', type: 'string', default: 'redis://127.0.0.1:6379', doc: 'Store URL: redis://[:pass@]host:port[/db], rediss://..., redis-sentinel://host:port[,host:port]/masterName, redis-cluster://host:port[,host:port], or memory:// (one process only).' },
   { key: 'storeConnectTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long start-up waits for the store to answer before failing.' },
+  { key: 'storeOpTimeoutMs', type: 'int', default: 5000, min: 100, doc: 'Longest one store operation may take, including waiting for a reconnect; beyond it the caller gets STORE_UNAVAILABLE.' },
   { key: 'bindHost', type: 'string', default: '0.0.0.0', doc: 'Address the intranet listeners bind to.' },
   { key: 'innerIp', type: 'string', default: '127.0.0.1', doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)).' },
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
