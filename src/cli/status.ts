@@ -16,7 +16,10 @@ export interface ClusterStatus {
   members: Record<string, unknown>[];
 }
 
-export async function fetchStatus(config: XConfig, store: ClusterStore, logger: Logger, timeoutMs = 3000): Promise<ClusterStatus> {
+/** How long `xserver status` waits for the mgr's answer: it is one request on a fresh link. */
+const STATUS_TIMEOUT_MS = 3000;
+
+export async function fetchStatus(config: XConfig, store: ClusterStore, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
   const link = (await Link.dial(lease.addr, lease.port, { type: NodeType.CLIENT, id: `status-${randomUUID()}` }, { type: NodeType.MGR, id: lease.instanceId }, linkOptions(config, logger))).start();

@@ -25,6 +25,18 @@ import type { Logger } from '../log.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'xserver.js');
 
+/** Admin ports of the two mgrs of the demo: fixed, because a person opens their dashboards. */
+const DASHBOARD_PORT = 7090;
+const STANDBY_DASHBOARD_PORT = 7091;
+/** How long `up` tries Redis before it falls back to one process on the in-memory store. */
+const REDIS_PROBE_TIMEOUT_MS = 1500;
+/** On Ctrl-C, how long the children get to exit after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+const EXIT_POLL_MS = 50;
+/** How long the banner waits for the login service (the children start in parallel). */
+const LOGIN_WAIT_MS = 20_000;
+const LOGIN_POLL_MS = 200;
+
 export interface PlanStep {
   name: string;
   role: 'mgr' | 'login' | 'gateway' | 'node';
@@ -42,8 +54,8 @@ const example = (p: string): string => path.join(root, 'examples', p);
  */
 export function clusterPlan(): PlanStep[] {
   return [
-    { name: 'mgr-1', role: 'mgr', set: { adminPort: 7090 } },
-    { name: 'mgr-2', role: 'mgr', set: { adminPort: 7091 } },
+    { name: 'mgr-1', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
+    { name: 'mgr-2', role: 'mgr', set: { adminPort: STANDBY_DASHBOARD_PORT } },
     { name: 'login', role: 'login', set: { 'login.staticDir': example('chat'), 'login.autoRegister': true } },
     { name: 'gateway-1', role: 'gateway' },
     { name: 'gateway-2', role: 'gateway' },
@@ -60,7 +72,7 @@ function banner(config: XConfig, mode: string, redis: boolean): string {
     `  xserver cluster "${config.cluster}" is up (${mode})`,
     `  chat demo:  http://127.0.0.1:${loginPort}/    (open it in two tabs; any account/password registers)`,
     `  login API:  POST http://127.0.0.1:${loginPort}/login`,
-    `  dashboard:  http://127.0.0.1:7090/dashboard   (standby mgr: http://127.0.0.1:7091/dashboard)`,
+    `  dashboard:  http://127.0.0.1:${DASHBOARD_PORT}/dashboard   (standby mgr: http://127.0.0.1:${STANDBY_DASHBOARD_PORT}/dashboard)`,
     redis ? `  status:     npx xserver status --cluster ${config.cluster}` : '  status:     the dashboard (xserver status needs Redis)',
     '  Ctrl-C stops everything.',
     '',
@@ -71,7 +83,7 @@ async function redisReachable(url: string, cluster: string): Promise<boolean> {
   if (isMemoryUrl(url)) return false;
   const s = new RedisStore(url, cluster);
   try {
-    await s.ready(1500);
+    await s.ready(REDIS_PROBE_TIMEOUT_MS);
     return true;
   } catch {
     return false;
@@ -103,9 +115,9 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
     stopping = true;
     log.info('stopping the cluster');
     for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + STOP_GRACE_MS;
     while (children.some((c) => c.proc.exitCode === null && c.proc.signalCode === null) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, EXIT_POLL_MS));
     }
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
     process.exit(0);
@@ -128,7 +140,7 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
     children.push({ name: step.name, proc });
   }
   log.info(`started: ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(', ')}`);
-  await waitForLogin(config.login.port, 20_000);
+  await waitForLogin(config.login.port, LOGIN_WAIT_MS);
   process.stdout.write(banner(config, 'one process per role, Redis store', true) + '\n');
 }
 
@@ -142,7 +154,7 @@ async function waitForLogin(port: number, timeoutMs: number): Promise<void> {
     } catch {
       // not yet
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, LOGIN_POLL_MS));
   }
 }
 

@@ -25,6 +25,18 @@ export interface ClientLimits {
   burst: number;
 }
 
+/** At most one RATE_LIMITED notice per this interval: the notice itself must not become a flood. */
+const RATE_NOTICE_INTERVAL_MS = 1000;
+/**
+ * Write batch of one TCP client (released when drained): small, because a gateway holds tens of
+ * thousands of mostly idle clients, unlike the 64 KiB batches of an intranet link.
+ */
+const CLIENT_WRITE_SLAB_BYTES = 4096;
+/** After a close, how long a client that never reads may pin its socket before it is destroyed. */
+const CLOSE_LINGER_MS = 2000;
+/** WebSocket close code "normal closure" (RFC 6455 §7.4.1). */
+const WS_NORMAL_CLOSURE = 1000;
+
 /** The ERROR notice (or error-response body) for `err`, optionally naming the client frame it answers. */
 export function errorBody(err: XError, cmd?: number): Uint8Array {
   return encodeErrorNotice({ code: err.code, message: err.message, cmd });
@@ -80,7 +92,7 @@ export abstract class ClientConnection {
 
   /** At most one RATE_LIMITED notice per second. */
   shouldNotify(now: number): boolean {
-    if (now - this.lastNoticeAt < 1000) return false;
+    if (now - this.lastNoticeAt < RATE_NOTICE_INTERVAL_MS) return false;
     this.lastNoticeAt = now;
     return true;
   }
@@ -132,7 +144,7 @@ export class TcpClientConnection extends ClientConnection {
           return socket.writableLength === 0;
         },
       },
-      4096,
+      CLIENT_WRITE_SLAB_BYTES,
       false,
     );
     socket.setNoDelay(true);
@@ -161,7 +173,7 @@ export class TcpClientConnection extends ClientConnection {
     this.writer.close();
     this.socket.end();
     // A client that never reads must not pin the socket.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
   }
 }
 
@@ -217,8 +229,8 @@ export class WsClientConnection extends ClientConnection {
 
   protected end(): void {
     this.flush();
-    this.ws.close(1000);
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    this.ws.close(WS_NORMAL_CLOSURE);
+    setTimeout(() => this.ws.terminate(), CLOSE_LINGER_MS).unref();
   }
 }
 

@@ -11,6 +11,14 @@ import { XError } from '../errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
 
+/**
+ * Hard cap of ws on one WebSocket message: gateway.maxFrame is checked by us (an ERROR frame says
+ * why); this only stops a message far beyond it (twice, plus room for the frame header) from
+ * being buffered whole.
+ */
+const WS_HARD_CAP_FACTOR = 2;
+const WS_HARD_CAP_SLACK = 64;
+
 export interface ListenerHost extends ClientConnHost {
   /** The number of open connections changed (login balances gateways on it). */
   onCountChanged(count: number): void;
@@ -46,7 +54,7 @@ export class ClientListeners {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
     });
     // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
-    this.wss = new WebSocketServer({ server: this.httpServer, maxPayload: g.maxFrame * 2 + 64, perMessageDeflate: false });
+    this.wss = new WebSocketServer({ server: this.httpServer, maxPayload: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK, perMessageDeflate: false });
     this.wss.on('connection', (ws, req) => this.accept(new WsClientConnection(ws, req.socket, this.connHost, limits)));
   }
 

@@ -1,4 +1,8 @@
 /** The mgr's live dashboard: one static page polling /api/cluster (served by the admin HTTP server). */
+
+/** How often the page polls: a person watching a failover sees it within a second. */
+const REFRESH_MS = 1000;
+
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>xserver cluster</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -34,7 +38,7 @@ async function refresh() {
   }
 }
 refresh();
-setInterval(refresh, 1000);
+setInterval(refresh, ${REFRESH_MS});
 </script>
 </body></html>
 `;

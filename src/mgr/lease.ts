@@ -11,6 +11,13 @@
 import type { Logger } from 'pino';
 import type { ClusterStore, LeaseRecord } from '../store/store.js';
 
+/**
+ * The active mgr steps down this share of the TTL (at least MIN_STEP_DOWN_MARGIN_MS) before the
+ * store could expire an unconfirmed lease: room for clock drift between us and the store.
+ */
+const STEP_DOWN_MARGIN = 0.1;
+const MIN_STEP_DOWN_MARGIN_MS = 50;
+
 export interface MgrLeaseHost {
   onActive(rec: LeaseRecord): void;
   onLost(reason: string): void;
@@ -121,7 +128,7 @@ export class MgrLease {
    */
   private arm(): void {
     this.disarm();
-    const margin = Math.max(50, this.opts.ttlMs * 0.1);
+    const margin = Math.max(MIN_STEP_DOWN_MARGIN_MS, this.opts.ttlMs * STEP_DOWN_MARGIN);
     const left = this.confirmedAt + this.opts.ttlMs - margin - performance.now();
     this.watchdog = setTimeout(() => this.lose(`lease not confirmed within ${this.opts.ttlMs - margin} ms`), Math.max(0, left));
   }

@@ -29,6 +29,13 @@ import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js
 import { Selector, type SelectOptions } from './select.js';
 import type { HandlerResult, LeftReason, MessageContext, NodeEvents, Payload, RawHandler, RequestOptions, TypedHandler } from './types.js';
 
+/** Default wait of ready(): a cold start may first wait out a dead mgr's lease, then register. */
+const READY_TIMEOUT_MS = 30_000;
+/** The LEAVE request gets at least this long to be answered, even with node.shutdownDrainMs 0. */
+const MIN_LEAVE_WAIT_MS = 200;
+/** How often stop() looks whether the links have flushed during node.shutdownDrainMs. */
+const DRAIN_POLL_MS = 10;
+
 export interface NodeOptions {
   /** Node type (>= 2; 0 and 1 are reserved for clients and the mgr). */
   type: number;
@@ -193,7 +200,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   }
 
   /** Resolves once registered with an mgr (rejects after `timeoutMs`). */
-  ready(timeoutMs = 30_000): Promise<void> {
+  ready(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new XError('TIMEOUT', `not registered with an mgr after ${timeoutMs} ms`)), timeoutMs);
       void this.registeredOnce.then(() => {
@@ -208,10 +215,10 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.updateTimer) clearTimeout(this.updateTimer);
-    await this.mgrClient.stop(Math.max(200, this.cfg.node.shutdownDrainMs));
+    await this.mgrClient.stop(Math.max(MIN_LEAVE_WAIT_MS, this.cfg.node.shutdownDrainMs));
     const deadline = performance.now() + this.cfg.node.shutdownDrainMs;
     while (performance.now() < deadline && [...this.links.values()].some((l) => (l.current?.outboundBytes ?? 0) > 0)) {
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
     }
     for (const l of this.links.values()) l.close(new XError('SHUTTING_DOWN', 'node is stopping'));
     this.links.clear();

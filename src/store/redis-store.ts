@@ -28,23 +28,32 @@ export interface RedisStoreOptions {
   opTimeoutMs?: number;
 }
 
+/** opTimeoutMs when none is given (the default of the storeOpTimeoutMs setting too). */
 const DEFAULT_OP_TIMEOUT_MS = 5000;
 /** Bounds QUIT on close(): a server that stopped answering must not hold up shutdown. */
 const QUIT_TIMEOUT_MS = 1000;
 /** Pause between PINGs while ready() waits for the server. */
 const READY_POLL_MS = 100;
+/**
+ * Reconnect delay grows by RECONNECT_STEP_MS per attempt up to RECONNECT_MAX_MS: a restarted Redis
+ * is found again within about 2 s, and a long outage costs one attempt per 2 s per connection.
+ */
+const RECONNECT_STEP_MS = 200;
+const RECONNECT_MAX_MS = 2000;
+/** One TCP connect attempt; start-up as a whole is bounded by the storeConnectTimeoutMs setting. */
+const CONNECT_TIMEOUT_MS = 3000;
 
 /** Redis replies that mean "the server cannot serve right now", as opposed to a bug or bad data. */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOAUTH|WRONGPASS|BUSY|MISCONF|NOREPLICAS)\b/;
 
 /** Options shared by every connection (data, subscriber, cluster nodes). */
 const CONNECTION_OPTIONS: RedisOptions = {
-  // Never give up reconnecting; back off up to 2 s between attempts.
-  retryStrategy: (times) => Math.min(times * 200, 2000),
+  // Never give up reconnecting; back off linearly up to RECONNECT_MAX_MS between attempts.
+  retryStrategy: (times) => Math.min(times * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
   // Commands queued while disconnected fail after one failed reconnect instead of twenty, so
   // callers hear about an outage within about a second (opTimeoutMs bounds the rest).
   maxRetriesPerRequest: 1,
-  connectTimeout: 3000,
+  connectTimeout: CONNECT_TIMEOUT_MS,
   // After a Sentinel failover the old master turns replica: reconnect so writes reach the new one.
   reconnectOnError: (err) => err.message.startsWith('READONLY'),
 };
