@@ -47,15 +47,15 @@ const TABLE = [
   // ---- links (every intranet TCP link) ----
   { key: 'link.maxFrame', type: 'int', default: 4 * MiB, min: 1024, doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.' },
   { key: 'link.handshakeTimeoutMs', type: 'int', default: 2000, min: 50, doc: 'An unauthenticated connection is closed after this long.' },
-  { key: 'link.heartbeatIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Ping interval on intranet links.' },
+  { key: 'link.heartbeatIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Ping interval on intranet links (at most half of link.heartbeatTimeoutMs).' },
   { key: 'link.heartbeatTimeoutMs', type: 'int', default: 3000, min: 30, doc: 'A link with no traffic for this long is closed as hung (LEFT reason timeout).' },
   { key: 'link.maxOutboundBytes', type: 'int', default: 64 * MiB, min: 65536, doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.' },
 
   // ---- mgr ----
   { key: 'mgr.port', type: 'int', default: 0, min: 0, max: 65535, doc: 'mgr listen port (0 = any free port; the lease carries the real one).' },
   { key: 'mgr.leaseTtlMs', type: 'int', default: 3000, min: 300, doc: 'TTL of the mgr address lease in Redis; a dead mgr is replaced about this long after it dies.' },
-  { key: 'mgr.leaseRefreshMs', type: 'int', default: 1000, min: 50, doc: 'How often the active mgr refreshes its lease (must be well under the TTL).' },
-  { key: 'mgr.standbyPollMs', type: 'int', default: 200, min: 20, doc: 'How often a standby mgr tries to take the lease.' },
+  { key: 'mgr.leaseRefreshMs', type: 'int', default: 1000, min: 50, doc: 'How often the active mgr refreshes its lease (at most half of mgr.leaseTtlMs).' },
+  { key: 'mgr.standbyPollMs', type: 'int', default: 200, min: 20, doc: 'How often a standby mgr tries to take the lease (less than mgr.leaseTtlMs).' },
   { key: 'mgr.settleGraceMs', type: 'int', default: 4000, min: 0, doc: 'After taking the lease, how long members mirrored by the previous mgr may take to re-register before they are removed.' },
   { key: 'mgr.updateMinIntervalMs', type: 'int', default: 200, min: 0, doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).' },
   { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
@@ -83,7 +83,7 @@ const TABLE = [
   { key: 'gateway.host', type: 'string', default: '0.0.0.0', doc: 'Address the client listeners bind to.' },
   { key: 'gateway.cmdOffset', type: 'int', default: 1000, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
-  { key: 'gateway.heartbeatMs', type: 'int', default: 10000, min: 100, doc: 'Ping interval the gateway asks clients to keep.' },
+  { key: 'gateway.heartbeatMs', type: 'int', default: 10000, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
   { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },
   { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
   { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
