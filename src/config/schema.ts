@@ -8,6 +8,7 @@
  * XSERVER_LINK_HEARTBEAT_TIMEOUT_MS, redisUrl -> XSERVER_REDIS_URL.
  */
 
+import { NodeType } from '../context.js';
 import { XError } from '../errors.js';
 
 export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';
@@ -187,7 +188,7 @@ export function envName(key: string): string {
 }
 
 /** Type numbers below this are the fixed roles: client, mgr, login, gateway. */
-export const FIRST_SERVICE_TYPE = 4;
+export const FIRST_SERVICE_TYPE = NodeType.FIRST_SERVICE;
 /** Type numbers travel as uint32 on the wire. */
 export const MAX_TYPE_NUMBER = 0xffffffff;
 

@@ -114,10 +114,8 @@ export class LoginServer {
   ) {
     this.cfg = ctx.config;
     this.log = ctx.logger.child({ role: 'login' });
-    // Fails fast on a statefulTypes entry missing from the types map.
+    // Fails fast on a statefulTypes entry missing from the types map or naming a reserved type.
     this.statefulTypes = statefulTypeNumbers(ctx.config);
-    const reserved = this.statefulTypes.filter((t) => t < NodeType.FIRST_SERVICE);
-    if (reserved.length) throw new XError('CONFIG', `statefulTypes: ${reserved.join(', ')} are reserved types (0-3), not services`);
     this.verifier = opts.verifier ?? null;
     this.node = new ClusterNode(ctx, { type: NodeType.LOGIN, name: 'login' });
     const logins = ctx.metrics.counter('logins_total', 'Login requests by result', ['result']);
