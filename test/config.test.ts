@@ -282,6 +282,11 @@ describe('loadConfig: cross-field checks', () => {
     ]);
     expect(resolveConfig({ env: { XSERVER_GATEWAY_MAX_FRAME: String(4 * 1024 * 1024 - 1024) } }).warnings).toEqual([]);
   });
+  it('login.headersTimeoutMs <= login.requestTimeoutMs', () => {
+    expect(configError({ env: { XSERVER_LOGIN_HEADERS_TIMEOUT_MS: '20000' } })).toBe(
+      'login.headersTimeoutMs must be at most login.requestTimeoutMs (the headers are part of the request); login.headersTimeoutMs is 20000 (from env XSERVER_LOGIN_HEADERS_TIMEOUT_MS), login.requestTimeoutMs is 15000 (default)',
+    );
+  });
   it('gateway.tcpPort and gateway.wsPort differ unless 0', () => {
     expect(configError({ env: { XSERVER_GATEWAY_TCP_PORT: '7300', XSERVER_GATEWAY_WS_PORT: '7300' } })).toBe(
       'gateway.tcpPort and gateway.wsPort must differ (or be 0); gateway.tcpPort is 7300 (from env XSERVER_GATEWAY_TCP_PORT), gateway.wsPort is 7300 (from env XSERVER_GATEWAY_WS_PORT)',

@@ -346,6 +346,7 @@ export const ORDER_RULES: readonly OrderRule[] = [
     why: `a client frame travels to its node inside a relay frame on an intranet link, which needs ${RELAY_ENVELOPE_BYTES} bytes besides`,
   },
   { a: 'gateway.resumeBufferMaxBytes', rel: 'le', b: 'gateway.maxOutboundBytes', why: 'replaying the buffer to a client that comes back would disconnect it as SLOW_CONSUMER' },
+  { a: 'login.headersTimeoutMs', rel: 'le', b: 'login.requestTimeoutMs', why: 'the headers are part of the request' },
 ];
 
 /** Port settings of one process that must differ unless 0 (any free port). */

@@ -107,6 +107,9 @@ const TABLE = [
   { key: 'login.failureWindowMs', type: 'int', default: 60000, min: 1000, doc: 'Window of the failed-login throttle.' },
   { key: 'login.affinityMs', type: 'int', default: 300000, min: 0, doc: 'After an account is lost, its allocations stay sticky this long (login affinity).' },
   { key: 'login.maxBodyBytes', type: 'int', default: 4096, min: 256, doc: 'Largest accepted login request body.' },
+  { key: 'login.headersTimeoutMs', type: 'int', default: 10000, min: 100, doc: 'A client must send its request headers within this time (a slow client holds a connection no longer).' },
+  { key: 'login.requestTimeoutMs', type: 'int', default: 15000, min: 100, doc: 'A client must send its whole request within this time.' },
+  { key: 'login.keepAliveTimeoutMs', type: 'int', default: 5000, min: 0, doc: 'An idle keep-alive connection is closed after this long (0 = at once). Behind a load balancer, set it above the balancer\'s idle timeout.' },
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
 ] as const satisfies readonly Setting[];

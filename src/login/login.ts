@@ -31,14 +31,11 @@ import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
 
-/** How long a client may take to send its request headers / whole request. */
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 15_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** On stop(), open requests may finish for this long before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
 /** The store keeps a token this much longer than its lifetime, so the gateway can say "expired". */
 const TOKEN_STORE_EXTRA_MS = 60_000;
+/** 256 random bits per token: unguessable for its short life. */
 const TOKEN_BYTES = 32;
 /** Access-Control-Max-Age of the preflight answer, in seconds. */
 const CORS_MAX_AGE_S = 600;
@@ -139,9 +136,9 @@ export class LoginServer {
       if (!st?.isDirectory()) throw new XError('CONFIG', `login.staticDir: ${this.staticRoot} is not a directory`);
     }
     const server = createServer((req, res) => void this.handle(req, res));
-    server.headersTimeout = HEADERS_TIMEOUT_MS;
-    server.requestTimeout = REQUEST_TIMEOUT_MS;
-    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    server.headersTimeout = lc.headersTimeoutMs;
+    server.requestTimeout = lc.requestTimeoutMs;
+    server.keepAliveTimeout = lc.keepAliveTimeoutMs;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
