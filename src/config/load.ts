@@ -19,6 +19,7 @@ import {
   getPath,
   parseStatefulTypes,
   setPath,
+  type IntSettingKey,
   type Setting,
   type XConfig,
 } from './schema.js';
@@ -310,9 +311,9 @@ function checkMap(s: Setting, raw: unknown): Coerced {
  * period "well under" the timeout it feeds: one late tick must not be fatal).
  */
 export interface OrderRule {
-  a: string;
+  a: IntSettingKey;
   rel: 'lt' | 'le' | 'half';
-  b: string;
+  b: IntSettingKey;
   /** How much of `b` must stay free beyond `a` (bytes of envelope around a payload). */
   headroom?: number;
   /** Why, shown in the error; the plain orderings (min <= max) need none. */
@@ -350,7 +351,7 @@ export const ORDER_RULES: readonly OrderRule[] = [
 ];
 
 /** Port settings of one process that must differ unless 0 (any free port). */
-const DISTINCT_PORTS: readonly (readonly string[])[] = [['gateway.tcpPort', 'gateway.wsPort']];
+const DISTINCT_PORTS: readonly (readonly IntSettingKey[])[] = [['gateway.tcpPort', 'gateway.wsPort']];
 
 /**
  * The rules that involve more than one value, in one place: run once every value is well-typed,

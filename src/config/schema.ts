@@ -119,6 +119,10 @@ export const SETTINGS: readonly Setting[] = TABLE;
 /** One row of the table, with its literal types. */
 type Row = (typeof TABLE)[number];
 
+/** The key of a setting of the table (`link.maxFrame`), and of its integer settings. */
+export type SettingKey = Row['key'];
+export type IntSettingKey = Extract<Row, { type: 'int' }>['key'];
+
 /** The JS type a setting's value has once loaded. */
 type ValueOf<S extends Setting> = S extends { type: 'int' }
   ? number
