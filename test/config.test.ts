@@ -307,6 +307,11 @@ describe('loadConfig: cross-field checks', () => {
     // A bad types map is reported once, not again through statefulTypes.
     expect(configError({ env: { XSERVER_TYPES: 'lobby=3' } })).not.toContain('statefulTypes');
   });
+  it('warns when the commands of a type would reach the system commands', () => {
+    const r = resolveConfig({ env: { XSERVER_GATEWAY_CMD_OFFSET: '1000000', XSERVER_TYPES: 'lobby=4,far=4294' } });
+    expect(r.warnings).toEqual([expect.stringMatching(/^types\.far: clients cannot reach type 4294: its commands \(from 4294000000\) would reach the system commands \(from 4294901760\)/)]);
+    expect(resolveConfig({ env: { XSERVER_GATEWAY_CMD_OFFSET: '1000000', XSERVER_TYPES: 'lobby=4,far=4293' } }).warnings).toEqual([]);
+  });
   it('reports every broken rule at once', () => {
     const msg = configError({ env: { XSERVER_MGR_STANDBY_POLL_MS: '5000', XSERVER_NODE_DIAL_MIN_BACKOFF_MS: '3000', XSERVER_STATEFUL_TYPES: 'nope' } });
     expect(msg).toMatch(/^3 configuration errors:/);

@@ -53,6 +53,7 @@ export function renderConfigDocs(settings: readonly Setting[] = SETTINGS): strin
     '- `gateway.tcpPort` and `gateway.wsPort` differ, unless 0 (any free port).',
     '- `types`: names are not empty and not `client`, `mgr`, `login` or `gateway`; numbers are >= 4 and unique.',
     '- `statefulTypes`: every name is in `types`, every number is >= 4, and no type is listed twice.',
+    '- `types` × `gateway.cmdOffset`: the commands of every type stay below the system commands (0xffff0000), or clients cannot reach it (a warning only).',
     '- `cluster` has no spaces or braces; `secret` is not empty.',
   );
   return lines.join('\n') + '\n';

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { XError } from '../errors.js';
+import { SYSTEM_CMD_BASE } from '../protocol/commands.js';
 import {
   FIRST_SERVICE_TYPE,
   MAX_TYPE_NUMBER,
@@ -414,6 +415,18 @@ function crossChecks(
   if (byKey.has('statefulTypes') && byKey.has('types') && problems.length === beforeTypes) {
     const r = parseStatefulTypes(cfg as Pick<XConfig, 'statefulTypes' | 'types'>);
     for (const e of r.errors ?? []) problems.push(`statefulTypes: ${e}; statefulTypes is ${at('statefulTypes')}, types is ${at('types')}`);
+  }
+  // Clients address type t with commands t*cmdOffset .. (t+1)*cmdOffset-1, all below the system
+  // commands. Only a warning: a type no client talks to may have any number.
+  if (byKey.has('types') && byKey.has('gateway.cmdOffset') && problems.length === beforeTypes) {
+    const offset = getPath(cfg, 'gateway.cmdOffset') as number;
+    for (const [name, n] of Object.entries(getPath(cfg, 'types') as Record<string, number>)) {
+      if ((n + 1) * offset <= SYSTEM_CMD_BASE) continue;
+      warnings.push(
+        `types.${name}: clients cannot reach type ${n}: its commands (from ${n * offset}) would reach the system commands ` +
+          `(from ${SYSTEM_CMD_BASE}); lower the number or gateway.cmdOffset; gateway.cmdOffset is ${at('gateway.cmdOffset')}, types is ${at('types')}`,
+      );
+    }
   }
   // The cluster name sits inside a Redis hash tag (xs:{cluster}:...); braces would break the tag.
   if (byKey.has('cluster') && !/^[^\s{}]+$/.test(cfg.cluster as string)) {

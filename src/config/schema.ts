@@ -10,6 +10,8 @@
 
 import { NodeType } from '../context.js';
 import { XError } from '../errors.js';
+import { DEFAULT_HEARTBEAT_MS } from '../protocol/client-messages.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 
 export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';
 
@@ -46,7 +48,7 @@ const TABLE = [
   { key: 'log.pretty', type: 'enum', default: 'auto', values: ['auto', 'true', 'false'], doc: 'Human-readable logs; auto = when stdout is a terminal. Otherwise JSON lines.' },
 
   // ---- links (every intranet TCP link) ----
-  { key: 'link.maxFrame', type: 'int', default: 4 * MiB, min: 1024, doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.' },
+  { key: 'link.maxFrame', type: 'int', default: DEFAULT_MAX_FRAME, min: 1024, doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.' },
   { key: 'link.handshakeTimeoutMs', type: 'int', default: 2000, min: 50, doc: 'An unauthenticated connection is closed after this long.' },
   { key: 'link.heartbeatIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Ping interval on intranet links (at most half of link.heartbeatTimeoutMs).' },
   { key: 'link.heartbeatTimeoutMs', type: 'int', default: 3000, min: 30, doc: 'A link with no traffic for this long is closed as hung (LEFT reason timeout).' },
@@ -84,7 +86,7 @@ const TABLE = [
   { key: 'gateway.host', type: 'string', default: '0.0.0.0', doc: 'Address the client listeners bind to.' },
   { key: 'gateway.cmdOffset', type: 'int', default: 1000, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
-  { key: 'gateway.heartbeatMs', type: 'int', default: 10000, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
+  { key: 'gateway.heartbeatMs', type: 'int', default: DEFAULT_HEARTBEAT_MS, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
   { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },
   { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
   { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
