@@ -13,7 +13,7 @@ import { ClientError } from './errors.js';
 import { Backoff } from '../protocol/backoff.js';
 import { toBytes } from '../protocol/bytes.js';
 import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
-import { Cmd, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
+import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
@@ -93,6 +93,25 @@ const NOTICE_WINDOW_MS = 5000;
 /** Errors that are a server refusal (ERROR frame during the handshake), as opposed to a network failure. */
 const refusals = new WeakSet<ClientError>();
 
+/** The defaults of XClientOptions (each is documented on its option). */
+const CLIENT_DEFAULTS = {
+  transport: 'ws',
+  cmdOffset: DEFAULT_CMD_OFFSET,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  reconnect: true,
+  maxReconnectAttempts: 10,
+  reconnectDelayMs: 300,
+  maxReconnectDelayMs: 3000,
+  maxQueue: 1000,
+  maxFrame: DEFAULT_MAX_FRAME,
+} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs'>>;
+
+/** The options that were given (an explicit `undefined` keeps the default). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** The client pings at this share of the gateway's heartbeat interval, so a ping never arrives late. */
 const HEARTBEAT_PING_SHARE = 0.8;
 /** Silence of this many heartbeat intervals means the gateway is gone. */
@@ -127,16 +146,8 @@ export class XClient {
 
   constructor(opts: XClientOptions = {}) {
     this.opts = {
-      transport: opts.transport ?? 'ws',
-      cmdOffset: opts.cmdOffset ?? 1000,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
-      reconnect: opts.reconnect ?? true,
-      maxReconnectAttempts: opts.maxReconnectAttempts ?? 10,
-      reconnectDelayMs: opts.reconnectDelayMs ?? 300,
-      maxReconnectDelayMs: opts.maxReconnectDelayMs ?? 3000,
-      maxQueue: opts.maxQueue ?? 1000,
-      maxFrame: opts.maxFrame ?? DEFAULT_MAX_FRAME,
+      ...CLIENT_DEFAULTS,
+      ...definedOnly(opts),
       heartbeatMs: opts.heartbeatMs,
     };
     if (this.opts.transport !== 'ws' && this.opts.transport !== 'tcp') {

@@ -11,6 +11,7 @@
 import { NodeType } from '../context.js';
 import { XError } from '../errors.js';
 import { DEFAULT_HEARTBEAT_MS } from '../protocol/client-messages.js';
+import { DEFAULT_CMD_OFFSET } from '../protocol/commands.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 
 export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';
@@ -84,7 +85,7 @@ const TABLE = [
   { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
   { key: 'gateway.wsPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client WebSocket port (ports[2]; 0 = any free port).' },
   { key: 'gateway.host', type: 'string', default: '0.0.0.0', doc: 'Address the client listeners bind to.' },
-  { key: 'gateway.cmdOffset', type: 'int', default: 1000, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
+  { key: 'gateway.cmdOffset', type: 'int', default: DEFAULT_CMD_OFFSET, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
   { key: 'gateway.heartbeatMs', type: 'int', default: DEFAULT_HEARTBEAT_MS, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
   { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },

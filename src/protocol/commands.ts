@@ -4,6 +4,12 @@
  */
 export const SYSTEM_CMD_BASE = 0xffff0000;
 
+/**
+ * Client routing: a client command `type * offset + sub` goes to service type `type`
+ * (the `gateway.cmdOffset` default, and the SDK's `cmdOffset` default).
+ */
+export const DEFAULT_CMD_OFFSET = 1000;
+
 export const Cmd = {
   // handshake + liveness (every link; a client sees AUTH, WELCOME, ERROR, PING, PONG)
   HELLO: 0xffff0001,
