@@ -24,6 +24,7 @@ import {
   type Setting,
   type XConfig,
 } from './schema.js';
+import { LISTEN_KEYS, securityProblems, type ListenKey } from './security.js';
 
 export type ValueSource =
   | { kind: 'default' }
@@ -433,6 +434,10 @@ function crossChecks(
     problems.push(`cluster: expected a non-empty name without spaces or braces, got ${at('cluster')}`);
   }
   if (byKey.has('secret') && cfg.secret === '') problems.push(`secret: must not be empty; secret is ${at('secret')}`);
+  if (byKey.has('secret') && LISTEN_KEYS.every((k) => byKey.has(k)) && byKey.has('login.autoRegister')) {
+    const hosts = Object.fromEntries(LISTEN_KEYS.map((k) => [k, getPath(cfg, k) as string])) as Record<ListenKey, string>;
+    problems.push(...securityProblems({ secret: cfg.secret as string, hosts, autoRegister: getPath(cfg, 'login.autoRegister') as boolean }, at));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

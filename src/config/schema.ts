@@ -26,17 +26,23 @@ export interface Setting {
   values?: readonly string[];
 }
 
+/**
+ * The built-in secret, so a cluster on one machine runs without setup. It is public (it is in
+ * these docs), so config validation allows it only while every listener is on loopback.
+ */
+export const DEV_SECRET = 'xserver-dev-secret';
+
 const MiB = 1024 * 1024;
 
 /** The table itself, with literal types: XConfig is derived from it. */
 const TABLE = [
   // ---- cluster ----
   { key: 'cluster', type: 'string', default: 'dev', doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.' },
-  { key: 'secret', type: 'string', default: 'xserver-dev-secret', doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). Change it in production.' },
+  { key: 'secret', type: 'string', default: DEV_SECRET, doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). The built-in default is for loopback only: a process that listens on another address needs its own, of at least 32 random bytes (`xserver secret` prints one).' },
   { key: 'redisUrl', type: 'string', default: 'redis://127.0.0.1:6379', doc: 'Store URL: redis://[:pass@]host:port[/db], rediss://..., redis-sentinel://host:port[,host:port]/masterName, redis-cluster://host:port[,host:port], or memory:// (one process only).' },
   { key: 'storeConnectTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long start-up waits for the store to answer before failing.' },
   { key: 'storeOpTimeoutMs', type: 'int', default: 5000, min: 100, doc: 'Longest one store operation may take, including waiting for a reconnect; beyond it the caller gets STORE_UNAVAILABLE.' },
-  { key: 'bindHost', type: 'string', default: '0.0.0.0', doc: 'Address the intranet listeners bind to.' },
+  { key: 'bindHost', type: 'string', default: '127.0.0.1', doc: 'Address the intranet listeners bind to. Another than loopback (e.g. 0.0.0.0) needs your own secret.' },
   { key: 'innerIp', type: 'string', default: '127.0.0.1', doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)).' },
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
@@ -84,7 +90,7 @@ const TABLE = [
   // ---- gateway ----
   { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
   { key: 'gateway.wsPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client WebSocket port (ports[2]; 0 = any free port).' },
-  { key: 'gateway.host', type: 'string', default: '0.0.0.0', doc: 'Address the client listeners bind to.' },
+  { key: 'gateway.host', type: 'string', default: '127.0.0.1', doc: 'Address the client listeners bind to (0.0.0.0 to take clients from other hosts; needs your own secret).' },
   { key: 'gateway.cmdOffset', type: 'int', default: DEFAULT_CMD_OFFSET, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
   { key: 'gateway.heartbeatMs', type: 'int', default: DEFAULT_HEARTBEAT_MS, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
@@ -102,9 +108,9 @@ const TABLE = [
 
   // ---- login ----
   { key: 'login.port', type: 'int', default: 7080, min: 0, max: 65535, doc: 'Login HTTP port (POST /login).' },
-  { key: 'login.host', type: 'string', default: '0.0.0.0', doc: 'Address the login HTTP server binds to.' },
+  { key: 'login.host', type: 'string', default: '127.0.0.1', doc: 'Address the login HTTP server binds to (0.0.0.0 to take logins from other hosts; needs your own secret).' },
   { key: 'login.tokenTtlMs', type: 'int', default: 30000, min: 1000, doc: 'Lifetime of a login token (single use, bound to account and gateway).' },
-  { key: 'login.autoRegister', type: 'bool', default: false, doc: 'Create unknown accounts at first login (development only).' },
+  { key: 'login.autoRegister', type: 'bool', default: false, doc: 'Create unknown accounts at first login (development only: refused with a login.host other than loopback).' },
   { key: 'login.verifier', type: 'string', default: '', doc: 'Module exporting verify(account, password) -> boolean | Promise<boolean>, replacing the Redis account check.' },
   { key: 'login.maxFailures', type: 'int', default: 5, min: 1, doc: 'Failed logins per account (and per client address) within login.failureWindowMs before 429.' },
   { key: 'login.failureWindowMs', type: 'int', default: 60000, min: 1000, doc: 'Window of the failed-login throttle.' },
