@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../src/gateway/gateway.js';
 import { ClusterNode } from '../src/node/node.js';
 import { XError } from '../src/errors.js';
 import { encodeAuth, parseWelcome } from '../src/protocol/client-messages.js';
 import { Cmd } from '../src/protocol/commands.js';
-import { Flags } from '../src/protocol/frame.js';
+import { Flags, encodeFrame } from '../src/protocol/frame.js';
 import { RawClient, startCluster, waitUntil } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
@@ -172,6 +173,59 @@ describe('gateway authentication', () => {
     const e = await cl.next((f) => f.cmd === Cmd.ERROR, 3000);
     expect(cl.json(e).code).toBe('HANDSHAKE_TIMEOUT');
     await waitUntil(() => cl.closed, 3000, 'close');
+  });
+});
+
+describe('before AUTH', () => {
+  it('a frame over gateway.preAuthMaxFrame is refused before it is buffered, though it is under gateway.maxFrame', async () => {
+    const cl = await RawClient.connect(gw.tcpPort);
+    // Only the header and a few bytes of a 3000-byte AUTH: the length alone decides.
+    cl.raw.write(encodeFrame(Cmd.AUTH, Buffer.alloc(3000)).subarray(0, 20));
+    const e = await cl.next((f) => f.cmd === Cmd.ERROR);
+    expect(cl.json(e)).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    expect(String(cl.json(e).message)).toContain('limit of 1024');
+    await waitUntil(() => cl.closed, 3000, 'close');
+  });
+
+  it('the same frame size is accepted once authenticated', async () => {
+    const { cl } = await login('preauth-big');
+    cl.send(4002, Buffer.alloc(3000), Flags.REQUEST, 77);
+    const r = await cl.next((f) => f.rid === 77);
+    expect(r.flags & Flags.RESPONSE).toBeTruthy();
+    expect(cl.closed).toBe(false);
+    cl.close();
+  });
+
+  it('only AUTH and PING are answered: another framework command closes the connection without an answer', async () => {
+    const cl = await RawClient.connect(gw.tcpPort);
+    cl.send(Cmd.PING);
+    await cl.next((f) => f.cmd === Cmd.PONG);
+    cl.send(Cmd.STATUS, new Uint8Array(0), Flags.REQUEST, 5);
+    const e = await cl.next((f) => f.cmd === Cmd.ERROR);
+    expect(cl.json(e)).toMatchObject({ code: 'BAD_REQUEST', message: 'the first frame must be AUTH' });
+    await waitUntil(() => cl.closed, 3000, 'close');
+    expect(cl.frames.some((f) => f.rid === 5)).toBe(false);
+  });
+
+  it('PINGs before AUTH are rate-limited: a flood closes the connection', async () => {
+    const cl = await RawClient.connect(gw.tcpPort);
+    for (let i = 0; i < 200; i++) cl.send(Cmd.PING);
+    await waitUntil(() => cl.closed, 3000, 'close');
+    const pongs = cl.frames.filter((f) => f.cmd === Cmd.PONG).length;
+    expect(pongs).toBeLessThanOrEqual(50); // the burst
+    expect(cl.frames.some((f) => f.cmd === Cmd.ERROR && cl.json(f).code === 'RATE_LIMITED')).toBe(true);
+  });
+
+  it('a WebSocket upgrade that never completes is closed at the auth deadline', async () => {
+    const sock = net.connect(gw.wsPort, '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'); // headers never finished
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.on('error', () => {});
+    sock.resume();
+    // gateway.authTimeoutMs is 500 here; Node's default would keep it for a minute.
+    await expect(Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 4000))])).resolves.toBe('closed');
+    sock.destroy();
   });
 });
 

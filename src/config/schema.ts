@@ -96,6 +96,7 @@ const TABLE = [
   { key: 'gateway.heartbeatMs', type: 'int', default: DEFAULT_HEARTBEAT_MS, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
   { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },
   { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
+  { key: 'gateway.preAuthMaxFrame', type: 'int', default: 1024, min: 64, doc: 'Largest client frame body before AUTH succeeded (AUTH and PING are far smaller); bounds what an unauthenticated connection can make the gateway hold.' },
   { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
   { key: 'gateway.rateLimitPerSec', type: 'int', default: 200, min: 1, doc: 'Sustained client messages per second per connection (token bucket).' },
   { key: 'gateway.rateBurst', type: 'int', default: 400, min: 1, doc: 'Burst size of the per-connection rate limit.' },

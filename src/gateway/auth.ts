@@ -153,6 +153,7 @@ export class ClientAuth {
     const g = this.deps.settings;
     // The idle deadline starts now, not at the AUTH frame (the store may have taken a while).
     conn.lastRx = performance.now();
+    conn.authenticated();
     conn.sendFrame(Cmd.WELCOME, encodeWelcome({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: g.heartbeatMs, graceMs: g.reconnectGraceMs, resumed }));
   }
 

@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import { XError } from '../errors.js';
 import { Cmd } from '../protocol/commands.js';
-import { FrameDecoder, HEADER_REST, HEADER_SIZE, encodeFrame, type Frame } from '../protocol/frame.js';
+import { FrameDecoder, decodeFrame, encodeFrame, type Frame } from '../protocol/frame.js';
 import { encodeErrorNotice } from '../protocol/client-messages.js';
 import { FrameWriter, toXError } from '../wire/frame.js';
 
@@ -19,7 +19,10 @@ export interface ClientConnHost {
 }
 
 export interface ClientLimits {
+  /** Largest frame body once authenticated (gateway.maxFrame). */
   maxFrame: number;
+  /** Largest frame body before AUTH succeeded (gateway.preAuthMaxFrame): AUTH and PING are small. */
+  preAuthMaxFrame: number;
   maxOutboundBytes: number;
   ratePerSec: number;
   burst: number;
@@ -60,7 +63,18 @@ export abstract class ClientConnection {
     readonly remote: string,
   ) {
     this.tokens = limits.burst;
+    this.frameLimit = limits.preAuthMaxFrame;
   }
+
+  /** AUTH succeeded: frames up to gateway.maxFrame are accepted from now on. */
+  authenticated(): void {
+    this.frameLimit = this.limits.maxFrame;
+    // What AUTH and pre-auth PINGs used does not count against the session.
+    this.tokens = this.limits.burst;
+  }
+
+  /** Largest frame body accepted now: the pre-auth limit until authenticated() is called. */
+  protected frameLimit: number;
 
   abstract get outboundBytes(): number;
   /** Queues a frame without checks. */
@@ -130,7 +144,7 @@ export class TcpClientConnection extends ClientConnection {
     limits: ClientLimits,
   ) {
     super(host, limits, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
-    this.decoder = new FrameDecoder(limits.maxFrame, (f) => this.received(f), toXError);
+    this.decoder = new FrameDecoder(limits.preAuthMaxFrame, (f) => this.received(f), toXError);
     this.writer = new FrameWriter(
       {
         writeChunks: (chunks) => {
@@ -158,6 +172,11 @@ export class TcpClientConnection extends ClientConnection {
     });
     socket.on('error', () => this.gone(new XError('LINK_CLOSED', 'connection error')));
     socket.on('close', () => this.gone());
+  }
+
+  override authenticated(): void {
+    super.authenticated();
+    this.decoder.maxFrame = this.frameLimit;
   }
 
   get outboundBytes(): number {
@@ -192,7 +211,7 @@ export class WsClientConnection extends ClientConnection {
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.closed) return;
-      const f = isBinary ? parseOne(data, limits.maxFrame) : new XError('BAD_FRAME', 'text messages are not accepted; send binary frames');
+      const f = isBinary ? parseOne(data, this.frameLimit) : new XError('BAD_FRAME', 'text messages are not accepted; send binary frames');
       if (f instanceof XError) this.close(f);
       else this.received(f);
     });
@@ -235,10 +254,11 @@ export class WsClientConnection extends ClientConnection {
 }
 
 /** A WebSocket message must hold exactly one whole frame. */
-function parseOne(data: Buffer, maxFrame: number): Frame | XError {
-  if (data.length < HEADER_SIZE) return new XError('BAD_FRAME', `message of ${data.length} bytes is shorter than a frame header`);
-  const len = data.readUInt32BE(0);
-  if (len < HEADER_REST || len + 4 !== data.length) return new XError('BAD_FRAME', `frame length ${len} does not match the message size ${data.length}`);
-  if (len - HEADER_REST > maxFrame) return new XError('FRAME_TOO_LARGE', `frame body of ${len - HEADER_REST} bytes exceeds the limit of ${maxFrame}`);
-  return { cmd: data.readUInt32BE(4), flags: data[8]!, rid: data.readUInt32BE(9), body: data.subarray(HEADER_SIZE) };
+/** One WebSocket message as one frame (the protocol's decodeFrame), or the error that closes the connection. */
+function parseOne(data: Uint8Array, maxFrame: number): Frame | XError {
+  try {
+    return decodeFrame(data, maxFrame, toXError);
+  } catch (e) {
+    return e as XError;
+  }
 }

@@ -11,6 +11,9 @@ import { XError } from '../errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
 
+/** Node checks request deadlines on a timer; no more often than this, whatever the auth deadline. */
+const MIN_UPGRADE_CHECK_MS = 20;
+
 /**
  * Hard cap of ws on one WebSocket message: gateway.maxFrame is checked by us (an ERROR frame says
  * why); this only stops a message far beyond it (twice, plus room for the frame header) from
@@ -48,11 +51,15 @@ export class ClientListeners {
     private readonly host: ListenerHost,
   ) {
     const g = settings;
-    const limits: ClientLimits = { maxFrame: g.maxFrame, maxOutboundBytes: g.maxOutboundBytes, ratePerSec: g.rateLimitPerSec, burst: g.rateBurst };
+    const limits: ClientLimits = { maxFrame: g.maxFrame, preAuthMaxFrame: g.preAuthMaxFrame, maxOutboundBytes: g.maxOutboundBytes, ratePerSec: g.rateLimitPerSec, burst: g.rateBurst };
     this.tcp = net.createServer((s) => this.accept(new TcpClientConnection(s, this.connHost, limits)));
-    this.httpServer = http.createServer((_req, res) => {
+    // A WebSocket upgrade is part of authenticating: a client that has not finished its HTTP
+    // request within gateway.authTimeoutMs is cut off like one that sends no AUTH.
+    this.httpServer = http.createServer({ connectionsCheckingInterval: Math.max(MIN_UPGRADE_CHECK_MS, Math.floor(g.authTimeoutMs / 4)) }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
     });
+    this.httpServer.headersTimeout = g.authTimeoutMs;
+    this.httpServer.requestTimeout = g.authTimeoutMs;
     // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
     this.wss = new WebSocketServer({ server: this.httpServer, maxPayload: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK, perMessageDeflate: false });
     this.wss.on('connection', (ws, req) => this.accept(new WsClientConnection(ws, req.socket, this.connHost, limits)));

@@ -112,6 +112,7 @@ export class Router {
   }
 
   private onClientSystemFrame(conn: ClientConnection, f: Frame): void {
+    if (!this.sessions.of(conn) && !this.preAuthAllowed(conn, f)) return;
     switch (f.cmd) {
       case Cmd.PING:
         conn.sendFrame(Cmd.PONG, new Uint8Array(0));
@@ -124,6 +125,24 @@ export class Router {
       default:
         replyError(conn, f, new XError('UNKNOWN_COMMAND', `command 0x${f.cmd.toString(16)} is reserved`));
     }
+  }
+
+  /**
+   * Before AUTH succeeded a connection may send only AUTH and PING, within the rate limit: an
+   * unauthenticated peer gets no answers to probe with and cannot make the gateway work for it.
+   */
+  private preAuthAllowed(conn: ClientConnection, f: Frame): boolean {
+    if (f.cmd !== Cmd.AUTH && f.cmd !== Cmd.PING) {
+      this.deps.refused('not_authenticated');
+      conn.close(new XError('BAD_REQUEST', 'the first frame must be AUTH'));
+      return false;
+    }
+    if (!conn.takeToken(performance.now())) {
+      this.deps.refused('rate_limited');
+      conn.close(new XError('RATE_LIMITED', `more than ${this.settings.rateLimitPerSec} messages/s before AUTH`));
+      return false;
+    }
+    return true;
   }
 
   // ------------------------------------------------------------------ client -> node
