@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../src/gateway/gateway.js';
 import { ClusterNode } from '../src/node/node.js';
+import type { XConfig } from '../src/config/schema.js';
 import { XError } from '../src/errors.js';
 import { encodeAuth, parseWelcome } from '../src/protocol/client-messages.js';
 import { Cmd } from '../src/protocol/commands.js';
@@ -214,6 +215,41 @@ describe('before AUTH', () => {
     const pongs = cl.frames.filter((f) => f.cmd === Cmd.PONG).length;
     expect(pongs).toBeLessThanOrEqual(50); // the burst
     expect(cl.frames.some((f) => f.cmd === Cmd.ERROR && cl.json(f).code === 'RATE_LIMITED')).toBe(true);
+  });
+
+  /** A gateway of this cluster with its own client limits. */
+  async function gatewayWith(limits: Partial<XConfig['gateway']>): Promise<Gateway> {
+    const g = c.own(new Gateway({ ...c.ctx, config: { ...c.ctx.config, gateway: { ...c.ctx.config.gateway, ...limits } } }));
+    await g.start();
+    return g;
+  }
+
+  it('caps unauthenticated connections per address; authenticating frees the slot', async () => {
+    const g = await gatewayWith({ maxPendingPerAddress: 3 });
+    const idle = await Promise.all([1, 2, 3].map(() => RawClient.connect(g.tcpPort)));
+    const fourth = await RawClient.connect(g.tcpPort);
+    const e = await fourth.next((f) => f.cmd === Cmd.ERROR);
+    expect(fourth.json(e).code).toBe('TOO_MANY_CONNECTIONS');
+    await waitUntil(() => fourth.closed, 3000, 'refused connection closed');
+    // One of the three logs in: its slot is free again for a newcomer.
+    const t = await issueToken('pending-cap', g);
+    idle[0]!.send(Cmd.AUTH, encodeAuth({ token: t.token }));
+    await idle[0]!.next((f) => f.cmd === Cmd.WELCOME);
+    const fifth = await RawClient.connect(g.tcpPort);
+    fifth.send(Cmd.PING);
+    await fifth.next((f) => f.cmd === Cmd.PONG);
+    expect(fifth.closed).toBe(false);
+    for (const cl of [...idle, fifth]) cl.close();
+  });
+
+  it('limits the accept rate per address', async () => {
+    const g = await gatewayWith({ acceptRatePerAddress: 5, maxPendingPerAddress: 100 });
+    const conns = await Promise.all(Array.from({ length: 12 }, () => RawClient.connect(g.tcpPort)));
+    await waitUntil(() => conns.filter((cl) => cl.closed).length >= 6, 3000, 'refusals');
+    const refused = conns.filter((cl) => cl.frames.some((f) => f.cmd === Cmd.ERROR && cl.json(f).code === 'RATE_LIMITED'));
+    expect(refused.length).toBeGreaterThanOrEqual(6);
+    expect(refused.length).toBeLessThanOrEqual(7); // 5 in the bucket, plus what refilled meanwhile
+    for (const cl of conns) cl.close();
   });
 
   it('a WebSocket upgrade that never completes is closed at the auth deadline', async () => {

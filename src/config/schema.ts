@@ -98,6 +98,8 @@ const TABLE = [
   { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
   { key: 'gateway.preAuthMaxFrame', type: 'int', default: 1024, min: 64, doc: 'Largest client frame body before AUTH succeeded (AUTH and PING are far smaller); bounds what an unauthenticated connection can make the gateway hold.' },
   { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
+  { key: 'gateway.maxPendingPerAddress', type: 'int', default: 64, min: 1, doc: 'Connections from one client address that have not authenticated yet; further ones are refused with TOO_MANY_CONNECTIONS (counted as too_many_pending). Players behind one NAT log in at different moments, so this can stay small.' },
+  { key: 'gateway.acceptRatePerAddress', type: 'int', default: 50, min: 1, doc: 'New connections per second from one client address (a token bucket of the same size); beyond it they are refused with RATE_LIMITED (counted as accept_rate).' },
   { key: 'gateway.rateLimitPerSec', type: 'int', default: 200, min: 1, doc: 'Sustained client messages per second per connection (token bucket).' },
   { key: 'gateway.rateBurst', type: 'int', default: 400, min: 1, doc: 'Burst size of the per-connection rate limit.' },
   { key: 'gateway.floodDisconnectAfter', type: 'int', default: 1000, min: 1, doc: 'A client whose over-rate messages (dropped) reach this count is disconnected with RATE_LIMITED.' },

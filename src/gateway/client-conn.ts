@@ -16,6 +16,8 @@ import { FrameWriter, toXError } from '../wire/frame.js';
 export interface ClientConnHost {
   onFrame(conn: ClientConnection, f: Frame): void;
   onClose(conn: ClientConnection, err: XError | undefined): void;
+  /** AUTH succeeded on this connection. */
+  onAuthenticated?(conn: ClientConnection): void;
 }
 
 export interface ClientLimits {
@@ -60,6 +62,8 @@ export abstract class ClientConnection {
     protected readonly host: ClientConnHost,
     protected readonly limits: ClientLimits,
     readonly transport: 'tcp' | 'ws',
+    /** The client's IP address (per-address limits count by it). */
+    readonly address: string,
     readonly remote: string,
   ) {
     this.tokens = limits.burst;
@@ -71,6 +75,7 @@ export abstract class ClientConnection {
     this.frameLimit = this.limits.maxFrame;
     // What AUTH and pre-auth PINGs used does not count against the session.
     this.tokens = this.limits.burst;
+    this.host.onAuthenticated?.(this);
   }
 
   /** Largest frame body accepted now: the pre-auth limit until authenticated() is called. */
@@ -143,7 +148,7 @@ export class TcpClientConnection extends ClientConnection {
     host: ClientConnHost,
     limits: ClientLimits,
   ) {
-    super(host, limits, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`);
+    super(host, limits, 'tcp', socket.remoteAddress ?? '', `${socket.remoteAddress}:${socket.remotePort}`);
     this.decoder = new FrameDecoder(limits.preAuthMaxFrame, (f) => this.received(f), toXError);
     this.writer = new FrameWriter(
       {
@@ -207,7 +212,7 @@ export class WsClientConnection extends ClientConnection {
     host: ClientConnHost,
     limits: ClientLimits,
   ) {
-    super(host, limits, 'ws', `${socket.remoteAddress}:${socket.remotePort}`);
+    super(host, limits, 'ws', socket.remoteAddress ?? '', `${socket.remoteAddress}:${socket.remotePort}`);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.closed) return;

@@ -11,6 +11,9 @@ import { XError } from '../errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
 
+/** How often the per-address accept buckets that refilled are forgotten. */
+const BUCKET_SWEEP_MS = 1000;
+
 /** Node checks request deadlines on a timer; no more often than this, whatever the auth deadline. */
 const MIN_UPGRADE_CHECK_MS = 20;
 
@@ -36,10 +39,20 @@ export class ClientListeners {
   private readonly conns = new Set<ClientConnection>();
   private closing = false;
 
+  /** Unauthenticated connections per client address (gateway.maxPendingPerAddress); no entry at 0. */
+  private readonly pending = new Map<string, number>();
+  /** Connections not yet authenticated, so a close knows whether to count it down. */
+  private readonly unauthenticated = new WeakSet<ClientConnection>();
+  /** New connections per address (gateway.acceptRatePerAddress): a token bucket, dropped once full again. */
+  private readonly acceptBuckets = new Map<string, { tokens: number; at: number }>();
+  private bucketSweep: ReturnType<typeof setInterval> | null = null;
+
   /** Connections report here first, so the set is current before the host hears of a close. */
   private readonly connHost: ClientConnHost = {
+    onAuthenticated: (c) => this.settle(c),
     onFrame: (c: ClientConnection, f: Frame) => this.host.onFrame(c, f),
     onClose: (c: ClientConnection, err: XError | undefined) => {
+      this.settle(c);
       this.conns.delete(c);
       this.host.onCountChanged(this.conns.size);
       this.host.onClose(c, err);
@@ -85,11 +98,15 @@ export class ClientListeners {
     const g = this.settings;
     await listen(this.tcp, g.tcpPort, g.host);
     await listen(this.httpServer, g.wsPort, g.host);
+    this.bucketSweep = setInterval(() => this.sweepBuckets(), BUCKET_SWEEP_MS);
+    this.bucketSweep.unref();
   }
 
   /** Refuses new connections, closes the open ones with `err`, and the ports. */
   close(err: XError): void {
     this.closing = true;
+    if (this.bucketSweep) clearInterval(this.bucketSweep);
+    this.bucketSweep = null;
     for (const c of [...this.conns]) c.close(err);
     this.tcp.close();
     this.wss.close();
@@ -98,14 +115,54 @@ export class ClientListeners {
   }
 
   private accept(conn: ClientConnection): void {
-    const max = this.settings.maxConnections;
-    if (this.closing || this.conns.size >= max) {
+    const g = this.settings;
+    if (this.closing || this.conns.size >= g.maxConnections) {
       this.host.refused('too_many_connections');
-      conn.close(new XError('TOO_MANY_CONNECTIONS', `gateway is full (${max} connections)`));
+      conn.close(new XError('TOO_MANY_CONNECTIONS', `gateway is full (${g.maxConnections} connections)`));
       return;
     }
+    if (!this.takeAcceptToken(conn.address)) {
+      this.host.refused('accept_rate');
+      conn.close(new XError('RATE_LIMITED', `more than ${g.acceptRatePerAddress} new connections/s from ${conn.address}`));
+      return;
+    }
+    const pending = this.pending.get(conn.address) ?? 0;
+    if (pending >= g.maxPendingPerAddress) {
+      this.host.refused('too_many_pending');
+      conn.close(new XError('TOO_MANY_CONNECTIONS', `${pending} connections from ${conn.address} have not authenticated yet`));
+      return;
+    }
+    this.pending.set(conn.address, pending + 1);
+    this.unauthenticated.add(conn);
     this.conns.add(conn);
     this.host.onCountChanged(this.conns.size);
+  }
+
+  /** The connection authenticated or closed: it no longer counts as pending for its address. */
+  private settle(conn: ClientConnection): void {
+    if (!this.unauthenticated.delete(conn)) return;
+    const n = (this.pending.get(conn.address) ?? 1) - 1;
+    if (n <= 0) this.pending.delete(conn.address);
+    else this.pending.set(conn.address, n);
+  }
+
+  private takeAcceptToken(address: string): boolean {
+    const rate = this.settings.acceptRatePerAddress;
+    const now = performance.now();
+    const b = this.acceptBuckets.get(address) ?? { tokens: rate, at: now };
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    this.acceptBuckets.set(address, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Forgets the buckets that have refilled: the map holds only addresses that connected within the last second or so. */
+  private sweepBuckets(): void {
+    const rate = this.settings.acceptRatePerAddress;
+    const now = performance.now();
+    for (const [addr, b] of this.acceptBuckets) if (b.tokens + ((now - b.at) * rate) / 1000 >= rate) this.acceptBuckets.delete(addr);
   }
 }
 
