@@ -299,6 +299,7 @@ describe('gateway limits', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await waitUntil(() => !gw.isConnected('slow'), 5000, 'slow client dropped');
+    expect(await c.ctx.metrics.text()).toMatch(/gateway_refused_total\{reason="slow_consumer"\} [1-9]/);
     cl.close();
   });
 });

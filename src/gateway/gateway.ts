@@ -83,7 +83,11 @@ export class Gateway {
     });
     this.listeners = new ClientListeners(g, {
       onFrame: (c, f) => this.router.onClientFrame(c, f),
-      onClose: (c, err) => this.onClientClose(c, err),
+      onClose: (c, err) => {
+        // The one limit enforced where the connection writes, so counted here.
+        if (err?.code === 'SLOW_CONSUMER') refused('slow_consumer');
+        this.onClientClose(c, err);
+      },
       onCountChanged: (n) => {
         m.connections.set(n);
         this.node.setOverload(0, n);
