@@ -48,3 +48,34 @@ export function createLogger(opts: LoggerOptions): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * At most one line per key and interval: for warnings an outsider can trigger at will (refused
+ * connections), so a flood costs a line per second, not a line per attempt. The next line that
+ * passes says how many were held back.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly intervalMs: number,
+    /** Distinct keys kept; beyond it the oldest is forgotten (keys are error codes, a handful). */
+    private readonly maxKeys = 64,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Calls `log(suppressed)` unless `key` was logged within the interval. */
+  run(key: string, log: (suppressed: number) => void): void {
+    const t = this.now();
+    const e = this.last.get(key);
+    if (e && t - e.at < this.intervalMs) {
+      e.suppressed++;
+      return;
+    }
+    const suppressed = e?.suppressed ?? 0;
+    this.last.delete(key);
+    this.last.set(key, { at: t, suppressed: 0 });
+    if (this.last.size > this.maxKeys) this.last.delete(this.last.keys().next().value!);
+    log(suppressed);
+  }
+}

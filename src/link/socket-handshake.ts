@@ -9,6 +9,7 @@ import { AcceptorHandshake } from './handshake-acceptor.js';
 import { DiallerHandshake } from './handshake-dialler.js';
 import { encodeFrames, errorFrame, type HandshakeStep } from './handshake.js';
 import type { LinkIdentity, LinkOptions } from './options.js';
+import { LogThrottle } from '../log.js';
 
 /** How long a refused socket may linger to flush its ERROR frame; a peer that never reads must not keep it. */
 const REFUSAL_LINGER_MS = 500;
@@ -73,6 +74,10 @@ export interface AcceptCallbacks {
   settled: () => void;
 }
 
+/** Anyone can connect and be refused: at most one warning per refusal code and second per process. */
+const REFUSED_LOG_INTERVAL_MS = 1000;
+const refusedLog = new LogThrottle(REFUSED_LOG_INTERVAL_MS);
+
 /** Runs the acceptor's handshake on a fresh inbound socket. Refusals are logged and flushed to the peer. */
 export function acceptHandshake(
   socket: net.Socket,
@@ -93,7 +98,9 @@ export function acceptHandshake(
   };
   const refuse = (e: XError, send: HandshakeStep['send']): void => {
     if (!settle()) return;
-    opts.logger.warn({ code: e.code, from: where }, `refused connection: ${e.message}`);
+    refusedLog.run(e.code, (suppressed) =>
+      opts.logger.warn({ code: e.code, from: where, ...(suppressed > 0 ? { suppressed } : {}) }, `refused connection: ${e.message}`),
+    );
     closeRefused(socket, send);
   };
   const timer = setTimeout(() => {
