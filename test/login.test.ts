@@ -10,6 +10,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +27,7 @@ import { Metrics } from '../src/metrics.js';
 import { MgrServer } from '../src/mgr/mgr.js';
 import { ClusterNode } from '../src/node/node.js';
 import { RedisStore } from '../src/store/index.js';
-import { deleteKeys as deleteMatching } from '../testkit/index.js';
+import { deleteKeys as deleteMatching, waitFor } from '../testkit/index.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const CLUSTER = `login-test-${randomBytes(4).toString('hex')}`;
@@ -403,6 +404,23 @@ describe('POST /login', () => {
     expect(a.body.allocations).toEqual({ '4': lobby.id });
     expect(a.body.missing).toEqual([5]);
     await l2.stop();
+  });
+
+  it('a body the client abandons half-way is its error (bad_request), not a server error', async () => {
+    const before = (login.routes['/api/login']!() as { results: Record<string, number> }).results;
+    // The server has the request (its handler is reading the body) before the client goes.
+    const server = (login as unknown as { server: http.Server }).server;
+    const requested = new Promise<void>((r) => server.once('request', () => r()));
+    const sock = net.connect(login.port, '127.0.0.1');
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"account":');
+    await requested;
+    sock.destroy();
+    await waitFor(() => (login.routes['/api/login']!() as { results: Record<string, number> }).results.bad_request! > before.bad_request!, {
+      timeoutMs: 3000,
+      what: 'the aborted login counted',
+    });
+    expect((login.routes['/api/login']!() as { results: Record<string, number> }).results.error).toBe(before.error);
   });
 
   it('counts logins in metrics and /api/login', async () => {

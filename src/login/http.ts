@@ -70,8 +70,10 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       settled = true;
       resolve(Buffer.concat(chunks));
     });
-    req.on('error', fail);
-    req.on('close', () => fail(new HttpError(400, 'BAD_REQUEST', 'request aborted')));
+    // The client went away mid-body: its error, not ours (400, counted as bad_request).
+    const aborted = (): void => fail(new HttpError(400, 'BAD_REQUEST', 'request aborted'));
+    req.on('error', aborted);
+    req.on('close', aborted);
   });
 }
 
