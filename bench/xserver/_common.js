@@ -13,6 +13,7 @@ import { MgrServer } from '../../dist/mgr/mgr.js';
 import { sleep, waitFor as waitForCondition } from '../../testkit/index.js';
 
 export { ClusterNode } from '../../dist/node/node.js';
+export { runtimeOf } from '../../dist/node/internal.js';
 export { MgrServer } from '../../dist/mgr/mgr.js';
 export { Gateway } from '../../dist/gateway/gateway.js';
 

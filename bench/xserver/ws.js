@@ -17,6 +17,7 @@ import {
   issueToken,
   encodeFrame,
   ClusterNode,
+  runtimeOf,
   Gateway,
   T_ECHO,
   CMD,
@@ -146,7 +147,7 @@ function echoImpl(name, transport) {
       node.handleClient(CMD.ECHO, (data) => data);
       await node.start();
       await node.ready();
-      await waitFor(() => node.isLinked(gateway.node.id), 10_000, 'echo node linked to the gateway');
+      await waitFor(() => runtimeOf(node).isLinked(gateway.node.id), 10_000, 'echo node linked to the gateway');
       return { host: '127.0.0.1', gatewayId: gateway.node.id, wsPort: gateway.wsPort, tcpPort: gateway.tcpPort };
     },
 

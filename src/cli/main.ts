@@ -13,6 +13,7 @@ import { MgrServer } from '../mgr/mgr.js';
 import { Gateway } from '../gateway/gateway.js';
 import { DASHBOARD_HTML } from '../mgr/dashboard.js';
 import { ClusterNode } from '../node/node.js';
+import { runtimeOf } from '../node/internal.js';
 import { infoToJson } from '../node/peer.js';
 import type { ServiceDefinition } from '../service.js';
 import { loadOrExit, makeLogger, openStore, runProcess, type Role } from './process.js';
@@ -70,18 +71,19 @@ export function gatewayRole(gw: Gateway): Role {
   return {
     ready: () => gw.node.mgrConnected,
     stop: () => gw.stop(),
-    routes: { '/api/self': () => gw.node.selfJson(), '/api/peers': () => gw.node.peersJson(), '/api/gateway': () => gw.statusJson() },
+    routes: { '/api/self': () => runtimeOf(gw.node).selfJson(), '/api/peers': () => runtimeOf(gw.node).peersJson(), '/api/gateway': () => gw.statusJson() },
   };
 }
 
 export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
+  const rt = runtimeOf(node);
   return {
     ready: () => node.mgrConnected,
     stop: async () => {
       await service?.stop?.(node);
       await node.stop();
     },
-    routes: { '/api/self': () => node.selfJson(), '/api/peers': () => node.peersJson() },
+    routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson() },
   };
 }
 

@@ -14,6 +14,7 @@ import { statefulTypeNumbers } from '../config/schema.js';
 import { NodeType, type RoleContext } from '../context.js';
 import { XError } from '../errors.js';
 import { ClusterNode } from '../node/node.js';
+import { runtimeOf, type NodeRuntime } from '../node/internal.js';
 import { ClientAuth } from './auth.js';
 import type { ClientConnection } from './client-conn.js';
 import { ClientListeners } from './listeners.js';
@@ -23,6 +24,7 @@ import { SessionTable } from './sessions.js';
 
 export class Gateway {
   readonly node: ClusterNode;
+  private readonly rt: NodeRuntime;
   private readonly log: Logger;
   private readonly cfg: RoleContext['config'];
   private readonly listeners: ClientListeners;
@@ -36,9 +38,10 @@ export class Gateway {
     this.cfg = ctx.config;
     const g = ctx.config.gateway;
     this.node = new ClusterNode(ctx, { type: NodeType.GATEWAY, name: 'gateway' });
+    this.rt = runtimeOf(this.node);
     this.log = this.node.log;
     // Auth and routing use the node only through this channel.
-    const channel: NodeChannel = this.node;
+    const channel: NodeChannel = this.rt;
     const mm = ctx.metrics;
     const m = {
       connections: mm.gauge('gateway_connections', 'Open client connections'),
@@ -117,7 +120,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     await this.listeners.listen();
-    this.node.setExtraPorts([this.tcpPort, this.wsPort]);
+    this.rt.setExtraPorts([this.tcpPort, this.wsPort]);
     this.node.setOverload(0, 0);
     await this.node.start();
     this.auth.start();

@@ -25,6 +25,7 @@ import { statefulTypeNumbers } from '../config/schema.js';
 import { NodeType, type RoleContext } from '../context.js';
 import { XError } from '../errors.js';
 import { ClusterNode } from '../node/node.js';
+import { runtimeOf } from '../node/internal.js';
 import type { Peer } from '../node/peer.js';
 import type { AllocationCandidate, TokenRecord } from '../store/store.js';
 import { createVerifier, type Verifier } from './accounts.js';
@@ -151,7 +152,7 @@ export class LoginServer {
       throw new XError('CONFIG', `login: cannot listen on ${lc.host}:${lc.port}: ${e.message}`);
     });
     // ports[1] is the HTTP port, so tools and tests find the login URL through the membership.
-    this.node.setExtraPorts([(server.address() as AddressInfo).port]);
+    runtimeOf(this.node).setExtraPorts([(server.address() as AddressInfo).port]);
     await this.node.start();
     server.on('error', (e) => this.log.error({ err: e }, 'login HTTP server error'));
     this.boundPort = (server.address() as AddressInfo).port;
@@ -199,7 +200,7 @@ export class LoginServer {
 
   /** Admin JSON routes. */
   get routes(): Record<string, () => unknown> {
-    return { '/api/login': () => this.stats(), '/api/self': () => this.node.selfJson(), '/api/peers': () => this.node.peersJson() };
+    return { '/api/login': () => this.stats(), '/api/self': () => runtimeOf(this.node).selfJson(), '/api/peers': () => runtimeOf(this.node).peersJson() };
   }
 
   /** What /api/login shows: the gateways and stateful nodes this server allocates from, and results. */

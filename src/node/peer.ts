@@ -15,28 +15,31 @@ export interface PeerHost {
 export type IpKind = 'inner' | 'outer';
 
 export class Peer {
-  constructor(
-    private readonly host: PeerHost,
-    private last: NodeInfo,
-  ) {}
+  readonly #host: PeerHost;
+  #last: NodeInfo;
+
+  constructor(host: PeerHost, last: NodeInfo) {
+    this.#host = host;
+    this.#last = last;
+  }
 
   /** The latest info (from the membership table while listed). */
   get info(): NodeInfo {
-    const now = this.host.infoOf(this.last.id);
-    if (now) this.last = now;
-    return this.last;
+    const now = this.#host.infoOf(this.#last.id);
+    if (now) this.#last = now;
+    return this.#last;
   }
 
   get id(): string {
-    return this.last.id;
+    return this.#last.id;
   }
 
   get type(): number {
-    return this.last.type;
+    return this.#last.type;
   }
 
   get name(): string {
-    return this.last.name;
+    return this.#last.name;
   }
 
   get version(): string {
@@ -45,7 +48,7 @@ export class Peer {
 
   /** Still a member? */
   get listed(): boolean {
-    return this.host.infoOf(this.last.id) !== undefined;
+    return this.#host.infoOf(this.#last.id) !== undefined;
   }
 
   ip(kind: IpKind = 'inner'): string {
@@ -61,11 +64,11 @@ export class Peer {
   }
 
   send(cmd: number, payload: Payload): boolean {
-    return this.host.sendById(this.last.id, cmd, payload);
+    return this.#host.sendById(this.#last.id, cmd, payload);
   }
 
   request(cmd: number, payload: Payload, opts?: RequestOptions): Promise<Uint8Array> {
-    return this.host.request(this.last.id, cmd, payload, opts);
+    return this.#host.request(this.#last.id, cmd, payload, opts);
   }
 
   toJSON(): Record<string, unknown> {

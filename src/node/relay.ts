@@ -189,29 +189,11 @@ export class RelayEndpoint {
     const m = decodeFromClient(f.body);
     const gatewayId = link.remote.id;
     if (!this.arrived.has(m.account)) this.remember(m.account, gatewayId);
-    const isRequest = m.rid !== 0;
-    let replied = false;
-    const ctx: ClientContext = {
-      account: m.account,
-      sourceType: NodeType.CLIENT,
-      peer: this.host.get(gatewayId),
-      cmd: m.cmd,
-      isRequest,
-      reply: (p) => {
-        if (!isRequest || replied) return;
-        replied = true;
-        link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: m.account, cmd: m.cmd, data: toBytes(p), rid: m.rid, errorCode: 0, errorMessage: '' }));
-      },
-      replyError: (e) => {
-        if (!isRequest || replied) return;
-        replied = true;
-        link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: m.account, cmd: m.cmd, data: new Uint8Array(0), rid: m.rid, errorCode: e.codeNumber, errorMessage: e.message }));
-      },
-    };
+    const ctx = new GatewayClientContext(link, m.account, m.cmd, m.rid, this.host.get(gatewayId));
     const h = this.clientHandlers.get(m.cmd);
     const rh = this.relayHandler;
     if (!h && !rh) {
-      if (isRequest) ctx.replyError(new XError('NO_HANDLER', `no client handler for command ${m.cmd}`));
+      if (ctx.isRequest) ctx.replyError(new XError('NO_HANDLER', `no client handler for command ${m.cmd}`));
       return;
     }
     this.run(() => (h ? h(m.data, ctx) : rh!(NodeType.CLIENT, ctx.peer, m.account, m.cmd, m.data, ctx)), ctx);
@@ -313,5 +295,44 @@ export class RelayEndpoint {
     this.waitingCount -= q.length;
     this.dropped += q.length;
     this.host.log.debug({ account, count: q.length }, `messages to client dropped: ${why}`);
+  }
+}
+
+/**
+ * Context of a client message relayed by a gateway. The gateway's link is an ES private field:
+ * a user handler can answer its client, never send system commands on the link.
+ */
+class GatewayClientContext implements ClientContext {
+  readonly sourceType = NodeType.CLIENT;
+  readonly isRequest: boolean;
+  readonly #link: Link;
+  readonly #rid: number;
+  #replied = false;
+
+  constructor(
+    link: Link,
+    readonly account: string,
+    readonly cmd: number,
+    rid: number,
+    readonly peer: Peer | undefined,
+  ) {
+    this.#link = link;
+    this.#rid = rid;
+    this.isRequest = rid !== 0;
+  }
+
+  reply(p?: Payload): void {
+    if (!this.isRequest || this.#replied) return;
+    this.#replied = true;
+    this.#link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }));
+  }
+
+  replyError(e: XError): void {
+    if (!this.isRequest || this.#replied) return;
+    this.#replied = true;
+    this.#link.send(
+      Cmd.RELAY_TO_CLIENT,
+      encodeToClient({ account: this.account, cmd: this.cmd, data: new Uint8Array(0), rid: this.#rid, errorCode: e.codeNumber, errorMessage: e.message }),
+    );
   }
 }

@@ -2,6 +2,7 @@
 import type { DescMessage } from '@bufbuild/protobuf';
 import type { XError } from '../errors.js';
 import type { Peer } from './peer.js';
+import type { SelectOptions } from './select.js';
 
 /** Message bodies: raw bytes (e.g. from `proto(Schema, {...})`) or a UTF-8 string. */
 export type Payload = Uint8Array | string;
@@ -9,6 +10,19 @@ export type Payload = Uint8Array | string;
 export interface RequestOptions {
   timeoutMs?: number;
 }
+
+export interface NodeOptions {
+  /** Node type (>= 2; 0 and 1 are reserved for clients and the mgr). */
+  type: number;
+  /** Human name of the type, e.g. "lobby". */
+  name?: string;
+  version?: string;
+  /** Extra ports to advertise after the intranet port (ports[1..]), e.g. a gateway's client ports. */
+  extraPorts?: number[];
+  overload?: number[];
+}
+
+export interface SendOptions extends SelectOptions {}
 
 export type LeftReason = 'graceful' | 'lost' | 'timeout';
 

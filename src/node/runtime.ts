@@ -1,0 +1,807 @@
+/**
+ * NodeRuntime: the machinery behind a ClusterNode. It holds the membership, the links, the
+ * request plumbing and the framework's system channel (relay commands, account arrival and
+ * loss). User code gets the ClusterNode facade (node.ts); framework roles reach this object
+ * through runtimeOf() (internal.ts), which src/index.ts does not export.
+ *
+ * It listens for direct links from peers, registers with the mgr through MgrClient, keeps its
+ * own MembershipTable (kept across mgr outages), and talks to peers over one PeerLink each.
+ * Delivery: FIFO per sender->receiver pair, at most once, never silently duplicated; a send
+ * returns false at once when there is no target.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { create } from '@bufbuild/protobuf';
+import { LeaveReason, NodeInfoSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
+import { XError } from '../errors.js';
+import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
+import { linkOptions, NodeType, type RoleContext } from '../context.js';
+import { Flags, type Frame } from '../protocol/frame.js';
+import { isSystemCmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
+import type { LeaseRecord } from '../store/store.js';
+import { MembershipTable } from './membership.js';
+import { MgrClient } from './mgr-client.js';
+import { Peer, infoToJson, type IpKind } from './peer.js';
+import { PeerLink, type PeerLinkHost } from './peer-link.js';
+import { toBytes } from './payload.js';
+import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js';
+import { Selector, type SelectOptions } from './select.js';
+import type { HandlerResult, LeftReason, MessageContext, NodeEvents, NodeOptions, Payload, RawHandler, RequestOptions, SendOptions } from './types.js';
+
+/** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
+export type SystemFrameHandler = (frame: Frame, link: Link) => void;
+
+/** Default wait of ready(): a cold start may first wait out a dead mgr's lease, then register. */
+const READY_TIMEOUT_MS = 30_000;
+/** The LEAVE request gets at least this long to be answered, even with node.shutdownDrainMs 0. */
+const MIN_LEAVE_WAIT_MS = 200;
+/** How often stop() looks whether the links have flushed during node.shutdownDrainMs. */
+const DRAIN_POLL_MS = 10;
+
+/** Facade -> its runtime; read through runtimeOf() in internal.ts (framework code only). */
+const runtimes = new WeakMap<object, NodeRuntime>();
+
+/** Called once by the facade's constructor. */
+export function bindFacade(facade: object, rt: NodeRuntime): void {
+  if (runtimes.has(facade)) throw new XError('CONFIG', 'this node already has a runtime');
+  runtimes.set(facade, rt);
+}
+
+export function runtimeBehind(facade: object): NodeRuntime | undefined {
+  return runtimes.get(facade);
+}
+
+/** Where the runtime's events go: the ClusterNode facade, which is the user's EventEmitter. */
+export interface NodeEventSink {
+  emit<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): boolean;
+}
+
+export class NodeRuntime {
+  readonly id = randomUUID();
+  readonly type: number;
+  readonly name: string;
+  readonly log: Logger;
+
+  private readonly cfg: RoleContext['config'];
+  private readonly linkOpts: LinkOptions;
+  private readonly listener: LinkListener;
+  private readonly mgrClient: MgrClient;
+  private readonly membership = new MembershipTable();
+  private readonly selector: Selector;
+  private readonly peers = new Map<string, Peer>();
+  private readonly links = new Map<string, PeerLink>();
+  private readonly handlers = new Map<number, RawHandler>();
+  private readonly peerLinkHost: PeerLinkHost;
+  private readonly relay: RelayEndpoint;
+  private readonly systemHandlers = new Map<number, SystemFrameHandler>();
+  private version: string;
+  private overloads: number[];
+  private extraPorts: number[];
+  private listenPort = 0;
+  private inflight = 0;
+  private readonly count = { sent: 0, received: 0, unhandled: 0 };
+  private readonly retireCounters: (() => void)[];
+  private readonly startedAt = Date.now();
+  private updateTimer: NodeJS.Timeout | null = null;
+  private lastUpdateAt = 0;
+  private started = false;
+  private stopping = false;
+  private registeredOnce: Promise<void>;
+  private resolveRegistered!: () => void;
+  private readonly m;
+
+  constructor(
+    ctx: RoleContext,
+    opts: NodeOptions,
+    private readonly events: NodeEventSink,
+  ) {
+    if (!Number.isInteger(opts.type) || opts.type < NodeType.LOGIN) {
+      throw new XError('CONFIG', `node type must be an integer >= ${NodeType.LOGIN} (0 client and 1 mgr are reserved), got ${opts.type}`);
+    }
+    this.cfg = ctx.config;
+    this.type = opts.type;
+    this.name = opts.name ?? nameOfType(ctx.config.types, opts.type);
+    this.version = opts.version ?? ctx.config.node.version;
+    this.overloads = [...(opts.overload ?? [])];
+    this.extraPorts = [...(opts.extraPorts ?? [])];
+    this.log = ctx.logger.child({ role: this.name, node: this.id.slice(0, 8) });
+    this.linkOpts = linkOptions(ctx.config, this.log);
+    this.selector = new Selector(ctx.config.node.selection);
+    const self: LinkIdentity = { type: this.type, id: this.id };
+    this.peerLinkHost = {
+      self,
+      linkOptions: this.linkOpts,
+      log: this.log,
+      addressOf: (id) => {
+        const i = this.membership.get(id);
+        return i ? { host: i.innerIp, port: i.ports[0] ?? 0, type: i.type } : undefined;
+      },
+      onFrame: (f, link) => this.onPeerFrame(f, link),
+      onLinkUp: () => this.m.links.set(this.openLinks()),
+      onLinkDown: (peerId) => {
+        // A link from a node we do not list (it left, or never registered) is not kept warm.
+        if (!this.membership.has(peerId)) {
+          this.links.get(peerId)?.close(new XError('NO_TARGET', `node ${peerId} is not listed`));
+          this.links.delete(peerId);
+        }
+        this.m.links.set(this.openLinks());
+      },
+      onPendingOverflow: (peerId) => this.log.warn({ peer: peerId }, 'pending buffer full: message dropped'),
+    };
+    this.listener = new LinkListener(self, this.linkOpts, (remote) => this.admitPeer(remote), (link) => this.onInbound(link));
+    this.mgrClient = new MgrClient(
+      ctx.store,
+      self,
+      this.linkOpts,
+      {
+        minBackoffMs: ctx.config.node.discoveryMinBackoffMs,
+        maxBackoffMs: ctx.config.node.discoveryMaxBackoffMs,
+        registerTimeoutMs: ctx.config.node.registerTimeoutMs,
+      },
+      {
+        selfInfo: () => this.info(),
+        onSnapshot: (s) => this.applySnapshot(s),
+        onJoined: (j) => j.info && this.applyJoined(j.info),
+        onLeft: (l) => this.applyLeft(l.id, l.reason),
+        onUpdated: (u) => this.applyUpdated(u.id, u.overload, u.version),
+        onConnected: (lease) => this.onMgrConnected(lease),
+        onLost: (why) => this.onMgrLost(why),
+      },
+      this.log,
+    );
+    this.registeredOnce = new Promise((r) => (this.resolveRegistered = r));
+    this.relay = new RelayEndpoint({
+      id: this.id,
+      log: this.log,
+      store: ctx.store,
+      reconnectGraceMs: ctx.config.gateway.reconnectGraceMs,
+      maxPending: ctx.config.node.pendingMaxMessages,
+      seenMax: ctx.config.node.relaySeenMax,
+      get: (id) => this.get(id),
+      list: (t) => this.list(t),
+      one: (t) => this.one(t),
+      connect: (id) => this.connect(id),
+      sendSystem: (id, cmd, body) => this.sendSystem(id, cmd, body),
+      handleSystem: (cmd, h) => this.handleSystem(cmd, h),
+      dispatchRelayed: (cmd, body, fromId, fromType) => this.dispatchRelayed(cmd, body, fromId, fromType),
+      emitArrived: (a, g, gen) => this.emit('account-arrived', a, g, gen),
+      emitLost: (a) => this.emit('account-lost', a),
+    });
+    const lbl = { type: String(this.type) };
+    // Per-message counts are plain numbers read at scrape time (label hashing per message cost ~20% CPU).
+    this.retireCounters = [
+      ctx.metrics.polledCounter('node_messages_sent_total', 'Messages sent to peers (including local delivery)', ['type']).add(lbl, () => this.count.sent),
+      ctx.metrics.polledCounter('node_messages_received_total', 'Messages received from peers', ['type']).add(lbl, () => this.count.received),
+      ctx.metrics.polledCounter('node_messages_unhandled_total', 'Messages with no handler', ['type']).add(lbl, () => this.count.unhandled),
+    ];
+    this.m = {
+      dropped: ctx.metrics.counter('node_messages_dropped_total', 'Messages refused: pending buffer or outbound queue full', ['type', 'where']),
+      peers: ctx.metrics.gauge('node_peers', 'Members in this node\'s view', ['type']).labels(lbl),
+      mgrConnected: ctx.metrics.gauge('node_mgr_connected', '1 while registered with an mgr', ['type']).labels(lbl),
+      links: ctx.metrics.gauge('node_links', 'Open direct links', ['type']).labels(lbl),
+    };
+  }
+
+  private emit<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): void {
+    this.events.emit(event, ...args);
+  }
+
+  // ================================================================ lifecycle
+
+  /** Listens for peers and starts discovery. Use `ready()` to wait for the first registration. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.listenPort = await this.listener.listen(this.cfg.node.port, this.cfg.bindHost);
+    await this.mgrClient.start();
+    this.log.info({ port: this.listenPort, type: this.type }, 'node started; looking for the mgr');
+  }
+
+  /** Resolves once registered with an mgr (rejects after `timeoutMs`). */
+  ready(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new XError('TIMEOUT', `not registered with an mgr after ${timeoutMs} ms`)), timeoutMs);
+      void this.registeredOnce.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** Graceful stop: LEAVE first (peers learn at once), drain, then close links. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.updateTimer) clearTimeout(this.updateTimer);
+    await this.mgrClient.stop(Math.max(MIN_LEAVE_WAIT_MS, this.cfg.node.shutdownDrainMs));
+    const deadline = performance.now() + this.cfg.node.shutdownDrainMs;
+    while (performance.now() < deadline && [...this.links.values()].some((l) => (l.current?.outboundBytes ?? 0) > 0)) {
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
+    for (const l of this.links.values()) l.close(new XError('SHUTTING_DOWN', 'node is stopping'));
+    this.links.clear();
+    await this.listener.close();
+    this.m.mgrConnected.set(0);
+    for (const retire of this.retireCounters) retire();
+    this.log.info('node stopped');
+  }
+
+  // ================================================================ group 1: own info
+
+  get mgrConnected(): boolean {
+    return this.mgrClient.connected;
+  }
+
+  ip(kind: IpKind = 'inner'): string {
+    return kind === 'outer' ? this.cfg.outerIp : this.cfg.innerIp;
+  }
+
+  /** ports[0] is the intranet port; roles add theirs after it. */
+  port(i = 0): number {
+    return this.ports()[i] ?? 0;
+  }
+
+  ports(): number[] {
+    return [this.listenPort, ...this.extraPorts];
+  }
+
+  overload(i = 0): number {
+    return this.overloads[i] ?? 0;
+  }
+
+  getVersion(): string {
+    return this.version;
+  }
+
+  /** Sets overload[i]; propagated to all peers through the mgr (rate-limited). */
+  setOverload(i: number, value: number): void {
+    if (!Number.isInteger(i) || i < 0 || i > 63) throw new XError('BAD_REQUEST', `overload index must be 0..63, got ${i}`);
+    while (this.overloads.length <= i) this.overloads.push(0);
+    if (this.overloads[i] === value) return;
+    this.overloads[i] = Math.max(0, Math.round(value)) >>> 0;
+    this.scheduleUpdate();
+  }
+
+  setVersion(version: string): void {
+    if (version === this.version) return;
+    this.version = version;
+    this.scheduleUpdate();
+  }
+
+  /** Advertises extra ports (ports[1..]); call before start(). */
+  setExtraPorts(ports: number[]): void {
+    this.extraPorts = [...ports];
+  }
+
+  info(): NodeInfo {
+    return create(NodeInfoSchema, {
+      id: this.id,
+      type: this.type,
+      name: this.name,
+      innerIp: this.cfg.innerIp,
+      outerIp: this.cfg.outerIp,
+      ports: this.ports(),
+      overload: this.overloads,
+      version: this.version,
+      startedAt: BigInt(this.startedAt),
+      pid: process.pid,
+      host: os.hostname(),
+    });
+  }
+
+  // ================================================================ group 2: membership
+
+  /** One node of `type`, by the selection strategy (random by default); undefined if none. */
+  one(type: number, opts?: SelectOptions): Peer | undefined {
+    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+    return info ? this.peerOf(info) : undefined;
+  }
+
+  list(type: number): Peer[] {
+    return this.membership.ofType(type).map((i) => this.peerOf(i));
+  }
+
+  all(): Peer[] {
+    return this.membership.all().map((i) => this.peerOf(i));
+  }
+
+  get(id: string): Peer | undefined {
+    const info = this.membership.get(id);
+    return info ? this.peerOf(info) : undefined;
+  }
+
+  has(id: string): boolean {
+    return this.membership.has(id);
+  }
+
+  /** Logs the members of one type (the seed's PrintNodeInfo). */
+  printNodes(type: number, log: Logger = this.log): void {
+    log.info({ type, nodes: this.membership.ofType(type).map(infoToJson) }, `nodes of type ${type}`);
+  }
+
+  /** Logs every member (the seed's PrintAllNodeInfo). */
+  printAllNodes(log: Logger = this.log): void {
+    for (const t of this.membership.types()) this.printNodes(t, log);
+  }
+
+  // ================================================================ group 3: sending
+
+  /** Sends to one node of `type` chosen by the strategy. False at once when there is none. */
+  sendOne(type: number, cmd: number, payload: Payload, opts?: SendOptions): boolean {
+    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+    return info ? this.sendById(info.id, cmd, payload) : false;
+  }
+
+  /** Sends to every node of `type`; returns how many were sent to. */
+  sendByType(type: number, cmd: number, payload: Payload, excludeSelf = true): number {
+    const body = toBytes(payload);
+    let n = 0;
+    for (const info of this.membership.ofType(type)) {
+      if (excludeSelf && info.id === this.id) continue;
+      if (this.sendBytes(info.id, cmd, body)) n++;
+    }
+    return n;
+  }
+
+  /** Sends to one node by id. False at once when it is not listed, or its buffer is full. */
+  sendById(id: string, cmd: number, payload: Payload): boolean {
+    return this.sendBytes(id, cmd, toBytes(payload));
+  }
+
+  /** Sends to every member; returns how many were sent to. */
+  sendAll(cmd: number, payload: Payload, excludeSelf = true): number {
+    const body = toBytes(payload);
+    let n = 0;
+    for (const info of this.membership.all()) {
+      if (excludeSelf && info.id === this.id) continue;
+      if (this.sendBytes(info.id, cmd, body)) n++;
+    }
+    return n;
+  }
+
+  /** Request/response with one node by id; rejects with a typed XError (TIMEOUT, NO_TARGET, NO_HANDLER, ...). */
+  request(id: string, cmd: number, payload: Payload, opts: RequestOptions = {}): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => this.requestCb(id, cmd, payload, (err, body) => (err ? reject(err) : resolve(body!)), opts));
+  }
+
+  /**
+   * Callback form of request(), for high request rates (no promise per request). `done` is always
+   * called exactly once, never synchronously.
+   */
+  requestCb(id: string, cmd: number, payload: Payload, done: (err: XError | null, body: Uint8Array | null) => void, opts: RequestOptions = {}): void {
+    checkUserCmd(cmd);
+    const timeoutMs = opts.timeoutMs ?? this.cfg.node.requestTimeoutMs;
+    const body = toBytes(payload);
+    const fail = (e: XError): void => queueMicrotask(() => done(e, null));
+    if (id === this.id) {
+      this.requestLocal(cmd, body, timeoutMs).then((b) => done(null, b), (e: XError) => done(e, null));
+      return;
+    }
+    if (!this.membership.has(id) && !this.links.has(id)) return fail(new XError('NO_TARGET', `node ${id} is not listed`));
+    if (this.inflight >= this.cfg.node.maxInflightRequests) {
+      return fail(new XError('QUEUE_FULL', `${this.inflight} requests outstanding (node.maxInflightRequests)`));
+    }
+    this.inflight++;
+    const settle = (err: XError | null, f: Frame | null): void => {
+      this.inflight--;
+      done(err, f ? f.body : null);
+    };
+    const pl = this.linkTo(id);
+    const link = pl.current;
+    if (link !== null && link.isOpen) {
+      // Refusals from the link itself are synchronous: keep the "never synchronous" promise.
+      let sync = true;
+      link.requestCb(cmd, body, timeoutMs, (err, f) => (sync ? queueMicrotask(() => settle(err, f)) : settle(err, f)));
+      sync = false;
+    } else {
+      pl.request(cmd, body, timeoutMs).then(
+        (f) => settle(null, f),
+        (e: XError) => settle(e, null),
+      );
+    }
+  }
+
+  /** Request to one node of `type` chosen by the strategy. */
+  requestOne(type: number, cmd: number, payload: Payload, opts: RequestOptions & SelectOptions = {}): Promise<Uint8Array> {
+    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+    if (!info) return Promise.reject(new XError('NO_TARGET', `no node of type ${type}`));
+    return this.request(info.id, cmd, payload, opts);
+  }
+
+  // ================================================================ group 4: relay through gateways
+
+  /** Links this node to every gateway (now and as they join), so clients' messages reach it. */
+  enableRelay(v = true): void {
+    this.relay.enable(v);
+  }
+
+  /** The seed's RegisterFuncOnRelayMsg: catch-all for client messages without a handleClient handler. */
+  onRelay(fn: RelayHandler): void {
+    this.relay.onRelay(fn);
+  }
+
+  /** Handles client command `cmd` (as the node sees it: cmd % cmdOffset). Returning a Payload answers a client request. */
+  handleClient(cmd: number, handler: ClientHandler): void {
+    this.relay.handleClient(cmd, handler);
+  }
+
+  /** The seed's SendClientMsgByRelay: to the account's client through its gateway. */
+  sendToClient(account: string, cmd: number, payload: Payload): boolean {
+    return this.relay.sendToClient(account, cmd, payload);
+  }
+
+  /** To every client on every gateway; returns the number of gateways sent to. */
+  broadcastToClients(cmd: number, payload: Payload): number {
+    return this.relay.broadcastToClients(cmd, payload);
+  }
+
+  /** node -> gateway -> one node of `type` (or all with broadcast), for nodes without a direct link. */
+  relayToType(type: number, cmd: number, payload: Payload, opts?: { broadcast?: boolean; excludeSelf?: boolean }): boolean {
+    return this.relay.relayToType(type, cmd, payload, opts);
+  }
+
+  /** node -> gateway -> node by id. */
+  relayToId(id: string, cmd: number, payload: Payload): boolean {
+    return this.relay.relayToId(id, cmd, payload);
+  }
+
+  /** The account's gateway, if this node knows it. */
+  gatewayOf(account: string): string | undefined {
+    return this.relay.gatewayOf(account);
+  }
+
+  /** Accounts allocated to this node (arrived and not lost). */
+  accounts(): string[] {
+    return this.relay.accounts();
+  }
+
+  // ================================================================ handlers
+
+  /** Handles user command `cmd`; the facade decodes typed messages before this handler. */
+  handle(cmd: number, handler: RawHandler): void {
+    checkUserCmd(cmd);
+    if (this.handlers.has(cmd)) throw new XError('CONFIG', `a handler for command ${cmd} is already registered`);
+    this.handlers.set(cmd, handler);
+  }
+
+  /** Removes the handler of `cmd`. */
+  unhandle(cmd: number): void {
+    this.handlers.delete(cmd);
+  }
+
+  /** For framework roles (relay): frames with system commands. */
+  handleSystem(cmd: number, handler: SystemFrameHandler): void {
+    if (!isSystemCmd(cmd)) throw new XError('CONFIG', `${cmd} is not a system command`);
+    this.systemHandlers.set(cmd, handler);
+  }
+
+  /**
+   * Sends a frame with a system command to a peer (framework roles only). `onDropped` runs if the
+   * frame was buffered for a link that never came up because the peer left.
+   */
+  sendSystem(id: string, cmd: number, body: Uint8Array, onDropped?: (e: XError) => void): boolean {
+    if (!this.membership.has(id) && !this.links.has(id)) return false;
+    return this.linkTo(id).send(cmd, body, 0, 0, onDropped);
+  }
+
+  requestSystem(id: string, cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
+    if (!this.membership.has(id) && !this.links.has(id)) return Promise.reject(new XError('NO_TARGET', `node ${id} is not listed`));
+    return this.linkTo(id).request(cmd, body, timeoutMs);
+  }
+
+  /** Opens (or keeps) the direct link to a listed peer without sending anything. */
+  connect(id: string): void {
+    if (id !== this.id && this.membership.has(id)) this.linkTo(id).ensure();
+  }
+
+  isLinked(id: string): boolean {
+    return this.links.get(id)?.isOpen ?? false;
+  }
+
+  // ================================================================ internals: sending
+
+  private sendBytes(id: string, cmd: number, body: Uint8Array): boolean {
+    checkUserCmd(cmd);
+    if (id === this.id) {
+      queueMicrotask(() => this.deliverLocal(cmd, body));
+      this.count.sent++;
+      return true;
+    }
+    if (!this.membership.has(id)) return false;
+    const pl = this.links.get(id) ?? this.linkTo(id);
+    const ok = pl.send(cmd, body);
+    if (ok) this.count.sent++;
+    else this.m.dropped.inc({ type: String(this.type), where: pl.isOpen ? 'outbound' : 'pending' });
+    return ok;
+  }
+
+  private linkTo(id: string): PeerLink {
+    let pl = this.links.get(id);
+    if (!pl) {
+      pl = new PeerLink(id, this.peerLinkHost, {
+        maxMessages: this.cfg.node.pendingMaxMessages,
+        maxBytes: this.cfg.node.pendingMaxBytes,
+        dialMinBackoffMs: this.cfg.node.dialMinBackoffMs,
+        dialMaxBackoffMs: this.cfg.node.dialMaxBackoffMs,
+      });
+      this.links.set(id, pl);
+    }
+    return pl;
+  }
+
+  private openLinks(): number {
+    let n = 0;
+    for (const l of this.links.values()) if (l.isOpen) n++;
+    return n;
+  }
+
+  private admitPeer(remote: LinkIdentity): XError | null {
+    if (this.stopping) return new XError('SHUTTING_DOWN', 'node is stopping');
+    if (remote.type === NodeType.MGR) return new XError('WRONG_TARGET', 'mgr does not dial nodes');
+    // Tools (type 0) may connect for diagnostics; peers go through the duplicate rule.
+    return this.links.get(remote.id)?.admitInbound() ?? null;
+  }
+
+  private onInbound(link: Link): void {
+    this.linkTo(link.remote.id).adoptInbound(link);
+  }
+
+  // ================================================================ internals: receiving
+
+  private onPeerFrame(f: Frame, link: Link): void {
+    if (f.cmd >= SYSTEM_CMD_BASE) {
+      const h = this.systemHandlers.get(f.cmd);
+      if (h) h(f, link);
+      else if (f.flags & Flags.REQUEST) link.replyError(f, new XError('UNKNOWN_COMMAND', `system command 0x${f.cmd.toString(16)} not handled here`));
+      return;
+    }
+    this.count.received++;
+    this.invoke(f.cmd, f.body, new LinkContext(this, link, f));
+  }
+
+  private invoke(cmd: number, body: Uint8Array, ctx: MessageContext): void {
+    const h = this.handlers.get(cmd);
+    if (!h) {
+      this.count.unhandled++;
+      if (ctx.isRequest) ctx.replyError(new XError('NO_HANDLER', `node ${this.name} has no handler for command ${cmd}`));
+      else this.log.debug({ cmd, from: ctx.fromId }, 'no handler for command');
+      return;
+    }
+    try {
+      const r: HandlerResult = h(body, ctx);
+      if (r instanceof Promise) {
+        r.then((v) => {
+          if (ctx.isRequest) ctx.reply(v ?? undefined);
+        }).catch((e: unknown) => this.handlerFailed(cmd, e, ctx));
+      } else if (ctx.isRequest && r !== undefined) {
+        ctx.reply(r);
+      }
+      // A sync handler that returned nothing may reply later via ctx.reply().
+    } catch (e) {
+      this.handlerFailed(cmd, e, ctx);
+    }
+  }
+
+  private handlerFailed(cmd: number, e: unknown, ctx: MessageContext): void {
+    const err = e instanceof XError ? e : new XError('HANDLER_ERROR', `handler of command ${cmd} failed: ${(e as Error)?.message ?? String(e)}`);
+    if (!(e instanceof XError)) this.log.error({ err: e, cmd }, 'message handler threw');
+    ctx.replyError(err);
+  }
+
+  private dispatchRelayed(cmd: number, body: Uint8Array, fromId: string, fromType: number): boolean {
+    if (!this.handlers.has(cmd)) return false;
+    this.invoke(cmd, body, new OneWayContext(this, cmd, fromId, fromType));
+    return true;
+  }
+
+  private deliverLocal(cmd: number, body: Uint8Array): void {
+    this.invoke(cmd, body, new OneWayContext(this, cmd, this.id, this.type));
+  }
+
+  private requestLocal(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new XError('TIMEOUT', `local request ${cmd} timed out after ${timeoutMs} ms`)), timeoutMs);
+      queueMicrotask(() =>
+        this.invoke(cmd, body, {
+          cmd,
+          fromId: this.id,
+          fromType: this.type,
+          from: this.get(this.id),
+          isRequest: true,
+          reply: (p) => {
+            clearTimeout(t);
+            resolve(toBytes(p));
+          },
+          replyError: (e) => {
+            clearTimeout(t);
+            reject(e);
+          },
+        }),
+      );
+    });
+  }
+
+  // ================================================================ internals: membership
+
+  private peerOf(info: NodeInfo): Peer {
+    let p = this.peers.get(info.id);
+    if (!p) {
+      p = new Peer(this.peerHost, info);
+      this.peers.set(info.id, p);
+    }
+    return p;
+  }
+
+  private readonly peerHost = {
+    infoOf: (id: string) => this.membership.get(id),
+    sendById: (id: string, cmd: number, payload: Payload) => this.sendById(id, cmd, payload),
+    request: (id: string, cmd: number, payload: Payload, opts?: RequestOptions) => this.request(id, cmd, payload, opts),
+  };
+
+  private applySnapshot(s: Snapshot): void {
+    const diff = this.membership.reconcile(s.members, s.provisional);
+    for (const i of diff.left) this.dropPeer(i, 'timeout');
+    for (const i of diff.joined) if (i.id !== this.id) this.peerJoined(i);
+    for (const i of diff.updated) if (i.id !== this.id) this.emit('updated', this.peerOf(i));
+    this.m.peers.set(this.membership.size);
+  }
+
+  private applyJoined(info: NodeInfo): void {
+    const r = this.membership.upsert(info);
+    this.m.peers.set(this.membership.size);
+    if (info.id === this.id) return;
+    if (r === 'added') this.peerJoined(info);
+    else if (r === 'updated') this.emit('updated', this.peerOf(info));
+  }
+
+  private applyLeft(id: string, reason: LeaveReason): void {
+    const info = this.membership.remove(id);
+    this.m.peers.set(this.membership.size);
+    if (!info) return;
+    this.dropPeer(info, reason === LeaveReason.GRACEFUL ? 'graceful' : reason === LeaveReason.TIMEOUT ? 'timeout' : 'lost');
+  }
+
+  private peerJoined(info: NodeInfo): void {
+    const peer = this.peerOf(info);
+    this.relay.onPeerJoined(peer);
+    this.emit('joined', peer);
+  }
+
+  private dropPeer(info: NodeInfo, reason: LeftReason): void {
+    const pl = this.links.get(info.id);
+    if (pl) {
+      this.links.delete(info.id);
+      pl.close(new XError('NO_TARGET', `node ${info.id} left (${reason})`));
+      this.m.links.set(this.openLinks());
+    }
+    const peer = this.peerOf(info);
+    this.peers.delete(info.id);
+    this.relay.onPeerLeft(peer);
+    if (info.id !== this.id) this.emit('left', peer, reason);
+  }
+
+  private applyUpdated(id: string, overload: number[], version: string): void {
+    const info = this.membership.update(id, overload, version);
+    if (info && id !== this.id) this.emit('updated', this.peerOf(info));
+  }
+
+  private onMgrConnected(lease: LeaseRecord): void {
+    this.m.mgrConnected.set(1);
+    this.resolveRegistered();
+    // Changes made while away are in the registration info already.
+    this.emit('mgr-connected', { instanceId: lease.instanceId, epoch: lease.epoch, addr: lease.addr, port: lease.port });
+  }
+
+  private onMgrLost(reason: string): void {
+    this.m.mgrConnected.set(0);
+    this.emit('mgr-lost', reason);
+  }
+
+  private scheduleUpdate(): void {
+    // Keep our own row current for local readers.
+    this.membership.update(this.id, [...this.overloads], this.version);
+    if (this.updateTimer) return;
+    const wait = Math.max(0, this.lastUpdateAt + this.cfg.node.updateIntervalMs - performance.now());
+    this.updateTimer = setTimeout(() => {
+      this.updateTimer = null;
+      this.lastUpdateAt = performance.now();
+      this.mgrClient.sendUpdate([...this.overloads], this.version);
+    }, wait);
+    this.updateTimer.unref();
+  }
+
+  /** JSON view for /api/self. */
+  selfJson(): Record<string, unknown> {
+    return { ...infoToJson(this.info()), mgrConnected: this.mgrConnected, mgr: this.mgrClient.mgr };
+  }
+
+  /** JSON view for /api/peers: this node's own view of the membership. */
+  peersJson(): Record<string, unknown>[] {
+    return this.membership.all().map((i) => ({ ...infoToJson(i), linked: this.isLinked(i.id) }));
+  }
+}
+
+function checkUserCmd(cmd: number): void {
+  if (!Number.isInteger(cmd) || cmd < 0 || cmd >= SYSTEM_CMD_BASE) {
+    throw new XError('BAD_REQUEST', `command must be an integer in 0..${SYSTEM_CMD_BASE - 1}, got ${cmd}`);
+  }
+}
+
+export function nameOfType(types: Record<string, number>, type: number): string {
+  for (const [name, t] of Object.entries(types)) if (t === type) return name;
+  return ['client', 'mgr', 'login', 'gateway'][type] ?? `type${type}`;
+}
+
+/**
+ * Context of a message that arrived on a link; `from` and the reply state cost nothing until used.
+ * The link, the frame and the runtime are ES private fields: a user handler gets the context,
+ * never the link (it could send system commands on it).
+ */
+class LinkContext implements MessageContext {
+  readonly #rt: NodeRuntime;
+  readonly #link: Link;
+  readonly #frame: Frame;
+  #replied = false;
+
+  constructor(rt: NodeRuntime, link: Link, frame: Frame) {
+    this.#rt = rt;
+    this.#link = link;
+    this.#frame = frame;
+  }
+
+  get cmd(): number {
+    return this.#frame.cmd;
+  }
+
+  get fromId(): string {
+    return this.#link.remote.id;
+  }
+
+  get fromType(): number {
+    return this.#link.remote.type;
+  }
+
+  get from(): Peer | undefined {
+    return this.#rt.get(this.#link.remote.id);
+  }
+
+  get isRequest(): boolean {
+    return (this.#frame.flags & Flags.REQUEST) !== 0;
+  }
+
+  reply(p?: Payload): void {
+    if (!this.isRequest || this.#replied) return;
+    this.#replied = true;
+    this.#link.reply(this.#frame, toBytes(p));
+  }
+
+  replyError(e: XError): void {
+    if (!this.isRequest || this.#replied) return;
+    this.#replied = true;
+    this.#link.replyError(this.#frame, e);
+  }
+}
+
+/** Context of a message nobody awaits a reply to (local delivery, node relay). */
+class OneWayContext implements MessageContext {
+  readonly isRequest = false;
+  readonly #rt: NodeRuntime;
+
+  constructor(
+    rt: NodeRuntime,
+    readonly cmd: number,
+    readonly fromId: string,
+    readonly fromType: number,
+  ) {
+    this.#rt = rt;
+  }
+
+  get from(): Peer | undefined {
+    return this.#rt.get(this.fromId);
+  }
+
+  reply(): void {}
+
+  replyError(): void {}
+}
