@@ -9,6 +9,18 @@ export type { Payload, RequestOptions, MessageContext, LeftReason, NodeEvents, R
 export type { Strategy, SelectOptions } from './node/select.js';
 export { MgrServer } from './mgr/mgr.js';
 export { defineService, type ServiceDefinition } from './service.js';
+export {
+  createRoleContext,
+  startRole,
+  stopInOrder,
+  loadService,
+  resolveType,
+  type Role,
+  type RoleContextOptions,
+  type RoleKind,
+  type StartRoleOptions,
+  type StopStep,
+} from './roles.js';
 export { XError, ErrorCode, isXError, type ErrorCodeName } from './errors.js';
 export { createStore, MemoryStore, RedisStore, type ClusterStore } from './store/index.js';
 export { loadConfig, resolveConfig } from './config/load.js';

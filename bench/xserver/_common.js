@@ -10,6 +10,7 @@ import { createStore } from '../../dist/store/index.js';
 import { createLogger, silentLogger } from '../../dist/log.js';
 import { Metrics } from '../../dist/metrics.js';
 import { MgrServer } from '../../dist/mgr/mgr.js';
+import { createRoleContext } from '../../dist/roles.js';
 import { sleep, waitFor as waitForCondition } from '../../testkit/index.js';
 
 export { ClusterNode } from '../../dist/node/node.js';
@@ -65,7 +66,7 @@ export function roleContext(opts, patch) {
   metrics ??= new Metrics();
   const logger =
     config.log.level === 'silent' ? silentLogger() : createLogger({ level: config.log.level, pretty: 'false', name: 'bench' });
-  return { config, store, logger, metrics };
+  return createRoleContext({ config, store, logger, metrics });
 }
 
 /** The test kit's waitFor in the plug-ins' short form: resolves when pred() is truthy (checked every `everyMs`). */

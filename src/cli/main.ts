@@ -3,24 +3,13 @@
  * CLI > XSERVER_* env > TOML file > defaults (docs/configuration.md).
  */
 import { Command } from 'commander';
-import { pathToFileURL } from 'node:url';
-import path from 'node:path';
 import { configSources, parseSetOption, redactedConfig, type LoadOptions } from '../config/load.js';
 import { renderConfigDocs } from '../config/docs.js';
-import type { RoleContext } from '../context.js';
-import { XError } from '../errors.js';
-import { MgrServer } from '../mgr/mgr.js';
-import { Gateway } from '../gateway/gateway.js';
-import { DASHBOARD_HTML } from '../mgr/dashboard.js';
-import { ClusterNode } from '../node/node.js';
-import { runtimeOf } from '../node/internal.js';
-import { infoToJson } from '../node/peer.js';
-import type { ServiceDefinition } from '../service.js';
-import { loadOrExit, makeLogger, openStore, runProcess, type Role } from './process.js';
+import { loadService, startRole } from '../roles.js';
+import { runAccountCommand } from './account.js';
+import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatStatus } from './status.js';
 import { runUp } from './up.js';
-import { LoginServer } from '../login/login.js';
-import { runAccountCommand } from '../login/cli.js';
 
 interface CommonFlags {
   config?: string;
@@ -52,67 +41,6 @@ function loadOptions(flags: CommonFlags, portKey?: string): LoadOptions {
   return { file: flags.config, overrides };
 }
 
-export function mgrRole(mgr: MgrServer): Role {
-  return {
-    ready: () => mgr.isActive,
-    stop: () => mgr.stop(),
-    pages: { '/dashboard': DASHBOARD_HTML, '/': DASHBOARD_HTML },
-    routes: {
-      '/api/cluster': () => {
-        const s = mgr.status();
-        const { instanceId, epoch, addr, port, state, settling } = s.mgr;
-        return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map(infoToJson) };
-      },
-    },
-  };
-}
-
-export function gatewayRole(gw: Gateway): Role {
-  return {
-    ready: () => gw.node.mgrConnected,
-    stop: () => gw.stop(),
-    routes: { '/api/self': () => runtimeOf(gw.node).selfJson(), '/api/peers': () => runtimeOf(gw.node).peersJson(), '/api/gateway': () => gw.statusJson() },
-  };
-}
-
-export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
-  const rt = runtimeOf(node);
-  return {
-    ready: () => node.mgrConnected,
-    stop: async () => {
-      await service?.stop?.(node);
-      await node.stop();
-    },
-    routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson() },
-  };
-}
-
-
-export async function loadService(entry: string): Promise<ServiceDefinition> {
-  const url = entry.startsWith('file:') ? entry : pathToFileURL(path.resolve(entry)).href;
-  const mod = (await import(url)) as { default?: ServiceDefinition; service?: ServiceDefinition };
-  const def = mod.default ?? mod.service;
-  if (!def || typeof def.start !== 'function' || def.type === undefined) {
-    throw new XError('CONFIG', `${entry} must export (default or "service") an object with { type, start(node) }`);
-  }
-  return def;
-}
-
-export function resolveType(def: ServiceDefinition, types: Record<string, number>): number {
-  if (typeof def.type === 'number') return def.type;
-  const t = types[def.type];
-  if (t === undefined) throw new XError('CONFIG', `service type "${def.type}" is not in the types map (${Object.keys(types).join(', ')})`);
-  return t;
-}
-
-export async function startService(ctx: RoleContext, def: ServiceDefinition): Promise<ClusterNode> {
-  const type = resolveType(def, ctx.config.types);
-  const node = new ClusterNode(ctx, { type, name: def.name, version: def.version });
-  await def.start(node, ctx);
-  await node.start();
-  return node;
-}
-
 export function buildProgram(): Command {
   const program = new Command('xserver')
     .description('xserver: a game-server cluster — mgr discovery over Redis, direct node links, gateway, login')
@@ -122,11 +50,7 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'listen port (mgr.port; 0 = any free port)')
     .action(async (flags: CommonFlags) => {
       const resolved = loadOrExit(loadOptions(flags, 'mgr.port'));
-      await runProcess(resolved, 'mgr', async (ctx) => {
-        const mgr = new MgrServer(ctx);
-        await mgr.start();
-        return [mgrRole(mgr)];
-      });
+      await runProcess(resolved, 'mgr', async (ctx) => [await startRole('mgr', ctx)]);
     });
 
   withCommon(program.command('node').description('run a service node from a module'))
@@ -135,10 +59,9 @@ export function buildProgram(): Command {
     .action(async (flags: CommonFlags & { entry: string }) => {
       const resolved = loadOrExit(loadOptions(flags, 'node.port'));
       const def = await loadService(flags.entry);
-      await runProcess(resolved, def.name ?? (typeof def.type === 'string' ? def.type : `node${def.type}`), async (ctx) => {
-        const node = await startService(ctx, def);
-        return [nodeRole(node, def)];
-      });
+      await runProcess(resolved, def.name ?? (typeof def.type === 'string' ? def.type : `node${def.type}`), async (ctx) => [
+        await startRole('node', ctx, { service: def }),
+      ]);
     });
 
   withCommon(program.command('gateway').description('run a gateway: clients over TCP and WebSocket, relayed to service nodes'))
@@ -149,11 +72,7 @@ export function buildProgram(): Command {
       if (flags.tcpPort !== undefined) lo.overrides!['gateway.tcpPort'] = flags.tcpPort;
       if (flags.wsPort !== undefined) lo.overrides!['gateway.wsPort'] = flags.wsPort;
       const resolved = loadOrExit(lo);
-      await runProcess(resolved, 'gateway', async (ctx) => {
-        const gw = new Gateway(ctx);
-        await gw.start();
-        return [gatewayRole(gw)];
-      });
+      await runProcess(resolved, 'gateway', async (ctx) => [await startRole('gateway', ctx)]);
     });
 
   withCommon(program.command('status').description('print the cluster as the active mgr sees it'))
@@ -180,11 +99,7 @@ export function buildProgram(): Command {
     .action(async (flags: CommonFlags & { static?: string }) => {
       const opts = loadOptions(flags, 'login.port');
       if (flags.static !== undefined) opts.overrides = { ...opts.overrides, 'login.staticDir': flags.static };
-      await runProcess(loadOrExit(opts), 'login', async (ctx) => {
-        const login = new LoginServer(ctx);
-        await login.start();
-        return [login];
-      });
+      await runProcess(loadOrExit(opts), 'login', async (ctx) => [await startRole('login', ctx)]);
     });
   const account = program.command('account').description('manage login accounts in the store');
   const pwHelp = 'password (else $XSERVER_ACCOUNT_PASSWORD, else one line of stdin); visible to other users in `ps`';

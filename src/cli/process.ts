@@ -9,16 +9,9 @@ import { XError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
+import { createRoleContext, stopInOrder, type Role, type StopStep } from '../roles.js';
 import { createStore } from '../store/index.js';
 import { redactUrl } from '../config/load.js';
-
-export interface Role {
-  /** Admin JSON routes of this role, e.g. { '/api/self': () => ... }. */
-  routes?: Record<string, () => unknown>;
-  pages?: Record<string, string>;
-  ready(): boolean;
-  stop(): Promise<void>;
-}
 
 export interface ProcessHandle {
   ctx: RoleContext;
@@ -72,7 +65,7 @@ export async function runProcess(
   for (const w of resolved.warnings) logger.warn(w);
   const metrics = new Metrics({ defaultMetrics: true, defaultLabels: { cluster: config.cluster, role: name } });
   const store = await openStore(config, logger);
-  const ctx: RoleContext = { config, store, logger, metrics };
+  const ctx = createRoleContext({ config, store, logger, metrics });
   let roles: Role[] = [];
   let admin: AdminServer | null = null;
   let stopping = false;
@@ -80,9 +73,11 @@ export async function runProcess(
     if (stopping) return;
     stopping = true;
     logger.info('shutting down');
-    for (const r of [...roles].reverse()) await r.stop().catch((e: Error) => logger.error({ err: e }, 'stop failed'));
-    await admin?.close().catch(() => {});
-    await store.close().catch(() => {});
+    const steps: StopStep[] = [...roles].reverse();
+    const adminServer = admin;
+    if (adminServer) steps.push({ name: 'admin HTTP', stop: () => adminServer.close() });
+    steps.push({ name: 'store', stop: () => store.close() });
+    await stopInOrder(steps, logger);
     process.exit(code);
   };
   process.once('SIGTERM', () => void shutdown(0));

@@ -9,16 +9,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig, redactUrl, type LoadOptions } from '../config/load.js';
-import type { RoleContext } from '../context.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
-import { MgrServer } from '../mgr/mgr.js';
+import { createRoleContext, startRole, stopInOrder, type Role, type StopStep } from '../roles.js';
 import { MemoryStore, RedisStore, isMemoryUrl } from '../store/index.js';
-import { gatewayRole, mgrRole, nodeRole, loadService, startService } from './main.js';
-import type { Role } from './process.js';
 import { setPath, type XConfig } from '../config/schema.js';
-import { Gateway } from '../gateway/gateway.js';
-import { LoginServer } from '../login/login.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { Logger } from '../log.js';
 
@@ -164,9 +159,10 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
   const roles: Role[] = [];
   const admins: AdminServer[] = [];
   const stop = async (): Promise<void> => {
-    for (const r of [...roles].reverse()) await r.stop().catch(() => {});
-    for (const a of admins) await a.close().catch(() => {});
-    await store.close();
+    const steps: StopStep[] = [...roles].reverse();
+    for (const [i, a] of admins.entries()) steps.push({ name: `admin HTTP ${i + 1}`, stop: () => a.close() });
+    steps.push({ name: 'store', stop: () => store.close() });
+    await stopInOrder(steps, log);
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
@@ -174,8 +170,8 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
   for (const step of clusterPlan()) {
     const config = structuredClone(base);
     for (const [k, v] of Object.entries(step.set ?? {})) setPath(config as unknown as Record<string, unknown>, k, v);
-    const ctx: RoleContext = { config, store, logger: log.child({ proc: step.name }), metrics };
-    const role = await startRole(step, ctx);
+    const ctx = createRoleContext({ config, store, logger: log.child({ proc: step.name }), metrics });
+    const role = await startRole(step.role, ctx, { entry: step.entry });
     roles.push(role);
     if (config.adminPort > 0) {
       const admin = await startAdminServer({ host: config.adminHost, port: config.adminPort, logger: ctx.logger, metrics, ready: () => role.ready() });
@@ -185,31 +181,6 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
     }
   }
   process.stdout.write(banner(base, 'every role in this process, in-memory store', false) + '\n');
-}
-
-/** Starts one step of the plan inside this process. */
-async function startRole(step: PlanStep, ctx: RoleContext): Promise<Role> {
-  switch (step.role) {
-    case 'mgr': {
-      const mgr = new MgrServer(ctx);
-      await mgr.start();
-      return mgrRole(mgr);
-    }
-    case 'login': {
-      const login = new LoginServer(ctx);
-      await login.start();
-      return login;
-    }
-    case 'gateway': {
-      const gw = new Gateway(ctx);
-      await gw.start();
-      return gatewayRole(gw);
-    }
-    case 'node': {
-      const def = await loadService(step.entry!);
-      return nodeRole(await startService(ctx, def), def);
-    }
-  }
 }
 
 /** Flags of `up` that every child must see too. */

@@ -1,6 +1,12 @@
 /** Payload conversion shared by the node API: bytes as they are, strings as UTF-8, nothing as empty. */
 import { XError } from '../errors.js';
-import type { Payload } from './types.js';
+
+/** Message bodies: raw bytes (e.g. from `proto(Schema, {...})`) or a UTF-8 string. */
+export type Payload = Uint8Array | string;
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
 
 const EMPTY = new Uint8Array(0);
 const textEncoder = new TextEncoder();

@@ -4,7 +4,7 @@
  * the membership table and keeps the last known values after the peer left.
  */
 import type { NodeInfo } from '../gen/xserver/v1/cluster_pb.js';
-import type { Payload, RequestOptions } from './types.js';
+import type { Payload, RequestOptions } from './payload.js';
 
 export interface PeerHost {
   infoOf(id: string): NodeInfo | undefined;

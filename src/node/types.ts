@@ -1,15 +1,12 @@
 /** Public types of the node API. */
 import type { DescMessage } from '@bufbuild/protobuf';
 import type { XError } from '../errors.js';
+import type { Payload } from './payload.js';
 import type { Peer } from './peer.js';
 import type { SelectOptions } from './select.js';
 
-/** Message bodies: raw bytes (e.g. from `proto(Schema, {...})`) or a UTF-8 string. */
-export type Payload = Uint8Array | string;
-
-export interface RequestOptions {
-  timeoutMs?: number;
-}
+/** Payload and RequestOptions live with toBytes(); Peer needs them without this file's Peer import. */
+export type { Payload, RequestOptions } from './payload.js';
 
 export interface NodeOptions {
   /** Node type (>= 2; 0 and 1 are reserved for clients and the mgr). */

@@ -6,10 +6,10 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { applyTimings, deleteKeys, waitFor } from '../../testkit/index.js';
 import { defaultConfig, type XConfig } from '../../src/config/schema.js';
-import type { RoleContext } from '../../src/context.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { MgrServer } from '../../src/mgr/mgr.js';
+import { createRoleContext, stopInOrder, type StopStep } from '../../src/roles.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../../src/protocol/frame.js';
 
@@ -33,13 +33,13 @@ export async function startCluster(over?: (c: XConfig) => void) {
   const config = testConfig(cluster, over);
   const store = new RedisStore(config.redisUrl, cluster);
   await store.ready(2000);
-  const ctx: RoleContext = { config, store, logger: silentLogger(), metrics: new Metrics() };
-  const stops: (() => Promise<unknown>)[] = [];
+  const ctx = createRoleContext({ config, store, logger: silentLogger(), metrics: new Metrics() });
+  const stops: StopStep[] = [];
   // Role start-up: the mgr here, the rest through own() in the tests.
   const mgr = new MgrServer(ctx);
   await mgr.start();
   await waitFor(() => mgr.isActive, { timeoutMs: 5000, what: 'mgr active' });
-  stops.push(() => mgr.stop());
+  stops.push({ name: 'mgr', stop: () => mgr.stop() });
   return {
     cluster,
     config,
@@ -48,12 +48,11 @@ export async function startCluster(over?: (c: XConfig) => void) {
     mgr,
     /** Registers something to stop at cleanup (stopped in reverse order). */
     own<T extends { stop(): Promise<unknown> }>(x: T): T {
-      stops.push(() => x.stop());
+      stops.push({ name: x.constructor.name, stop: () => x.stop() });
       return x;
     },
     async cleanup(): Promise<void> {
-      for (const s of stops.reverse()) await s().catch(() => {});
-      await store.close().catch(() => {});
+      await stopInOrder([...stops.reverse(), { name: 'store', stop: () => store.close() }], ctx.logger);
       await deleteKeys(REDIS_URL, `xs:{${cluster}}:*`);
     },
   };

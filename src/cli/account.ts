@@ -7,8 +7,8 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { LoadOptions } from '../config/load.js';
 import { XError } from '../errors.js';
-import { loadOrExit, makeLogger, openStore } from '../cli/process.js';
-import { addAccount, deleteAccount, isAccountNotFound, setPassword } from './accounts.js';
+import { loadOrExit, makeLogger, openStore } from './process.js';
+import { addAccount, deleteAccount, isAccountNotFound, setPassword } from '../login/accounts.js';
 
 export const ACCOUNT_PASSWORD_ENV = 'XSERVER_ACCOUNT_PASSWORD';
 

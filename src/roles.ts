@@ -1,0 +1,192 @@
+/**
+ * Composition: the one way to build a role's context, start a role and stop a set of roles.
+ * The CLI commands (`xserver mgr|node|gateway|login`), `xserver up`, the tests and the benchmarks
+ * all start roles through here, so a role starts the same way everywhere.
+ *
+ *   createRoleContext(opts)        config + store + logger + metrics
+ *   startRole(kind, ctx, opts)     mgr | login | gateway | node  ->  Role (ready, stop, admin routes)
+ *   stopInOrder(steps, log)        stops one after the other; a failure is logged, the rest still stop
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { defaultConfig, type XConfig } from './config/schema.js';
+import type { RoleContext } from './context.js';
+import { XError } from './errors.js';
+import { Gateway } from './gateway/gateway.js';
+import { createLogger, type Logger } from './log.js';
+import { LoginServer } from './login/login.js';
+import { Metrics } from './metrics.js';
+import { DASHBOARD_HTML } from './mgr/dashboard.js';
+import { MgrServer } from './mgr/mgr.js';
+import { runtimeOf } from './node/internal.js';
+import { ClusterNode } from './node/node.js';
+import { infoToJson } from './node/peer.js';
+import type { ServiceDefinition } from './service.js';
+import { createStore, type ClusterStore } from './store/index.js';
+
+export interface RoleContextOptions {
+  /** The settings. Default: `defaultConfig()`. */
+  config?: XConfig;
+  /** Default: `createStore(config.redisUrl, config.cluster)` (not yet connected: see `store.ready()`). */
+  store?: ClusterStore;
+  /** Default: a logger at `config.log.level`. */
+  logger?: Logger;
+  /** Default: a registry labelled with the cluster name. Roles of one process share one. */
+  metrics?: Metrics;
+}
+
+/** The context every role is started with; share one per process between its roles. */
+export function createRoleContext(opts: RoleContextOptions = {}): RoleContext {
+  const config = opts.config ?? defaultConfig();
+  const logger = opts.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty, name: 'xserver' });
+  const store = opts.store ?? createStore(config.redisUrl, config.cluster, { logger });
+  const metrics = opts.metrics ?? new Metrics({ defaultLabels: { cluster: config.cluster } });
+  return { config, store, logger, metrics };
+}
+
+/** A started role as the process around it sees it. */
+export interface Role {
+  /** "mgr", "gateway", "login", or the service's name. */
+  readonly name: string;
+  /** Admin JSON routes of this role, e.g. { '/api/self': () => ... }. */
+  routes?: Record<string, () => unknown>;
+  pages?: Record<string, string>;
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+export type RoleKind = 'mgr' | 'login' | 'gateway' | 'node';
+
+export interface StartRoleOptions {
+  /** kind 'node': the service, or the module exporting it (`xserver node --entry`). */
+  service?: ServiceDefinition;
+  entry?: string;
+}
+
+/** Starts one role in this process on `ctx`; resolves once it listens (not once it is registered). */
+export async function startRole(kind: RoleKind, ctx: RoleContext, opts: StartRoleOptions = {}): Promise<Role> {
+  switch (kind) {
+    case 'mgr': {
+      const mgr = new MgrServer(ctx);
+      await mgr.start();
+      return mgrRole(mgr);
+    }
+    case 'login': {
+      const login = new LoginServer(ctx);
+      await login.start();
+      return loginRole(login);
+    }
+    case 'gateway': {
+      const gw = new Gateway(ctx);
+      await gw.start();
+      return gatewayRole(gw);
+    }
+    case 'node': {
+      const def = opts.service ?? (opts.entry !== undefined ? await loadService(opts.entry) : undefined);
+      if (!def) throw new XError('CONFIG', 'a node role needs a service definition or an entry module');
+      return nodeRole(await startService(ctx, def), def);
+    }
+    default:
+      throw new XError('CONFIG', `unknown role "${String(kind)}" (mgr, login, gateway or node)`);
+  }
+}
+
+export function mgrRole(mgr: MgrServer): Role {
+  return {
+    name: 'mgr',
+    ready: () => mgr.isActive,
+    stop: () => mgr.stop(),
+    pages: { '/dashboard': DASHBOARD_HTML, '/': DASHBOARD_HTML },
+    routes: {
+      '/api/cluster': () => {
+        const s = mgr.status();
+        const { instanceId, epoch, addr, port, state, settling } = s.mgr;
+        return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map(infoToJson) };
+      },
+    },
+  };
+}
+
+export function loginRole(login: LoginServer): Role {
+  return {
+    name: 'login',
+    ready: () => login.ready(),
+    stop: () => login.stop(),
+    routes: login.routes,
+  };
+}
+
+export function gatewayRole(gw: Gateway): Role {
+  const rt = runtimeOf(gw.node);
+  return {
+    name: 'gateway',
+    ready: () => gw.node.mgrConnected,
+    stop: () => gw.stop(),
+    routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson(), '/api/gateway': () => gw.statusJson() },
+  };
+}
+
+export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
+  const rt = runtimeOf(node);
+  return {
+    name: node.name,
+    ready: () => node.mgrConnected,
+    stop: async () => {
+      await service?.stop?.(node);
+      await node.stop();
+    },
+    routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson() },
+  };
+}
+
+/** Imports a service module: its default export, or its `service` export. */
+export async function loadService(entry: string): Promise<ServiceDefinition> {
+  const url = entry.startsWith('file:') ? entry : pathToFileURL(path.resolve(entry)).href;
+  const mod = (await import(url)) as { default?: ServiceDefinition; service?: ServiceDefinition };
+  const def = mod.default ?? mod.service;
+  if (!def || typeof def.start !== 'function' || def.type === undefined) {
+    throw new XError('CONFIG', `${entry} must export (default or "service") an object with { type, start(node) }`);
+  }
+  return def;
+}
+
+/** The service's type number: its own, or its name looked up in the `types` config map. */
+export function resolveType(def: ServiceDefinition, types: Record<string, number>): number {
+  if (typeof def.type === 'number') return def.type;
+  const t = types[def.type];
+  if (t === undefined) throw new XError('CONFIG', `service type "${def.type}" is not in the types map (${Object.keys(types).join(', ')})`);
+  return t;
+}
+
+/** Creates the service's node, lets the service register its handlers, then starts the node. */
+export async function startService(ctx: RoleContext, def: ServiceDefinition): Promise<ClusterNode> {
+  const type = resolveType(def, ctx.config.types);
+  const node = new ClusterNode(ctx, { type, name: def.name, version: def.version });
+  await def.start(node, ctx);
+  await node.start();
+  return node;
+}
+
+/** One step of a shutdown: a role, an admin server, the store. */
+export interface StopStep {
+  readonly name: string;
+  stop(): Promise<unknown>;
+}
+
+/**
+ * The one shutdown path: stops `steps` one after the other, in the order given (callers list
+ * roles last-started first, then what they ran on). A step that fails is logged with its name
+ * and the next still runs. Resolves to the number of steps that failed.
+ */
+export async function stopInOrder(steps: readonly StopStep[], log: Logger): Promise<number> {
+  let failed = 0;
+  for (const step of steps) {
+    try {
+      await step.stop();
+    } catch (e) {
+      failed++;
+      log.error({ err: e, step: step.name }, `stopping ${step.name} failed: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }
+  return failed;
+}
