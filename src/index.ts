@@ -22,7 +22,19 @@ export {
   type StopStep,
 } from './roles.js';
 export { XError, ErrorCode, isXError, type ErrorCodeName } from './errors.js';
-export { createStore, MemoryStore, RedisStore, type ClusterStore } from './store/index.js';
+export {
+  createStore,
+  MemoryStore,
+  RedisStore,
+  type ClusterStore,
+  type StoreLifecycle,
+  type LeaseStore,
+  type LeaseWatcher,
+  type MirrorStore,
+  type AccountStore,
+  type SessionStore,
+  type KvStore,
+} from './store/index.js';
 export { loadConfig, resolveConfig } from './config/load.js';
 export { defaultConfig, SETTINGS, type XConfig } from './config/schema.js';
 export { createLogger, silentLogger, type Logger } from './log.js';

@@ -7,7 +7,7 @@ import { StatusReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { Link } from '../link/link.js';
 import { infoToJson } from '../node/peer.js';
-import type { ClusterStore } from '../store/store.js';
+import type { LeaseWatcher } from '../store/store.js';
 import { decode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 
@@ -19,7 +19,7 @@ export interface ClusterStatus {
 /** How long `xserver status` waits for the mgr's answer: it is one request on a fresh link. */
 const STATUS_TIMEOUT_MS = 3000;
 
-export async function fetchStatus(config: XConfig, store: ClusterStore, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
+export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
   const link = (await Link.dial(lease.addr, lease.port, { type: NodeType.CLIENT, id: `status-${randomUUID()}` }, { type: NodeType.MGR, id: lease.instanceId }, linkOptions(config, logger))).start();

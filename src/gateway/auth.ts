@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { KickAccountSchema } from '../gen/xserver/v1/relay_pb.js';
 import type { XConfig } from '../config/schema.js';
 import { XError } from '../errors.js';
-import type { ClusterStore } from '../store/store.js';
+import type { SessionStore } from '../store/store.js';
 import { encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
@@ -33,7 +33,7 @@ const MAX_SWEEP_MS = 1000;
 
 export interface AuthDeps {
   settings: XConfig['gateway'];
-  store: Pick<ClusterStore, 'takeToken' | 'getPresence' | 'setPresence'>;
+  store: Pick<SessionStore, 'takeToken' | 'getPresence' | 'setPresence'>;
   node: NodeChannel;
   sessions: GatewaySessions;
   log: Logger;

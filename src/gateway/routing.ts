@@ -24,7 +24,7 @@ import type { XConfig } from '../config/schema.js';
 import { NodeType } from '../context.js';
 import { XError, errorCodeName } from '../errors.js';
 import type { Link } from '../link/link.js';
-import type { ClusterStore } from '../store/store.js';
+import type { SessionStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { decodeToClient, encodeFromClient } from '../wire/relay-codec.js';
 import { Cmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
@@ -56,7 +56,7 @@ export type GatewaySessions = SessionTable<ClientConnection, AccountRoute>;
 
 export interface RouterDeps {
   config: XConfig;
-  store: Pick<ClusterStore, 'allocate' | 'reallocate' | 'clearPresence' | 'releaseAllocations'>;
+  store: Pick<SessionStore, 'allocate' | 'reallocate' | 'clearPresence' | 'releaseAllocations'>;
   node: NodeChannel;
   sessions: GatewaySessions;
   log: Logger;

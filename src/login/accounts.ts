@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { XError } from '../errors.js';
-import type { ClusterStore } from '../store/store.js';
+import type { AccountStore } from '../store/store.js';
 import { hashPassword, validateAccountName, validatePassword, verifyAgainstDummy, verifyPassword } from './password.js';
 
 /** Resolves true when the credentials are valid. Throwing is an internal error, not a refusal. */
@@ -21,7 +21,7 @@ export interface StoreVerifierOptions {
 }
 
 /** The default verifier: the account's scrypt hash in the store. */
-export function storeVerifier(store: ClusterStore, opts: StoreVerifierOptions = {}): Verifier {
+export function storeVerifier(store: AccountStore, opts: StoreVerifierOptions = {}): Verifier {
   return async (account, password) => {
     const rec = await store.getAccount(account);
     if (rec) return verifyPassword(password, rec.passwordHash);
@@ -61,7 +61,7 @@ export async function loadVerifier(modulePath: string): Promise<Verifier> {
 
 /** The verifier the config asks for: `login.verifier` when set, else the store with `login.autoRegister`. */
 export async function createVerifier(
-  store: ClusterStore,
+  store: AccountStore,
   login: { verifier: string; autoRegister: boolean },
   onRegistered?: (account: string) => void,
 ): Promise<Verifier> {
@@ -72,7 +72,7 @@ export async function createVerifier(
 // ---- account administration (xserver account add|passwd|del) ----
 
 /** Creates an account; throws ACCOUNT_EXISTS when it exists, BAD_REQUEST for an invalid name or password. */
-export async function addAccount(store: ClusterStore, account: string, password: string): Promise<void> {
+export async function addAccount(store: AccountStore, account: string, password: string): Promise<void> {
   validateAccountName(account);
   validatePassword(password);
   const passwordHash = await hashPassword(password);
@@ -91,7 +91,7 @@ export function isAccountNotFound(e: unknown): boolean {
 }
 
 /** Replaces the password of an existing account; throws (isAccountNotFound) when it does not exist. */
-export async function setPassword(store: ClusterStore, account: string, password: string): Promise<void> {
+export async function setPassword(store: AccountStore, account: string, password: string): Promise<void> {
   validateAccountName(account);
   validatePassword(password);
   const passwordHash = await hashPassword(password);
@@ -99,7 +99,7 @@ export async function setPassword(store: ClusterStore, account: string, password
 }
 
 /** Deletes an account; throws (isAccountNotFound) when it does not exist. */
-export async function deleteAccount(store: ClusterStore, account: string): Promise<void> {
+export async function deleteAccount(store: AccountStore, account: string): Promise<void> {
   validateAccountName(account);
   if (!(await store.deleteAccount(account))) throw accountNotFound(account);
 }

@@ -27,7 +27,7 @@ import { XError } from '../errors.js';
 import { ClusterNode } from '../node/node.js';
 import { runtimeOf } from '../node/internal.js';
 import type { Peer } from '../node/peer.js';
-import type { AllocationCandidate, TokenRecord } from '../store/store.js';
+import type { AccountStore, AllocationCandidate, KvStore, SessionStore, TokenRecord } from '../store/store.js';
 import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
@@ -104,13 +104,16 @@ export class LoginServer {
   private listening = false;
   private stopping = false;
   private readonly results = new Map<LoginResult, number>(RESULTS.map((r) => [r, 0]));
+  /** Accounts, the session it issues (allocations, generation, token) and throttle locks in the kv area. */
+  private readonly store: AccountStore & SessionStore & KvStore;
   private readonly m;
 
   constructor(
-    private readonly ctx: RoleContext,
+    ctx: RoleContext,
     private readonly opts: LoginServerOptions = {},
   ) {
     this.cfg = ctx.config;
+    this.store = ctx.store;
     this.log = ctx.logger.child({ role: 'login' });
     // Fails fast on a statefulTypes entry missing from the types map or naming a reserved type.
     this.statefulTypes = statefulTypeNumbers(ctx.config);
@@ -130,7 +133,7 @@ export class LoginServer {
   async start(): Promise<void> {
     if (this.server) return;
     const lc = this.cfg.login;
-    this.verifier ??= await createVerifier(this.ctx.store, lc, (account) => this.log.info({ account }, 'account auto-registered'));
+    this.verifier ??= await createVerifier(this.store, lc, (account) => this.log.info({ account }, 'account auto-registered'));
     if (lc.staticDir.trim() !== '') {
       this.staticRoot = path.resolve(lc.staticDir.trim());
       const st = await fsp.stat(this.staticRoot).catch(() => null);
@@ -299,7 +302,7 @@ export class LoginServer {
 
   private async login(req: IncomingMessage): Promise<LoginResponse> {
     const lc = this.cfg.login;
-    const store = this.ctx.store;
+    const store = this.store;
     const ctype = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (ctype !== 'application/json' && !/^application\/[a-z0-9.+-]*\+json$/.test(ctype)) {
       throw new XError('BAD_REQUEST', 'Content-Type must be application/json');
@@ -369,7 +372,7 @@ export class LoginServer {
 
   /** Throttle, then verify: a locked account or address is not even checked. */
   private async checkCredentials(account: string, password: string, acctKey: string, ipKey: string, addr: string): Promise<void> {
-    const store = this.ctx.store;
+    const store = this.store;
     const locks = await Promise.all([store.kvGet(LOCK_PREFIX + acctKey), store.kvGet(LOCK_PREFIX + ipKey)]);
     const lockedUntil = Math.max(...locks.map((v) => Number(v ?? 0) || 0));
     if (locks.some((v) => v !== null)) {
@@ -390,7 +393,7 @@ export class LoginServer {
   /** Counts a failure for the account and the address; a counter reaching the limit locks its key for a window. */
   private async countFailure(...keys: string[]): Promise<void> {
     const { maxFailures, failureWindowMs } = this.cfg.login;
-    const store = this.ctx.store;
+    const store = this.store;
     await Promise.all(
       keys.map(async (key) => {
         const n = await store.countFailure(key, failureWindowMs);

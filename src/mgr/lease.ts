@@ -9,7 +9,7 @@
  * brain). `isValid()` is the local guard other code checks before acting as the active mgr.
  */
 import type { Logger } from 'pino';
-import type { ClusterStore, LeaseRecord } from '../store/store.js';
+import type { LeaseRecord, LeaseStore } from '../store/store.js';
 
 /**
  * The active mgr steps down this share of the TTL (at least MIN_STEP_DOWN_MARGIN_MS) before the
@@ -39,7 +39,7 @@ export class MgrLease {
   private watchdog: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly store: ClusterStore,
+    private readonly store: LeaseStore,
     private readonly record: Omit<LeaseRecord, 'epoch'>,
     private readonly opts: MgrLeaseOptions,
     private readonly host: MgrLeaseHost,

@@ -33,7 +33,7 @@ import { linkOptions, NodeType, type RoleContext } from '../context.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
-import type { LeaseRecord } from '../store/store.js';
+import type { LeaseRecord, LeaseStore, MirrorStore } from '../store/store.js';
 import { MgrLease } from './lease.js';
 
 interface Session {
@@ -63,9 +63,12 @@ export class MgrServer {
   private settling = false;
   /** Tool links (xserver status) that are not members. */
   private readonly tools = new Set<Link>();
+  /** The mgr uses the store for its lease and the membership mirror only. */
+  private readonly store: LeaseStore & MirrorStore;
   private readonly m;
 
   constructor(private readonly ctx: RoleContext) {
+    this.store = ctx.store;
     this.log = ctx.logger.child({ role: 'mgr' });
     this.listener = new LinkListener(
       { type: NodeType.MGR, id: this.instanceId },
@@ -101,7 +104,7 @@ export class MgrServer {
     const cfg = this.ctx.config;
     this.port = await this.listener.listen(cfg.mgr.port, cfg.bindHost);
     this.lease = new MgrLease(
-      this.ctx.store,
+      this.store,
       { instanceId: this.instanceId, addr: cfg.innerIp, port: this.port, adminPort: cfg.adminPort || undefined },
       { ttlMs: cfg.mgr.leaseTtlMs, refreshMs: cfg.mgr.leaseRefreshMs, standbyPollMs: cfg.mgr.standbyPollMs },
       { onActive: (rec) => void this.becomeActive(rec), onLost: (why) => this.stepDown(why) },
@@ -158,7 +161,7 @@ export class MgrServer {
     // Members of the previous mgr get a grace period to re-register.
     let mirror = new Map<string, Uint8Array>();
     try {
-      mirror = await this.ctx.store.mirrorLoad();
+      mirror = await this.store.mirrorLoad();
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not load the membership mirror; starting empty');
     }
@@ -178,7 +181,7 @@ export class MgrServer {
     this.settling = true;
     this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
     this.settleTimer.unref();
-    await this.ctx.store.announceLease(rec).catch((e: Error) => this.log.warn({ err: e.message }, 'could not announce the takeover'));
+    await this.store.announceLease(rec).catch((e: Error) => this.log.warn({ err: e.message }, 'could not announce the takeover'));
     this.log.info({ epoch: rec.epoch, port: this.port, mirrored: this.pendingMembers.size }, 'mgr is ACTIVE');
   }
 
@@ -220,7 +223,7 @@ export class MgrServer {
     }
     const members = new Map<string, Uint8Array>();
     for (const s of this.sessions.values()) members.set(s.info.id, toBinary(NodeInfoSchema, s.info));
-    void this.ctx.store.mirrorReplace(this.instanceId, members).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store.mirrorReplace(this.instanceId, members).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
     this.log.info({ members: this.sessions.size, removed: gone.length }, 'mgr settled');
   }
 
@@ -298,7 +301,7 @@ export class MgrServer {
       this.m.events.inc({ event: 'joined', reason: '' });
       this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
     }
-    void this.ctx.store.mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store.mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private onUpdated(link: Link, f: Frame): void {
@@ -319,7 +322,7 @@ export class MgrServer {
     s.lastUpdateAt = performance.now();
     this.broadcastExcept(s.info.id, Cmd.UPDATED, encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version }));
     this.m.events.inc({ event: 'updated', reason: '' });
-    void this.ctx.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private onLeave(link: Link, f: Frame): void {
@@ -354,7 +357,7 @@ export class MgrServer {
   private broadcastLeft(id: string, reason: LeaveReason): void {
     this.broadcastExcept(id, Cmd.LEFT, encode(LeftSchema, { id, reason }));
     this.m.events.inc({ event: 'left', reason: LeaveReason[reason] ?? String(reason) });
-    void this.ctx.store.mirrorDelete(this.instanceId, id).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store.mirrorDelete(this.instanceId, id).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private broadcastExcept(exceptId: string, cmd: number, body: Uint8Array): void {

@@ -23,7 +23,7 @@ import {
 import { XError } from '../errors.js';
 import { Backoff } from '../protocol/backoff.js';
 import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
-import type { ClusterStore, LeaseRecord } from '../store/store.js';
+import type { LeaseRecord, LeaseWatcher } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
@@ -58,7 +58,7 @@ export class MgrClient {
   private early: Frame[] | null = null;
 
   constructor(
-    private readonly store: ClusterStore,
+    private readonly store: LeaseWatcher,
     private readonly self: LinkIdentity,
     private readonly linkOptions: LinkOptions,
     private readonly opts: MgrClientOptions,

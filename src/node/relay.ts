@@ -22,7 +22,7 @@ import {
 } from '../gen/xserver/v1/relay_pb.js';
 import { XError } from '../errors.js';
 import type { Link } from '../link/link.js';
-import type { ClusterStore } from '../store/store.js';
+import type { SessionStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { decodeFromClient, encodeToClient } from '../wire/relay-codec.js';
 import { Cmd } from '../protocol/commands.js';
@@ -53,7 +53,7 @@ export type RelayHandler = (sourceType: number, peer: Peer | undefined, account:
 export interface RelayHost {
   readonly id: string;
   readonly log: Logger;
-  readonly store: ClusterStore;
+  readonly store: Pick<SessionStore, 'getPresence'>;
   readonly reconnectGraceMs: number;
   readonly maxPending: number;
   /** Accounts learned from messages (not allocated here) remembered at most, oldest forgotten first. */

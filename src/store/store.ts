@@ -46,7 +46,12 @@ export interface AllocationCandidate {
   load: number;
 }
 
-export interface ClusterStore {
+/**
+ * The store's contract, one interface per concern; each consumer takes only the ones it uses
+ * (the mgr lease and mirror, a node's lease watcher and presence lookups, the gateway's sessions,
+ * login's accounts and sessions, services' key-value area). ClusterStore is all of them.
+ */
+export interface StoreLifecycle {
   /** Human description for logs, e.g. "redis://127.0.0.1:6379 (cluster dev)" or "memory". */
   readonly description: string;
   readonly kind: 'redis' | 'memory';
@@ -54,9 +59,10 @@ export interface ClusterStore {
   /** Resolves once the backend answers (PING); rejects with STORE_UNAVAILABLE after `timeoutMs`. */
   ready(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
 
-  // ---- mgr lease (SPEC §3.1–3.3) ----
-
+/** The mgr lease as its holder and the standbys use it (SPEC §3.1–3.3). */
+export interface LeaseStore {
   /**
    * Takes the lease if nobody holds it: atomically bumps the epoch and stores the record with a TTL.
    * Returns the stored record (with its new epoch) or null when someone else holds it.
@@ -66,23 +72,29 @@ export interface ClusterStore {
   refreshLease(instanceId: string, ttlMs: number): Promise<boolean>;
   /** Deletes the lease if `instanceId` holds it (graceful mgr stop). */
   releaseLease(instanceId: string): Promise<void>;
-  readLease(): Promise<LeaseRecord | null>;
   /** Announces a new active mgr (pub/sub), so nodes re-discover at once. */
   announceLease(rec: LeaseRecord): Promise<void>;
+}
+
+/** The mgr lease as everyone else reads it: nodes finding the mgr, `xserver status`. */
+export interface LeaseWatcher {
+  readLease(): Promise<LeaseRecord | null>;
   /** Calls `fn` for each announcement; returns an unsubscribe function. */
   onLeaseAnnounced(fn: (rec: LeaseRecord) => void): Promise<() => Promise<void>>;
+}
 
-  // ---- membership mirror (SPEC §3.8): written only by the lease holder ----
-
+/** The membership mirror (SPEC §3.8): written only by the lease holder. */
+export interface MirrorStore {
   /** Stores/replaces one member (an encoded NodeInfo). No-op, returning false, if `instanceId` no longer holds the lease. */
   mirrorPut(instanceId: string, id: string, info: Uint8Array): Promise<boolean>;
   mirrorDelete(instanceId: string, id: string): Promise<boolean>;
   /** Replaces the whole mirror (used when a new mgr settles). */
   mirrorReplace(instanceId: string, members: Map<string, Uint8Array>): Promise<boolean>;
   mirrorLoad(): Promise<Map<string, Uint8Array>>;
+}
 
-  // ---- accounts (login) ----
-
+/** Login accounts and the failed-attempt counters that throttle guessing. */
+export interface AccountStore {
   getAccount(account: string): Promise<AccountRecord | null>;
   /** Creates the account only if absent; false when it exists. */
   createAccount(account: string, rec: AccountRecord): Promise<boolean>;
@@ -93,14 +105,17 @@ export interface ClusterStore {
   /** Counts a failed attempt for `key` in a window; returns the count in the current window. */
   countFailure(key: string, windowMs: number): Promise<number>;
   clearFailures(key: string): Promise<void>;
+}
 
+/** A client session across login, gateway and nodes: tokens, allocations, generations, presence. */
+export interface SessionStore {
   // ---- tokens: random, short TTL, single use ----
 
   putToken(token: string, rec: TokenRecord, ttlMs: number): Promise<void>;
   /** Returns and deletes the token atomically (single use); null if absent or expired. */
   takeToken(token: string): Promise<TokenRecord | null>;
 
-  // ---- allocations: account -> node per stateful type, atomic, sticky ----
+  // ---- allocations: account -> node per stateful type, atomic, sticky (policy: allocation.ts) ----
 
   /**
    * Returns the account's node of `type`. Keeps the current allocation when it is among
@@ -129,9 +144,10 @@ export interface ClusterStore {
    * True also when there is none (e.g. Redis restarted empty): no newer login owns the account.
    */
   clearPresence(account: string, generation: number): Promise<boolean>;
+}
 
-  // ---- small key-value area for services (examples use it for role names) ----
-
+/** A small key-value area for services (the examples keep role names in it). */
+export interface KvStore {
   kvGet(key: string): Promise<string | null>;
   kvSet(key: string, value: string, ttlMs?: number): Promise<void>;
   /** Sets only if absent; true when set. */
@@ -141,6 +157,9 @@ export interface ClusterStore {
   hashSet(key: string, field: string, value: string): Promise<void>;
   hashDelete(key: string, field: string): Promise<boolean>;
 }
+
+/** Every concern at once: what a backend implements and what a process opens. */
+export interface ClusterStore extends StoreLifecycle, LeaseStore, LeaseWatcher, MirrorStore, AccountStore, SessionStore, KvStore {}
 
 /**
  * Session generations must keep growing even if Redis restarts empty (nothing is persisted):
