@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { XError } from '../errors.js';
+import { chooseAllocation, chooseReallocation } from './allocation.js';
 import { generationFrom } from './store.js';
 import type {
   AccountRecord,
@@ -86,21 +87,6 @@ class TtlMap<V> {
   clear(): void {
     this.entries.clear();
   }
-}
-
-/** First candidate of minimum load (ties keep candidate order); non-finite loads rank last. */
-function leastLoaded(candidates: AllocationCandidate[], exclude?: string): string | null {
-  let best: string | null = null;
-  let bestLoad = 0;
-  for (const c of candidates) {
-    if (c.id === exclude) continue;
-    const load = Number.isFinite(c.load) ? c.load : Number.MAX_VALUE;
-    if (best === null || load < bestLoad) {
-      best = c.id;
-      bestLoad = load;
-    }
-  }
-  return best;
 }
 
 export class MemoryStore implements ClusterStore {
@@ -305,8 +291,7 @@ export class MemoryStore implements ClusterStore {
   async allocate(account: string, type: number, candidates: AllocationCandidate[]): Promise<string | null> {
     this.check();
     const byType = this.allocations.get(account) ?? new Map<string, string>();
-    const current = byType.get(String(type));
-    const pick = current !== undefined && candidates.some((c) => c.id === current) ? current : leastLoaded(candidates);
+    const pick = chooseAllocation(byType.get(String(type)), candidates);
     if (pick === null) return null;
     byType.set(String(type), pick);
     // Stored without expiry: an allocation in use must outlive any earlier releaseAllocations.
@@ -317,11 +302,8 @@ export class MemoryStore implements ClusterStore {
   async reallocate(account: string, type: number, deadId: string, candidates: AllocationCandidate[]): Promise<string | null> {
     this.check();
     const byType = this.allocations.get(account);
-    const current = byType?.get(String(type));
-    if (current !== undefined && current !== deadId) return current;
-    // With no candidate the dead allocation is kept: the node may come back under the same id.
-    const pick = leastLoaded(candidates, deadId);
-    if (pick === null) return null;
+    const { pick, write } = chooseReallocation(byType?.get(String(type)), deadId, candidates);
+    if (pick === null || !write) return pick;
     if (byType) byType.set(String(type), pick);
     else this.allocations.set(account, new Map([[String(type), pick]]));
     return pick;

@@ -20,6 +20,7 @@ import type {
   PresenceRecord,
   TokenRecord,
 } from './store.js';
+import { chooseAllocation, chooseReallocation, type Reallocation } from './allocation.js';
 import { generationFrom } from './store.js';
 
 export interface RedisStoreOptions {
@@ -42,6 +43,12 @@ const RECONNECT_STEP_MS = 200;
 const RECONNECT_MAX_MS = 2000;
 /** One TCP connect attempt; start-up as a whole is bounded by the storeConnectTimeoutMs setting. */
 const CONNECT_TIMEOUT_MS = 3000;
+/**
+ * Compare-and-set rounds of one allocate/reallocate. A round fails only when another writer changed
+ * the same account's allocation of the same type between our read and write, and the next round
+ * then usually keeps the winner's node (sticky); running out means a storm of concurrent writers.
+ */
+const ALLOCATION_CAS_ATTEMPTS = 8;
 
 /** Redis replies that mean "the server cannot serve right now", as opposed to a bug or bad data. */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOAUTH|WRONGPASS|BUSY|MISCONF|NOREPLICAS)\b/;
@@ -65,20 +72,6 @@ const HOLDS_LEASE = `
 local function holdsLease()
   local v = redis.call('GET', KEYS[1])
   return v ~= false and cjson.decode(v).instanceId == ARGV[1]
-end
-`;
-
-/** Least-loaded candidate among ARGV[from..] (id, load pairs), skipping `exclude`; first wins ties. */
-const LEAST_LOADED = `
-local function leastLoaded(from, exclude)
-  local best, bestLoad
-  for i = from, #ARGV - 1, 2 do
-    local load = tonumber(ARGV[i + 1])
-    if ARGV[i] ~= exclude and (best == nil or load < bestLoad) then
-      best, bestLoad = ARGV[i], load
-    end
-  end
-  return best
 end
 `;
 
@@ -166,32 +159,16 @@ local v = redis.call('GET', KEYS[1])
 if v then redis.call('DEL', KEYS[1]) end
 return v`,
   },
-  // KEYS: allocations. ARGV: type, then id, load pairs.
-  xsAllocate: {
+  // KEYS: allocations. ARGV: type, expected ('' = unset), pick ('' = write nothing), persist ('1' = clear the expiry).
+  // The compare-and-set under allocate/reallocate; the choice itself is made in allocation.ts.
+  xsAllocationCas: {
     keys: 1,
-    lua: `${LEAST_LOADED}
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local pick = nil
-for i = 2, #ARGV - 1, 2 do
-  if ARGV[i] == cur then pick = cur end
-end
-if pick == nil then pick = leastLoaded(2, nil) end
-if pick == nil then return false end
-if pick ~= cur then redis.call('HSET', KEYS[1], ARGV[1], pick) end
-redis.call('PERSIST', KEYS[1])
-return pick`,
-  },
-  // KEYS: allocations. ARGV: type, deadId, then id, load pairs. With no candidate the dead
-  // allocation is kept (the node may come back under the same id) and nil is returned.
-  xsReallocate: {
-    keys: 1,
-    lua: `${LEAST_LOADED}
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and cur ~= ARGV[2] then return cur end
-local pick = leastLoaded(3, ARGV[2])
-if pick == nil then return false end
-redis.call('HSET', KEYS[1], ARGV[1], pick)
-return pick`,
+    lua: `
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if cur ~= ARGV[2] then return {0, cur} end
+if ARGV[3] ~= '' and ARGV[3] ~= cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+if ARGV[4] == '1' then redis.call('PERSIST', KEYS[1]) end
+return {1, ARGV[3]}`,
   },
   // KEYS: presence. ARGV: generation.
   xsClearPresence: {
@@ -312,11 +289,6 @@ async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error
 /** Redis PX/PEXPIRE need a positive integer. */
 function px(ms: number): number {
   return Math.max(1, Math.ceil(ms));
-}
-
-/** Scripts compare loads as numbers; a non-finite load (a broken report) ranks last. */
-function candidateArgs(candidates: AllocationCandidate[]): string[] {
-  return candidates.flatMap((c) => [c.id, String(Number.isFinite(c.load) ? c.load : Number.MAX_VALUE)]);
 }
 
 function toBuffer(u: Uint8Array): Buffer {
@@ -597,17 +569,35 @@ export class RedisStore implements ClusterStore {
   // ---- allocations ----
 
   allocate(account: string, type: number, candidates: AllocationCandidate[]): Promise<string | null> {
-    return this.run('allocate', async () => {
-      const v = await this.script('xsAllocate', [this.key('alloc', account)], [String(type), ...candidateArgs(candidates)]);
-      return typeof v === 'string' ? v : null;
-    });
+    return this.run('allocate', () =>
+      this.allocationCas(account, type, (cur) => {
+        const pick = chooseAllocation(cur, candidates);
+        return { pick, write: pick !== null };
+      }, true),
+    );
   }
 
   reallocate(account: string, type: number, deadId: string, candidates: AllocationCandidate[]): Promise<string | null> {
-    return this.run('reallocate', async () => {
-      const v = await this.script('xsReallocate', [this.key('alloc', account)], [String(type), deadId, ...candidateArgs(candidates)]);
-      return typeof v === 'string' ? v : null;
-    });
+    return this.run('reallocate', () => this.allocationCas(account, type, (cur) => chooseReallocation(cur, deadId, candidates), false));
+  }
+
+  /**
+   * Reads the account's node of `type`, lets `choose` decide, and stores the decision only if the
+   * allocation is still what was read; otherwise decides again from the value that won.
+   */
+  private async allocationCas(account: string, type: number, choose: (cur: string | undefined) => Reallocation, persist: boolean): Promise<string | null> {
+    const k = this.key('alloc', account);
+    let cur = (await this.client.hget(k, String(type))) ?? undefined;
+    for (let attempt = 0; attempt < ALLOCATION_CAS_ATTEMPTS; attempt++) {
+      const { pick, write } = choose(cur);
+      if (pick === null) return null;
+      if (!write && !persist) return pick;
+      const v = await this.script('xsAllocationCas', [k], [String(type), cur ?? '', write ? pick : '', persist ? '1' : '0']);
+      const [ok, now] = v as [number, string];
+      if (ok === 1) return pick;
+      cur = now === '' ? undefined : now;
+    }
+    throw new XError('STORE_UNAVAILABLE', `store ${this.description}: the allocation of type ${type} for "${account}" kept changing (${ALLOCATION_CAS_ATTEMPTS} attempts); try again`);
   }
 
   getAllocations(account: string): Promise<Record<string, string>> {
