@@ -19,7 +19,8 @@ export interface NodeOptions {
   overload?: number[];
 }
 
-export interface SendOptions extends SelectOptions {}
+/** Options of sendOne(): the selection options, nothing more yet. */
+export type SendOptions = SelectOptions;
 
 export type LeftReason = 'graceful' | 'lost' | 'timeout';
 
