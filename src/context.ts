@@ -25,11 +25,4 @@ export function linkOptions(config: XConfig, logger: Logger): LinkOptions {
   };
 }
 
-/** Reserved node types (SPEC §2). */
-export const NodeType = {
-  CLIENT: 0,
-  MGR: 1,
-  LOGIN: 2,
-  GATEWAY: 3,
-  FIRST_SERVICE: 4,
-} as const;
+export { NodeType } from './protocol/commands.js';

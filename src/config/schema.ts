@@ -8,10 +8,9 @@
  * XSERVER_LINK_HEARTBEAT_TIMEOUT_MS, redisUrl -> XSERVER_REDIS_URL.
  */
 
-import { NodeType } from '../context.js';
 import { XError } from '../errors.js';
 import { DEFAULT_HEARTBEAT_MS } from '../protocol/client-messages.js';
-import { DEFAULT_CMD_OFFSET } from '../protocol/commands.js';
+import { DEFAULT_CMD_OFFSET, NodeType } from '../protocol/commands.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
 
 export type SettingType = 'string' | 'int' | 'bool' | 'enum' | 'map';

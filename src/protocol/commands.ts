@@ -10,6 +10,15 @@ export const SYSTEM_CMD_BASE = 0xffff0000;
  */
 export const DEFAULT_CMD_OFFSET = 1000;
 
+/** Reserved node types (SPEC §2): HELLO's from_type and expect_type, a client command's target type. */
+export const NodeType = {
+  CLIENT: 0,
+  MGR: 1,
+  LOGIN: 2,
+  GATEWAY: 3,
+  FIRST_SERVICE: 4,
+} as const;
+
 export const Cmd = {
   // handshake + liveness (every link; a client sees AUTH, WELCOME, ERROR, PING, PONG)
   HELLO: 0xffff0001,
