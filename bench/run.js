@@ -36,7 +36,12 @@ async function main() {
   const all = await loadScenarios();
   const xserverRows = await loadXserverRows(log);
   if (cfg.list) {
-    for (const s of all) log(`${s.name.padEnd(12)} ${s.title}\n${' '.repeat(13)}rows: ${rowsOf(s, xserverRows).map((r) => r.label).join(', ')}`);
+    for (const s of all)
+      log(
+        `${s.name.padEnd(12)} ${s.title}\n${' '.repeat(13)}rows: ${rowsOf(s, xserverRows)
+          .map((r) => r.label)
+          .join(', ')}`,
+      );
     return 0;
   }
   const unknown = cfg.scenarios.filter((n) => !all.some((s) => s.name === n));
@@ -55,7 +60,9 @@ async function main() {
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
   };
-  log(`bench: ${selected.map((s) => s.name).join(', ')}; ${cfg.runs} run(s), ${cfg.durationMs} ms/point, pinning ${meta.pinned ? 'server→cpu0 client→cpu1' : 'off'}`);
+  log(
+    `bench: ${selected.map((s) => s.name).join(', ')}; ${cfg.runs} run(s), ${cfg.durationMs} ms/point, pinning ${meta.pinned ? 'server→cpu0 client→cpu1' : 'off'}`,
+  );
 
   const started = Date.now();
   const results = [];

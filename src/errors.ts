@@ -41,9 +41,7 @@ export const ErrorCode = {
 
 export type ErrorCodeName = keyof typeof ErrorCode;
 
-const nameByNumber = new Map<number, ErrorCodeName>(
-  Object.entries(ErrorCode).map(([k, v]) => [v, k as ErrorCodeName]),
-);
+const nameByNumber = new Map<number, ErrorCodeName>(Object.entries(ErrorCode).map(([k, v]) => [v, k as ErrorCodeName]));
 
 export function errorCodeName(code: number): ErrorCodeName | `UNKNOWN_${number}` {
   return nameByNumber.get(code) ?? `UNKNOWN_${code}`;

@@ -49,14 +49,12 @@ export class Metrics {
   }
 
   /** `buckets` in seconds, prom-client defaults when absent. */
-  histogram<L extends string = string>(
-    name: string,
-    help: string,
-    labelNames: readonly L[] = [],
-    buckets?: number[],
-  ): Histogram<L> {
-    return this.getOrCreate(name, Histogram, labelNames, () =>
-      new Histogram<L>({ name: full(name), help, labelNames, registers: [this.registry], ...(buckets ? { buckets } : {}) }),
+  histogram<L extends string = string>(name: string, help: string, labelNames: readonly L[] = [], buckets?: number[]): Histogram<L> {
+    return this.getOrCreate(
+      name,
+      Histogram,
+      labelNames,
+      () => new Histogram<L>({ name: full(name), help, labelNames, registers: [this.registry], ...(buckets ? { buckets } : {}) }),
     );
   }
 

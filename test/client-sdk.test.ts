@@ -144,10 +144,7 @@ class FakeGateway {
     if (this.stopped) return;
     this.stopped = true;
     for (const c of this.conns) c.drop();
-    await Promise.all([
-      new Promise<void>((r) => this.tcp.close(() => r())),
-      new Promise<void>((r) => this.wss.close(() => r())),
-    ]);
+    await Promise.all([new Promise<void>((r) => this.tcp.close(() => r())), new Promise<void>((r) => this.wss.close(() => r()))]);
   }
 
   private acceptTcp(s: net.Socket): void {
@@ -249,7 +246,10 @@ class FakeGateway {
     c.account = account;
     const resume = `resume-${++this.n}`;
     this.resumes.set(resume, account);
-    const w = encodeFrame(Cmd.WELCOME, encodeWelcome({ account, generation: 1, resume, heartbeatMs: this.heartbeatMs, graceMs: this.graceMs, resumed }));
+    const w = encodeFrame(
+      Cmd.WELCOME,
+      encodeWelcome({ account, generation: 1, resume, heartbeatMs: this.heartbeatMs, graceMs: this.graceMs, resumed }),
+    );
     const backlog = resumed ? this.resumeBacklog.splice(0).map((b) => encodeFrame(7000, toBytes(b))) : [];
     c.sendAll([w, ...backlog]);
   }
@@ -532,7 +532,10 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     await expect(c.request(4003, 'x', { timeoutMs: 150 })).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     expect(c.pendingRequests).toBe(0);
-    const rids = gw.latest().frames.filter((f) => f.flags & Flags.REQUEST).map((f) => f.rid);
+    const rids = gw
+      .latest()
+      .frames.filter((f) => f.flags & Flags.REQUEST)
+      .map((f) => f.rid);
     expect(new Set(rids).size).toBe(rids.length);
     expect(rids.every((r) => r > 0)).toBe(true);
   });
@@ -863,7 +866,10 @@ function analyzeJs(file: string): { staticSpecs: string[]; dynamic: { spec: stri
     }
     if (ts.isIdentifier(node) && NODE_GLOBALS.has(node.text)) {
       const p = node.parent;
-      const isMemberName = (ts.isPropertyAccessExpression(p) && p.name === node) || (ts.isPropertyAssignment(p) && p.name === node) || (ts.isMethodDeclaration(p) && p.name === node);
+      const isMemberName =
+        (ts.isPropertyAccessExpression(p) && p.name === node) ||
+        (ts.isPropertyAssignment(p) && p.name === node) ||
+        (ts.isMethodDeclaration(p) && p.name === node);
       if (!isMemberName) nodeGlobals.push(node.text);
     }
     const fn = inFunction || ts.isFunctionLike(node);
@@ -912,7 +918,11 @@ describe('browser safety of the emitted SDK', () => {
     const within = (dir: string) => sources.filter((s) => s.startsWith(`src${path.sep}${dir}${path.sep}`));
     expect(within('client').length + within('protocol').length).toBe(sources.length);
     const own = fs.readdirSync(path.join(ROOT, 'src/client')).filter((f) => f.endsWith('.ts'));
-    expect(within('client').map((s) => path.basename(s)).sort()).toEqual(own.sort());
+    expect(
+      within('client')
+        .map((s) => path.basename(s))
+        .sort(),
+    ).toEqual(own.sort());
     checkBrowserSafe(path.join(out, 'client'));
     checkBrowserSafe(path.join(out, 'protocol'), PROTOCOL_IMPORT);
   });

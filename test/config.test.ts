@@ -3,15 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDocs } from '../src/config/docs.js';
-import {
-  configSources,
-  loadConfig,
-  parseSetOption,
-  redactedConfig,
-  resolveConfig,
-  settingsWith,
-  type LoadOptions,
-} from '../src/config/load.js';
+import { configSources, loadConfig, parseSetOption, redactedConfig, resolveConfig, settingsWith, type LoadOptions } from '../src/config/load.js';
 import { defaultConfig, statefulTypeNumbers, type Setting, type XConfig } from '../src/config/schema.js';
 import { isXError } from '../src/errors.js';
 
@@ -113,7 +105,12 @@ describe('loadConfig: env parsing', () => {
   });
 
   it('parses bools as true/false/1/0', () => {
-    for (const [raw, want] of [['true', true], ['FALSE', false], ['1', true], ['0', false]] as const) {
+    for (const [raw, want] of [
+      ['true', true],
+      ['FALSE', false],
+      ['1', true],
+      ['0', false],
+    ] as const) {
       const c = loadConfig({ env: { XSERVER_GATEWAY_COMPRESS: raw }, extraSettings: extra });
       expect((c['gateway'] as unknown as { compress: boolean }).compress).toBe(want);
     }
@@ -134,7 +131,9 @@ describe('loadConfig: env parsing', () => {
     expect(configError({ env: { XSERVER_LOG_LEVEL: 'loud' } })).toBe(
       'log.level: expected one of trace, debug, info, warn, error, fatal, silent, got "loud" (from env XSERVER_LOG_LEVEL)',
     );
-    expect(configError({ env: { XSERVER_TYPES: 'lobby' } })).toMatch(/^types: expected name=integer entries.*got "lobby" \(from env XSERVER_TYPES\)$/);
+    expect(configError({ env: { XSERVER_TYPES: 'lobby' } })).toMatch(
+      /^types: expected name=integer entries.*got "lobby" \(from env XSERVER_TYPES\)$/,
+    );
     expect(configError({ env: { XSERVER_TYPES: 'lobby=x' } })).toMatch(/^types: .*\(from env XSERVER_TYPES\)$/);
     expect(configError({ env: { XSERVER_TYPES: '=4' } })).toMatch(/^types: /);
     expect(configError({ env: { XSERVER_TYPES: 'a=4,a=5' } })).toMatch(/^types: name "a" appears twice/);
@@ -170,9 +169,7 @@ match = 7
 
   it('rejects wrongly typed values, naming key and file', () => {
     const file = toml('[link]\nheartbeatTimeoutMs = "3000"\n');
-    expect(configError({ file, env: {} })).toBe(
-      `link.heartbeatTimeoutMs: expected an integer >= 30, got "3000" (from file ${file})`,
-    );
+    expect(configError({ file, env: {} })).toBe(`link.heartbeatTimeoutMs: expected an integer >= 30, got "3000" (from file ${file})`);
     const f2 = toml('[types]\nlobby = "four"\n');
     expect(configError({ file: f2, env: {} })).toMatch(/^types: expected an integer for "lobby"/);
     const f3 = toml('link = 5\n');
@@ -181,9 +178,7 @@ match = 7
 
   it('rejects unknown keys and suggests close matches', () => {
     const file = toml('[link]\nheartbeatTimoutMs = 3000\n');
-    expect(configError({ file, env: {} })).toBe(
-      `link.heartbeatTimoutMs: unknown setting; did you mean link.heartbeatTimeoutMs? (from file ${file})`,
-    );
+    expect(configError({ file, env: {} })).toBe(`link.heartbeatTimoutMs: unknown setting; did you mean link.heartbeatTimeoutMs? (from file ${file})`);
     // Right name, wrong place.
     expect(configError({ file: toml('heartbeatTimeoutMs = 3000\n'), env: {} })).toMatch(
       /^heartbeatTimeoutMs: unknown setting; did you mean link\.heartbeatTimeoutMs\?/,
@@ -298,7 +293,9 @@ describe('loadConfig: cross-field checks', () => {
       'statefulTypes: unknown type "lobyy" (types: lobby, match); statefulTypes is "lobby,lobyy" (from env XSERVER_STATEFUL_TYPES), types is {"lobby":4,"match":5} (default)',
     );
     expect(configError({ env: { XSERVER_STATEFUL_TYPES: '2' } })).toMatch(/^statefulTypes: "2" is not a service type \(expected a number >= 4/);
-    expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'lobby,4' } })).toMatch(/^statefulTypes: "4" names type 4 again \(already listed as "lobby"\)/);
+    expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'lobby,4' } })).toMatch(
+      /^statefulTypes: "4" names type 4 again \(already listed as "lobby"\)/,
+    );
     expect(configError({ env: { XSERVER_STATEFUL_TYPES: 'toString' } })).toMatch(/^statefulTypes: unknown type "toString"/);
     // Numbers need no name; empty entries are skipped; an empty list means no stateful types.
     expect(loadConfig({ env: { XSERVER_STATEFUL_TYPES: 'match, 9,' } }).statefulTypes).toBe('match, 9,');
@@ -309,11 +306,17 @@ describe('loadConfig: cross-field checks', () => {
   });
   it('warns when the commands of a type would reach the system commands', () => {
     const r = resolveConfig({ env: { XSERVER_GATEWAY_CMD_OFFSET: '1000000', XSERVER_TYPES: 'lobby=4,far=4294' } });
-    expect(r.warnings).toEqual([expect.stringMatching(/^types\.far: clients cannot reach type 4294: its commands \(from 4294000000\) would reach the system commands \(from 4294901760\)/)]);
+    expect(r.warnings).toEqual([
+      expect.stringMatching(
+        /^types\.far: clients cannot reach type 4294: its commands \(from 4294000000\) would reach the system commands \(from 4294901760\)/,
+      ),
+    ]);
     expect(resolveConfig({ env: { XSERVER_GATEWAY_CMD_OFFSET: '1000000', XSERVER_TYPES: 'lobby=4,far=4293' } }).warnings).toEqual([]);
   });
   it('reports every broken rule at once', () => {
-    const msg = configError({ env: { XSERVER_MGR_STANDBY_POLL_MS: '5000', XSERVER_NODE_DIAL_MIN_BACKOFF_MS: '3000', XSERVER_STATEFUL_TYPES: 'nope' } });
+    const msg = configError({
+      env: { XSERVER_MGR_STANDBY_POLL_MS: '5000', XSERVER_NODE_DIAL_MIN_BACKOFF_MS: '3000', XSERVER_STATEFUL_TYPES: 'nope' },
+    });
     expect(msg).toMatch(/^3 configuration errors:/);
     expect(msg).toContain('mgr.standbyPollMs must be less than mgr.leaseTtlMs');
     expect(msg).toContain('node.dialMinBackoffMs must be at most node.dialMaxBackoffMs');

@@ -104,7 +104,7 @@ describe('frame codec', () => {
 
   it('fuzz: random bytes either decode or throw an XError, never anything else', () => {
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     for (let i = 0; i < 2000; i++) {
       const len = Math.floor(rnd() * 64);
       const buf = Buffer.alloc(len);

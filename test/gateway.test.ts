@@ -43,9 +43,19 @@ async function lobby(): Promise<ClusterNode> {
 /** What the login service does: a generation, allocations, a single-use token. */
 async function issueToken(account: string, gateway: Gateway, opts: { lobbyId?: string; ttlMs?: number } = {}) {
   const generation = await c.store.nextGeneration(account);
-  const lobbyId = opts.lobbyId ?? (await c.store.allocate(account, 4, lobbies.filter((l) => gateway.node.has(l.id)).map((l) => ({ id: l.id, load: 0 }))))!;
+  const lobbyId =
+    opts.lobbyId ??
+    (await c.store.allocate(
+      account,
+      4,
+      lobbies.filter((l) => gateway.node.has(l.id)).map((l) => ({ id: l.id, load: 0 })),
+    ))!;
   const token = randomBytes(16).toString('base64url');
-  await c.store.putToken(token, { account, gatewayId: gateway.node.id, generation, allocations: { '4': lobbyId }, expiresAt: Date.now() + (opts.ttlMs ?? 10_000) }, 60_000);
+  await c.store.putToken(
+    token,
+    { account, gatewayId: gateway.node.id, generation, allocations: { '4': lobbyId }, expiresAt: Date.now() + (opts.ttlMs ?? 10_000) },
+    60_000,
+  );
   return { token, generation, lobbyId };
 }
 
@@ -326,7 +336,11 @@ describe('sessions and lost accounts', () => {
     const w = await again.next((f) => f.cmd === Cmd.WELCOME);
     expect(again.json(w).resumed).toBe(true);
     await waitUntil(() => again.frames.filter((f) => f.cmd === 4006).length === 3, 2000, 'buffered messages');
-    expect(again.frames.filter((f) => f.cmd === 4006).map((f) => Buffer.from(f.body).toString())).toEqual(['while-away-0', 'while-away-1', 'while-away-2']);
+    expect(again.frames.filter((f) => f.cmd === 4006).map((f) => Buffer.from(f.body).toString())).toEqual([
+      'while-away-0',
+      'while-away-1',
+      'while-away-2',
+    ]);
     await new Promise((r) => setTimeout(r, 900)); // past the grace: nothing may be reported lost
     expect(lost.some((x) => x.account === 'mia')).toBe(false);
     again.close();

@@ -361,7 +361,7 @@ describe('nothing crackable for a stranger', () => {
     return out;
   }
 
-  it("what a stranger receives is the same whatever the secret: no value to test guesses against offline", () => {
+  it('what a stranger receives is the same whatever the secret: no value to test guesses against offline', () => {
     // Same nonces, two different secrets: if any byte sent before the dialler's proof depended on
     // the secret, the transcripts would differ.
     expect(strangerTranscript('secret-one')).toEqual(strangerTranscript('another secret entirely'));

@@ -86,11 +86,17 @@ describe('link handshake', () => {
 
   it('refuses another cluster', async () => {
     const { port } = await listen();
-    await expect(Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts({ cluster: 'other' }))).rejects.toMatchObject({ code: 'WRONG_CLUSTER' });
+    await expect(Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts({ cluster: 'other' }))).rejects.toMatchObject({
+      code: 'WRONG_CLUSTER',
+    });
   });
 
   it('passes the admit policy refusal to the dialler', async () => {
-    const { port } = await listen(opts(), () => {}, () => new XError('NOT_ACTIVE', 'standby'));
+    const { port } = await listen(
+      opts(),
+      () => {},
+      () => new XError('NOT_ACTIVE', 'standby'),
+    );
     await expect(Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts())).rejects.toMatchObject({ code: 'NOT_ACTIVE' });
   });
 
@@ -130,7 +136,7 @@ describe('handshake fuzz', () => {
   it('random bytes and random frames never crash the acceptor; each connection is closed with a reason', async () => {
     const { port } = await listen();
     let seed = 424242;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
     const cmds = [Cmd.HELLO, Cmd.AUTH, Cmd.CHALLENGE, Cmd.PING, Cmd.ERROR, 7];
     const attempts: Promise<{ frames: Frame[]; closed: boolean }>[] = [];
@@ -195,7 +201,10 @@ describe('open link', () => {
     const { port, links } = await listen(opts({ maxFrame: 1024 }));
     const a = (await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts({ maxFrame: 1 << 20 }))).start();
     const b = (await Link.dial('127.0.0.1', port, { type: 5, id: 'client-2' }, { type: 4, id: '' }, opts())).start();
-    cleanups.push(() => a.close(), () => b.close());
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
     const [ia, ib] = await waitFor(() => (links.length === 2 ? links : undefined));
     let reason: XError | undefined;
     a.onClose = (e) => (reason = e);

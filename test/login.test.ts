@@ -306,10 +306,13 @@ describe('POST /login', () => {
 
     // A chunked body (no Content-Length) that grows too large is cut off as well.
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: login.port, path: '/login', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port: login.port, path: '/login', method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write('{"account":"alice","password":"');
       req.end('y'.repeat(config.login.maxBodyBytes) + '"}');
@@ -384,7 +387,10 @@ describe('POST /login', () => {
     const busy = await startNode(config, 3, { extraPorts: [GW_TCP + 20, GW_WS + 20], overload: [500] });
     const idle = await startNode(config, 3, { extraPorts: [GW_TCP + 30, GW_WS + 30], overload: [0] });
     gateway.setOverload(0, 100);
-    await eventually('login sees the loads', () => login.node.get(gateway.id)?.overload(0) === 100 && login.node.has(busy.id) && login.node.has(idle.id));
+    await eventually(
+      'login sees the loads',
+      () => login.node.get(gateway.id)?.overload(0) === 100 && login.node.has(busy.id) && login.node.has(idle.id),
+    );
     await addAccount(store, 'gina', 'pw');
     const a = await post(base, { account: 'gina', password: 'pw' });
     expect(a.body.gateway).toMatchObject({ id: idle.id, tcpPort: GW_TCP + 30 });
@@ -525,7 +531,18 @@ describe('static files', () => {
   });
 
   it('refuses directory traversal', async () => {
-    for (const p of ['/../secret.txt', '/sub/../../secret.txt', '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/..\\secret.txt', '/sdk/..%2f..%2fpackage.json', '/sdk/../../package.json', '//etc/passwd', '/sdk//etc/passwd', '/%2fetc%2fpasswd']) {
+    for (const p of [
+      '/../secret.txt',
+      '/sub/../../secret.txt',
+      '/..%2fsecret.txt',
+      '/%2e%2e%2fsecret.txt',
+      '/..\\secret.txt',
+      '/sdk/..%2f..%2fpackage.json',
+      '/sdk/../../package.json',
+      '//etc/passwd',
+      '/sdk//etc/passwd',
+      '/%2fetc%2fpasswd',
+    ]) {
       const r = await rawGet(login.port, p);
       expect([400, 404], p).toContain(r.status);
       expect(r.body).not.toContain('TOP-SECRET');
@@ -551,12 +568,19 @@ describe('static files', () => {
 });
 
 describe('xserver account', () => {
-  const run = (args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> =>
+  const run = (
+    args: string[],
+    opts: { env?: Record<string, string>; input?: string } = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
       const child = execFile(
         process.execPath,
         [BIN, ...args],
-        { cwd: ROOT, env: { ...process.env, XSERVER_CLUSTER: CLUSTER, XSERVER_REDIS_URL: REDIS_URL, XSERVER_LOG_PRETTY: 'false', ...opts.env }, timeout: 20_000 },
+        {
+          cwd: ROOT,
+          env: { ...process.env, XSERVER_CLUSTER: CLUSTER, XSERVER_REDIS_URL: REDIS_URL, XSERVER_LOG_PRETTY: 'false', ...opts.env },
+          timeout: 20_000,
+        },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
       child.stdin!.end(opts.input ?? '');

@@ -4,7 +4,8 @@ import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { MembershipTable } from '../src/node/membership.js';
 import { Selector } from '../src/node/select.js';
 
-const info = (id: string, type = 4, over: MessageInitShape<typeof NodeInfoSchema> = {}) => create(NodeInfoSchema, { id, type, innerIp: '127.0.0.1', ports: [1000], version: '1.0.0', ...over });
+const info = (id: string, type = 4, over: MessageInitShape<typeof NodeInfoSchema> = {}) =>
+  create(NodeInfoSchema, { id, type, innerIp: '127.0.0.1', ports: [1000], version: '1.0.0', ...over });
 
 describe('MembershipTable', () => {
   it('indexes by id and type and removes cleanly', () => {
@@ -35,7 +36,12 @@ describe('MembershipTable', () => {
     expect(d.joined.map((i) => i.id)).toEqual(['c']);
     expect(d.updated.map((i) => i.id)).toEqual(['b']);
     expect(d.left.map((i) => i.id)).toEqual(['a']);
-    expect(t.all().map((i) => i.id).sort()).toEqual(['b', 'c']);
+    expect(
+      t
+        .all()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(['b', 'c']);
   });
 
   it('a provisional snapshot never removes a peer (it may still come back)', () => {
@@ -48,7 +54,11 @@ describe('MembershipTable', () => {
 });
 
 describe('Selector', () => {
-  const nodes = [info('a', 4, { overload: [5], version: '1' }), info('b', 4, { overload: [1], version: '2' }), info('c', 4, { overload: [1], version: '2' })];
+  const nodes = [
+    info('a', 4, { overload: [5], version: '1' }),
+    info('b', 4, { overload: [1], version: '2' }),
+    info('c', 4, { overload: [1], version: '2' }),
+  ];
 
   it('round-robin cycles through all candidates', () => {
     const s = new Selector('round-robin');

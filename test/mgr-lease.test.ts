@@ -112,7 +112,10 @@ describe('MgrLease', () => {
 
   it('steps down before the TTL when refreshes fail (store unreachable from this mgr)', async () => {
     let reach: StoreReach = 'ok';
-    const a = newLease('mgr-a', storeReached(() => reach));
+    const a = newLease(
+      'mgr-a',
+      storeReached(() => reach),
+    );
     a.lease.start();
     await vi.advanceTimersByTimeAsync(0);
     reach = 'failing';
@@ -127,7 +130,10 @@ describe('MgrLease', () => {
 
   it('steps down before the TTL when a refresh never answers (unconfirmed)', async () => {
     let reach: StoreReach = 'ok';
-    const a = newLease('mgr-a', storeReached(() => reach));
+    const a = newLease(
+      'mgr-a',
+      storeReached(() => reach),
+    );
     a.lease.start();
     await vi.advanceTimersByTimeAsync(0);
     reach = 'hanging';
@@ -152,7 +158,10 @@ describe('MgrLease', () => {
 
   it('a standby takes over only once the silent active has stepped down and its lease expired', async () => {
     let reachA: StoreReach = 'ok';
-    const a = newLease('mgr-a', storeReached(() => reachA));
+    const a = newLease(
+      'mgr-a',
+      storeReached(() => reachA),
+    );
     let aValidWhenBActive: boolean | undefined;
     const b = newLease('mgr-b', store, () => (aValidWhenBActive = a.lease.isValid()));
     a.lease.start();

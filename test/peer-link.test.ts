@@ -209,7 +209,7 @@ describe('PeerLink inbound links and the duplicate rule', () => {
     expect(high.pl.admitInbound()).toBeNull();
   });
 
-  it('a dial refused as DUPLICATE_LINK waits for the peer\'s link instead of dialling again at once', async () => {
+  it("a dial refused as DUPLICATE_LINK waits for the peer's link instead of dialling again at once", async () => {
     const h = harness(HIGHER);
     h.pl.send(7, text('x'));
     h.dialer.last.refuse(new XError('DUPLICATE_LINK', 'both sides dialled'));
@@ -223,7 +223,7 @@ describe('PeerLink inbound links and the duplicate rule', () => {
     expect(sentText(inbound)).toEqual(['x', 'y']);
   });
 
-  it('if the peer\'s link never comes after DUPLICATE_LINK, it dials again after the backoff', async () => {
+  it("if the peer's link never comes after DUPLICATE_LINK, it dials again after the backoff", async () => {
     const h = harness(HIGHER);
     h.pl.send(7, text('x'));
     h.dialer.last.refuse(new XError('DUPLICATE_LINK', 'both sides dialled'));

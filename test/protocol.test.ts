@@ -28,7 +28,9 @@ describe('client messages', () => {
   it('AUTH that is not a JSON object is BAD_REQUEST naming the expected shape', () => {
     for (const bad of ['nope', '[1]', 'null', '"x"']) {
       expect(() => parseAuth(toBytes(bad))).toThrowError(MessageError);
-      expect(() => parseAuth(toBytes(bad))).toThrowError(expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining('{"token"') }));
+      expect(() => parseAuth(toBytes(bad))).toThrowError(
+        expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining('{"token"') }),
+      );
     }
   });
 

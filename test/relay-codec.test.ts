@@ -5,7 +5,7 @@ import { XError } from '../src/errors.js';
 import { decodeFromClient, decodeToClient, encodeFromClient, encodeToClient } from '../src/wire/relay-codec.js';
 
 let seed = 7;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
 const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(rnd() * 256));
 
@@ -46,7 +46,14 @@ describe('relay codec (hand-written) matches protobuf-es byte for byte', () => {
   });
 
   it('skips unknown fields and rejects truncated input with BAD_FRAME', () => {
-    const withUnknown = Uint8Array.from([...encodeFromClient({ account: 'a', cmd: 2, data: new Uint8Array(0), rid: 0, generation: 0 }), (9 << 3) | 0, 5, (10 << 3) | 2, 1, 42]);
+    const withUnknown = Uint8Array.from([
+      ...encodeFromClient({ account: 'a', cmd: 2, data: new Uint8Array(0), rid: 0, generation: 0 }),
+      (9 << 3) | 0,
+      5,
+      (10 << 3) | 2,
+      1,
+      42,
+    ]);
     expect(decodeFromClient(withUnknown)).toMatchObject({ account: 'a', cmd: 2 });
     const full = encodeToClient({ account: 'abc', cmd: 1, data: Uint8Array.from([1, 2, 3]), rid: 0, errorCode: 0, errorMessage: '' });
     for (let cut = 1; cut < full.length; cut++) {

@@ -52,7 +52,9 @@ describe('secure defaults', () => {
   });
 
   it('auto-registration is refused on a non-loopback login host, even with a strong secret', () => {
-    expect(refusal({ 'login.host': '0.0.0.0', 'login.autoRegister': true, secret: STRONG })).toMatch(/^login\.autoRegister: anyone who reaches login\.host/m);
+    expect(refusal({ 'login.host': '0.0.0.0', 'login.autoRegister': true, secret: STRONG })).toMatch(
+      /^login\.autoRegister: anyone who reaches login\.host/m,
+    );
     expect(() => loadConfig({ env: {}, overrides: { 'login.autoRegister': true } })).not.toThrow();
   });
 
@@ -71,11 +73,15 @@ describe('secure defaults', () => {
   });
 
   it('a real process refuses to start on 0.0.0.0 with the built-in secret, and says why', async () => {
-    const r = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/xserver.js'), 'mgr', '--redis', 'memory://', '--set', 'bindHost=0.0.0.0'], {
-      cwd: ROOT,
-      timeout: 20_000,
-      env: { ...process.env, XSERVER_SECRET: '' },
-    }).then(
+    const r = await promisify(execFile)(
+      process.execPath,
+      [path.join(ROOT, 'bin/xserver.js'), 'mgr', '--redis', 'memory://', '--set', 'bindHost=0.0.0.0'],
+      {
+        cwd: ROOT,
+        timeout: 20_000,
+        env: { ...process.env, XSERVER_SECRET: '' },
+      },
+    ).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => e,
     );

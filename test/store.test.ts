@@ -113,7 +113,10 @@ function contract(name: string, makeHarness: () => Harness): void {
       const a = await s.acquireLease(mgr('mgr-a'), 200);
       expect(a).not.toBeNull();
       expect(await peers[1].acquireLease(mgr('mgr-b'), 200)).toBeNull();
-      const b = await eventually(() => peers[1].acquireLease(mgr('mgr-b'), 5000), (r) => r !== null);
+      const b = await eventually(
+        () => peers[1].acquireLease(mgr('mgr-b'), 5000),
+        (r) => r !== null,
+      );
       expect(b).toMatchObject({ instanceId: 'mgr-b', epoch: a!.epoch + 1 });
       // The old holder learns it lost the lease and cannot release the new holder's.
       expect(await s.refreshLease('mgr-a', 5000)).toBe(false);
@@ -129,14 +132,20 @@ function contract(name: string, makeHarness: () => Harness): void {
       const offB = await peers[2].onLeaseAnnounced((r) => gotB.push(r));
       const rec1: LeaseRecord = { ...mgr('mgr-x'), epoch: 41, adminPort: 9100 };
       await s.announceLease(rec1);
-      await eventually(async () => gotA.length + gotB.length, (n) => n === 2);
+      await eventually(
+        async () => gotA.length + gotB.length,
+        (n) => n === 2,
+      );
       expect(gotA).toEqual([rec1]);
       expect(gotB).toEqual([rec1]);
 
       await offA();
       const rec2: LeaseRecord = { ...mgr('mgr-y'), epoch: 42 };
       await s.announceLease(rec2);
-      await eventually(async () => gotB.length, (n) => n === 2);
+      await eventually(
+        async () => gotB.length,
+        (n) => n === 2,
+      );
       expect(gotB[1]).toEqual(rec2);
       // Both subscribers share the channel, so B having it means A would have had it too.
       expect(gotA).toHaveLength(1);
@@ -159,7 +168,15 @@ function contract(name: string, makeHarness: () => Harness): void {
         expect(Array.from(loaded.get('n1')!)).toEqual(Array.from(bytes));
 
         expect(await s.mirrorDelete('mgr-a', 'n2')).toBe(true);
-        expect(await s.mirrorReplace('mgr-a', new Map([['n4', new Uint8Array([4, 0, 4])], ['n5', new Uint8Array(0)]]))).toBe(true);
+        expect(
+          await s.mirrorReplace(
+            'mgr-a',
+            new Map([
+              ['n4', new Uint8Array([4, 0, 4])],
+              ['n5', new Uint8Array(0)],
+            ]),
+          ),
+        ).toBe(true);
         loaded = await s.mirrorLoad();
         expect(Object.fromEntries([...loaded].map(([k, v]) => [k, Array.from(v)]))).toEqual({ n4: [4, 0, 4], n5: [] });
       } finally {
@@ -186,7 +203,10 @@ function contract(name: string, makeHarness: () => Harness): void {
       expect(await peers[1].countFailure(key, 300)).toBe(2);
       expect(await s.countFailure(key, 300)).toBe(3);
       // Counting does not extend the window: it ends and the count starts over.
-      await eventually(() => s.countFailure(key, 300), (n) => n === 1);
+      await eventually(
+        () => s.countFailure(key, 300),
+        (n) => n === 1,
+      );
       await s.clearFailures(key);
       expect(await s.countFailure(key, 300)).toBe(1);
       await s.clearFailures(key);
@@ -210,12 +230,33 @@ function contract(name: string, makeHarness: () => Harness): void {
       const acct = `user-${uid()}`;
       expect(await s.allocate(acct, 4, [])).toBeNull();
       // Least loaded wins; ties go to the first candidate.
-      expect(await s.allocate(acct, 4, [{ id: 'a', load: 5 }, { id: 'b', load: 2 }, { id: 'c', load: 2 }])).toBe('b');
+      expect(
+        await s.allocate(acct, 4, [
+          { id: 'a', load: 5 },
+          { id: 'b', load: 2 },
+          { id: 'c', load: 2 },
+        ]),
+      ).toBe('b');
       // Sticky while the node is a candidate, however loaded.
-      expect(await s.allocate(acct, 4, [{ id: 'a', load: 0 }, { id: 'b', load: 99 }])).toBe('b');
+      expect(
+        await s.allocate(acct, 4, [
+          { id: 'a', load: 0 },
+          { id: 'b', load: 99 },
+        ]),
+      ).toBe('b');
       // Moves when it no longer is.
-      expect(await s.allocate(acct, 4, [{ id: 'a', load: 3 }, { id: 'c', load: 1 }])).toBe('c');
-      expect(await s.allocate(acct, 5, [{ id: 'm', load: Number.NaN }, { id: 'n', load: 1 }])).toBe('n');
+      expect(
+        await s.allocate(acct, 4, [
+          { id: 'a', load: 3 },
+          { id: 'c', load: 1 },
+        ]),
+      ).toBe('c');
+      expect(
+        await s.allocate(acct, 5, [
+          { id: 'm', load: Number.NaN },
+          { id: 'n', load: 1 },
+        ]),
+      ).toBe('n');
       expect(await s.getAllocations(acct)).toEqual({ '4': 'c', '5': 'n' });
       expect(await s.allocate(acct, 4, [])).toBeNull();
       expect(await s.getAllocations(acct)).toEqual({ '4': 'c', '5': 'n' });
@@ -225,7 +266,11 @@ function contract(name: string, makeHarness: () => Harness): void {
       const ids = ['n0', 'n1', 'n2', 'n3', 'n4'];
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          peers[i % peers.length].allocate(racer, 4, ids.map((id, j) => ({ id, load: (j + i) % ids.length }))),
+          peers[i % peers.length].allocate(
+            racer,
+            4,
+            ids.map((id, j) => ({ id, load: (j + i) % ids.length })),
+          ),
         ),
       );
       expect(new Set(results).size).toBe(1);
@@ -234,14 +279,22 @@ function contract(name: string, makeHarness: () => Harness): void {
 
     it('reallocates only away from the dead node (compare-and-set)', async () => {
       const acct = `user-${uid()}`;
-      expect(await s.reallocate(acct, 4, 'x', [{ id: 'x', load: 0 }, { id: 'y', load: 1 }])).toBe('y'); // unset: dead id skipped
+      expect(
+        await s.reallocate(acct, 4, 'x', [
+          { id: 'x', load: 0 },
+          { id: 'y', load: 1 },
+        ]),
+      ).toBe('y'); // unset: dead id skipped
       expect(await s.reallocate(acct, 4, 'x', [{ id: 'z', load: 0 }])).toBe('y'); // not x: unchanged
       expect(await s.reallocate(acct, 4, 'y', [])).toBeNull(); // nowhere to go: kept
       expect(await s.getAllocations(acct)).toEqual({ '4': 'y' });
 
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          peers[i % peers.length].reallocate(acct, 4, 'y', [{ id: 'p', load: i % 2 }, { id: 'q', load: (i + 1) % 2 }]),
+          peers[i % peers.length].reallocate(acct, 4, 'y', [
+            { id: 'p', load: i % 2 },
+            { id: 'q', load: (i + 1) % 2 },
+          ]),
         ),
       );
       expect(new Set(results).size).toBe(1);
@@ -254,12 +307,20 @@ function contract(name: string, makeHarness: () => Harness): void {
       await s.allocate(acct, 4, [{ id: 'a', load: 0 }]);
       await s.releaseAllocations(acct, 150);
       expect(await s.getAllocations(acct)).toEqual({ '4': 'a' });
-      expect(await s.allocate(acct, 4, [{ id: 'b', load: 0 }, { id: 'a', load: 5 }])).toBe('a');
+      expect(
+        await s.allocate(acct, 4, [
+          { id: 'b', load: 0 },
+          { id: 'a', load: 5 },
+        ]),
+      ).toBe('a');
       await sleep(300);
       expect(await s.getAllocations(acct)).toEqual({ '4': 'a' });
 
       await s.releaseAllocations(acct, 100);
-      await eventually(() => s.getAllocations(acct), (r) => Object.keys(r).length === 0);
+      await eventually(
+        () => s.getAllocations(acct),
+        (r) => Object.keys(r).length === 0,
+      );
       await s.allocate(acct, 4, [{ id: 'a', load: 0 }]);
       await s.releaseAllocations(acct, 0);
       expect(await s.getAllocations(acct)).toEqual({});
@@ -291,7 +352,10 @@ function contract(name: string, makeHarness: () => Harness): void {
       await s.kvSet(k, 'v1');
       expect(await peers[1].kvGet(k)).toBe('v1');
       await s.kvSet(k, 'v2', 100);
-      await eventually(() => s.kvGet(k), (v) => v === null);
+      await eventually(
+        () => s.kvGet(k),
+        (v) => v === null,
+      );
       expect(await s.kvDelete(k)).toBe(false);
 
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => peers[i % peers.length].kvSetIfAbsent(k, `w${i}`)));
@@ -299,7 +363,10 @@ function contract(name: string, makeHarness: () => Harness): void {
       expect(await s.kvGet(k)).toBe(`w${results.indexOf(true)}`);
       expect(await s.kvDelete(k)).toBe(true);
       expect(await s.kvSetIfAbsent(k, 'short', 100)).toBe(true);
-      await eventually(() => s.kvSetIfAbsent(k, 'later'), (ok) => ok);
+      await eventually(
+        () => s.kvSetIfAbsent(k, 'later'),
+        (ok) => ok,
+      );
       expect(await s.kvGet(k)).toBe('later');
       await s.kvDelete(k);
 

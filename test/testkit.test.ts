@@ -55,7 +55,14 @@ describe('waitFor', () => {
   it('fails at once when the condition throws, unless errors are retried', async () => {
     vi.useFakeTimers();
     const boom = new Error('boom');
-    await expect(waitFor(() => { throw boom; }, { timeoutMs: 1000, what: 'x' })).rejects.toBe(boom);
+    await expect(
+      waitFor(
+        () => {
+          throw boom;
+        },
+        { timeoutMs: 1000, what: 'x' },
+      ),
+    ).rejects.toBe(boom);
 
     let calls = 0;
     const retried = waitFor(
@@ -68,7 +75,12 @@ describe('waitFor', () => {
     await vi.advanceTimersByTimeAsync(20);
     await expect(retried).resolves.toBe('ok');
 
-    const chosen = waitFor(() => { throw new ProcessExitedErrorLike(); }, { timeoutMs: 1000, what: 'x', retryErrors: (e) => !(e instanceof ProcessExitedErrorLike) });
+    const chosen = waitFor(
+      () => {
+        throw new ProcessExitedErrorLike();
+      },
+      { timeoutMs: 1000, what: 'x', retryErrors: (e) => !(e instanceof ProcessExitedErrorLike) },
+    );
     await expect(chosen).rejects.toBeInstanceOf(ProcessExitedErrorLike);
   });
 

@@ -42,7 +42,13 @@ export const FAST_TIMINGS = Object.freeze({
  * @param {string} key
  */
 export function settingEnvName(key) {
-  return 'XSERVER_' + key.split('.').map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+  return (
+    'XSERVER_' +
+    key
+      .split('.')
+      .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+      .join('_')
+  );
 }
 
 /**

@@ -36,12 +36,7 @@ export class FrameParser {
       const len = buf.readUInt32BE(off);
       if (len < 9) throw new Error(`bad frame length ${len}`);
       if (buf.length - off - 4 < len) break;
-      this.onFrame(
-        buf.readUInt32BE(off + 4),
-        buf[off + 8],
-        buf.readUInt32BE(off + 9),
-        buf.subarray(off + HEADER_BYTES, off + 4 + len),
-      );
+      this.onFrame(buf.readUInt32BE(off + 4), buf[off + 8], buf.readUInt32BE(off + 9), buf.subarray(off + HEADER_BYTES, off + 4 + len));
       off += 4 + len;
     }
     this.rest = off < buf.length ? buf.subarray(off) : null;

@@ -43,7 +43,8 @@ export function runWindow({ inflight, warmupMs = 500, durationMs = 2000, drainTi
           lat.add((performance.now() - start) * 1000);
         }
         if (phase !== 'stopped') {
-          if (err) setTimeout(issue, 1, slot); // never spin on a failing transport
+          if (err)
+            setTimeout(issue, 1, slot); // never spin on a failing transport
           else issue(slot);
         } else if (outstanding === 0) finish();
       });

@@ -82,6 +82,8 @@ export { sleep };
 
 /** One-line error text for notes (like the runner's). */
 export function noteOf(prefix, err) {
-  const msg = String(err?.message ?? err).split('\n')[0].replace(/^n\/a:\s*/, '');
+  const msg = String(err?.message ?? err)
+    .split('\n')[0]
+    .replace(/^n\/a:\s*/, '');
   return `n/a${prefix ? ` (${prefix})` : ''}: ${msg.length > 160 ? `${msg.slice(0, 157)}...` : msg}`;
 }

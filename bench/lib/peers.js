@@ -16,9 +16,6 @@ export function ensurePeers() {
   const res = spawnSync(npm, ['ci', '--prefix', PEERS_DIR, '--no-audit', '--no-fund'], {
     stdio: ['ignore', process.stderr, process.stderr],
   });
-  status =
-    res.status === 0
-      ? { ok: true }
-      : { ok: false, reason: `peer install failed (npm ci exit ${res.status ?? res.error?.message})` };
+  status = res.status === 0 ? { ok: true } : { ok: false, reason: `peer install failed (npm ci exit ${res.status ?? res.error?.message})` };
   return status;
 }

@@ -177,7 +177,11 @@ export function installCleanup(onSignal = async () => {}) {
   if (installed) return;
   installed = true;
   process.on('exit', killAllNow);
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
     process.once(sig, () => {
       killAllNow();
       const timeout = new Promise((resolve) => setTimeout(resolve, 3000).unref());

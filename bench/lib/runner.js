@@ -30,15 +30,16 @@ export async function runScenario(scenario, rows, cfg, log) {
       const env = { namespace: `${cfg.token}${scenario.name}r${run}i${i}`, redisUrl: REDIS_URL };
       const t = now();
       // A scenario may bring its own orchestration (several processes per row, see lib/orchestra.js).
-      const measure = typeof scenario.measure === 'function'
-        ? (s, row, c, e) => scenario.measure(s, row, c, e, log)
-        : scenario.kind === 'discovery' ? measureDiscovery : measureLoop;
+      const measure =
+        typeof scenario.measure === 'function'
+          ? (s, row, c, e) => scenario.measure(s, row, c, e, log)
+          : scenario.kind === 'discovery'
+            ? measureDiscovery
+            : measureLoop;
       const { values, errors } = await measure(scenario, r.row, cfg, env);
       r.runs.push(values);
       for (const e of errors) r.notes.add(e);
-      const summary = scenario.columns
-        .map((c) => `${c.label}=${fmtLog(cellValue(c, values))}`)
-        .join(' ');
+      const summary = scenario.columns.map((c) => `${c.label}=${fmtLog(cellValue(c, values))}`).join(' ');
       log(`[${scenario.name}] run ${run + 1}/${cfg.runs} ${r.row.label}: ${summary} (${((now() - t) / 1000).toFixed(1)} s)`);
       for (const e of errors) log(`    ${e}`);
     }
@@ -51,9 +52,7 @@ export async function runScenario(scenario, rows, cfg, log) {
     rows: results.map((r) => ({
       label: r.row.label,
       kind: r.row.kind,
-      values: Object.fromEntries(
-        scenario.columns.map((c) => [c.label, median(r.runs.map((v) => cellValue(c, v)))]),
-      ),
+      values: Object.fromEntries(scenario.columns.map((c) => [c.label, median(r.runs.map((v) => cellValue(c, v)))])),
       runs: r.runs,
       notes: r.unavailable ? [r.unavailable] : [...r.notes],
     })),
@@ -80,7 +79,9 @@ async function unmetNeed(row) {
 }
 
 function note(prefix, err) {
-  const msg = String(err?.message ?? err).split('\n')[0].replace(/^n\/a:\s*/, '');
+  const msg = String(err?.message ?? err)
+    .split('\n')[0]
+    .replace(/^n\/a:\s*/, '');
   return `n/a${prefix ? ` (${prefix})` : ''}: ${msg.length > 160 ? `${msg.slice(0, 157)}...` : msg}`;
 }
 
@@ -160,32 +161,34 @@ async function measureDiscovery(scenario, row, cfg, env) {
     const gone = async (child, nodeId, signal) => {
       const t0 = now();
       child.signal(signal);
-      const down = await log.wait(
-        (e) => e.type === 'down' && e.node === nodeId && e.t >= t0,
-        GONE_TIMEOUT_MS,
-        `loss after ${signal}`,
-      );
+      const down = await log.wait((e) => e.type === 'down' && e.node === nodeId && e.t >= t0, GONE_TIMEOUT_MS, `loss after ${signal}`);
       return down.t - t0;
     };
 
     const steps = [
-      ['join', async () => {
-        const id = `${env.namespace}-n1`;
-        const n = await startNode(id);
-        values.join = n.join;
-        values.kill = await gone(n.child, id, 'SIGKILL');
-      }],
-      ['stop', async () => {
-        const id = `${env.namespace}-n2`;
-        const n = await startNode(id);
-        values.join2 = n.join;
-        try {
-          values.stop = await gone(n.child, id, 'SIGSTOP');
-        } finally {
-          n.child.signal('SIGCONT');
-          await n.child.kill();
-        }
-      }],
+      [
+        'join',
+        async () => {
+          const id = `${env.namespace}-n1`;
+          const n = await startNode(id);
+          values.join = n.join;
+          values.kill = await gone(n.child, id, 'SIGKILL');
+        },
+      ],
+      [
+        'stop',
+        async () => {
+          const id = `${env.namespace}-n2`;
+          const n = await startNode(id);
+          values.join2 = n.join;
+          try {
+            values.stop = await gone(n.child, id, 'SIGSTOP');
+          } finally {
+            n.child.signal('SIGCONT');
+            await n.child.kill();
+          }
+        },
+      ],
     ];
     for (const [name, step] of steps) {
       try {

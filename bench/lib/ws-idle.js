@@ -40,7 +40,9 @@ async function idleServer() {
 /** Soft RLIMIT_NOFILE of this process (from /proc; undefined elsewhere). */
 export function fdLimit() {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = Number(line?.split(/\s{2,}/)[1]);
     return Number.isFinite(soft) ? soft : undefined;
   } catch {

@@ -46,9 +46,7 @@ let clientBroker; // one broker per client process, reused across measurement po
 
 async function client({ server: info, inflight, payloadBytes, warmupMs, durationMs, ...opts }) {
   if (!clientBroker) {
-    const broker = new ServiceBroker(
-      brokerOptions({ ...opts, nodeID: `bench-client-${process.pid}`, seeds: { [SERVER_NODE]: info.tcpPort } }),
-    );
+    const broker = new ServiceBroker(brokerOptions({ ...opts, nodeID: `bench-client-${process.pid}`, seeds: { [SERVER_NODE]: info.tcpPort } }));
     await broker.start();
     await broker.waitForServices('echo', SERVICE_WAIT_MS);
     clientBroker = broker;

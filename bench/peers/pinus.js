@@ -3,8 +3,7 @@ import { LOOPBACK, freePort, waitForPort } from '../lib/net.js';
 import { runWindow, payloadString } from '../lib/load.js';
 import pinusRpc from 'pinus-rpc';
 
-const { createServer, createClient, createTcpAcceptor, createDefaultAcceptor, createTcpMailBox, createMqttMailBox } =
-  pinusRpc;
+const { createServer, createClient, createTcpAcceptor, createDefaultAcceptor, createTcpMailBox, createMqttMailBox } = pinusRpc;
 
 const SERVER_ID = 'bench-server-1';
 const SERVER_TYPE = 'bench';

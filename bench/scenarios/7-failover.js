@@ -23,7 +23,11 @@ async function failover(o, base, values, log) {
   const m2 = await o.spawn('mgr2', SERVER_CPU);
   await m2.call('mgr', { ...base, tag: 'mgr2', standby: true }, SETUP_MS);
   const members = {};
-  for (const [who, type, echo] of [['B', 4, true], ['A', 5, false], ['C', 6, false]]) {
+  for (const [who, type, echo] of [
+    ['B', 4, true],
+    ['A', 5, false],
+    ['C', 6, false],
+  ]) {
     members[who] = await o.spawn(who, CLIENT_CPU);
     members[who].info = await members[who].call('member', { ...base, who, type, echo }, SETUP_MS);
   }
@@ -100,7 +104,10 @@ async function measure(scenario, row, cfg, env, log) {
   const base = { ...scenario.defaults, ...row.options, ...env };
   const values = {};
   const errors = [];
-  for (const [name, step] of [['failover', failover], ['join', joinLatency]]) {
+  for (const [name, step] of [
+    ['failover', failover],
+    ['join', joinLatency],
+  ]) {
     const o = new Orchestra(row);
     try {
       await step(o, base, values, log);

@@ -62,7 +62,10 @@ async function nodesPart(o, base, values, log) {
     `node process RSS ${views.map((v) => (v.rss / MB).toFixed(0)).join('/')} MB; ` +
     `max event-loop delay: mgr ${stats.maxLoopDelayMs?.toFixed(0)} ms, node processes ${views.map((v) => v.maxLoopDelayMs?.toFixed(0)).join('/')} ms`;
   const leftTotal = views.reduce((n, v) => n + Object.values(v.diag.left).reduce((a, b) => a + b, 0), 0);
-  if (leftTotal) log(`    churn: mgr ${stats.events?.map((l) => l.replace(/^xserver_mgr_membership_events_total/, '')).join(', ')}; LEFT seen by nodes ${views.map((v) => JSON.stringify(v.diag.left)).join(' ')}`);
+  if (leftTotal)
+    log(
+      `    churn: mgr ${stats.events?.map((l) => l.replace(/^xserver_mgr_membership_events_total/, '')).join(', ')}; LEFT seen by nodes ${views.map((v) => JSON.stringify(v.diag.left)).join(' ')}`,
+    );
   values.churn = leftTotal;
   log(`    ${detail}`);
   if (failure) throw failure;

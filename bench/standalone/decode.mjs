@@ -8,7 +8,8 @@ import { FrameDecoder, encodeFrame } from '../../dist/protocol/frame.js';
 const [frameMiB = 4, chunkKiB = 16, runs = 15] = process.argv.slice(2).map(Number);
 const wire = encodeFrame(7, new Uint8Array(frameMiB * 1024 * 1024).fill(1));
 const chunks = [];
-for (let at = 0; at < wire.length; at += chunkKiB * 1024) chunks.push(Buffer.from(wire.buffer, wire.byteOffset + at, Math.min(chunkKiB * 1024, wire.length - at)));
+for (let at = 0; at < wire.length; at += chunkKiB * 1024)
+  chunks.push(Buffer.from(wire.buffer, wire.byteOffset + at, Math.min(chunkKiB * 1024, wire.length - at)));
 
 function reference() {
   const parts = [];

@@ -64,8 +64,7 @@ export function roleContext(opts, patch) {
     stores.set(key, store);
   }
   metrics ??= new Metrics();
-  const logger =
-    config.log.level === 'silent' ? silentLogger() : createLogger({ level: config.log.level, pretty: 'false', name: 'bench' });
+  const logger = config.log.level === 'silent' ? silentLogger() : createLogger({ level: config.log.level, pretty: 'false', name: 'bench' });
   return createRoleContext({ config, store, logger, metrics });
 }
 
@@ -116,7 +115,9 @@ function getGc() {
 /** Soft RLIMIT_NOFILE of this process (from /proc; undefined elsewhere). */
 export function fdLimit() {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = Number(line?.split(/\s{2,}/)[1]);
     return Number.isFinite(soft) ? soft : undefined;
   } catch {

@@ -83,7 +83,9 @@ export default {
         diag.left[reason] = (diag.left[reason] ?? 0) + 1;
       });
       rec.node.on('mgr-lost', (why) => {
-        const k = String(why).replace(/[0-9a-f]{8}.*$/, '').slice(0, 60);
+        const k = String(why)
+          .replace(/[0-9a-f]{8}.*$/, '')
+          .slice(0, 60);
         diag.mgrLost[k] = (diag.mgrLost[k] ?? 0) + 1;
       });
       rec.node.once('mgr-connected', () => {
@@ -125,7 +127,14 @@ export default {
     await gateway.node.ready();
     await sleep(200);
     const mem = await gcMemory();
-    return { host: '127.0.0.1', gatewayId: gateway.node.id, wsPort: gateway.wsPort, fdLimit: fdLimit(), rssBefore: mem.rss, heapBefore: mem.heapUsed };
+    return {
+      host: '127.0.0.1',
+      gatewayId: gateway.node.id,
+      wsPort: gateway.wsPort,
+      fdLimit: fdLimit(),
+      rssBefore: mem.rss,
+      heapBefore: mem.heapUsed,
+    };
   },
 
   async idleServerMem() {

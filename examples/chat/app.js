@@ -3,7 +3,17 @@
 import { XClient, login, json } from '/sdk/index.js';
 
 const LOBBY = 4;
-const Cmd = { ROLE_LIST: 1, CREATE_ROLE: 2, ENTER_GAME: 3, WORLD_CHAT: 4, PRIVATE_CHAT: 5, MATCH: 6, WORLD_MESSAGE: 10, PRIVATE_MESSAGE: 11, MATCH_FOUND: 12 };
+const Cmd = {
+  ROLE_LIST: 1,
+  CREATE_ROLE: 2,
+  ENTER_GAME: 3,
+  WORLD_CHAT: 4,
+  PRIVATE_CHAT: 5,
+  MATCH: 6,
+  WORLD_MESSAGE: 10,
+  PRIVATE_MESSAGE: 11,
+  MATCH_FOUND: 12,
+};
 
 /** @param {string} id an element of index.html */
 const $ = (id) => {
@@ -90,22 +100,25 @@ client.on('disconnected', (reason) => {
   show('login-view');
 });
 
-$('login-form').addEventListener('submit', listener(async (e) => {
-  e.preventDefault();
-  try {
-    status('logging in…');
-    const session = await login('/login', field('account').value.trim(), field('password').value);
-    await client.connect(session);
-    status(`connected as ${session.account} via gateway ${session.gateway.id.slice(0, 8)} (${session.gateway.wsUrl})`);
-    const { roles } = await ask(Cmd.ROLE_LIST);
-    $('roles').textContent = roles.length ? roles.map((/** @type {{ name: string }} */ r) => r.name).join(', ') : '(none)';
-    if (roles.length > 0) await enter(roles[0].name);
-    else show('role-view');
-  } catch (err) {
-    const { code, message } = problem(err);
-    status(`login failed: ${code ?? ''} ${message}`);
-  }
-}));
+$('login-form').addEventListener(
+  'submit',
+  listener(async (e) => {
+    e.preventDefault();
+    try {
+      status('logging in…');
+      const session = await login('/login', field('account').value.trim(), field('password').value);
+      await client.connect(session);
+      status(`connected as ${session.account} via gateway ${session.gateway.id.slice(0, 8)} (${session.gateway.wsUrl})`);
+      const { roles } = await ask(Cmd.ROLE_LIST);
+      $('roles').textContent = roles.length ? roles.map((/** @type {{ name: string }} */ r) => r.name).join(', ') : '(none)';
+      if (roles.length > 0) await enter(roles[0].name);
+      else show('role-view');
+    } catch (err) {
+      const { code, message } = problem(err);
+      status(`login failed: ${code ?? ''} ${message}`);
+    }
+  }),
+);
 
 /** @param {string} name */
 async function enter(name) {
@@ -115,15 +128,18 @@ async function enter(name) {
   /** @type {Window & { __role?: string }} */ (window).__role = name; // the role in game, visible from the browser console
 }
 
-$('role-form').addEventListener('submit', listener(async (e) => {
-  e.preventDefault();
-  try {
-    const { name } = await ask(Cmd.CREATE_ROLE, { name: field('role-name').value.trim() });
-    await enter(name);
-  } catch (err) {
-    status(`cannot create the role: ${problem(err).message}`);
-  }
-}));
+$('role-form').addEventListener(
+  'submit',
+  listener(async (e) => {
+    e.preventDefault();
+    try {
+      const { name } = await ask(Cmd.CREATE_ROLE, { name: field('role-name').value.trim() });
+      await enter(name);
+    } catch (err) {
+      status(`cannot create the role: ${problem(err).message}`);
+    }
+  }),
+);
 
 $('world-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -135,24 +151,30 @@ $('world-form').addEventListener('submit', (e) => {
   }
 });
 
-$('private-form').addEventListener('submit', listener(async (e) => {
-  e.preventDefault();
-  const to = field('private-to').value.trim();
-  const text = field('private-text').value;
-  try {
-    await ask(Cmd.PRIVATE_CHAT, { to, text });
-    log('private', `[to ${to}] ${text}`);
-    field('private-text').value = '';
-  } catch (err) {
-    log('error', `not delivered: ${problem(err).message}`);
-  }
-}));
+$('private-form').addEventListener(
+  'submit',
+  listener(async (e) => {
+    e.preventDefault();
+    const to = field('private-to').value.trim();
+    const text = field('private-text').value;
+    try {
+      await ask(Cmd.PRIVATE_CHAT, { to, text });
+      log('private', `[to ${to}] ${text}`);
+      field('private-text').value = '';
+    } catch (err) {
+      log('error', `not delivered: ${problem(err).message}`);
+    }
+  }),
+);
 
-$('match-btn').addEventListener('click', listener(async () => {
-  try {
-    await ask(Cmd.MATCH);
-    log('system', 'looking for a match…');
-  } catch (err) {
-    log('error', problem(err).message);
-  }
-}));
+$('match-btn').addEventListener(
+  'click',
+  listener(async () => {
+    try {
+      await ask(Cmd.MATCH);
+      log('system', 'looking for a match…');
+    } catch (err) {
+      log('error', problem(err).message);
+    }
+  }),
+);

@@ -62,7 +62,10 @@ export default defineService({
       // The target may be on another lobby and another gateway: find its account, then its gateway.
       const account = await store.kvGet(`role-name:${to}`);
       if (!account) throw new XError('NO_TARGET', `no role named "${to}"`);
-      if (!(await store.getPresence(account)) || !node.sendToClient(account, LobbyCmd.PRIVATE_MESSAGE, toJson({ from, text: String(text).slice(0, 500) }))) {
+      if (
+        !(await store.getPresence(account)) ||
+        !node.sendToClient(account, LobbyCmd.PRIVATE_MESSAGE, toJson({ from, text: String(text).slice(0, 500) }))
+      ) {
         throw new XError('NO_TARGET', `${to} is not online`);
       }
       return toJson({ delivered: true });

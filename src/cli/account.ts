@@ -40,7 +40,9 @@ export function readPasswordLine(prompt: string, input: NodeJS.ReadStream = proc
       muted = true;
     }
     rl.once('line', (line) => finish(() => resolve(line)));
-    rl.once('close', () => finish(() => reject(new XError('BAD_REQUEST', 'no password given (use --password, $' + ACCOUNT_PASSWORD_ENV + ' or one line on stdin)'))));
+    rl.once('close', () =>
+      finish(() => reject(new XError('BAD_REQUEST', 'no password given (use --password, $' + ACCOUNT_PASSWORD_ENV + ' or one line on stdin)'))),
+    );
     rl.once('SIGINT', () => finish(() => reject(new XError('BAD_REQUEST', 'cancelled'))));
   });
 }

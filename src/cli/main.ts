@@ -109,8 +109,9 @@ export function buildProgram(): Command {
   withCommon(account.command('passwd <name>').description("change an account's password"))
     .option('--password <password>', pwHelp)
     .action((name: string, flags: CommonFlags & { password?: string }) => runAccountCommand('passwd', name, flags.password, loadOptions(flags)));
-  withCommon(account.command('del <name>').description('delete an account'))
-    .action((name: string, flags: CommonFlags) => runAccountCommand('del', name, undefined, loadOptions(flags)));
+  withCommon(account.command('del <name>').description('delete an account')).action((name: string, flags: CommonFlags) =>
+    runAccountCommand('del', name, undefined, loadOptions(flags)),
+  );
   // ---- end login ----
 
   const config = program.command('config').description('configuration tools');
@@ -146,4 +147,3 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   await buildProgram().parseAsync(argv);
 }
-

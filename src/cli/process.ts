@@ -55,11 +55,7 @@ export async function openStore(config: XConfig, logger: Logger) {
  * Starts roles in this process with one store, logger and metrics registry; installs signal
  * handlers that stop them in reverse order.
  */
-export async function runProcess(
-  resolved: ResolvedConfig,
-  name: string,
-  startRoles: (ctx: RoleContext) => Promise<Role[]>,
-): Promise<ProcessHandle> {
+export async function runProcess(resolved: ResolvedConfig, name: string, startRoles: (ctx: RoleContext) => Promise<Role[]>): Promise<ProcessHandle> {
   const { config } = resolved;
   const logger = makeLogger(config, name);
   for (const w of resolved.warnings) logger.warn(w);

@@ -22,11 +22,25 @@ const STATUS_TIMEOUT_MS = 3000;
 export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
-  const link = (await Link.dial(lease.addr, lease.port, { type: NodeType.CLIENT, id: `status-${randomUUID()}` }, { type: NodeType.MGR, id: lease.instanceId }, linkOptions(config, logger))).start();
+  const link = (
+    await Link.dial(
+      lease.addr,
+      lease.port,
+      { type: NodeType.CLIENT, id: `status-${randomUUID()}` },
+      { type: NodeType.MGR, id: lease.instanceId },
+      linkOptions(config, logger),
+    )
+  ).start();
   try {
     const reply = decode(StatusReplySchema, (await link.request(Cmd.STATUS, new Uint8Array(0), timeoutMs)).body);
     return {
-      mgr: { instanceId: lease.instanceId, epoch: Number(reply.mgr?.epoch ?? lease.epoch), addr: lease.addr, port: lease.port, settling: reply.settling },
+      mgr: {
+        instanceId: lease.instanceId,
+        epoch: Number(reply.mgr?.epoch ?? lease.epoch),
+        addr: lease.addr,
+        port: lease.port,
+        settling: reply.settling,
+      },
       members: reply.members.map(infoToJson).sort((a, b) => Number(a.type) - Number(b.type) || String(a.id).localeCompare(String(b.id))),
     };
   } finally {
@@ -46,7 +60,11 @@ export function formatStatus(s: ClusterStatus): string {
   ]);
   const head = ['TYPE', 'NAME', 'ID', 'ADDR:PORTS', 'VERSION', 'OVERLOAD'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   lines.push(fmt(head), ...rows.map(fmt), '', `${s.members.length} member(s)`);
   return lines.join('\n');
 }

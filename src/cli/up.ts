@@ -174,7 +174,13 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
     const role = await startRole(step.role, ctx, { entry: step.entry });
     roles.push(role);
     if (config.adminPort > 0) {
-      const admin = await startAdminServer({ host: config.adminHost, port: config.adminPort, logger: ctx.logger, metrics, ready: () => role.ready() });
+      const admin = await startAdminServer({
+        host: config.adminHost,
+        port: config.adminPort,
+        logger: ctx.logger,
+        metrics,
+        ready: () => role.ready(),
+      });
       for (const [p, fn] of Object.entries(role.routes ?? {})) admin.addRoute(p, fn);
       for (const [p, html] of Object.entries(role.pages ?? {})) admin.addPage(p, html);
       admins.push(admin);

@@ -371,7 +371,10 @@ export class XClient {
       }
     }
     if (epoch === this.epoch) {
-      const why = now() >= deadline ? `the gateway's ${graceMs} ms reconnect grace has passed` : `gave up after ${this.opts.maxReconnectAttempts} reconnect attempts`;
+      const why =
+        now() >= deadline
+          ? `the gateway's ${graceMs} ms reconnect grace has passed`
+          : `gave up after ${this.opts.maxReconnectAttempts} reconnect attempts`;
       this.end('RECONNECT_FAILED', new ClientError('RECONNECT_FAILED', why));
     }
   }

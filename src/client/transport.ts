@@ -90,7 +90,9 @@ async function webSocketCtor(): Promise<{ Ctor: WsCtor; isNodeWs: boolean }> {
     if (typeof Ctor !== 'function') throw new Error('module "ws" has no WebSocket export');
     return { Ctor, isNodeWs: true };
   } catch (e) {
-    throw new ClientError('UNSUPPORTED', `no WebSocket implementation (no global WebSocket and cannot load "ws": ${(e as Error).message})`, { cause: e });
+    throw new ClientError('UNSUPPORTED', `no WebSocket implementation (no global WebSocket and cannot load "ws": ${(e as Error).message})`, {
+      cause: e,
+    });
   }
 }
 

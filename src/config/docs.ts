@@ -68,7 +68,9 @@ function ruleText(r: OrderRule): string {
 function formatDefault(s: Setting): string {
   const d = s.default;
   if (s.type === 'map' && typeof d === 'object' && d !== null) {
-    const text = Object.entries(d).map(([k, v]) => `${k}=${String(v)}`).join(',');
+    const text = Object.entries(d)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(',');
     return text === '' ? '(empty)' : `\`${text}\``;
   }
   if (s.type === 'string') return d === '' ? '(empty)' : `\`${String(d)}\``;

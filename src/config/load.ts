@@ -26,11 +26,7 @@ import {
 } from './schema.js';
 import { LISTEN_KEYS, securityProblems, type ListenKey } from './security.js';
 
-export type ValueSource =
-  | { kind: 'default' }
-  | { kind: 'file'; path: string }
-  | { kind: 'env'; name: string }
-  | { kind: 'cli' };
+export type ValueSource = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env'; name: string } | { kind: 'cli' };
 
 export interface LoadOptions {
   /** TOML file; when absent, env XSERVER_CONFIG names it (if set). */
@@ -129,8 +125,13 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
     const via = opts.file !== undefined ? '' : ` (from env ${CONFIG_FILE_ENV})`;
     const table = readToml(file, via);
     const src: ValueSource = { kind: 'file', path: file };
-    walkToml(table, '', settings, byKey, (s, v) => apply(s, v, false, src), (key, msg) =>
-      problems.push(`${key}: ${msg} (from ${describeSource(src)})`),
+    walkToml(
+      table,
+      '',
+      settings,
+      byKey,
+      (s, v) => apply(s, v, false, src),
+      (key, msg) => problems.push(`${key}: ${msg} (from ${describeSource(src)})`),
     );
   }
 
@@ -144,7 +145,10 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
   }
   for (const name of Object.keys(env)) {
     if (!name.startsWith('XSERVER_') || known.has(name)) continue;
-    const close = closeMatches(name, [...known].filter((n) => n !== CONFIG_FILE_ENV));
+    const close = closeMatches(
+      name,
+      [...known].filter((n) => n !== CONFIG_FILE_ENV),
+    );
     warnings.push(`env ${name} matches no setting` + (close.length ? `; did you mean ${close.join(', ')}?` : ''));
   }
 
@@ -165,10 +169,7 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
 
 function throwIfAny(problems: string[]): void {
   if (problems.length === 0) return;
-  const msg =
-    problems.length === 1
-      ? problems[0]!
-      : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`;
+  const msg = problems.length === 1 ? problems[0]! : `${problems.length} configuration errors:\n  ${problems.join('\n  ')}`;
   throw new XError('CONFIG', msg, { problems: [...problems] });
 }
 
@@ -217,10 +218,11 @@ function unknownKey(key: string, settings: readonly Setting[], where: string): s
 }
 
 function unknownKeyText(key: string, settings: readonly Setting[]): string {
-  const close = closeMatches(key, settings.map((s) => s.key));
-  return close.length
-    ? `unknown setting; did you mean ${close.join(', ')}?`
-    : 'unknown setting (see docs/configuration.md for all settings)';
+  const close = closeMatches(
+    key,
+    settings.map((s) => s.key),
+  );
+  return close.length ? `unknown setting; did you mean ${close.join(', ')}?` : 'unknown setting (see docs/configuration.md for all settings)';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,11 +242,7 @@ function coerce(s: Setting, raw: unknown, textual: boolean): Coerced {
       return typeof raw === 'string' ? { value: raw } : bad('a string');
     case 'int': {
       const n = textual && typeof raw === 'string' ? parseIntText(raw) : raw;
-      const ok =
-        typeof n === 'number' &&
-        Number.isSafeInteger(n) &&
-        (s.min === undefined || n >= s.min) &&
-        (s.max === undefined || n <= s.max);
+      const ok = typeof n === 'number' && Number.isSafeInteger(n) && (s.min === undefined || n >= s.min) && (s.max === undefined || n <= s.max);
       return ok ? { value: n } : bad(intRange(s));
     }
     case 'bool': {
@@ -332,14 +330,34 @@ const RELAY_ENVELOPE_BYTES = 1024;
 
 /** Every ordering between two settings of the table; a rule whose keys are not loaded is skipped. */
 export const ORDER_RULES: readonly OrderRule[] = [
-  { a: 'mgr.leaseRefreshMs', rel: 'half', b: 'mgr.leaseTtlMs', why: 'a refresh that comes one interval late must still land before the lease expires' },
-  { a: 'mgr.standbyPollMs', rel: 'lt', b: 'mgr.leaseTtlMs', why: 'a standby polling less often than the lease lives adds a whole poll to every takeover' },
+  {
+    a: 'mgr.leaseRefreshMs',
+    rel: 'half',
+    b: 'mgr.leaseTtlMs',
+    why: 'a refresh that comes one interval late must still land before the lease expires',
+  },
+  {
+    a: 'mgr.standbyPollMs',
+    rel: 'lt',
+    b: 'mgr.leaseTtlMs',
+    why: 'a standby polling less often than the lease lives adds a whole poll to every takeover',
+  },
   { a: 'link.heartbeatIntervalMs', rel: 'half', b: 'link.heartbeatTimeoutMs', why: 'one late ping must not close a healthy link' },
-  { a: 'gateway.heartbeatMs', rel: 'half', b: 'gateway.idleTimeoutMs', why: 'a client that pings one interval late must not be disconnected as idle' },
+  {
+    a: 'gateway.heartbeatMs',
+    rel: 'half',
+    b: 'gateway.idleTimeoutMs',
+    why: 'a client that pings one interval late must not be disconnected as idle',
+  },
   { a: 'node.discoveryMinBackoffMs', rel: 'le', b: 'node.discoveryMaxBackoffMs' },
   { a: 'node.dialMinBackoffMs', rel: 'le', b: 'node.dialMaxBackoffMs' },
   { a: 'link.maxFrame', rel: 'le', b: 'link.maxOutboundBytes', why: 'a frame of link.maxFrame bytes could never be queued for sending' },
-  { a: 'link.maxFrame', rel: 'le', b: 'node.pendingMaxBytes', why: 'a frame of link.maxFrame bytes could never be buffered while its link reconnects' },
+  {
+    a: 'link.maxFrame',
+    rel: 'le',
+    b: 'node.pendingMaxBytes',
+    why: 'a frame of link.maxFrame bytes could never be buffered while its link reconnects',
+  },
   {
     a: 'gateway.maxFrame',
     rel: 'le',
@@ -348,7 +366,12 @@ export const ORDER_RULES: readonly OrderRule[] = [
     warnOnly: true,
     why: `a client frame travels to its node inside a relay frame on an intranet link, which needs ${RELAY_ENVELOPE_BYTES} bytes besides`,
   },
-  { a: 'gateway.resumeBufferMaxBytes', rel: 'le', b: 'gateway.maxOutboundBytes', why: 'replaying the buffer to a client that comes back would disconnect it as SLOW_CONSUMER' },
+  {
+    a: 'gateway.resumeBufferMaxBytes',
+    rel: 'le',
+    b: 'gateway.maxOutboundBytes',
+    why: 'replaying the buffer to a client that comes back would disconnect it as SLOW_CONSUMER',
+  },
   { a: 'login.headersTimeoutMs', rel: 'le', b: 'login.requestTimeoutMs', why: 'the headers are part of the request' },
 ];
 
@@ -405,7 +428,9 @@ function crossChecks(
         problems.push(`types.${name}: "${name}" is reserved (${RESERVED_TYPE_NAMES.join(', ')}); types is ${at('types')}`);
       }
       if (n < FIRST_SERVICE_TYPE || n > MAX_TYPE_NUMBER) {
-        problems.push(`types.${name}: expected a number >= ${FIRST_SERVICE_TYPE} (0-3 are reserved) and <= ${MAX_TYPE_NUMBER}, got ${n}; types is ${at('types')}`);
+        problems.push(
+          `types.${name}: expected a number >= ${FIRST_SERVICE_TYPE} (0-3 are reserved) and <= ${MAX_TYPE_NUMBER}, got ${n}; types is ${at('types')}`,
+        );
       }
       const prev = owner.get(n);
       if (prev !== undefined) problems.push(`types: ${prev} and ${name} both use number ${n}; types is ${at('types')}`);
@@ -545,7 +570,10 @@ function closeMatches(word: string, candidates: readonly string[]): string[] {
     .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c));
   // Only near-ties of the best match: a clear winner is shown alone.
   const best = scored[0]?.d ?? 0;
-  return scored.filter((x) => x.d <= best + 1).slice(0, MAX_SUGGESTIONS).map((x) => x.c);
+  return scored
+    .filter((x) => x.d <= best + 1)
+    .slice(0, MAX_SUGGESTIONS)
+    .map((x) => x.c);
 }
 
 function editDistance(a: string, b: string): number {

@@ -36,37 +36,133 @@ const MiB = 1024 * 1024;
 /** The table itself, with literal types: XConfig is derived from it. */
 const TABLE = [
   // ---- cluster ----
-  { key: 'cluster', type: 'string', default: 'dev', doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.' },
-  { key: 'secret', type: 'string', default: DEV_SECRET, doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). The built-in default is for loopback only: a process that listens on another address needs its own, of at least 32 random bytes (`xserver secret` prints one).' },
-  { key: 'redisUrl', type: 'string', default: 'redis://127.0.0.1:6379', doc: 'Store URL: redis://[:pass@]host:port[/db], rediss://..., redis-sentinel://host:port[,host:port]/masterName, redis-cluster://host:port[,host:port], or memory:// (one process only).' },
+  {
+    key: 'cluster',
+    type: 'string',
+    default: 'dev',
+    doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.',
+  },
+  {
+    key: 'secret',
+    type: 'string',
+    default: DEV_SECRET,
+    doc: 'Shared secret of the cluster; proves membership in the link handshake (never sent in clear). The built-in default is for loopback only: a process that listens on another address needs its own, of at least 32 random bytes (`xserver secret` prints one).',
+  },
+  {
+    key: 'redisUrl',
+    type: 'string',
+    default: 'redis://127.0.0.1:6379',
+    doc: 'Store URL: redis://[:pass@]host:port[/db], rediss://..., redis-sentinel://host:port[,host:port]/masterName, redis-cluster://host:port[,host:port], or memory:// (one process only).',
+  },
   { key: 'storeConnectTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long start-up waits for the store to answer before failing.' },
-  { key: 'storeOpTimeoutMs', type: 'int', default: 5000, min: 100, doc: 'Longest one store operation may take, including waiting for a reconnect; beyond it the caller gets STORE_UNAVAILABLE.' },
-  { key: 'bindHost', type: 'string', default: '127.0.0.1', doc: 'Address the intranet listeners bind to. Another than loopback (e.g. 0.0.0.0) needs your own secret.' },
+  {
+    key: 'storeOpTimeoutMs',
+    type: 'int',
+    default: 5000,
+    min: 100,
+    doc: 'Longest one store operation may take, including waiting for a reconnect; beyond it the caller gets STORE_UNAVAILABLE.',
+  },
+  {
+    key: 'bindHost',
+    type: 'string',
+    default: '127.0.0.1',
+    doc: 'Address the intranet listeners bind to. Another than loopback (e.g. 0.0.0.0) needs your own secret.',
+  },
   { key: 'innerIp', type: 'string', default: '127.0.0.1', doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)).' },
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
-  { key: 'statefulTypes', type: 'string', default: 'lobby', doc: 'Comma-separated service types (names or numbers) that are stateful per account: login allocates one node of each, the gateway routes the account to it.' },
-  { key: 'types', type: 'map', default: { lobby: 4, match: 5 }, doc: 'Service type names -> numbers (>= 4; 0-3 are reserved: client, mgr, login, gateway).' },
+  {
+    key: 'statefulTypes',
+    type: 'string',
+    default: 'lobby',
+    doc: 'Comma-separated service types (names or numbers) that are stateful per account: login allocates one node of each, the gateway routes the account to it.',
+  },
+  {
+    key: 'types',
+    type: 'map',
+    default: { lobby: 4, match: 5 },
+    doc: 'Service type names -> numbers (>= 4; 0-3 are reserved: client, mgr, login, gateway).',
+  },
 
   // ---- logging ----
   { key: 'log.level', type: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'Log level.' },
-  { key: 'log.pretty', type: 'enum', default: 'auto', values: ['auto', 'true', 'false'], doc: 'Human-readable logs; auto = when stdout is a terminal. Otherwise JSON lines.' },
+  {
+    key: 'log.pretty',
+    type: 'enum',
+    default: 'auto',
+    values: ['auto', 'true', 'false'],
+    doc: 'Human-readable logs; auto = when stdout is a terminal. Otherwise JSON lines.',
+  },
 
   // ---- links (every intranet TCP link) ----
-  { key: 'link.maxFrame', type: 'int', default: DEFAULT_MAX_FRAME, min: 1024, doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.' },
+  {
+    key: 'link.maxFrame',
+    type: 'int',
+    default: DEFAULT_MAX_FRAME,
+    min: 1024,
+    doc: 'Largest frame body accepted on an intranet link, in bytes; a bigger frame closes that link.',
+  },
   { key: 'link.handshakeTimeoutMs', type: 'int', default: 2000, min: 50, doc: 'An unauthenticated connection is closed after this long.' },
-  { key: 'link.heartbeatIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Ping interval on intranet links (at most half of link.heartbeatTimeoutMs).' },
-  { key: 'link.heartbeatTimeoutMs', type: 'int', default: 3000, min: 30, doc: 'A link with no traffic for this long is closed as hung (LEFT reason timeout).' },
-  { key: 'link.maxOutboundBytes', type: 'int', default: 64 * MiB, min: 65536, doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.' },
+  {
+    key: 'link.heartbeatIntervalMs',
+    type: 'int',
+    default: 1000,
+    min: 10,
+    doc: 'Ping interval on intranet links (at most half of link.heartbeatTimeoutMs).',
+  },
+  {
+    key: 'link.heartbeatTimeoutMs',
+    type: 'int',
+    default: 3000,
+    min: 30,
+    doc: 'A link with no traffic for this long is closed as hung (LEFT reason timeout).',
+  },
+  {
+    key: 'link.maxOutboundBytes',
+    type: 'int',
+    default: 64 * MiB,
+    min: 65536,
+    doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.',
+  },
 
   // ---- mgr ----
   { key: 'mgr.port', type: 'int', default: 0, min: 0, max: 65535, doc: 'mgr listen port (0 = any free port; the lease carries the real one).' },
-  { key: 'mgr.leaseTtlMs', type: 'int', default: 3000, min: 300, doc: 'TTL of the mgr address lease in Redis; a dead mgr is replaced about this long after it dies.' },
-  { key: 'mgr.leaseRefreshMs', type: 'int', default: 1000, min: 50, doc: 'How often the active mgr refreshes its lease (at most half of mgr.leaseTtlMs).' },
-  { key: 'mgr.standbyPollMs', type: 'int', default: 200, min: 20, doc: 'How often a standby mgr tries to take the lease (less than mgr.leaseTtlMs).' },
-  { key: 'mgr.settleGraceMs', type: 'int', default: 4000, min: 0, doc: 'After taking the lease, how long members mirrored by the previous mgr may take to re-register before they are removed.' },
-  { key: 'mgr.updateMinIntervalMs', type: 'int', default: 200, min: 0, doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).' },
+  {
+    key: 'mgr.leaseTtlMs',
+    type: 'int',
+    default: 3000,
+    min: 300,
+    doc: 'TTL of the mgr address lease in Redis; a dead mgr is replaced about this long after it dies.',
+  },
+  {
+    key: 'mgr.leaseRefreshMs',
+    type: 'int',
+    default: 1000,
+    min: 50,
+    doc: 'How often the active mgr refreshes its lease (at most half of mgr.leaseTtlMs).',
+  },
+  {
+    key: 'mgr.standbyPollMs',
+    type: 'int',
+    default: 200,
+    min: 20,
+    doc: 'How often a standby mgr tries to take the lease (less than mgr.leaseTtlMs).',
+  },
+  {
+    key: 'mgr.settleGraceMs',
+    type: 'int',
+    default: 4000,
+    min: 0,
+    doc: 'After taking the lease, how long members mirrored by the previous mgr may take to re-register before they are removed.',
+  },
+  {
+    key: 'mgr.updateMinIntervalMs',
+    type: 'int',
+    default: 200,
+    min: 0,
+    doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).',
+  },
   { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
 
   // ---- node runtime ----
@@ -74,53 +170,211 @@ const TABLE = [
   { key: 'node.version', type: 'string', default: '1.0.0', doc: 'Version string of this node (GetVersion); selection can filter on it.' },
   { key: 'node.discoveryMinBackoffMs', type: 'int', default: 50, min: 1, doc: 'First retry delay when looking for the mgr.' },
   { key: 'node.discoveryMaxBackoffMs', type: 'int', default: 1000, min: 10, doc: 'Largest retry delay when looking for the mgr.' },
-  { key: 'node.registerTimeoutMs', type: 'int', default: 3000, min: 100, doc: 'How long registration with the mgr may take before the attempt is abandoned.' },
+  {
+    key: 'node.registerTimeoutMs',
+    type: 'int',
+    default: 3000,
+    min: 100,
+    doc: 'How long registration with the mgr may take before the attempt is abandoned.',
+  },
   { key: 'node.dialMinBackoffMs', type: 'int', default: 50, min: 1, doc: 'First re-dial delay of a direct link to a listed peer.' },
   { key: 'node.dialMaxBackoffMs', type: 'int', default: 2000, min: 10, doc: 'Largest re-dial delay of a direct link.' },
-  { key: 'node.pendingMaxMessages', type: 'int', default: 10000, min: 1, doc: 'Messages a link to a listed peer buffers while (re)connecting; overflow is dropped, counted and reported.' },
+  {
+    key: 'node.pendingMaxMessages',
+    type: 'int',
+    default: 10000,
+    min: 1,
+    doc: 'Messages a link to a listed peer buffers while (re)connecting; overflow is dropped, counted and reported.',
+  },
   { key: 'node.pendingMaxBytes', type: 'int', default: 16 * MiB, min: 1024, doc: 'Bytes a link buffers while (re)connecting.' },
   { key: 'node.requestTimeoutMs', type: 'int', default: 5000, min: 1, doc: 'Default timeout of node.request().' },
-  { key: 'node.maxInflightRequests', type: 'int', default: 100000, min: 1, doc: 'Outstanding requests per node; beyond it request() fails with QUEUE_FULL.' },
+  {
+    key: 'node.maxInflightRequests',
+    type: 'int',
+    default: 100000,
+    min: 1,
+    doc: 'Outstanding requests per node; beyond it request() fails with QUEUE_FULL.',
+  },
   { key: 'node.updateIntervalMs', type: 'int', default: 1000, min: 10, doc: 'Load/version changes are sent to the mgr at most this often.' },
-  { key: 'node.selection', type: 'enum', default: 'random', values: ['random', 'round-robin', 'least-loaded'], doc: 'Default strategy of one()/sendOne().' },
-  { key: 'node.relaySeenMax', type: 'int', default: 100000, min: 1, doc: 'Accounts whose gateway a relay-enabled node remembers from their messages (oldest forgotten first); allocated accounts are tracked until lost.' },
-  { key: 'node.shutdownDrainMs', type: 'int', default: 1000, min: 0, doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.' },
+  {
+    key: 'node.selection',
+    type: 'enum',
+    default: 'random',
+    values: ['random', 'round-robin', 'least-loaded'],
+    doc: 'Default strategy of one()/sendOne().',
+  },
+  {
+    key: 'node.relaySeenMax',
+    type: 'int',
+    default: 100000,
+    min: 1,
+    doc: 'Accounts whose gateway a relay-enabled node remembers from their messages (oldest forgotten first); allocated accounts are tracked until lost.',
+  },
+  {
+    key: 'node.shutdownDrainMs',
+    type: 'int',
+    default: 1000,
+    min: 0,
+    doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.',
+  },
 
   // ---- gateway ----
   { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
   { key: 'gateway.wsPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client WebSocket port (ports[2]; 0 = any free port).' },
-  { key: 'gateway.host', type: 'string', default: '127.0.0.1', doc: 'Address the client listeners bind to (0.0.0.0 to take clients from other hosts; needs your own secret).' },
-  { key: 'gateway.cmdOffset', type: 'int', default: DEFAULT_CMD_OFFSET, min: 2, doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.' },
+  {
+    key: 'gateway.host',
+    type: 'string',
+    default: '127.0.0.1',
+    doc: 'Address the client listeners bind to (0.0.0.0 to take clients from other hosts; needs your own secret).',
+  },
+  {
+    key: 'gateway.cmdOffset',
+    type: 'int',
+    default: DEFAULT_CMD_OFFSET,
+    min: 2,
+    doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.',
+  },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
-  { key: 'gateway.heartbeatMs', type: 'int', default: DEFAULT_HEARTBEAT_MS, min: 100, doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).' },
+  {
+    key: 'gateway.heartbeatMs',
+    type: 'int',
+    default: DEFAULT_HEARTBEAT_MS,
+    min: 100,
+    doc: 'Ping interval the gateway asks clients to keep (at most half of gateway.idleTimeoutMs).',
+  },
   { key: 'gateway.idleTimeoutMs', type: 'int', default: 30000, min: 200, doc: 'A client silent (no frame, no ping) for this long is disconnected.' },
-  { key: 'gateway.maxFrame', type: 'int', default: 65536, min: 64, doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.' },
-  { key: 'gateway.preAuthMaxFrame', type: 'int', default: 1024, min: 64, doc: 'Largest client frame body before AUTH succeeded (AUTH and PING are far smaller); bounds what an unauthenticated connection can make the gateway hold.' },
-  { key: 'gateway.maxConnections', type: 'int', default: 50000, min: 1, doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.' },
-  { key: 'gateway.maxPendingPerAddress', type: 'int', default: 64, min: 1, doc: 'Connections from one client address that have not authenticated yet; further ones are refused with TOO_MANY_CONNECTIONS (counted as too_many_pending). Players behind one NAT log in at different moments, so this can stay small.' },
-  { key: 'gateway.acceptRatePerAddress', type: 'int', default: 50, min: 1, doc: 'New connections per second from one client address (a token bucket of the same size); beyond it they are refused with RATE_LIMITED (counted as accept_rate).' },
+  {
+    key: 'gateway.maxFrame',
+    type: 'int',
+    default: 65536,
+    min: 64,
+    doc: 'Largest client frame body, in bytes; a bigger frame closes the connection.',
+  },
+  {
+    key: 'gateway.preAuthMaxFrame',
+    type: 'int',
+    default: 1024,
+    min: 64,
+    doc: 'Largest client frame body before AUTH succeeded (AUTH and PING are far smaller); bounds what an unauthenticated connection can make the gateway hold.',
+  },
+  {
+    key: 'gateway.maxConnections',
+    type: 'int',
+    default: 50000,
+    min: 1,
+    doc: 'Most client connections per gateway; further ones are refused with TOO_MANY_CONNECTIONS.',
+  },
+  {
+    key: 'gateway.maxPendingPerAddress',
+    type: 'int',
+    default: 64,
+    min: 1,
+    doc: 'Connections from one client address that have not authenticated yet; further ones are refused with TOO_MANY_CONNECTIONS (counted as too_many_pending). Players behind one NAT log in at different moments, so this can stay small.',
+  },
+  {
+    key: 'gateway.acceptRatePerAddress',
+    type: 'int',
+    default: 50,
+    min: 1,
+    doc: 'New connections per second from one client address (a token bucket of the same size); beyond it they are refused with RATE_LIMITED (counted as accept_rate).',
+  },
   { key: 'gateway.rateLimitPerSec', type: 'int', default: 200, min: 1, doc: 'Sustained client messages per second per connection (token bucket).' },
   { key: 'gateway.rateBurst', type: 'int', default: 400, min: 1, doc: 'Burst size of the per-connection rate limit.' },
-  { key: 'gateway.floodDisconnectAfter', type: 'int', default: 1000, min: 1, doc: 'A client whose over-rate messages (dropped) reach this count is disconnected with RATE_LIMITED.' },
-  { key: 'gateway.maxOutboundBytes', type: 'int', default: 1048576, min: 1024, doc: 'Bytes waiting to be written to one client; beyond it the client is disconnected as SLOW_CONSUMER.' },
-  { key: 'gateway.reconnectGraceMs', type: 'int', default: 10000, min: 0, doc: 'After a client disconnects, how long its session waits for a reconnect before the allocated nodes get ACCOUNT_LOST. Nodes use it too when a gateway dies.' },
-  { key: 'gateway.resumeBufferMax', type: 'int', default: 1000, min: 0, doc: 'Messages kept for a disconnected client during the reconnect grace (oldest dropped beyond it).' },
-  { key: 'gateway.resumeBufferMaxBytes', type: 'int', default: 262144, min: 0, doc: 'Bytes kept for a disconnected client during the reconnect grace (oldest dropped beyond it).' },
-  { key: 'gateway.routeQueueMax', type: 'int', default: 1000, min: 1, doc: 'Client messages held while the account is being reallocated to a live node.' },
+  {
+    key: 'gateway.floodDisconnectAfter',
+    type: 'int',
+    default: 1000,
+    min: 1,
+    doc: 'A client whose over-rate messages (dropped) reach this count is disconnected with RATE_LIMITED.',
+  },
+  {
+    key: 'gateway.maxOutboundBytes',
+    type: 'int',
+    default: 1048576,
+    min: 1024,
+    doc: 'Bytes waiting to be written to one client; beyond it the client is disconnected as SLOW_CONSUMER.',
+  },
+  {
+    key: 'gateway.reconnectGraceMs',
+    type: 'int',
+    default: 10000,
+    min: 0,
+    doc: 'After a client disconnects, how long its session waits for a reconnect before the allocated nodes get ACCOUNT_LOST. Nodes use it too when a gateway dies.',
+  },
+  {
+    key: 'gateway.resumeBufferMax',
+    type: 'int',
+    default: 1000,
+    min: 0,
+    doc: 'Messages kept for a disconnected client during the reconnect grace (oldest dropped beyond it).',
+  },
+  {
+    key: 'gateway.resumeBufferMaxBytes',
+    type: 'int',
+    default: 262144,
+    min: 0,
+    doc: 'Bytes kept for a disconnected client during the reconnect grace (oldest dropped beyond it).',
+  },
+  {
+    key: 'gateway.routeQueueMax',
+    type: 'int',
+    default: 1000,
+    min: 1,
+    doc: 'Client messages held while the account is being reallocated to a live node.',
+  },
 
   // ---- login ----
   { key: 'login.port', type: 'int', default: 7080, min: 0, max: 65535, doc: 'Login HTTP port (POST /login).' },
-  { key: 'login.host', type: 'string', default: '127.0.0.1', doc: 'Address the login HTTP server binds to (0.0.0.0 to take logins from other hosts; needs your own secret).' },
+  {
+    key: 'login.host',
+    type: 'string',
+    default: '127.0.0.1',
+    doc: 'Address the login HTTP server binds to (0.0.0.0 to take logins from other hosts; needs your own secret).',
+  },
   { key: 'login.tokenTtlMs', type: 'int', default: 30000, min: 1000, doc: 'Lifetime of a login token (single use, bound to account and gateway).' },
-  { key: 'login.autoRegister', type: 'bool', default: false, doc: 'Create unknown accounts at first login (development only: refused with a login.host other than loopback).' },
-  { key: 'login.verifier', type: 'string', default: '', doc: 'Module exporting verify(account, password) -> boolean | Promise<boolean>, replacing the Redis account check.' },
-  { key: 'login.maxFailures', type: 'int', default: 5, min: 1, doc: 'Failed logins per account (and per client address) within login.failureWindowMs before 429.' },
+  {
+    key: 'login.autoRegister',
+    type: 'bool',
+    default: false,
+    doc: 'Create unknown accounts at first login (development only: refused with a login.host other than loopback).',
+  },
+  {
+    key: 'login.verifier',
+    type: 'string',
+    default: '',
+    doc: 'Module exporting verify(account, password) -> boolean | Promise<boolean>, replacing the Redis account check.',
+  },
+  {
+    key: 'login.maxFailures',
+    type: 'int',
+    default: 5,
+    min: 1,
+    doc: 'Failed logins per account (and per client address) within login.failureWindowMs before 429.',
+  },
   { key: 'login.failureWindowMs', type: 'int', default: 60000, min: 1000, doc: 'Window of the failed-login throttle.' },
-  { key: 'login.affinityMs', type: 'int', default: 300000, min: 0, doc: 'After an account is lost, its allocations stay sticky this long (login affinity).' },
+  {
+    key: 'login.affinityMs',
+    type: 'int',
+    default: 300000,
+    min: 0,
+    doc: 'After an account is lost, its allocations stay sticky this long (login affinity).',
+  },
   { key: 'login.maxBodyBytes', type: 'int', default: 4096, min: 256, doc: 'Largest accepted login request body.' },
-  { key: 'login.headersTimeoutMs', type: 'int', default: 10000, min: 100, doc: 'A client must send its request headers within this time (a slow client holds a connection no longer).' },
+  {
+    key: 'login.headersTimeoutMs',
+    type: 'int',
+    default: 10000,
+    min: 100,
+    doc: 'A client must send its request headers within this time (a slow client holds a connection no longer).',
+  },
   { key: 'login.requestTimeoutMs', type: 'int', default: 15000, min: 100, doc: 'A client must send its whole request within this time.' },
-  { key: 'login.keepAliveTimeoutMs', type: 'int', default: 5000, min: 0, doc: 'An idle keep-alive connection is closed after this long (0 = at once). Behind a load balancer, set it above the balancer\'s idle timeout.' },
+  {
+    key: 'login.keepAliveTimeoutMs',
+    type: 'int',
+    default: 5000,
+    min: 0,
+    doc: "An idle keep-alive connection is closed after this long (0 = at once). Behind a load balancer, set it above the balancer's idle timeout.",
+  },
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
 ] as const satisfies readonly Setting[];
@@ -149,9 +403,7 @@ type ValueOf<S extends Setting> = S extends { type: 'int' }
 type HeadOf<K extends string> = K extends `${infer H}.${string}` ? H : K;
 
 /** The rows under section `H`, their keys relative to it (`link.maxFrame` -> `maxFrame`). */
-type RowsUnder<R extends Setting, H extends string> = R extends { key: `${H}.${infer Rest}` }
-  ? Omit<R, 'key'> & { key: Rest }
-  : never;
+type RowsUnder<R extends Setting, H extends string> = R extends { key: `${H}.${infer Rest}` } ? Omit<R, 'key'> & { key: Rest } : never;
 
 /** Nested config object of a set of rows: a dotted key is a property of its section's object. */
 type ConfigOf<R extends Setting> = {
@@ -202,7 +454,13 @@ export function getPath(obj: Record<string, unknown>, key: string): unknown {
 
 /** link.heartbeatTimeoutMs -> XSERVER_LINK_HEARTBEAT_TIMEOUT_MS */
 export function envName(key: string): string {
-  return 'XSERVER_' + key.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+  return (
+    'XSERVER_' +
+    key
+      .split('.')
+      .map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+      .join('_')
+  );
 }
 
 /** Type numbers below this are the fixed roles: client, mgr, login, gateway. */
@@ -221,7 +479,10 @@ export function parseStatefulTypes(
   const numbers: number[] = [];
   const errors: string[] = [];
   const seen = new Map<number, string>();
-  for (const part of cfg.statefulTypes.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of cfg.statefulTypes
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const n = /^\d+$/.test(part) ? Number(part) : Object.hasOwn(cfg.types, part) ? cfg.types[part] : undefined;
     if (n === undefined) {
       const known = Object.keys(cfg.types);

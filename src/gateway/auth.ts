@@ -117,7 +117,8 @@ export class ClientAuth {
     }
     if (conn.closed) return;
     if (!rec) return this.refuse(conn, new XError('BAD_TOKEN', 'unknown or already used token; log in again'));
-    if (rec.expiresAt !== undefined && Date.now() > rec.expiresAt) return this.refuse(conn, new XError('TOKEN_EXPIRED', 'token expired; log in again'));
+    if (rec.expiresAt !== undefined && Date.now() > rec.expiresAt)
+      return this.refuse(conn, new XError('TOKEN_EXPIRED', 'token expired; log in again'));
     if (rec.gatewayId !== node.id) return this.refuse(conn, new XError('BAD_TOKEN', 'token was issued for another gateway'));
     const account = rec.account;
     const generation = rec.generation;
@@ -126,7 +127,11 @@ export class ClientAuth {
     try {
       const p = await store.getPresence(account);
       if (p && p.gatewayId !== node.id && p.generation < generation) {
-        node.sendSystem(p.gatewayId, Cmd.KICK_ACCOUNT, encode(KickAccountSchema, { account, generation: BigInt(generation), reason: 'logged in on another gateway' }));
+        node.sendSystem(
+          p.gatewayId,
+          Cmd.KICK_ACCOUNT,
+          encode(KickAccountSchema, { account, generation: BigInt(generation), reason: 'logged in on another gateway' }),
+        );
       }
       await store.setPresence(account, { gatewayId: node.id, generation });
     } catch (e) {
@@ -154,7 +159,17 @@ export class ClientAuth {
     // The idle deadline starts now, not at the AUTH frame (the store may have taken a while).
     conn.lastRx = performance.now();
     conn.authenticated();
-    conn.sendFrame(Cmd.WELCOME, encodeWelcome({ account: s.account, generation: s.generation, resume: s.resumeKey, heartbeatMs: g.heartbeatMs, graceMs: g.reconnectGraceMs, resumed }));
+    conn.sendFrame(
+      Cmd.WELCOME,
+      encodeWelcome({
+        account: s.account,
+        generation: s.generation,
+        resume: s.resumeKey,
+        heartbeatMs: g.heartbeatMs,
+        graceMs: g.reconnectGraceMs,
+        resumed,
+      }),
+    );
   }
 
   private refuse(conn: ClientConnection, err: XError): void {

@@ -136,7 +136,6 @@ export abstract class ClientConnection {
     this.lastRx = performance.now();
     this.host.onFrame(this, f);
   }
-
 }
 
 export class TcpClientConnection extends ClientConnection {

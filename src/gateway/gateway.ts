@@ -19,7 +19,7 @@ import { ClientAuth } from './auth.js';
 import type { ClientConnection } from './client-conn.js';
 import { ClientListeners } from './listeners.js';
 import type { NodeChannel } from './node-channel.js';
-import { AccountRoute, Router, type GatewaySessions } from './routing.js';
+import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
 
 export class Gateway {
@@ -144,7 +144,13 @@ export class Gateway {
   }
 
   statusJson(): Record<string, unknown> {
-    return { connections: this.listeners.size, sessions: this.sessions.size, attached: this.sessions.attachedCount, tcpPort: this.tcpPort, wsPort: this.wsPort };
+    return {
+      connections: this.listeners.size,
+      sessions: this.sessions.size,
+      attached: this.sessions.attachedCount,
+      tcpPort: this.tcpPort,
+      wsPort: this.wsPort,
+    };
   }
 
   private onClientClose(conn: ClientConnection, err: XError | undefined): void {

@@ -64,17 +64,30 @@ export class ClientListeners {
     private readonly host: ListenerHost,
   ) {
     const g = settings;
-    const limits: ClientLimits = { maxFrame: g.maxFrame, preAuthMaxFrame: g.preAuthMaxFrame, maxOutboundBytes: g.maxOutboundBytes, ratePerSec: g.rateLimitPerSec, burst: g.rateBurst };
+    const limits: ClientLimits = {
+      maxFrame: g.maxFrame,
+      preAuthMaxFrame: g.preAuthMaxFrame,
+      maxOutboundBytes: g.maxOutboundBytes,
+      ratePerSec: g.rateLimitPerSec,
+      burst: g.rateBurst,
+    };
     this.tcp = net.createServer((s) => this.accept(new TcpClientConnection(s, this.connHost, limits)));
     // A WebSocket upgrade is part of authenticating: a client that has not finished its HTTP
     // request within gateway.authTimeoutMs is cut off like one that sends no AUTH.
-    this.httpServer = http.createServer({ connectionsCheckingInterval: Math.max(MIN_UPGRADE_CHECK_MS, Math.floor(g.authTimeoutMs / 4)) }, (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
-    });
+    this.httpServer = http.createServer(
+      { connectionsCheckingInterval: Math.max(MIN_UPGRADE_CHECK_MS, Math.floor(g.authTimeoutMs / 4)) },
+      (_req, res) => {
+        res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
+      },
+    );
     this.httpServer.headersTimeout = g.authTimeoutMs;
     this.httpServer.requestTimeout = g.authTimeoutMs;
     // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
-    this.wss = new WebSocketServer({ server: this.httpServer, maxPayload: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK, perMessageDeflate: false });
+    this.wss = new WebSocketServer({
+      server: this.httpServer,
+      maxPayload: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK,
+      perMessageDeflate: false,
+    });
     this.wss.on('connection', (ws, req) => this.accept(new WsClientConnection(ws, req.socket, this.connHost, limits)));
   }
 

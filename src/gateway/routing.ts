@@ -76,7 +76,10 @@ export class Router {
   private readonly node: NodeChannel;
   private readonly sessions: GatewaySessions;
 
-  constructor(private readonly deps: RouterDeps, statefulTypes: readonly number[]) {
+  constructor(
+    private readonly deps: RouterDeps,
+    statefulTypes: readonly number[],
+  ) {
     this.settings = deps.config.gateway;
     this.stateful = new Set(statefulTypes);
     this.node = deps.node;
@@ -213,7 +216,10 @@ export class Router {
     const candidates = this.node.list(type).map((p) => ({ id: p.id, load: p.overload(0) }));
     let target: string | null = null;
     try {
-      target = dead === undefined ? await this.deps.store.allocate(s.account, type, candidates) : await this.deps.store.reallocate(s.account, type, dead, candidates);
+      target =
+        dead === undefined
+          ? await this.deps.store.allocate(s.account, type, candidates)
+          : await this.deps.store.reallocate(s.account, type, dead, candidates);
     } catch (e) {
       this.deps.log.warn({ account: s.account, type, err: (e as Error).message }, 'reallocation failed');
     }
@@ -244,7 +250,11 @@ export class Router {
   }
 
   private announce(s: GatewaySession, nodeId: string): void {
-    this.node.sendSystem(nodeId, Cmd.ACCOUNT_ARRIVED, encode(AccountArrivedSchema, { account: s.account, generation: BigInt(s.generation), gatewayId: this.node.id }));
+    this.node.sendSystem(
+      nodeId,
+      Cmd.ACCOUNT_ARRIVED,
+      encode(AccountArrivedSchema, { account: s.account, generation: BigInt(s.generation), gatewayId: this.node.id }),
+    );
   }
 
   /** The session expired: clear its presence, then tell its nodes (unless a newer login took over meanwhile). */

@@ -99,10 +99,14 @@ export class AcceptorHandshake {
       case 'awaiting-hello': {
         if (f.cmd !== Cmd.HELLO) throw new XError('BAD_FRAME', `expected HELLO, got ${cmdName(f.cmd)}`);
         const h = decode(HelloSchema, f.body);
-        if (h.protocol !== PROTOCOL_VERSION) throw new XError('PROTOCOL_VERSION', `protocol ${h.protocol} not supported (this is ${PROTOCOL_VERSION})`);
+        if (h.protocol !== PROTOCOL_VERSION)
+          throw new XError('PROTOCOL_VERSION', `protocol ${h.protocol} not supported (this is ${PROTOCOL_VERSION})`);
         if (h.cluster !== cluster) throw new XError('WRONG_CLUSTER', `this is cluster "${cluster}", not "${h.cluster}"`);
         if (h.expectType !== self.type || (h.expectId !== '' && h.expectId !== self.id)) {
-          throw new XError('WRONG_TARGET', `this is type ${self.type} id ${self.id}, not type ${h.expectType}${h.expectId ? ' id ' + h.expectId : ''}`);
+          throw new XError(
+            'WRONG_TARGET',
+            `this is type ${self.type} id ${self.id}, not type ${h.expectType}${h.expectId ? ' id ' + h.expectId : ''}`,
+          );
         }
         if (h.nonce.length < MIN_NONCE_BYTES) throw new XError('BAD_FRAME', 'HELLO nonce too short');
         this.hello = h;

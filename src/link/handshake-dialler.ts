@@ -77,7 +77,15 @@ export class DiallerHandshake {
     const { cluster, self, expect } = opts;
     this.hello = controlFrame(
       Cmd.HELLO,
-      encode(HelloSchema, { cluster, nonce: this.nonce, expectType: expect.type, expectId: expect.id, fromType: self.type, fromId: self.id, protocol: PROTOCOL_VERSION }),
+      encode(HelloSchema, {
+        cluster,
+        nonce: this.nonce,
+        expectType: expect.type,
+        expectId: expect.id,
+        fromType: self.type,
+        fromId: self.id,
+        protocol: PROTOCOL_VERSION,
+      }),
     );
   }
 
@@ -116,13 +124,18 @@ export class DiallerHandshake {
         if (f.cmd !== Cmd.CHALLENGE) throw new XError('BAD_FRAME', `expected CHALLENGE from ${peer}, got ${cmdName(f.cmd)}`);
         const ch = decode(ChallengeSchema, f.body);
         if (ch.type !== expect.type || (expect.id !== '' && ch.id !== expect.id)) {
-          throw new XError('WRONG_TARGET', `${peer} is type ${ch.type} id ${ch.id}, expected type ${expect.type}${expect.id ? ' id ' + expect.id : ''}`);
+          throw new XError(
+            'WRONG_TARGET',
+            `${peer} is type ${ch.type} id ${ch.id}, expected type ${expect.type}${expect.id ? ' id ' + expect.id : ''}`,
+          );
         }
         if (ch.nonce.length < MIN_NONCE_BYTES) throw new XError('BAD_FRAME', 'CHALLENGE nonce too short');
         this.remote = { type: ch.type, id: ch.id };
         this.challengeNonce = ch.nonce;
         this.state = 'awaiting-welcome';
-        return { send: [controlFrame(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(secret, cluster, ch.nonce, this.nonce, this.opts.self.id) }))] };
+        return {
+          send: [controlFrame(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(secret, cluster, ch.nonce, this.nonce, this.opts.self.id) }))],
+        };
       }
       case 'awaiting-welcome': {
         if (f.cmd !== Cmd.WELCOME) throw new XError('BAD_FRAME', `expected WELCOME from ${peer}, got ${cmdName(f.cmd)}`);

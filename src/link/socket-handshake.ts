@@ -28,10 +28,24 @@ function closeRefused(socket: net.Socket, send: HandshakeStep['send']): void {
  * Dials `host:port`, expecting to reach `expect`, and resolves with `open(...)`'s result once
  * the handshake is done. Rejects with the typed reason otherwise.
  */
-export function dialHandshake<T>(host: string, port: number, self: LinkIdentity, expect: LinkIdentity, opts: LinkOptions, open: OpenHandshake<T>): Promise<T> {
+export function dialHandshake<T>(
+  host: string,
+  port: number,
+  self: LinkIdentity,
+  expect: LinkIdentity,
+  opts: LinkOptions,
+  open: OpenHandshake<T>,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const socket = net.connect({ host, port, noDelay: true });
-    const machine = new DiallerHandshake({ cluster: opts.cluster, secret: opts.secret, self, expect, maxFrame: opts.maxFrame, peer: `${host}:${port}` });
+    const machine = new DiallerHandshake({
+      cluster: opts.cluster,
+      secret: opts.secret,
+      self,
+      expect,
+      maxFrame: opts.maxFrame,
+      peer: `${host}:${port}`,
+    });
     let settled = false;
     const fail = (e: XError, send: HandshakeStep['send'] = []): void => {
       if (settled) return;

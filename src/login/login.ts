@@ -123,7 +123,12 @@ export class LoginServer {
     for (const r of RESULTS) logins.inc({ result: r }, 0); // export every series from the start
     this.m = {
       logins,
-      latency: ctx.metrics.histogram('login_duration_seconds', 'Time to answer POST /login', ['result'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
+      latency: ctx.metrics.histogram(
+        'login_duration_seconds',
+        'Time to answer POST /login',
+        ['result'],
+        [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      ),
     };
   }
 
@@ -203,7 +208,11 @@ export class LoginServer {
 
   /** Admin JSON routes. */
   get routes(): Record<string, () => unknown> {
-    return { '/api/login': () => this.stats(), '/api/self': () => runtimeOf(this.node).selfJson(), '/api/peers': () => runtimeOf(this.node).peersJson() };
+    return {
+      '/api/login': () => this.stats(),
+      '/api/self': () => runtimeOf(this.node).selfJson(),
+      '/api/peers': () => runtimeOf(this.node).peersJson(),
+    };
   }
 
   /** What /api/login shows: the gateways and stateful nodes this server allocates from, and results. */
@@ -214,7 +223,13 @@ export class LoginServer {
       port: this.boundPort,
       nodeId: this.node.id,
       mgrConnected: this.node.mgrConnected,
-      gateways: this.gatewayCandidates().map((g) => ({ id: g.id, host: g.ip('outer'), tcpPort: g.port(1), wsPort: g.port(2), connections: g.overload(0) })),
+      gateways: this.gatewayCandidates().map((g) => ({
+        id: g.id,
+        host: g.ip('outer'),
+        tcpPort: g.port(1),
+        wsPort: g.port(2),
+        connections: g.overload(0),
+      })),
       statefulTypes: stateful,
       results: Object.fromEntries(this.results),
     };
@@ -231,15 +246,18 @@ export class LoginServer {
       if (!pathname.startsWith('/')) throw new HttpError(400, 'BAD_REQUEST', 'request target must be a path');
       if (method === 'OPTIONS') return this.preflight(req, res);
       if (pathname === '/login') {
-        if (method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed on /login; use POST`, { allow: 'POST, OPTIONS' });
+        if (method !== 'POST')
+          throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed on /login; use POST`, { allow: 'POST, OPTIONS' });
         return await this.handleLogin(req, res);
       }
       if (method !== 'GET' && method !== 'HEAD') {
         throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed on ${pathname}; use GET`, { allow: 'GET, HEAD, OPTIONS' });
       }
       if (pathname === '/config.json') return sendJson(res, 200, { loginUrl: '/login' }, req.method === 'HEAD');
-      if (pathname === '/sdk' || pathname.startsWith('/sdk/')) return await serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk', this.log);
-      if (pathname.startsWith('/protocol/')) return await serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol', this.log);
+      if (pathname === '/sdk' || pathname.startsWith('/sdk/'))
+        return await serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk', this.log);
+      if (pathname.startsWith('/protocol/'))
+        return await serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol', this.log);
       if (this.staticRoot) return await serveFile(req, res, this.staticRoot, pathname, '', this.log);
       throw new HttpError(404, 'NOT_FOUND', `nothing at ${pathname}; POST /login to log in`);
     } catch (e) {
@@ -411,7 +429,11 @@ export class LoginServer {
     let addr = req.socket.remoteAddress ?? 'unknown';
     if (this.opts.trustProxy) {
       const fwd = req.headers['x-forwarded-for'];
-      const last = (Array.isArray(fwd) ? fwd.join(',') : (fwd ?? '')).split(',').map((s) => s.trim()).filter(Boolean).pop();
+      const last = (Array.isArray(fwd) ? fwd.join(',') : (fwd ?? ''))
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .pop();
       if (last) addr = last;
     }
     return addr.startsWith('::ffff:') ? addr.slice(7) : addr;

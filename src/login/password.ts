@@ -40,7 +40,12 @@ function maxmem(N: number, r: number): number {
 /** Hashes a password: "scrypt$16384$8$1$<salt base64>$<hash base64>". */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const hash = await scrypt(password.normalize('NFC'), salt, HASH_BYTES, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P, maxmem: maxmem(SCRYPT_N, SCRYPT_R) });
+  const hash = await scrypt(password.normalize('NFC'), salt, HASH_BYTES, {
+    N: SCRYPT_N,
+    r: SCRYPT_R,
+    p: SCRYPT_P,
+    maxmem: maxmem(SCRYPT_N, SCRYPT_R),
+  });
   return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64'), hash.toString('base64')].join('$');
 }
 

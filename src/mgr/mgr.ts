@@ -140,7 +140,13 @@ export class MgrServer {
   }
 
   private mgrInfo(): MgrInfo {
-    return { $typeName: 'xserver.v1.MgrInfo', instanceId: this.instanceId, epoch: BigInt(this.epoch), addr: this.ctx.config.innerIp, port: this.port };
+    return {
+      $typeName: 'xserver.v1.MgrInfo',
+      instanceId: this.instanceId,
+      epoch: BigInt(this.epoch),
+      addr: this.ctx.config.innerIp,
+      port: this.port,
+    };
   }
 
   private memberInfos(): NodeInfo[] {
@@ -301,7 +307,9 @@ export class MgrServer {
       this.m.events.inc({ event: 'joined', reason: '' });
       this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
     }
-    void this.store.mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store
+      .mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info))
+      .catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private onUpdated(link: Link, f: Frame): void {
@@ -322,7 +330,9 @@ export class MgrServer {
     s.lastUpdateAt = performance.now();
     this.broadcastExcept(s.info.id, Cmd.UPDATED, encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version }));
     this.m.events.inc({ event: 'updated', reason: '' });
-    void this.store.mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info)).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
+    void this.store
+      .mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info))
+      .catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
   private onLeave(link: Link, f: Frame): void {

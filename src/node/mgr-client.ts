@@ -20,7 +20,7 @@ import {
   type Snapshot,
   type Updated,
 } from '../gen/xserver/v1/cluster_pb.js';
-import { XError } from '../errors.js';
+import { type XError } from '../errors.js';
 import { Backoff } from '../protocol/backoff.js';
 import type { Link, LinkIdentity, LinkOptions } from '../link/link.js';
 import type { LeaseRecord, LeaseWatcher } from '../store/store.js';
@@ -188,7 +188,10 @@ export class MgrClient {
     this.early = null;
     for (const f of early) this.onFrame(f);
     this.host.onConnected(lease);
-    this.log.info({ mgr: `${lease.addr}:${lease.port}`, epoch: lease.epoch, members: snap.members.length, provisional: snap.provisional }, 'registered with the mgr');
+    this.log.info(
+      { mgr: `${lease.addr}:${lease.port}`, epoch: lease.epoch, members: snap.members.length, provisional: snap.provisional },
+      'registered with the mgr',
+    );
     return null;
   }
 

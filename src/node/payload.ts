@@ -15,5 +15,8 @@ export function toBytes(p: Payload | null | undefined): Uint8Array {
   if (p === undefined || p === null) return EMPTY;
   if (p instanceof Uint8Array) return p;
   if (typeof p === 'string') return textEncoder.encode(p);
-  throw new XError('BAD_REQUEST', `a payload must be a Uint8Array or a string, got ${Array.isArray(p) ? 'an array' : typeof p} (use proto(Schema, {...}) or JSON.stringify)`);
+  throw new XError(
+    'BAD_REQUEST',
+    `a payload must be a Uint8Array or a string, got ${Array.isArray(p) ? 'an array' : typeof p} (use proto(Schema, {...}) or JSON.stringify)`,
+  );
 }

@@ -47,7 +47,14 @@ export interface ClientContext {
 
 export type ClientHandler = (data: Uint8Array, ctx: ClientContext) => HandlerResult;
 /** The seed's FuncTypeOnRelayMsg. */
-export type RelayHandler = (sourceType: number, peer: Peer | undefined, account: string, cmd: number, data: Uint8Array, ctx: ClientContext) => HandlerResult;
+export type RelayHandler = (
+  sourceType: number,
+  peer: Peer | undefined,
+  account: string,
+  cmd: number,
+  data: Uint8Array,
+  ctx: ClientContext,
+) => HandlerResult;
 
 /** What the relay needs from its node. */
 export interface RelayHost {
@@ -75,7 +82,6 @@ interface AccountEntry {
   generation: number;
   lostTimer: NodeJS.Timeout | null;
 }
-
 
 export class RelayEndpoint {
   private enabled = false;
@@ -173,14 +179,22 @@ export class RelayEndpoint {
     const gw = this.host.one(NodeType.GATEWAY);
     if (!gw) return false;
     const mode = opts.broadcast ? RelayMode.BROADCAST : RelayMode.ONE;
-    return this.host.sendSystem(gw.id, Cmd.RELAY_TO_NODES, encode(ToNodesSchema, { mode, targetType: type, cmd, data: toBytes(payload), excludeSender: opts.excludeSelf ?? true }));
+    return this.host.sendSystem(
+      gw.id,
+      Cmd.RELAY_TO_NODES,
+      encode(ToNodesSchema, { mode, targetType: type, cmd, data: toBytes(payload), excludeSender: opts.excludeSelf ?? true }),
+    );
   }
 
   /** node -> gateway -> node by id. */
   relayToId(id: string, cmd: number, payload: Payload): boolean {
     const gw = this.host.one(NodeType.GATEWAY);
     if (!gw) return false;
-    return this.host.sendSystem(gw.id, Cmd.RELAY_TO_NODES, encode(ToNodesSchema, { mode: RelayMode.BY_ID, targetId: id, cmd, data: toBytes(payload) }));
+    return this.host.sendSystem(
+      gw.id,
+      Cmd.RELAY_TO_NODES,
+      encode(ToNodesSchema, { mode: RelayMode.BY_ID, targetId: id, cmd, data: toBytes(payload) }),
+    );
   }
 
   // ------------------------------------------------------------------ inbound
@@ -211,7 +225,8 @@ export class RelayEndpoint {
 
   private run(fn: () => HandlerResult, ctx: ClientContext): void {
     const fail = (e: unknown): void => {
-      const err = e instanceof XError ? e : new XError('HANDLER_ERROR', `client handler of command ${ctx.cmd} failed: ${(e as Error)?.message ?? String(e)}`);
+      const err =
+        e instanceof XError ? e : new XError('HANDLER_ERROR', `client handler of command ${ctx.cmd} failed: ${(e as Error)?.message ?? String(e)}`);
       if (!(e instanceof XError)) this.host.log.error({ err: e, cmd: ctx.cmd }, 'client handler threw');
       ctx.replyError(err);
     };
@@ -324,7 +339,10 @@ class GatewayClientContext implements ClientContext {
   reply(p?: Payload): void {
     if (!this.isRequest || this.#replied) return;
     this.#replied = true;
-    this.#link.send(Cmd.RELAY_TO_CLIENT, encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }));
+    this.#link.send(
+      Cmd.RELAY_TO_CLIENT,
+      encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }),
+    );
   }
 
   replyError(e: XError): void {
@@ -332,7 +350,14 @@ class GatewayClientContext implements ClientContext {
     this.#replied = true;
     this.#link.send(
       Cmd.RELAY_TO_CLIENT,
-      encodeToClient({ account: this.account, cmd: this.cmd, data: new Uint8Array(0), rid: this.#rid, errorCode: e.codeNumber, errorMessage: e.message }),
+      encodeToClient({
+        account: this.account,
+        cmd: this.cmd,
+        data: new Uint8Array(0),
+        rid: this.#rid,
+        errorCode: e.codeNumber,
+        errorMessage: e.message,
+      }),
     );
   }
 }

@@ -27,7 +27,17 @@ import { PeerLink, type PeerLinkHost } from './peer-link.js';
 import { toBytes } from './payload.js';
 import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js';
 import { Selector, type SelectOptions } from './select.js';
-import type { HandlerResult, LeftReason, MessageContext, NodeEvents, NodeOptions, Payload, RawHandler, RequestOptions, SendOptions } from './types.js';
+import type {
+  HandlerResult,
+  LeftReason,
+  MessageContext,
+  NodeEvents,
+  NodeOptions,
+  Payload,
+  RawHandler,
+  RequestOptions,
+  SendOptions,
+} from './types.js';
 
 /** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
 export type SystemFrameHandler = (frame: Frame, link: Link) => void;
@@ -129,7 +139,12 @@ export class NodeRuntime {
       },
       onPendingOverflow: (peerId) => this.log.warn({ peer: peerId }, 'pending buffer full: message dropped'),
     };
-    this.listener = new LinkListener(self, this.linkOpts, (remote) => this.admitPeer(remote), (link) => this.onInbound(link));
+    this.listener = new LinkListener(
+      self,
+      this.linkOpts,
+      (remote) => this.admitPeer(remote),
+      (link) => this.onInbound(link),
+    );
     this.mgrClient = new MgrClient(
       ctx.store,
       self,
@@ -171,13 +186,15 @@ export class NodeRuntime {
     const lbl = { type: String(this.type) };
     // Per-message counts are plain numbers read at scrape time (label hashing per message cost ~20% CPU).
     this.retireCounters = [
-      ctx.metrics.polledCounter('node_messages_sent_total', 'Messages sent to peers (including local delivery)', ['type']).add(lbl, () => this.count.sent),
+      ctx.metrics
+        .polledCounter('node_messages_sent_total', 'Messages sent to peers (including local delivery)', ['type'])
+        .add(lbl, () => this.count.sent),
       ctx.metrics.polledCounter('node_messages_received_total', 'Messages received from peers', ['type']).add(lbl, () => this.count.received),
       ctx.metrics.polledCounter('node_messages_unhandled_total', 'Messages with no handler', ['type']).add(lbl, () => this.count.unhandled),
     ];
     this.m = {
       dropped: ctx.metrics.counter('node_messages_dropped_total', 'Messages refused: pending buffer or outbound queue full', ['type', 'where']),
-      peers: ctx.metrics.gauge('node_peers', 'Members in this node\'s view', ['type']).labels(lbl),
+      peers: ctx.metrics.gauge('node_peers', "Members in this node's view", ['type']).labels(lbl),
       mgrConnected: ctx.metrics.gauge('node_mgr_connected', '1 while registered with an mgr', ['type']).labels(lbl),
       links: ctx.metrics.gauge('node_links', 'Open direct links', ['type']).labels(lbl),
     };
@@ -375,7 +392,10 @@ export class NodeRuntime {
     const body = toBytes(payload);
     const fail = (e: XError): void => queueMicrotask(() => done(e, null));
     if (id === this.id) {
-      this.requestLocal(cmd, body, timeoutMs).then((b) => done(null, b), (e: XError) => done(e, null));
+      this.requestLocal(cmd, body, timeoutMs).then(
+        (b) => done(null, b),
+        (e: XError) => done(e, null),
+      );
       return;
     }
     if (!this.membership.has(id) && !this.links.has(id)) return fail(new XError('NO_TARGET', `node ${id} is not listed`));

@@ -11,14 +11,7 @@ import { EventEmitter } from 'node:events';
 import { XError } from '../errors.js';
 import { chooseAllocation, chooseReallocation } from './allocation.js';
 import { generationFrom } from './store.js';
-import type {
-  AccountRecord,
-  AllocationCandidate,
-  ClusterStore,
-  LeaseRecord,
-  PresenceRecord,
-  TokenRecord,
-} from './store.js';
+import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 
 export interface MemoryStoreOptions {
   logger?: { warn(obj: object, msg?: string): void };

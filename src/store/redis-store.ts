@@ -12,14 +12,7 @@
  */
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { XError } from '../errors.js';
-import type {
-  AccountRecord,
-  AllocationCandidate,
-  ClusterStore,
-  LeaseRecord,
-  PresenceRecord,
-  TokenRecord,
-} from './store.js';
+import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 import { chooseAllocation, chooseReallocation, type Reallocation } from './allocation.js';
 import { generationFrom } from './store.js';
 
@@ -495,14 +488,16 @@ export class RedisStore implements ClusterStore {
   // ---- membership mirror ----
 
   mirrorPut(instanceId: string, id: string, info: Uint8Array): Promise<boolean> {
-    return this.run('mirrorPut', async () =>
-      (await this.script('xsMirrorPut', [this.key('lease'), this.key('mirror')], [instanceId, id, toBuffer(info)])) === 1,
+    return this.run(
+      'mirrorPut',
+      async () => (await this.script('xsMirrorPut', [this.key('lease'), this.key('mirror')], [instanceId, id, toBuffer(info)])) === 1,
     );
   }
 
   mirrorDelete(instanceId: string, id: string): Promise<boolean> {
-    return this.run('mirrorDelete', async () =>
-      (await this.script('xsMirrorDelete', [this.key('lease'), this.key('mirror')], [instanceId, id])) === 1,
+    return this.run(
+      'mirrorDelete',
+      async () => (await this.script('xsMirrorDelete', [this.key('lease'), this.key('mirror')], [instanceId, id])) === 1,
     );
   }
 
@@ -528,8 +523,9 @@ export class RedisStore implements ClusterStore {
   }
 
   createAccount(account: string, rec: AccountRecord): Promise<boolean> {
-    return this.run('createAccount', async () =>
-      (await this.script('xsCreateAccount', [this.key('acct', account)], [rec.passwordHash, rec.createdAt])) === 1,
+    return this.run(
+      'createAccount',
+      async () => (await this.script('xsCreateAccount', [this.key('acct', account)], [rec.passwordHash, rec.createdAt])) === 1,
     );
   }
 
@@ -570,10 +566,15 @@ export class RedisStore implements ClusterStore {
 
   allocate(account: string, type: number, candidates: AllocationCandidate[]): Promise<string | null> {
     return this.run('allocate', () =>
-      this.allocationCas(account, type, (cur) => {
-        const pick = chooseAllocation(cur, candidates);
-        return { pick, write: pick !== null };
-      }, true),
+      this.allocationCas(
+        account,
+        type,
+        (cur) => {
+          const pick = chooseAllocation(cur, candidates);
+          return { pick, write: pick !== null };
+        },
+        true,
+      ),
     );
   }
 
@@ -585,7 +586,12 @@ export class RedisStore implements ClusterStore {
    * Reads the account's node of `type`, lets `choose` decide, and stores the decision only if the
    * allocation is still what was read; otherwise decides again from the value that won.
    */
-  private async allocationCas(account: string, type: number, choose: (cur: string | undefined) => Reallocation, persist: boolean): Promise<string | null> {
+  private async allocationCas(
+    account: string,
+    type: number,
+    choose: (cur: string | undefined) => Reallocation,
+    persist: boolean,
+  ): Promise<string | null> {
     const k = this.key('alloc', account);
     let cur = (await this.client.hget(k, String(type))) ?? undefined;
     for (let attempt = 0; attempt < ALLOCATION_CAS_ATTEMPTS; attempt++) {
@@ -597,7 +603,10 @@ export class RedisStore implements ClusterStore {
       if (ok === 1) return pick;
       cur = now === '' ? undefined : now;
     }
-    throw new XError('STORE_UNAVAILABLE', `store ${this.description}: the allocation of type ${type} for "${account}" kept changing (${ALLOCATION_CAS_ATTEMPTS} attempts); try again`);
+    throw new XError(
+      'STORE_UNAVAILABLE',
+      `store ${this.description}: the allocation of type ${type} for "${account}" kept changing (${ALLOCATION_CAS_ATTEMPTS} attempts); try again`,
+    );
   }
 
   getAllocations(account: string): Promise<Record<string, string>> {
@@ -632,9 +641,7 @@ export class RedisStore implements ClusterStore {
   }
 
   clearPresence(account: string, generation: number): Promise<boolean> {
-    return this.run('clearPresence', async () =>
-      (await this.script('xsClearPresence', [this.key('presence', account)], [String(generation)])) === 1,
-    );
+    return this.run('clearPresence', async () => (await this.script('xsClearPresence', [this.key('presence', account)], [String(generation)])) === 1);
   }
 
   // ---- key-value area ----
@@ -687,4 +694,3 @@ async function shut(conn: Connection): Promise<void> {
   }
   conn.disconnect();
 }
-

@@ -47,7 +47,10 @@ describe('mgr failover', () => {
     const late = await settledBarrier(c, mgr2, active.time, probes);
     for (const p of probes) {
       expect(p.eventsOf('left'), `${p.label}: no left`).toEqual([]);
-      expect(p.eventsOf('joined', t0).map((e) => e.peer), `${p.label}: no spurious joined`).toEqual([late.id]);
+      expect(
+        p.eventsOf('joined', t0).map((e) => e.peer),
+        `${p.label}: no spurious joined`,
+      ).toEqual([late.id]);
     }
     await c.expectViews(probes, [...probes, late]);
     const s = await c.status();
@@ -85,7 +88,10 @@ describe('mgr failover', () => {
     const late = await settledBarrier(c, mgrB, active.time, probes);
     for (const p of probes) {
       expect(p.eventsOf('left'), `${p.label}: no left`).toEqual([]);
-      expect(p.eventsOf('joined', tKill).map((e) => e.peer), `${p.label}: no spurious joined`).toEqual([late.id]);
+      expect(
+        p.eventsOf('joined', tKill).map((e) => e.peer),
+        `${p.label}: no spurious joined`,
+      ).toEqual([late.id]);
     }
     await c.expectViews(probes, [...probes, late]);
 
@@ -130,11 +136,16 @@ describe('mgr failover', () => {
     const after: number[] = [];
     for (const p of live) {
       const left = p.eventsOf('left');
-      expect(left.map((e) => [e.peer, e.reason]), `${p.label}: only the dead node left`).toEqual([[victim.id, 'timeout']]);
+      expect(
+        left.map((e) => [e.peer, e.reason]),
+        `${p.label}: only the dead node left`,
+      ).toEqual([[victim.id, 'timeout']]);
       after.push(left[0]!.t - active.time);
       expect(p.eventsOf('joined', t0), `${p.label}: no joined`).toEqual([]);
     }
-    console.log(`[measure] dead node removed ${Math.min(...after).toFixed(0)}-${Math.max(...after).toFixed(0)} ms after the new mgr became active (settle grace ${SETTLE_GRACE_MS} ms)`);
+    console.log(
+      `[measure] dead node removed ${Math.min(...after).toFixed(0)}-${Math.max(...after).toFixed(0)} ms after the new mgr became active (settle grace ${SETTLE_GRACE_MS} ms)`,
+    );
     // pino's time is whole ms and the settle timer starts a moment before the ACTIVE line.
     expect(Math.min(...after)).toBeGreaterThanOrEqual(SETTLE_GRACE_MS - 50);
     expect(Math.max(...after)).toBeLessThan(SETTLE_GRACE_MS + 1500);
@@ -172,11 +183,20 @@ describe('mgr failover', () => {
     await c.waitFor('every node registered with the new mgr', () => probes.every((p) => connectedTo(p, mgrB, t0)), 10_000);
     const late = await settledBarrier(c, mgrB, active.time, probes);
 
-    const early = probes.filter((p) => p.logs.some((l) => /^registered with the mgr/.test(l.msg) && l.time >= Math.floor(t0) && l.provisional === false));
-    console.log(`[info] nodes that registered with the new mgr before it was settling (non-provisional snapshot): ${early.map((p) => p.label).join(', ') || 'none'}`);
+    const early = probes.filter((p) =>
+      p.logs.some((l) => /^registered with the mgr/.test(l.msg) && l.time >= Math.floor(t0) && l.provisional === false),
+    );
+    console.log(
+      `[info] nodes that registered with the new mgr before it was settling (non-provisional snapshot): ${early.map((p) => p.label).join(', ') || 'none'}`,
+    );
     for (const p of probes) {
       expect.soft(p.eventsOf('left'), `${p.label}: no left for live nodes`).toEqual([]);
-      expect.soft(p.eventsOf('joined', t0).map((e) => e.peer), `${p.label}: no spurious joined`).toEqual([late.id]);
+      expect
+        .soft(
+          p.eventsOf('joined', t0).map((e) => e.peer),
+          `${p.label}: no spurious joined`,
+        )
+        .toEqual([late.id]);
     }
     const want = [...probes, late].map((p) => p.id).sort();
     for (const p of probes) expect.soft((await p.view()).ids, `${p.label}'s own view`).toEqual(want);

@@ -28,7 +28,10 @@ describe('node faults', () => {
     const lat: number[] = [];
     for (const p of rest) {
       const left = p.eventsOf('left');
-      expect(left.map((e) => [e.peer, e.reason]), `${p.label}`).toEqual([[victim.id, 'lost']]);
+      expect(
+        left.map((e) => [e.peer, e.reason]),
+        `${p.label}`,
+      ).toEqual([[victim.id, 'lost']]);
       lat.push(left[0]!.t - t0);
     }
     console.log(`[measure] kill -9 detection: max ${Math.max(...lat).toFixed(1)} ms (per peer ${fmt(lat)})`);
@@ -51,10 +54,15 @@ describe('node faults', () => {
     const lat: number[] = [];
     for (const p of rest) {
       const left = p.eventsOf('left');
-      expect(left.map((e) => [e.peer, e.reason]), `${p.label}`).toEqual([[victim.id, 'timeout']]);
+      expect(
+        left.map((e) => [e.peer, e.reason]),
+        `${p.label}`,
+      ).toEqual([[victim.id, 'timeout']]);
       lat.push(left[0]!.t - t0);
     }
-    console.log(`[measure] SIGSTOP detection (heartbeat 1000/3000): max ${Math.max(...lat).toFixed(1)} ms, min ${Math.min(...lat).toFixed(1)} ms (per peer ${fmt(lat)})`);
+    console.log(
+      `[measure] SIGSTOP detection (heartbeat 1000/3000): max ${Math.max(...lat).toFixed(1)} ms, min ${Math.min(...lat).toFixed(1)} ms (per peer ${fmt(lat)})`,
+    );
     // The mgr hears from the node at least every interval, so silence starts at most ~1 s before
     // the stop; the check runs every interval/2 (docs: detection within timeout + interval/2).
     expect(Math.min(...lat)).toBeGreaterThanOrEqual(2000);
@@ -66,9 +74,14 @@ describe('node faults', () => {
       () => victim.eventsOf('mgr-connected', t1).length > 0 && rest.every((p) => p.about(victim.id, t1).some((e) => e.ev === 'joined')),
       10_000,
     );
-    console.log(`[measure] SIGCONT -> re-registered: ${(victim.eventsOf('mgr-connected', t1)[0]!.t - t1).toFixed(1)} ms; mgr-lost reason: ${String(victim.eventsOf('mgr-lost', t1)[0]?.reason)}`);
+    console.log(
+      `[measure] SIGCONT -> re-registered: ${(victim.eventsOf('mgr-connected', t1)[0]!.t - t1).toFixed(1)} ms; mgr-lost reason: ${String(victim.eventsOf('mgr-lost', t1)[0]?.reason)}`,
+    );
     for (const p of rest) {
-      expect(p.about(victim.id).map((e) => e.ev), `${p.label} about the victim`).toEqual(['joined', 'left', 'joined']);
+      expect(
+        p.about(victim.id).map((e) => e.ev),
+        `${p.label} about the victim`,
+      ).toEqual(['joined', 'left', 'joined']);
       expect(p.eventsOf('left').length, `${p.label}: no other left`).toBe(1);
     }
     expect(victim.eventsOf('left'), 'the resumed node saw no peer leave').toEqual([]);
@@ -141,11 +154,7 @@ describe('mgr discovery faults', () => {
 
       const tUp = wall();
       await c.startRedis(redis.port);
-      await c.waitFor(
-        'every node registered again',
-        () => probes.every((p) => p.eventsOf('mgr-connected', tUp).length > 0),
-        20_000,
-      );
+      await c.waitFor('every node registered again', () => probes.every((p) => p.eventsOf('mgr-connected', tUp).length > 0), 20_000);
       const tBack = Math.max(...probes.map((p) => p.eventsOf('mgr-connected', tUp)[0]!.t));
       console.log(
         `[measure] Redis outage: mgr lost by every node ${(tLost - tDown).toFixed(0)} ms after kill; ` +
@@ -159,7 +168,10 @@ describe('mgr discovery faults', () => {
       await c.waitFor('every node sees the late joiner', () => probes.every((p) => p.about(late.id).some((e) => e.ev === 'joined')), 10_000);
       for (const p of probes) {
         expect(p.eventsOf('left'), `${p.label}: no left events`).toEqual([]);
-        expect(p.eventsOf('joined', tDown).map((e) => e.peer), `${p.label}: no spurious joined`).toEqual([late.id]);
+        expect(
+          p.eventsOf('joined', tDown).map((e) => e.peer),
+          `${p.label}: no spurious joined`,
+        ).toEqual([late.id]);
       }
       await c.expectViews(probes, [...probes, late]);
       expect(probes.map((p) => p.pid)).toEqual(pids);
@@ -167,7 +179,9 @@ describe('mgr discovery faults', () => {
 
       await load.okAtLeast(load.progress()!.ok + 100, 10_000);
       const r = await load.stop();
-      console.log(`[measure] node->node load through the Redis outage: sent ${r.sent}, ok ${r.ok}, failed ${r.failed} (${JSON.stringify(r.errors)}), ok while Redis was down ${okDuringOutage}, max latency ${r.maxLatencyMs.toFixed(1)} ms`);
+      console.log(
+        `[measure] node->node load through the Redis outage: sent ${r.sent}, ok ${r.ok}, failed ${r.failed} (${JSON.stringify(r.errors)}), ok while Redis was down ${okDuringOutage}, max latency ${r.maxLatencyMs.toFixed(1)} ms`,
+      );
       expect(r.failed, JSON.stringify(r.samples)).toBe(0);
       expect(r.ok).toBe(r.sent);
       expect(okDuringOutage, 'requests completed while Redis was down').toBeGreaterThan(100);

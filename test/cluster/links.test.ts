@@ -20,7 +20,9 @@ describe('direct links between nodes', () => {
     const probes = await c.startProbes(4);
     await c.allListed(probes);
     // Every ordered pair starts at once: each link is dialled from both ends simultaneously.
-    const loads = await Promise.all(probes.flatMap((p) => probes.filter((q) => q !== p).map((q) => p.startLoad(q.id, 400, { count: 200, timeoutMs: 3000 }))));
+    const loads = await Promise.all(
+      probes.flatMap((p) => probes.filter((q) => q !== p).map((q) => p.startLoad(q.id, 400, { count: 200, timeoutMs: 3000 }))),
+    );
     const results = await Promise.all(loads.map((l) => l.done(20_000)));
     const failed = results.filter((r) => r.failed > 0);
     const sent = results.reduce((n, r) => n + r.sent, 0);

@@ -32,30 +32,35 @@ describe('membership across real processes', () => {
 
     const [victim, ...rest] = [probes[4]!, ...probes.slice(0, 4)];
     const t0 = c.kill(victim, 'SIGTERM');
-    await c.waitFor('every other node sees the stopped node leave', () => rest.every((p) => p.about(victim.id, t0).some((e) => e.ev === 'left')), 10_000);
+    await c.waitFor(
+      'every other node sees the stopped node leave',
+      () => rest.every((p) => p.about(victim.id, t0).some((e) => e.ev === 'left')),
+      10_000,
+    );
     const exit = await victim.exited;
     expect(exit.code, 'SIGTERM exits cleanly').toBe(0);
 
     const latencies: number[] = [];
     for (const p of rest) {
       const left = p.eventsOf('left');
-      expect(left.map((e) => [e.peer, e.reason]), `${p.label}: exactly one left, graceful`).toEqual([[victim.id, 'graceful']]);
+      expect(
+        left.map((e) => [e.peer, e.reason]),
+        `${p.label}: exactly one left, graceful`,
+      ).toEqual([[victim.id, 'graceful']]);
       latencies.push(left[0]!.t - t0);
       const v = await p.view();
       expect(v.ids).toEqual(rest.map((q) => q.id).sort());
     }
-    console.log(`[measure] graceful leave (SIGTERM -> left on peers): max ${Math.max(...latencies).toFixed(1)} ms, per peer ${latencies.map((x) => x.toFixed(1)).join(', ')}`);
+    console.log(
+      `[measure] graceful leave (SIGTERM -> left on peers): max ${Math.max(...latencies).toFixed(1)} ms, per peer ${latencies.map((x) => x.toFixed(1)).join(', ')}`,
+    );
   }, 60_000);
 
   it('`xserver status --json` lists the mgr and every member with its fields', async () => {
     const c = newCluster({ env: FAST });
     const mgr = await c.startMgr();
     await c.mgrActive(mgr);
-    const probes = [
-      await c.startProbe(),
-      await c.startProbe({ type: 7, env: { XSERVER_NODE_VERSION: '2.5.0' } }),
-      await c.startProbe(),
-    ];
+    const probes = [await c.startProbe(), await c.startProbe({ type: 7, env: { XSERVER_NODE_VERSION: '2.5.0' } }), await c.startProbe()];
     await allSeeAll(c, probes);
 
     const s = await c.status();

@@ -40,83 +40,99 @@ async function joinAs(page: Page, account: string, role: string): Promise<void> 
 }
 
 describe('chat page in headless Chromium', () => {
-  it.skipIf(!haveChromium)('two pages: world chat from A shows in B, a private message from B shows in A', async () => {
-    const demo = newDemo();
-    const { chromium } = await import('playwright-core');
-    const pageLog: string[] = [];
-    let browser: Browser | undefined;
-    try {
-      const [, b] = await Promise.all([
-        demo.start(),
-        chromium.launch({
-          executablePath: CHROMIUM,
-          args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-          timeout: 20_000,
-        }),
-      ]);
-      browser = b;
-      // Two independent browser contexts: two players, no shared storage.
-      const [pageA, pageB] = await Promise.all([browser.newContext().then((c) => c.newPage()), browser.newContext().then((c) => c.newPage())]);
-      pageA.setDefaultTimeout(10_000);
-      pageB.setDefaultTimeout(10_000);
-      watch(pageA, 'A', pageLog);
-      watch(pageB, 'B', pageLog);
-      await Promise.all([pageA.goto(`${demo.loginUrl}/`), pageB.goto(`${demo.loginUrl}/`)]);
-      await expect(pageA.title()).resolves.toBe('xserver chat demo');
+  it.skipIf(!haveChromium)(
+    'two pages: world chat from A shows in B, a private message from B shows in A',
+    async () => {
+      const demo = newDemo();
+      const { chromium } = await import('playwright-core');
+      const pageLog: string[] = [];
+      let browser: Browser | undefined;
+      try {
+        const [, b] = await Promise.all([
+          demo.start(),
+          chromium.launch({
+            executablePath: CHROMIUM,
+            args: [
+              '--headless',
+              '--no-sandbox',
+              '--disable-gpu',
+              '--disable-quic',
+              '--no-first-run',
+              '--disable-background-networking',
+              '--disable-component-update',
+              '--disable-sync',
+            ],
+            timeout: 20_000,
+          }),
+        ]);
+        browser = b;
+        // Two independent browser contexts: two players, no shared storage.
+        const [pageA, pageB] = await Promise.all([browser.newContext().then((c) => c.newPage()), browser.newContext().then((c) => c.newPage())]);
+        pageA.setDefaultTimeout(10_000);
+        pageB.setDefaultTimeout(10_000);
+        watch(pageA, 'A', pageLog);
+        watch(pageB, 'B', pageLog);
+        await Promise.all([pageA.goto(`${demo.loginUrl}/`), pageB.goto(`${demo.loginUrl}/`)]);
+        await expect(pageA.title()).resolves.toBe('xserver chat demo');
 
-      const t = tag();
-      const [accA, accB, roleA, roleB] = [`alice-${t}`, `bob-${t}`, `Alice_${t}`, `Bob_${t}`];
-      await joinAs(pageA, accA, roleA);
-      await joinAs(pageB, accB, roleB);
+        const t = tag();
+        const [accA, accB, roleA, roleB] = [`alice-${t}`, `bob-${t}`, `Alice_${t}`, `Bob_${t}`];
+        await joinAs(pageA, accA, roleA);
+        await joinAs(pageB, accB, roleB);
 
-      // World chat from A appears in B (and in A).
-      const hello = `hello world ${t}`;
-      await pageA.locator('#world-text').fill(hello);
-      await pageA.locator('#world-btn').click();
-      const worldLine = `[world] ${roleA}: ${hello}`;
-      await pageB.locator('#log div.world', { hasText: worldLine }).waitFor();
-      await pageA.locator('#log div.world', { hasText: worldLine }).waitFor();
-      await expect(pageA.locator('#world-text').inputValue()).resolves.toBe('');
+        // World chat from A appears in B (and in A).
+        const hello = `hello world ${t}`;
+        await pageA.locator('#world-text').fill(hello);
+        await pageA.locator('#world-btn').click();
+        const worldLine = `[world] ${roleA}: ${hello}`;
+        await pageB.locator('#log div.world', { hasText: worldLine }).waitFor();
+        await pageA.locator('#log div.world', { hasText: worldLine }).waitFor();
+        await expect(pageA.locator('#world-text').inputValue()).resolves.toBe('');
 
-      // A private message from B appears in A, and B sees it delivered.
-      const secret = `psst ${t}`;
-      await pageB.locator('#private-to').fill(roleA);
-      await pageB.locator('#private-text').fill(secret);
-      await pageB.locator('#private-btn').click();
-      await pageA.locator('#log div.private', { hasText: `[from ${roleB}] ${secret}` }).waitFor();
-      await pageB.locator('#log div.private', { hasText: `[to ${roleA}] ${secret}` }).waitFor();
-      // Only A got it, and nobody saw an error.
-      await expect(pageB.locator('#log div.private', { hasText: `[from ${roleB}]` }).count()).resolves.toBe(0);
-      await expect(pageA.locator('#log div.error').count()).resolves.toBe(0);
-      await expect(pageB.locator('#log div.error').count()).resolves.toBe(0);
+        // A private message from B appears in A, and B sees it delivered.
+        const secret = `psst ${t}`;
+        await pageB.locator('#private-to').fill(roleA);
+        await pageB.locator('#private-text').fill(secret);
+        await pageB.locator('#private-btn').click();
+        await pageA.locator('#log div.private', { hasText: `[from ${roleB}] ${secret}` }).waitFor();
+        await pageB.locator('#log div.private', { hasText: `[to ${roleA}] ${secret}` }).waitFor();
+        // Only A got it, and nobody saw an error.
+        await expect(pageB.locator('#log div.private', { hasText: `[from ${roleB}]` }).count()).resolves.toBe(0);
+        await expect(pageA.locator('#log div.error').count()).resolves.toBe(0);
+        await expect(pageB.locator('#log div.error').count()).resolves.toBe(0);
 
-      // A whisper to a role nobody has is reported on the page.
-      await pageB.locator('#private-to').fill(`nobody_${t}`);
-      await pageB.locator('#private-text').fill('anyone?');
-      await pageB.locator('#private-btn').click();
-      await pageB.locator('#log div.error', { hasText: 'not delivered' }).waitFor();
+        // A whisper to a role nobody has is reported on the page.
+        await pageB.locator('#private-to').fill(`nobody_${t}`);
+        await pageB.locator('#private-text').fill('anyone?');
+        await pageB.locator('#private-btn').click();
+        await pageB.locator('#log div.error', { hasText: 'not delivered' }).waitFor();
 
-      // A second login of A's account (a game client elsewhere) kicks page A: the page says so and
-      // offers the login form again; logging in from it takes the account back, in game at once.
-      const intruder = await demo.player(accA);
-      await pageA.locator('#login-view').waitFor({ state: 'visible' });
-      await expect.poll(() => pageA.locator('#status').textContent()).toMatch(/^kicked \(KICKED\)/);
-      await expect(pageA.locator('#game-view').isHidden()).resolves.toBe(true);
-      await pageA.locator('#login-btn').click(); // the form still holds the account and password
-      await pageA.locator('#game-view').waitFor({ state: 'visible' });
-      await expect.poll(() => pageA.locator('#log div.system', { hasText: `you are ${roleA}` }).count()).toBe(2);
-      await demo.until('the game client is kicked in turn', () => intruder.event('kicked'), 5000);
-      const again = `back again ${t}`;
-      await pageA.locator('#world-text').fill(again);
-      await pageA.locator('#world-btn').click();
-      await pageB.locator('#log div.world', { hasText: `[world] ${roleA}: ${again}` }).waitFor();
+        // A second login of A's account (a game client elsewhere) kicks page A: the page says so and
+        // offers the login form again; logging in from it takes the account back, in game at once.
+        const intruder = await demo.player(accA);
+        await pageA.locator('#login-view').waitFor({ state: 'visible' });
+        await expect.poll(() => pageA.locator('#status').textContent()).toMatch(/^kicked \(KICKED\)/);
+        await expect(pageA.locator('#game-view').isHidden()).resolves.toBe(true);
+        await pageA.locator('#login-btn').click(); // the form still holds the account and password
+        await pageA.locator('#game-view').waitFor({ state: 'visible' });
+        await expect.poll(() => pageA.locator('#log div.system', { hasText: `you are ${roleA}` }).count()).toBe(2);
+        await demo.until('the game client is kicked in turn', () => intruder.event('kicked'), 5000);
+        const again = `back again ${t}`;
+        await pageA.locator('#world-text').fill(again);
+        await pageA.locator('#world-btn').click();
+        await pageB.locator('#log div.world', { hasText: `[world] ${roleA}: ${again}` }).waitFor();
 
-      expect(pageLog.filter((l) => /pageerror|requestfailed|console\.error/.test(l)), 'no page errors, failed requests or console errors').toEqual([]);
-    } catch (e) {
-      if (pageLog.length) console.error(`[e2e/browser] page output:\n${pageLog.join('\n')}`);
-      throw e;
-    } finally {
-      await browser?.close().catch(() => {}); // the test's own outcome is already decided
-    }
-  }, 60_000);
+        expect(
+          pageLog.filter((l) => /pageerror|requestfailed|console\.error/.test(l)),
+          'no page errors, failed requests or console errors',
+        ).toEqual([]);
+      } catch (e) {
+        if (pageLog.length) console.error(`[e2e/browser] page output:\n${pageLog.join('\n')}`);
+        throw e;
+      } finally {
+        await browser?.close().catch(() => {}); // the test's own outcome is already decided
+      }
+    },
+    60_000,
+  );
 });

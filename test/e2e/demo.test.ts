@@ -30,7 +30,9 @@ async function spread(demo: Demo, prefix: string, enough: (players: Player[]) =>
     players.push(p);
   }
   if (!enough(players)) {
-    throw new Error(`${max} logins did not spread as needed: ${players.map((p) => `${p.account}@gw ${p.gatewayId.slice(0, 8)}/lobby ${p.lobbyId.slice(0, 8)}`).join(', ')}`);
+    throw new Error(
+      `${max} logins did not spread as needed: ${players.map((p) => `${p.account}@gw ${p.gatewayId.slice(0, 8)}/lobby ${p.lobbyId.slice(0, 8)}`).join(', ')}`,
+    );
   }
   return players;
 }
@@ -87,7 +89,11 @@ describe('demo cluster, end to end (real processes)', () => {
     const idle = await demo.player(`idle-${tag()}`);
     await expect(idle.ask(LobbyCmd.MATCH)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
 
-    for (const p of players) expect(p.events.filter((e) => e.ev !== 'connected'), `${p.account} stays connected`).toEqual([]);
+    for (const p of players)
+      expect(
+        p.events.filter((e) => e.ev !== 'connected'),
+        `${p.account} stays connected`,
+      ).toEqual([]);
   });
 
   it('reports a disconnect only after the grace; a resume within it loses nothing; a second login kicks the first and keeps the lobby state', async () => {
@@ -95,7 +101,11 @@ describe('demo cluster, end to end (real processes)', () => {
     const demo = newDemo({ logLevels: { gateway: 'debug' } });
     await demo.start();
     const awaySeen = (account: string) =>
-      demo.until(`a gateway sees ${account} disconnect`, () => demo.gateways.some((g) => g.logs.some((l) => l.account === account && /client disconnected/.test(l.msg))), 3000);
+      demo.until(
+        `a gateway sees ${account} disconnect`,
+        () => demo.gateways.some((g) => g.logs.some((l) => l.account === account && /client disconnected/.test(l.msg))),
+        3000,
+      );
 
     const talker = await demo.player(`talker-${tag()}`);
     await talker.enter(`talker_${tag()}`);
@@ -207,7 +217,10 @@ describe('demo cluster, end to end (real processes)', () => {
     const found = await x.waitMessage(LobbyCmd.MATCH_FOUND, () => true, 'MATCH_FOUND after the lobby failover');
     expect(found.body.players).toContain(x.role);
     expect(x.client.connected).toBe(true);
-    expect(x.events.filter((e) => e.ev !== 'connected'), 'no disconnect, no reconnect').toEqual([]);
+    expect(
+      x.events.filter((e) => e.ev !== 'connected'),
+      'no disconnect, no reconnect',
+    ).toEqual([]);
   });
 
   it('a killed gateway: its clients log in again on the other one; lobbies lose only the accounts that did not come back', async () => {
@@ -230,7 +243,7 @@ describe('demo cluster, end to end (real processes)', () => {
     const tKill = demo.kill9(victim);
     // Every client of the dead gateway sees the connection drop and, after its reconnect
     // attempts fail, the end of the session.
-    await demo.until('the dead gateway\'s clients are disconnected', () => onVictim.every((p) => p.event('disconnected')), 10_000);
+    await demo.until("the dead gateway's clients are disconnected", () => onVictim.every((p) => p.event('disconnected')), 10_000);
     // Two come back: log in again (retrying while the login still offers the dead gateway).
     const back = await Promise.all(
       returners.map((p) =>
@@ -270,8 +283,17 @@ describe('demo cluster, end to end (real processes)', () => {
     }
     // Margin after the grace, then: nobody else is lost.
     await demo.until('the grace after the gateway death is over', () => wall() > tKill + GRACE_MS + 700, GRACE_MS + 2000, 20);
-    expect(demo.lost().map((e) => e.account).sort()).toEqual(leavers.map((p) => p.account).sort());
+    expect(
+      demo
+        .lost()
+        .map((e) => e.account)
+        .sort(),
+    ).toEqual(leavers.map((p) => p.account).sort());
     for (const p of [...onSurvivor, ...back]) expect(p.client.connected, `${p.account} connected`).toBe(true);
-    for (const p of onSurvivor) expect(p.events.filter((e) => e.ev !== 'connected'), `${p.account} undisturbed`).toEqual([]);
+    for (const p of onSurvivor)
+      expect(
+        p.events.filter((e) => e.ev !== 'connected'),
+        `${p.account} undisturbed`,
+      ).toEqual([]);
   });
 });

@@ -105,7 +105,6 @@ export class Proc extends GroupProcess {
     for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i]!.ev === ev) return this.events[i];
     return undefined;
   }
-
 }
 
 export class MgrProc extends Proc {
@@ -184,7 +183,7 @@ export class ProbeProc extends Proc {
     this.send({ op, rid, ...fields });
     return this.cluster.waitFor(
       `${this.label}: reply ${replyEv} to ${op} ${rid}`,
-      () => (this.events.find((e) => e.ev === replyEv && e.rid === rid) as T | undefined),
+      () => this.events.find((e) => e.ev === replyEv && e.rid === rid) as T | undefined,
       timeoutMs,
     );
   }
@@ -432,7 +431,12 @@ export class Cluster {
         const { ev, t, ...rest } = e;
         rows.push({ t, s: `${p.label.padEnd(7)} ${ev} ${JSON.stringify(rest)}` });
       }
-      for (const l of p.logs) if (l.level >= 30) rows.push({ t: l.time, s: `${p.label.padEnd(7)} [log ${l.level}] ${l.msg}${l.code ? ' ' + String(l.code) : ''}${l.reason ? ' ' + String(l.reason) : ''}` });
+      for (const l of p.logs)
+        if (l.level >= 30)
+          rows.push({
+            t: l.time,
+            s: `${p.label.padEnd(7)} [log ${l.level}] ${l.msg}${l.code ? ' ' + String(l.code) : ''}${l.reason ? ' ' + String(l.reason) : ''}`,
+          });
       if (p.exitInfo) rows.push({ t: p.exitInfo.t, s: `${p.label.padEnd(7)} EXIT code=${p.exitInfo.code} signal=${p.exitInfo.signal}` });
     }
     rows.sort((a, b) => a.t - b.t);

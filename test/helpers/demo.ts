@@ -139,7 +139,8 @@ export class Demo {
 
   byId(id: string): Proc {
     const p = this.procs.find((q) => q.id === id);
-    if (!p) throw new Error(`no process of this test has node id ${id} (known: ${this.procs.map((q) => `${q.label}=${q.id.slice(0, 8)}`).join(', ')})`);
+    if (!p)
+      throw new Error(`no process of this test has node id ${id} (known: ${this.procs.map((q) => `${q.label}=${q.id.slice(0, 8)}`).join(', ')})`);
     return p;
   }
 
@@ -247,7 +248,8 @@ export class Demo {
     const out: LostEvent[] = [];
     for (const lobby of this.lobbies) {
       for (const l of lobby.logs) {
-        if (typeof l.msg === 'string' && l.msg.startsWith('account lost') && typeof l.account === 'string') out.push({ account: l.account, time: l.time, lobby });
+        if (typeof l.msg === 'string' && l.msg.startsWith('account lost') && typeof l.account === 'string')
+          out.push({ account: l.account, time: l.time, lobby });
       }
     }
     return out.sort((a, b) => a.time - b.time);
@@ -287,7 +289,9 @@ export class Demo {
     for (const p of this.procs) {
       for (const l of p.logs) {
         if (l.level < 30 && !/disconnected|account lost/.test(l.msg ?? '')) continue;
-        const extra = ['account', 'code', 'reason', 'peer', 'id', 'from', 'to'].filter((k) => l[k] !== undefined).map((k) => `${k}=${String(l[k]).slice(0, 12)}`);
+        const extra = ['account', 'code', 'reason', 'peer', 'id', 'from', 'to']
+          .filter((k) => l[k] !== undefined)
+          .map((k) => `${k}=${String(l[k]).slice(0, 12)}`);
         rows.push({ t: l.time, s: `${p.label.padEnd(9)} [${l.level}] ${l.msg} ${extra.join(' ')}` });
       }
       if (p.exitInfo) rows.push({ t: p.exitInfo.t, s: `${p.label.padEnd(9)} EXIT code=${p.exitInfo.code} signal=${p.exitInfo.signal}` });
