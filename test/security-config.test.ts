@@ -72,6 +72,16 @@ describe('secure defaults', () => {
     expect(secretBits('')).toBe(0);
   });
 
+  it('`xserver secret` prints a fresh secret that passes the rule, different each time', async () => {
+    const run = async () =>
+      (await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/xserver.js'), 'secret'], { cwd: ROOT, timeout: 20_000 })).stdout.trim();
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(a).not.toBe(b);
+    expect(Buffer.from(a, 'base64')).toHaveLength(32);
+    expect(secretBits(a)).toBeGreaterThanOrEqual(MIN_SECRET_BITS);
+    expect(() => loadConfig({ env: {}, overrides: { bindHost: '0.0.0.0', secret: a } })).not.toThrow();
+  });
+
   it('a real process refuses to start on 0.0.0.0 with the built-in secret, and says why', async () => {
     const r = await promisify(execFile)(
       process.execPath,
