@@ -36,6 +36,7 @@ export const ErrorCode = {
   BAD_CREDENTIALS: 38,
   NO_GATEWAY: 39,
   ACCOUNT_EXISTS: 40,
+  FORBIDDEN: 41,
   INTERNAL: 99,
 } as const;
 

@@ -204,6 +204,20 @@ const TABLE = [
     doc: 'Default strategy of one()/sendOne().',
   },
   {
+    key: 'node.unlistedHoldMs',
+    type: 'int',
+    default: 3000,
+    min: 10,
+    doc: "Framework commands (relay, account events) from a peer this node does not list yet are held this long for the mgr's JOINED of it, then refused with FORBIDDEN.",
+  },
+  {
+    key: 'node.unlistedHoldMax',
+    type: 'int',
+    default: 1000,
+    min: 1,
+    doc: 'Framework commands held per link while waiting for its sender to be listed; beyond it the link is refused with FORBIDDEN.',
+  },
+  {
     key: 'node.relaySeenMax',
     type: 'int',
     default: 100000,

@@ -18,7 +18,7 @@ import { XError } from '../errors.js';
 import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
 import { Flags, type Frame } from '../protocol/frame.js';
-import { isSystemCmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
+import { cmdName, isSystemCmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
 import type { LeaseRecord } from '../store/store.js';
 import { MembershipTable } from './membership.js';
 import { MgrClient } from './mgr-client.js';
@@ -38,6 +38,8 @@ import type {
   RequestOptions,
   SendOptions,
 } from './types.js';
+import { SystemFrameGate } from './authorization.js';
+import { LogThrottle } from '../log.js';
 
 /** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
 export type SystemFrameHandler = (frame: Frame, link: Link) => void;
@@ -67,6 +69,10 @@ export interface NodeEventSink {
   emit<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): boolean;
 }
 
+/** A refused framework command is logged at most once per command and this interval (anyone with the secret can repeat it). */
+const FORBIDDEN_LOG_INTERVAL_MS = 1000;
+const forbiddenLog = new LogThrottle(FORBIDDEN_LOG_INTERVAL_MS);
+
 export class NodeRuntime {
   readonly id = randomUUID();
   readonly type: number;
@@ -85,6 +91,7 @@ export class NodeRuntime {
   private readonly peerLinkHost: PeerLinkHost;
   private readonly relay: RelayEndpoint;
   private readonly systemHandlers = new Map<number, SystemFrameHandler>();
+  private readonly gate: SystemFrameGate;
   private version: string;
   private overloads: number[];
   private extraPorts: number[];
@@ -192,7 +199,26 @@ export class NodeRuntime {
       ctx.metrics.polledCounter('node_messages_received_total', 'Messages received from peers', ['type']).add(lbl, () => this.count.received),
       ctx.metrics.polledCounter('node_messages_unhandled_total', 'Messages with no handler', ['type']).add(lbl, () => this.count.unhandled),
     ];
+    this.gate = new SystemFrameGate(
+      {
+        isMember: (id, type) => this.membership.get(id)?.type === type,
+        deliver: (f, link) => this.onSystemFrame(f, link),
+        forbid: (link, cmd, why) => {
+          this.m.forbidden.inc({ cmd: cmdName(cmd) });
+          forbiddenLog.run(cmdName(cmd), (suppressed) =>
+            this.log.warn(
+              { cmd: cmdName(cmd), from: link.remote.id, fromType: link.remote.type, ...(suppressed > 0 ? { suppressed } : {}) },
+              `refused a framework command: ${why}`,
+            ),
+          );
+          link.close(new XError('FORBIDDEN', why));
+        },
+      },
+      ctx.config.node.unlistedHoldMs,
+      ctx.config.node.unlistedHoldMax,
+    );
     this.m = {
+      forbidden: ctx.metrics.counter('node_forbidden_total', 'Framework commands refused by the authorization table (the link was closed)', ['cmd']),
       dropped: ctx.metrics.counter('node_messages_dropped_total', 'Messages refused: pending buffer or outbound queue full', ['type', 'where']),
       peers: ctx.metrics.gauge('node_peers', "Members in this node's view", ['type']).labels(lbl),
       mgrConnected: ctx.metrics.gauge('node_mgr_connected', '1 while registered with an mgr', ['type']).labels(lbl),
@@ -238,6 +264,7 @@ export class NodeRuntime {
     }
     for (const l of this.links.values()) l.close(new XError('SHUTTING_DOWN', 'node is stopping'));
     this.links.clear();
+    this.gate.stop();
     await this.listener.close();
     this.m.mgrConnected.set(0);
     for (const retire of this.retireCounters) retire();
@@ -570,14 +597,16 @@ export class NodeRuntime {
   // ================================================================ internals: receiving
 
   private onPeerFrame(f: Frame, link: Link): void {
-    if (f.cmd >= SYSTEM_CMD_BASE) {
-      const h = this.systemHandlers.get(f.cmd);
-      if (h) h(f, link);
-      else if (f.flags & Flags.REQUEST) link.replyError(f, new XError('UNKNOWN_COMMAND', `system command 0x${f.cmd.toString(16)} not handled here`));
-      return;
-    }
+    if (f.cmd >= SYSTEM_CMD_BASE) return this.gate.receive(f, link);
     this.count.received++;
     this.invoke(f.cmd, f.body, new LinkContext(this, link, f));
+  }
+
+  /** A framework frame the authorization table let through. */
+  private onSystemFrame(f: Frame, link: Link): void {
+    const h = this.systemHandlers.get(f.cmd);
+    if (h) h(f, link);
+    else if (f.flags & Flags.REQUEST) link.replyError(f, new XError('UNKNOWN_COMMAND', `system command 0x${f.cmd.toString(16)} not handled here`));
   }
 
   private invoke(cmd: number, body: Uint8Array, ctx: MessageContext): void {
@@ -683,6 +712,7 @@ export class NodeRuntime {
   }
 
   private peerJoined(info: NodeInfo): void {
+    this.gate.memberJoined(info.id);
     const peer = this.peerOf(info);
     this.relay.onPeerJoined(peer);
     this.emit('joined', peer);
