@@ -176,6 +176,12 @@ describe('gateway authentication', () => {
     const f = await refusal(encodeAuth({ token: foreign.token }), gw.tcpPort);
     expect(f.code).toBe('BAD_TOKEN');
     expect(String(f.message)).toMatch(/another gateway/);
+    // Presented at the wrong gateway, the token was not used up: it still works at its own.
+    const right = await RawClient.connect(gw2.tcpPort);
+    right.send(Cmd.AUTH, encodeAuth({ token: foreign.token }));
+    const w = await right.next((x) => x.cmd === Cmd.WELCOME || x.cmd === Cmd.ERROR);
+    expect(w.cmd).toBe(Cmd.WELCOME);
+    right.close();
     ok.close();
   });
 

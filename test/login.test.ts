@@ -237,7 +237,7 @@ describe('POST /login', () => {
     expect(r.allocations).toEqual({ '4': lobby.id });
     expect(r.missing).toEqual([]);
 
-    const rec = await store.takeToken(r.token);
+    const rec = await store.takeToken(r.token, gateway.id);
     expect(rec).toMatchObject({ account: 'alice', gatewayId: gateway.id, generation: r.generation, allocations: { '4': lobby.id } });
     expect(rec!.expiresAt).toBeGreaterThanOrEqual(before + TOKEN_TTL);
     expect(rec!.expiresAt).toBeLessThanOrEqual(Date.now() + TOKEN_TTL);

@@ -216,14 +216,16 @@ function contract(name: string, makeHarness: () => Harness): void {
       const rec: TokenRecord = { account: 'alice', gatewayId: 'gw-1', generation: 7, allocations: { '4': 'lobby-1' } };
       const t = uid();
       await s.putToken(t, rec, 5000);
-      const taken = await Promise.all(peers.map((p) => p.takeToken(t)));
+      // At another gateway it is refused there but not used up.
+      expect(await s.takeToken(t, 'gw-2')).toEqual(rec);
+      const taken = await Promise.all(peers.map((p) => p.takeToken(t, 'gw-1')));
       expect(taken.filter((r) => r !== null)).toEqual([rec]);
 
       const short = uid();
       await s.putToken(short, rec, 100);
       // A fixed wait: polling takeToken would consume the token.
       await sleep(250);
-      expect(await s.takeToken(short)).toBeNull();
+      expect(await s.takeToken(short, 'gw-1')).toBeNull();
     });
 
     it('allocates sticky, least-loaded, and agrees under concurrency', async () => {

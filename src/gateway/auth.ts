@@ -111,7 +111,7 @@ export class ClientAuth {
     }
     let rec;
     try {
-      rec = await store.takeToken(req.token);
+      rec = await store.takeToken(req.token, node.id);
     } catch (e) {
       return this.refuse(conn, new XError('STORE_UNAVAILABLE', `cannot check the token now: ${(e as Error).message}`));
     }

@@ -271,11 +271,11 @@ export class MemoryStore implements ClusterStore {
     this.tokens.set(token, structuredClone(rec), ttlMs);
   }
 
-  async takeToken(token: string): Promise<TokenRecord | null> {
+  async takeToken(token: string, gatewayId: string): Promise<TokenRecord | null> {
     this.check();
     const rec = this.tokens.get(token);
     if (rec === undefined) return null;
-    this.tokens.delete(token);
+    if (rec.gatewayId === gatewayId) this.tokens.delete(token);
     return rec;
   }
 

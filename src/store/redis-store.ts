@@ -144,12 +144,13 @@ local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`,
   },
-  // KEYS: token. GET + DEL rather than GETDEL, which needs Redis 6.2.
+  // KEYS: token. ARGV: gateway id. Deleted only when issued for that gateway (a token presented
+  // at the wrong gateway stays usable at the right one).
   xsTakeToken: {
     keys: 1,
     lua: `
 local v = redis.call('GET', KEYS[1])
-if v then redis.call('DEL', KEYS[1]) end
+if v and cjson.decode(v).gatewayId == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return v`,
   },
   // KEYS: allocations. ARGV: type, expected ('' = unset), pick ('' = write nothing), persist ('1' = clear the expiry).
@@ -555,9 +556,9 @@ export class RedisStore implements ClusterStore {
     });
   }
 
-  takeToken(token: string): Promise<TokenRecord | null> {
+  takeToken(token: string, gatewayId: string): Promise<TokenRecord | null> {
     return this.run('takeToken', async () => {
-      const v = await this.script('xsTakeToken', [this.key('token', token)], []);
+      const v = await this.script('xsTakeToken', [this.key('token', token)], [gatewayId]);
       return typeof v === 'string' ? (JSON.parse(v) as TokenRecord) : null;
     });
   }

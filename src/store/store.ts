@@ -112,8 +112,12 @@ export interface SessionStore {
   // ---- tokens: random, short TTL, single use ----
 
   putToken(token: string, rec: TokenRecord, ttlMs: number): Promise<void>;
-  /** Returns and deletes the token atomically (single use); null if absent or expired. */
-  takeToken(token: string): Promise<TokenRecord | null>;
+  /**
+   * Returns the token's record (null if absent or expired) and deletes it atomically (single use)
+   * when it was issued for `gatewayId`. A token presented at another gateway is left in place, so
+   * it still works at the right one.
+   */
+  takeToken(token: string, gatewayId: string): Promise<TokenRecord | null>;
 
   // ---- allocations: account -> node per stateful type, atomic, sticky (policy: allocation.ts) ----
 
