@@ -23,7 +23,7 @@ const arrived: { node: string; account: string }[] = [];
 async function lobby(): Promise<ClusterNode> {
   const n = c.own(new ClusterNode(c.ctx, { type: 4, name: 'lobby' }));
   n.enableRelay();
-  // 1: echo with the node's id; 2: request -> reply; 3: ask to push 5 messages; 4: throw a typed error
+  // 1: echo with the node's id; 2: request -> reply; 3: ask to push 5 messages; 4: throw a typed error; 5, 6 below
   n.handleClient(1, (data, ctx) => void n.sendToClient(ctx.account, 1, `${n.id}:${Buffer.from(data).toString()}`));
   n.handleClient(2, (data) => `re:${Buffer.from(data).toString()}`);
   n.handleClient(3, (_d, ctx) => {
@@ -31,6 +31,11 @@ async function lobby(): Promise<ClusterNode> {
   });
   n.handleClient(4, () => {
     throw new XError('BAD_REQUEST', 'nope');
+  });
+  // 5: async, resolves to nothing; 6: throws a plain Error whose text is internal
+  n.handleClient(5, async () => {});
+  n.handleClient(6, () => {
+    throw new Error('db password is hunter2');
   });
   n.onAccountLost((account) => lost.push({ node: n.id, account }));
   n.on('account-arrived', (account) => arrived.push({ node: n.id, account }));
@@ -190,6 +195,29 @@ describe('gateway authentication', () => {
     const e = await cl.next((f) => f.cmd === Cmd.ERROR, 3000);
     expect(cl.json(e).code).toBe('HANDSHAKE_TIMEOUT');
     await waitUntil(() => cl.closed, 3000, 'close');
+  });
+});
+
+describe('client handler results', () => {
+  it('an async handler that resolves to nothing answers a request with an empty response', async () => {
+    const { cl } = await login('empty-reply');
+    cl.send(4005, 'x', Flags.REQUEST, 31);
+    const r = await cl.next((f) => f.rid === 31);
+    expect(r.flags).toBe(Flags.RESPONSE);
+    expect(r.body.length).toBe(0);
+    cl.close();
+  });
+
+  it("a handler's exception text never reaches the client: a code and a reference do", async () => {
+    const { cl } = await login('thrower');
+    cl.send(4006, 'x', Flags.REQUEST, 32);
+    const r = await cl.next((f) => f.rid === 32);
+    expect(r.flags).toBe(Flags.RESPONSE | Flags.ERROR);
+    const e = cl.json(r);
+    expect(e.code).toBe('HANDLER_ERROR');
+    expect(String(e.message)).toMatch(/^the handler of command 6 failed \(ref [0-9a-f]{8}\)$/);
+    expect(JSON.stringify(e)).not.toContain('hunter2');
+    cl.close();
   });
 });
 

@@ -11,6 +11,7 @@
  *   dies with accounts on it, after the same grace here unless the account arrives elsewhere.
  *   Generation-aware: a loss older than the account's latest arrival is ignored.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   AccountArrivedSchema,
@@ -31,6 +32,9 @@ import { NodeType } from '../context.js';
 import type { Peer } from './peer.js';
 import type { HandlerResult, Payload } from './types.js';
 import { toBytes } from './payload.js';
+
+/** Bytes of the reference that ties a client's HANDLER_ERROR to its log line. */
+const ERROR_REF_BYTES = 4;
 
 export interface ClientContext {
   /** The client's account ("" for a message relayed from another node). */
@@ -223,16 +227,23 @@ export class RelayEndpoint {
     this.run(() => rh(m.sourceType, peer, '', m.cmd, m.data, ctx), ctx);
   }
 
+  /**
+   * Runs a client handler. Its return value (or what its promise resolves to) is the response to a
+   * request; a promise that resolves to nothing is an empty response, as between nodes; a sync
+   * handler that returns nothing may reply later with ctx.reply(). An XError the handler throws
+   * reaches the client as it is (the service chose its code and text); anything else reaches it
+   * only as HANDLER_ERROR with a reference, the text and stack go to the log under that reference.
+   */
   private run(fn: () => HandlerResult, ctx: ClientContext): void {
     const fail = (e: unknown): void => {
-      const err =
-        e instanceof XError ? e : new XError('HANDLER_ERROR', `client handler of command ${ctx.cmd} failed: ${(e as Error)?.message ?? String(e)}`);
-      if (!(e instanceof XError)) this.host.log.error({ err: e, cmd: ctx.cmd }, 'client handler threw');
-      ctx.replyError(err);
+      if (e instanceof XError) return ctx.replyError(e);
+      const ref = randomBytes(ERROR_REF_BYTES).toString('hex');
+      this.host.log.error({ err: e, cmd: ctx.cmd, account: ctx.account, ref }, 'client handler threw');
+      ctx.replyError(new XError('HANDLER_ERROR', `the handler of command ${ctx.cmd} failed (ref ${ref})`, { ref }));
     };
     try {
       const r = fn();
-      if (r instanceof Promise) r.then((v) => v !== undefined && ctx.reply(v)).catch(fail);
+      if (r instanceof Promise) r.then((v) => ctx.reply(v ?? undefined)).catch(fail);
       else if (r !== undefined) ctx.reply(r);
     } catch (e) {
       fail(e);
