@@ -1,6 +1,7 @@
 /** What every role (mgr, node, gateway, login) is started with. */
 import type { Logger } from 'pino';
 import type { XConfig } from './config/schema.js';
+import { createIdentity, type NodeIdentity } from './link/identity.js';
 import type { LinkOptions } from './link/link.js';
 import type { Metrics } from './metrics.js';
 import type { ClusterStore } from './store/store.js';
@@ -12,7 +13,8 @@ export interface RoleContext {
   metrics: Metrics;
 }
 
-export function linkOptions(config: XConfig, logger: Logger): LinkOptions {
+/** The link settings of one role instance; each gets its own identity key pair unless one is passed. */
+export function linkOptions(config: XConfig, logger: Logger, identity: NodeIdentity = createIdentity()): LinkOptions {
   return {
     cluster: config.cluster,
     secret: config.secret,
@@ -22,6 +24,7 @@ export function linkOptions(config: XConfig, logger: Logger): LinkOptions {
     heartbeatTimeoutMs: config.link.heartbeatTimeoutMs,
     maxOutboundBytes: config.link.maxOutboundBytes,
     logger,
+    identity,
   };
 }
 

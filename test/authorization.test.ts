@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { linkOptions } from '../src/context.js';
+import { RegisterSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { AccountLostSchema } from '../src/gen/xserver/v1/relay_pb.js';
 import { Link } from '../src/link/link.js';
 import { silentLogger } from '../src/log.js';
@@ -111,7 +112,7 @@ describe('SystemFrameGate (fake timers)', () => {
     const delivered: number[] = [];
     const forbidden: string[] = [];
     const gate = new SystemFrameGate(
-      { isMember: (id, type) => members.get(id) === type, deliver: (f) => delivered.push(f.body[0]!), forbid: (_l, _c, why) => forbidden.push(why) },
+      { isMember: (r) => members.get(r.id) === r.type, deliver: (f) => delivered.push(f.body[0]!), forbid: (_l, _c, why) => forbidden.push(why) },
       1000,
       10,
     );
@@ -160,5 +161,43 @@ describe('SystemFrameGate (fake timers)', () => {
     expect(delivered).toEqual([Cmd.STATUS]);
     gate.receive(frame(Cmd.RELAY_TO_CLIENT, 0), fakeLink(NodeType.GATEWAY, 'gw'));
     expect(forbidden).toEqual(['type 3 may not send RELAY_TO_CLIENT']);
+  });
+});
+
+describe('per-node identity', () => {
+  it('a link claiming a live member id with another key is refused (it cannot replace that member)', async () => {
+    // Knows the secret, claims the match node's id, but holds a key of its own.
+    await expect(
+      Link.dial('127.0.0.1', lobby.port(0), { type: 5, id: other.id }, { type: 4, id: lobby.id }, linkOptions(c.ctx.config, silentLogger())),
+    ).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    // The real match node still reaches the lobby.
+    lobby.handle(90, (body) => body);
+    const reply = await other.request(lobby.id, 90, 'still me', { timeoutMs: 3000 });
+    expect(Buffer.from(reply).toString()).toBe('still me');
+  });
+
+  it('the mgr refuses a second registration of a live id with another key', async () => {
+    const info = runtimeOf(other).info();
+    const lease = (await c.store.readLease())!;
+    const link = await Link.dial(
+      '127.0.0.1',
+      lease.port,
+      { type: info.type, id: info.id },
+      { type: NodeType.MGR, id: lease.instanceId },
+      linkOptions(c.ctx.config, silentLogger()),
+    );
+    link.start();
+    const attempt = link.request(Cmd.REGISTER, encode(RegisterSchema, { info }), 3000);
+    await expect(attempt).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    link.close();
+    // The member is still listed with its own key.
+    await waitUntil(() => lobby.has(other.id), 1000, 'match still listed');
+  });
+
+  it('membership carries each member key, and links prove it', async () => {
+    const listed = runtimeOf(lobby).info();
+    expect(listed.publicKey).toHaveLength(32);
+    const seenByOther = runtimeOf(other).peersJson();
+    expect(seenByOther.length).toBeGreaterThan(0);
   });
 });

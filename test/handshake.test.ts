@@ -7,8 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { XError } from '../src/errors.js';
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../src/gen/xserver/v1/cluster_pb.js';
 import { AcceptorHandshake, type AcceptorHandshakeOptions } from '../src/link/handshake-acceptor.js';
+import { createIdentity } from '../src/link/identity.js';
 import { DiallerHandshake, type DiallerHandshakeOptions } from '../src/link/handshake-dialler.js';
-import { HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION, acceptorProof, diallerProof, encodeFrames, type HandshakeStep } from '../src/link/handshake.js';
+import {
+  HANDSHAKE_MAX_FRAME,
+  PROTOCOL_VERSION,
+  acceptorProof,
+  diallerKeyTranscript,
+  diallerProof,
+  encodeFrames,
+  type HandshakeStep,
+} from '../src/link/handshake.js';
 import { decode, encode } from '../src/wire/codec.js';
 import { Cmd } from '../src/protocol/commands.js';
 import { encodeFrame, type Frame } from '../src/protocol/frame.js';
@@ -17,12 +26,15 @@ const SERVER = { type: 4, id: 'server-1' };
 const CLIENT = { type: 5, id: 'client-1' };
 const MAX_FRAME = 64 * 1024;
 const fixedNonce = (byte: number) => () => new Uint8Array(32).fill(byte);
+const CLIENT_KEY = createIdentity();
+const SERVER_KEY = createIdentity();
 
 function dialler(over: Partial<DiallerHandshakeOptions> = {}): DiallerHandshake {
   return new DiallerHandshake({
     cluster: 'test',
     secret: 's3cret',
     self: CLIENT,
+    identity: CLIENT_KEY,
     expect: { type: SERVER.type, id: '' },
     maxFrame: MAX_FRAME,
     peer: 'acceptor:1',
@@ -32,7 +44,15 @@ function dialler(over: Partial<DiallerHandshakeOptions> = {}): DiallerHandshake 
 }
 
 function acceptor(over: Partial<AcceptorHandshakeOptions> = {}): AcceptorHandshake {
-  return new AcceptorHandshake({ cluster: 'test', secret: 's3cret', self: SERVER, admit: () => null, nonce: fixedNonce(0xa1), ...over });
+  return new AcceptorHandshake({
+    cluster: 'test',
+    secret: 's3cret',
+    self: SERVER,
+    identity: SERVER_KEY,
+    admit: () => null,
+    nonce: fixedNonce(0xa1),
+    ...over,
+  });
 }
 
 const bytes = (...frames: Frame[]): Uint8Array => encodeFrames(frames);
@@ -80,12 +100,12 @@ describe('handshake machines, wired to each other', () => {
 
     const welcome = a.receive(bytes(...auth.send));
     expect(cmds(welcome)).toEqual([Cmd.WELCOME]);
-    expect(welcome.done).toEqual({ remote: CLIENT, leftover: null });
+    expect(welcome.done).toEqual({ remote: { ...CLIENT, publicKey: CLIENT_KEY.publicKey }, leftover: null });
     expect(a.state).toBe('open');
 
     const open = d.receive(bytes(...welcome.send));
     expect(open.send).toEqual([]);
-    expect(open.done).toEqual({ remote: SERVER, leftover: null });
+    expect(open.done).toEqual({ remote: { ...SERVER, publicKey: SERVER_KEY.publicKey }, leftover: null });
     expect(d.state).toBe('open');
   });
 
@@ -212,7 +232,7 @@ describe('refusals', () => {
     const a = acceptor({ admit: (r) => (seen.push(r), new XError('NOT_ACTIVE', 'standby')) });
     const { d, challenge } = upToChallenge(dialler(), a);
     const step = a.receive(bytes(...d.receive(bytes(challenge)).send));
-    expect(seen).toEqual([CLIENT]);
+    expect(seen).toEqual([{ ...CLIENT, publicKey: CLIENT_KEY.publicKey }]);
     expect(cmds(step)).toEqual([Cmd.ERROR]);
     expect(step.refuse?.code).toBe('NOT_ACTIVE');
     const back = d.receive(bytes(...step.send));
@@ -327,7 +347,7 @@ describe('replay protection', () => {
     const a1 = acceptor({ nonce: freshNonce });
     const challenge1 = a1.receive(bytes(d.hello)).send[0]!;
     const recordedAuth = bytes(...d.receive(bytes(challenge1)).send);
-    expect(a1.receive(recordedAuth).done?.remote).toEqual(CLIENT);
+    expect(a1.receive(recordedAuth).done?.remote).toMatchObject(CLIENT);
     // Connection 2: the eavesdropper replays both to the same process.
     const a2 = acceptor({ nonce: freshNonce });
     expect(cmds(a2.receive(bytes(d.hello)))).toEqual([Cmd.CHALLENGE]);
@@ -344,6 +364,34 @@ describe('replay protection', () => {
     const d2 = dialler({ nonce: fixedNonce(2) });
     expect(cmds(d2.receive(bytes(challenge)))).toEqual([Cmd.AUTH]);
     expect(d2.receive(welcome).refuse?.code).toBe('AUTH_FAILED');
+  });
+});
+
+describe('identity keys', () => {
+  it('an AUTH whose signature was not made with the key it presents is refused with AUTH_FAILED', () => {
+    const { a, challenge } = upToChallenge();
+    const acceptNonce = decode(ChallengeSchema, challenge.body).nonce;
+    const dialNonce = new Uint8Array(32).fill(0xd1);
+    const proof = diallerProof('s3cret', 'test', acceptNonce, dialNonce, CLIENT.id);
+    const signature = createIdentity().sign(diallerKeyTranscript('test', acceptNonce, dialNonce, CLIENT.id)); // another key
+    const step = a.receive(encodeFrame(Cmd.AUTH, encode(AuthSchema, { proof, publicKey: CLIENT_KEY.publicKey, signature })));
+    expect(step.refuse?.code).toBe('AUTH_FAILED');
+    expect(step.refuse?.message).toMatch(/identity signature/);
+  });
+
+  it('a dialler that expects a member key refuses an acceptor holding another one', () => {
+    const someoneElse = createIdentity();
+    const { d, a, challenge } = upToChallenge(dialler({ expect: { type: SERVER.type, id: SERVER.id, publicKey: someoneElse.publicKey } }));
+    const welcome = a.receive(bytes(...d.receive(bytes(challenge)).send));
+    const step = d.receive(bytes(...welcome.send));
+    expect(step.refuse?.code).toBe('WRONG_TARGET');
+    expect(step.done).toBeUndefined();
+  });
+
+  it('with the expected key the link opens', () => {
+    const { d, a, challenge } = upToChallenge(dialler({ expect: { type: SERVER.type, id: SERVER.id, publicKey: SERVER_KEY.publicKey } }));
+    const welcome = a.receive(bytes(...d.receive(bytes(challenge)).send));
+    expect(d.receive(bytes(...welcome.send)).done?.remote.publicKey).toEqual(SERVER_KEY.publicKey);
   });
 });
 

@@ -6,6 +6,7 @@ import { Link, LinkListener, type LinkOptions } from '../src/link/link.js';
 import { Cmd } from '../src/protocol/commands.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../src/protocol/frame.js';
 import { ErrorReplySchema } from '../src/gen/xserver/v1/cluster_pb.js';
+import { createIdentity } from '../src/link/identity.js';
 import { decode } from '../src/wire/codec.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
 
@@ -18,6 +19,7 @@ const opts = (over: Partial<LinkOptions> = {}): LinkOptions => ({
   heartbeatTimeoutMs: 400,
   maxOutboundBytes: 1024 * 1024,
   logger: pino({ level: 'silent' }),
+  identity: createIdentity(),
   ...over,
 });
 
@@ -65,9 +67,11 @@ describe('link handshake', () => {
     const { port, links } = await listen();
     const link = await Link.dial('127.0.0.1', port, client, { type: 4, id: 'server-1' }, opts());
     cleanups.push(() => link.close());
-    expect(link.remote).toEqual({ type: 4, id: 'server-1' });
+    expect(link.remote).toMatchObject({ type: 4, id: 'server-1' });
+    expect(link.remote.publicKey).toHaveLength(32);
     const inbound = await waitFor(() => links[0]);
-    expect(inbound.remote).toEqual(client);
+    expect(inbound.remote).toMatchObject(client);
+    expect(inbound.remote.publicKey).toHaveLength(32);
   });
 
   it('refuses a dialler with the wrong secret, with a reason, and keeps serving others', async () => {

@@ -25,6 +25,7 @@
  */
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
+import { verifySignature, type NodeIdentity } from './identity.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
@@ -32,9 +33,11 @@ import {
   HandshakeReader,
   MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
+  acceptorKeyTranscript,
   acceptorProof,
   asXError,
   controlFrame,
+  diallerKeyTranscript,
   diallerProof,
   errorFrame,
   newNonce,
@@ -50,7 +53,9 @@ export interface AcceptorHandshakeOptions {
   secret: string;
   /** This process. */
   self: HandshakeIdentity;
-  /** Runs once the dialler is authenticated; an error refuses it (NOT_ACTIVE, DUPLICATE_LINK...). */
+  /** This process's identity key pair: WELCOME carries its key and signature. */
+  identity: NodeIdentity;
+  /** Runs once the dialler is authenticated (secret and key); `remote.publicKey` is set; an error refuses it (NOT_ACTIVE, DUPLICATE_LINK...). */
   admit: (remote: HandshakeIdentity) => XError | null;
   /** Source of this side's nonce; tests pass a fixed one. */
   nonce?: () => Uint8Array;
@@ -121,12 +126,20 @@ export class AcceptorHandshake {
         if (!proofMatches(diallerProof(secret, cluster, this.nonce, hello.nonce, hello.fromId), a.proof)) {
           throw new XError('AUTH_FAILED', 'wrong cluster secret');
         }
-        const remote = { type: hello.fromType, id: hello.fromId };
+        if (!verifySignature(a.publicKey, diallerKeyTranscript(cluster, this.nonce, hello.nonce, hello.fromId), a.signature)) {
+          throw new XError('AUTH_FAILED', 'the identity signature does not match the key presented');
+        }
+        const remote = { type: hello.fromType, id: hello.fromId, publicKey: a.publicKey };
         const refusal = this.opts.admit(remote);
         if (refusal) throw refusal;
         this.state = 'open';
         const proof = acceptorProof(secret, cluster, hello.nonce, this.nonce, self.id);
-        return { send: [controlFrame(Cmd.WELCOME, encode(WelcomeSchema, { proof }))], done: { remote, leftover: this.reader.takeRest() } };
+        const { identity } = this.opts;
+        const signature = identity.sign(acceptorKeyTranscript(cluster, hello.nonce, this.nonce, self.id));
+        return {
+          send: [controlFrame(Cmd.WELCOME, encode(WelcomeSchema, { proof, publicKey: identity.publicKey, signature }))],
+          done: { remote, leftover: this.reader.takeRest() },
+        };
       }
       case 'open':
       case 'refused':

@@ -26,6 +26,7 @@
  */
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
+import { sameKey, verifySignature, type NodeIdentity } from './identity.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
@@ -33,9 +34,11 @@ import {
   HandshakeReader,
   MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
+  acceptorKeyTranscript,
   acceptorProof,
   asXError,
   controlFrame,
+  diallerKeyTranscript,
   diallerProof,
   errorFrame,
   newNonce,
@@ -51,7 +54,9 @@ export interface DiallerHandshakeOptions {
   secret: string;
   /** This process. */
   self: HandshakeIdentity;
-  /** Whom we mean to reach; id "" = any process of that type. */
+  /** This process's identity key pair: AUTH carries its key and signature. */
+  identity: NodeIdentity;
+  /** Whom we mean to reach; id "" = any process of that type; with `publicKey`, only the process holding that key. */
   expect: HandshakeIdentity;
   /** Largest frame body once the acceptor is authenticated (`link.maxFrame`). */
   maxFrame: number;
@@ -133,9 +138,10 @@ export class DiallerHandshake {
         this.remote = { type: ch.type, id: ch.id };
         this.challengeNonce = ch.nonce;
         this.state = 'awaiting-welcome';
-        return {
-          send: [controlFrame(Cmd.AUTH, encode(AuthSchema, { proof: diallerProof(secret, cluster, ch.nonce, this.nonce, this.opts.self.id) }))],
-        };
+        const { identity, self } = this.opts;
+        const proof = diallerProof(secret, cluster, ch.nonce, this.nonce, self.id);
+        const signature = identity.sign(diallerKeyTranscript(cluster, ch.nonce, this.nonce, self.id));
+        return { send: [controlFrame(Cmd.AUTH, encode(AuthSchema, { proof, publicKey: identity.publicKey, signature }))] };
       }
       case 'awaiting-welcome': {
         if (f.cmd !== Cmd.WELCOME) throw new XError('BAD_FRAME', `expected WELCOME from ${peer}, got ${cmdName(f.cmd)}`);
@@ -143,6 +149,14 @@ export class DiallerHandshake {
         if (!proofMatches(acceptorProof(secret, cluster, this.nonce, this.challengeNonce!, this.remote!.id), w.proof)) {
           throw new XError('AUTH_FAILED', `${peer} does not know the cluster secret`);
         }
+        const remote = this.remote!;
+        if (!verifySignature(w.publicKey, acceptorKeyTranscript(cluster, this.nonce, this.challengeNonce!, remote.id), w.signature)) {
+          throw new XError('AUTH_FAILED', `${peer}: the identity signature does not match the key presented`);
+        }
+        if (expect.publicKey && !sameKey(expect.publicKey, w.publicKey)) {
+          throw new XError('WRONG_TARGET', `${peer} holds another identity key than the member ${remote.id} it claims to be`);
+        }
+        remote.publicKey = w.publicKey;
         // The acceptor is authenticated: the frames behind WELCOME belong to the link and may be full-size.
         this.reader.raiseLimit(this.opts.maxFrame);
         this.state = 'open';

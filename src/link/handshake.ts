@@ -18,8 +18,8 @@ import { Cmd } from '../protocol/commands.js';
 import { decodeFrame, encodeFrame, lengthError, readU32, type Frame } from '../protocol/frame.js';
 import { toXError } from '../wire/frame.js';
 
-/** 2: the acceptor's proof moved from CHALLENGE to WELCOME (the dialler proves first). */
-export const PROTOCOL_VERSION = 2;
+/** 2: the acceptor's proof moved from CHALLENGE to WELCOME (the dialler proves first). 3: identity keys and signatures in AUTH and WELCOME. */
+export const PROTOCOL_VERSION = 3;
 export const NONCE_BYTES = 32;
 
 /**
@@ -39,25 +39,39 @@ export function newNonce(): Uint8Array {
   return randomBytes(NONCE_BYTES);
 }
 
-/** Every field is length-prefixed (u32 BE), so no two different field lists hash the same bytes. */
-function proof(secret: string, label: string, cluster: string, a: Uint8Array, b: Uint8Array, id: string): Buffer {
-  const h = createHmac('sha256', secret);
+/** What a proof or signature covers. Every field is length-prefixed (u32 BE), so no two different field lists give the same bytes. */
+function transcript(label: string, cluster: string, a: Uint8Array, b: Uint8Array, id: string): Buffer {
+  const parts: Buffer[] = [];
   for (const f of [Buffer.from(label), Buffer.from(cluster), a, b, Buffer.from(id)]) {
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32BE(f.length, 0);
-    h.update(len).update(f);
+    parts.push(len, Buffer.from(f.buffer, f.byteOffset, f.byteLength));
   }
-  return h.digest();
+  return Buffer.concat(parts);
 }
 
 /** Sent by the acceptor in WELCOME, once the dialler has proven the secret. */
 export function acceptorProof(secret: string, cluster: string, dialNonce: Uint8Array, acceptNonce: Uint8Array, acceptorId: string): Buffer {
-  return proof(secret, 'xs2-acceptor', cluster, dialNonce, acceptNonce, acceptorId);
+  return createHmac('sha256', secret)
+    .update(transcript('xs3-acceptor', cluster, dialNonce, acceptNonce, acceptorId))
+    .digest();
 }
 
 /** Sent by the dialler in AUTH. */
 export function diallerProof(secret: string, cluster: string, acceptNonce: Uint8Array, dialNonce: Uint8Array, diallerId: string): Buffer {
-  return proof(secret, 'xs2-dialler', cluster, acceptNonce, dialNonce, diallerId);
+  return createHmac('sha256', secret)
+    .update(transcript('xs3-dialler', cluster, acceptNonce, dialNonce, diallerId))
+    .digest();
+}
+
+/** What the acceptor signs with its identity key in WELCOME (fresh nonces: a signature is not replayable). */
+export function acceptorKeyTranscript(cluster: string, dialNonce: Uint8Array, acceptNonce: Uint8Array, acceptorId: string): Buffer {
+  return transcript('xs3-acceptor-key', cluster, dialNonce, acceptNonce, acceptorId);
+}
+
+/** What the dialler signs with its identity key in AUTH. */
+export function diallerKeyTranscript(cluster: string, acceptNonce: Uint8Array, dialNonce: Uint8Array, diallerId: string): Buffer {
+  return transcript('xs3-dialler-key', cluster, acceptNonce, dialNonce, diallerId);
 }
 
 /** Constant-time comparison, so the time a check takes says nothing about the expected proof. */
@@ -65,10 +79,11 @@ export function proofMatches(expected: Buffer, got: Uint8Array): boolean {
   return got.length === expected.length && timingSafeEqual(expected, got);
 }
 
-/** The remote end of a link: its process type and id. */
+/** The remote end of a link: its process type and id, and (once it signed the handshake) its identity key. */
 export interface HandshakeIdentity {
   type: number;
   id: string;
+  publicKey?: Uint8Array;
 }
 
 /**

@@ -259,7 +259,7 @@ export class Link {
    * Rejects with a typed error (AUTH_FAILED, WRONG_TARGET, NOT_ACTIVE,
    * HANDSHAKE_TIMEOUT, LINK_CLOSED, BAD_FRAME...).
    */
-  static dial(host: string, port: number, self: LinkIdentity, expect: { type: number; id: string }, opts: LinkOptions): Promise<Link> {
+  static dial(host: string, port: number, self: LinkIdentity, expect: LinkIdentity, opts: LinkOptions): Promise<Link> {
     return dialHandshake(host, port, self, expect, opts, (socket, remote, leftover) => new Link(socket, remote, 'out', opts, leftover));
   }
 }

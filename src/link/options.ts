@@ -1,9 +1,12 @@
 /** What a link is: who is at the other end, and the settings every link of a process shares. */
 import type { Logger } from 'pino';
+import type { NodeIdentity } from './identity.js';
 
 export interface LinkIdentity {
   type: number;
   id: string;
+  /** The remote's identity key, verified in the handshake (absent for our own identity). */
+  publicKey?: Uint8Array;
 }
 
 export interface LinkOptions {
@@ -15,4 +18,6 @@ export interface LinkOptions {
   heartbeatTimeoutMs: number;
   maxOutboundBytes: number;
   logger: Logger;
+  /** This process's identity key pair (one per role instance and start). */
+  identity: NodeIdentity;
 }

@@ -41,6 +41,7 @@ export function dialHandshake<T>(
     const machine = new DiallerHandshake({
       cluster: opts.cluster,
       secret: opts.secret,
+      identity: opts.identity,
       self,
       expect,
       maxFrame: opts.maxFrame,
@@ -101,7 +102,7 @@ export function acceptHandshake(
   on: AcceptCallbacks,
 ): void {
   const where = `${socket.remoteAddress}:${socket.remotePort}`;
-  const machine = new AcceptorHandshake({ cluster: opts.cluster, secret: opts.secret, self, admit });
+  const machine = new AcceptorHandshake({ cluster: opts.cluster, secret: opts.secret, identity: opts.identity, self, admit });
   let settled = false;
   const settle = (): boolean => {
     if (settled) return false;

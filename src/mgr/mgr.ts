@@ -35,6 +35,7 @@ import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import type { LeaseRecord, LeaseStore, MirrorStore } from '../store/store.js';
 import { MgrLease } from './lease.js';
+import { sameKey } from '../link/identity.js';
 
 interface Session {
   info: NodeInfo;
@@ -280,6 +281,13 @@ export class MgrServer {
       throw new XError('BAD_REQUEST', `REGISTER for ${info.type}/${info.id} on a link authenticated as ${link.remote.type}/${link.remote.id}`);
     }
     if (info.type <= NodeType.MGR) throw new XError('BAD_REQUEST', `type ${info.type} cannot register as a member`);
+    // The id is bound to the key the link proved, not to what the REGISTER claims; a live (or
+    // mirrored) member's id can only be registered again by the process holding its key.
+    info.publicKey = link.remote.publicKey ?? new Uint8Array(0);
+    const holder = this.sessions.get(info.id)?.info ?? this.pendingMembers.get(info.id);
+    if (holder && holder.publicKey.length > 0 && !sameKey(holder.publicKey, info.publicKey)) {
+      throw new XError('FORBIDDEN', `id ${info.id} is registered by another process (another identity key)`);
+    }
     const old = this.sessions.get(info.id);
     if (!old && this.sessions.size >= this.ctx.config.mgr.maxMembers) {
       throw new XError('QUEUE_FULL', `mgr.maxMembers (${this.ctx.config.mgr.maxMembers}) reached`);

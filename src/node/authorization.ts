@@ -15,7 +15,7 @@
  * link is closed, counted and logged. Commands not in the table keep their own handling (PING is
  * the link's; an unknown one is UNKNOWN_COMMAND).
  */
-import type { Link } from '../link/link.js';
+import type { Link, LinkIdentity } from '../link/link.js';
 import { Cmd, NodeType, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 
@@ -39,8 +39,8 @@ export function typeMaySend(cmd: number, type: number): boolean {
 
 /** What the gate needs from its node. */
 export interface GateHost {
-  /** True when `id` is in the membership with type `type`. */
-  isMember(id: string, type: number): boolean;
+  /** True when the link's remote is a listed member of its claimed type (and key). */
+  isMember(remote: LinkIdentity): boolean;
   /** Hands an authorized frame to its handler. */
   deliver(f: Frame, link: Link): void;
   /** Closes `link` with FORBIDDEN (counted and logged by the host). */
@@ -79,7 +79,7 @@ export class SystemFrameGate {
       h.frames.push({ ...f, body: f.body.slice() }); // the body is a view into a socket chunk
       return;
     }
-    if (this.host.isMember(id, type)) return this.host.deliver(f, link);
+    if (this.host.isMember(link.remote)) return this.host.deliver(f, link);
     const timer = setTimeout(() => this.refuse(link, f.cmd, `${id} (type ${type}) is not a registered member`), this.holdMs);
     this.held.set(link, { frames: [{ ...f, body: f.body.slice() }], timer });
   }
@@ -87,7 +87,7 @@ export class SystemFrameGate {
   /** A member was listed: its held frames go to their handlers, in order. */
   memberJoined(id: string): void {
     for (const [link, h] of this.held) {
-      if (link.remote.id !== id || !this.host.isMember(id, link.remote.type)) continue;
+      if (link.remote.id !== id || !this.host.isMember(link.remote)) continue;
       clearTimeout(h.timer);
       this.held.delete(link);
       if (link.isOpen) for (const f of h.frames) this.host.deliver(f, link);

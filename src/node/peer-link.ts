@@ -20,7 +20,8 @@ export interface PeerLinkHost {
   readonly linkOptions: LinkOptions;
   readonly log: Logger;
   /** Where to dial the peer now; undefined when it is no longer listed. */
-  addressOf(id: string): { host: string; port: number; type: number } | undefined;
+  /** Where a listed peer is, and the identity key its link must prove. */
+  addressOf(id: string): { host: string; port: number; type: number; publicKey?: Uint8Array } | undefined;
   onFrame(frame: Frame, link: Link): void;
   onLinkUp(peerId: string, link: Link): void;
   onLinkDown(peerId: string, err: XError | undefined): void;
@@ -162,7 +163,7 @@ export class PeerLink {
       return;
     }
     this.dialing = true;
-    const expect = { type: addr.type, id: this.peerId };
+    const expect = { type: addr.type, id: this.peerId, publicKey: addr.publicKey };
     this.dial(addr.host, addr.port, this.host.self, expect, this.host.linkOptions).then(
       (link) => {
         if (!this.dialing || this.closed || this.link) {

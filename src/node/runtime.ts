@@ -39,6 +39,7 @@ import type {
   SendOptions,
 } from './types.js';
 import { SystemFrameGate } from './authorization.js';
+import { sameKey } from '../link/identity.js';
 import { LogThrottle } from '../log.js';
 
 /** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
@@ -132,7 +133,7 @@ export class NodeRuntime {
       log: this.log,
       addressOf: (id) => {
         const i = this.membership.get(id);
-        return i ? { host: i.innerIp, port: i.ports[0] ?? 0, type: i.type } : undefined;
+        return i ? { host: i.innerIp, port: i.ports[0] ?? 0, type: i.type, publicKey: i.publicKey.length > 0 ? i.publicKey : undefined } : undefined;
       },
       onFrame: (f, link) => this.onPeerFrame(f, link),
       onLinkUp: () => this.m.links.set(this.openLinks()),
@@ -201,7 +202,7 @@ export class NodeRuntime {
     ];
     this.gate = new SystemFrameGate(
       {
-        isMember: (id, type) => this.membership.get(id)?.type === type,
+        isMember: (remote) => this.isListedAs(remote),
         deliver: (f, link) => this.onSystemFrame(f, link),
         forbid: (link, cmd, why) => {
           this.m.forbidden.inc({ cmd: cmdName(cmd) });
@@ -331,6 +332,7 @@ export class NodeRuntime {
       startedAt: BigInt(this.startedAt),
       pid: process.pid,
       host: os.hostname(),
+      publicKey: this.linkOpts.identity.publicKey,
     });
   }
 
@@ -586,8 +588,20 @@ export class NodeRuntime {
   private admitPeer(remote: LinkIdentity): XError | null {
     if (this.stopping) return new XError('SHUTTING_DOWN', 'node is stopping');
     if (remote.type === NodeType.MGR) return new XError('WRONG_TARGET', 'mgr does not dial nodes');
+    // A listed member's id can only be used by the process holding its key: an impostor with the
+    // secret cannot replace that member's link.
+    const listed = this.membership.get(remote.id);
+    if (listed && listed.publicKey.length > 0 && !sameKey(listed.publicKey, remote.publicKey)) {
+      return new XError('FORBIDDEN', `id ${remote.id} belongs to a member with another identity key`);
+    }
     // Tools (type 0) may connect for diagnostics; peers go through the duplicate rule.
     return this.links.get(remote.id)?.admitInbound() ?? null;
+  }
+
+  /** True when `remote` is a listed member of its claimed type, with the key it registered. */
+  private isListedAs(remote: LinkIdentity): boolean {
+    const i = this.membership.get(remote.id);
+    return i !== undefined && i.type === remote.type && (i.publicKey.length === 0 || sameKey(i.publicKey, remote.publicKey));
   }
 
   private onInbound(link: Link): void {

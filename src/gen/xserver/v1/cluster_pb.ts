@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEitwEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkihQEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIhUKBEF1dGgSDQoFcHJvb2YYASABKAwiGAoHV2VsY29tZRINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiI4CgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCJoCgtTdGF0dXNSZXBseRIgCgNtZ3IYASABKAsyEy54c2VydmVyLnYxLk1nckluZm8SJQoHbWVtYmVycxgCIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SEAoIc2V0dGxpbmcYAyABKAgqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEiywEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDCKFAQoFSGVsbG8SDwoHY2x1c3RlchgBIAEoCRINCgVub25jZRgCIAEoDBITCgtleHBlY3RfdHlwZRgDIAEoDRIRCglleHBlY3RfaWQYBCABKAkSEQoJZnJvbV90eXBlGAUgASgNEg8KB2Zyb21faWQYBiABKAkSEAoIcHJvdG9jb2wYByABKA0iOgoJQ2hhbGxlbmdlEg0KBW5vbmNlGAEgASgMEgwKBHR5cGUYAyABKA0SCgoCaWQYBCABKAlKBAgCEAMiPAoEQXV0aBISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCI/CgdXZWxjb21lEhIKCnB1YmxpY19rZXkYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg0KBXByb29mGAEgASgMIisKCkVycm9yUmVwbHkSDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJIi4KCFJlZ2lzdGVyEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIkkKB01nckluZm8SEwoLaW5zdGFuY2VfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSDAoEYWRkchgDIAEoCRIMCgRwb3J0GAQgASgNImgKCFNuYXBzaG90EiUKB21lbWJlcnMYASADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEiAKA21nchgCIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxITCgtwcm92aXNpb25hbBgDIAEoCCIsCgZKb2luZWQSIgoEaW5mbxgBIAEoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8iOwoETGVmdBIKCgJpZBgBIAEoCRInCgZyZWFzb24YAiABKA4yFy54c2VydmVyLnYxLkxlYXZlUmVhc29uIjgKB1VwZGF0ZWQSCgoCaWQYASABKAkSEAoIb3ZlcmxvYWQYAiADKA0SDwoHdmVyc2lvbhgDIAEoCSIHCgVMZWF2ZSIPCg1TdGF0dXNSZXF1ZXN0ImgKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCCp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -93,6 +93,13 @@ export type NodeInfo = Message<"xserver.v1.NodeInfo"> & {
    * @generated from field: string host = 11;
    */
   host: string;
+
+  /**
+   * Ed25519 key of this process start (raw 32 bytes); links from this id must prove it
+   *
+   * @generated from field: bytes public_key = 12;
+   */
+  publicKey: Uint8Array;
 };
 
 /**
@@ -145,7 +152,7 @@ export type Hello = Message<"xserver.v1.Hello"> & {
   fromId: string;
 
   /**
-   * protocol version, currently 2
+   * protocol version, currently 3
    *
    * @generated from field: uint32 protocol = 7;
    */
@@ -197,7 +204,21 @@ export const ChallengeSchema: GenMessage<Challenge> = /*@__PURE__*/
  */
 export type Auth = Message<"xserver.v1.Auth"> & {
   /**
-   * HMAC-SHA256(secret, "xs2-dialler" ‖ cluster ‖ challenge.nonce ‖ hello.nonce ‖ dialler id), fields u32-length-prefixed
+   * the dialler's identity key (raw Ed25519, 32 bytes)
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * Ed25519(private key, "xs3-dialler-key" ‖ cluster ‖ challenge.nonce ‖ hello.nonce ‖ dialler id)
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+
+  /**
+   * HMAC-SHA256(secret, "xs3-dialler" ‖ cluster ‖ challenge.nonce ‖ hello.nonce ‖ dialler id), fields u32-length-prefixed
    *
    * @generated from field: bytes proof = 1;
    */
@@ -219,7 +240,21 @@ export const AuthSchema: GenMessage<Auth> = /*@__PURE__*/
  */
 export type Welcome = Message<"xserver.v1.Welcome"> & {
   /**
-   * HMAC-SHA256(secret, "xs2-acceptor" ‖ cluster ‖ hello.nonce ‖ challenge.nonce ‖ acceptor id), fields u32-length-prefixed
+   * the acceptor's identity key
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * Ed25519(private key, "xs3-acceptor-key" ‖ cluster ‖ hello.nonce ‖ challenge.nonce ‖ acceptor id)
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+
+  /**
+   * HMAC-SHA256(secret, "xs3-acceptor" ‖ cluster ‖ hello.nonce ‖ challenge.nonce ‖ acceptor id), fields u32-length-prefixed
    *
    * @generated from field: bytes proof = 1;
    */
