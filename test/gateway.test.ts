@@ -261,6 +261,28 @@ describe('before AUTH', () => {
     expect(cl.frames.some((f) => f.cmd === Cmd.ERROR && cl.json(f).code === 'RATE_LIMITED')).toBe(true);
   });
 
+  it('fuzz: random bytes and frames before AUTH get at most ERROR or PONG, the connection ends, and logins still work', async () => {
+    let seed = 99;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const junk = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
+    const cmds = [Cmd.AUTH, Cmd.PING, Cmd.WELCOME, Cmd.RELAY_FROM_CLIENT, Cmd.ERROR, 4001, 7];
+    const clients = await Promise.all(Array.from({ length: 30 }, () => RawClient.connect(gw.tcpPort)));
+    clients.forEach((cl, i) => {
+      const kind = i % 3;
+      if (kind === 0) cl.raw.write(junk(1 + Math.floor(rnd() * 400)));
+      else if (kind === 1)
+        cl.send(cmds[Math.floor(rnd() * cmds.length)]!, junk(Math.floor(rnd() * 200)), Math.floor(rnd() * 8), Math.floor(rnd() * 100));
+      else cl.send(Cmd.AUTH, junk(Math.floor(rnd() * 100)));
+    });
+    // Each one is refused, or closed at the 500 ms auth deadline at the latest.
+    await waitUntil(() => clients.every((cl) => cl.closed), 5000, 'every fuzz connection closed');
+    for (const cl of clients) expect(cl.frames.every((f) => f.cmd === Cmd.ERROR || f.cmd === Cmd.PONG)).toBe(true);
+    const { cl } = await login('after-fuzz');
+    cl.send(4002, 'ok', Flags.REQUEST, 5);
+    expect(Buffer.from((await cl.next((f) => f.rid === 5)).body).toString()).toBe('re:ok');
+    cl.close();
+  });
+
   /** A gateway of this cluster with its own client limits. */
   async function gatewayWith(limits: Partial<XConfig['gateway']>): Promise<Gateway> {
     const g = c.own(new Gateway({ ...c.ctx, config: { ...c.ctx.config, gateway: { ...c.ctx.config.gateway, ...limits } } }));

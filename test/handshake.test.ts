@@ -422,3 +422,64 @@ describe('nothing crackable for a stranger', () => {
     expect(decode(WelcomeSchema, welcome.send[0]!.body).proof.length).toBe(32);
   });
 });
+
+describe('fuzz (the machines alone)', () => {
+  let seed = 777;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const junk = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(rnd() * 256));
+  /**
+   * A valid one-frame message with one byte of its length, command or body changed (flags and rid
+   * mean nothing in a handshake frame, so changing them changes nothing).
+   */
+  const mutate = (b: Uint8Array) => {
+    const c = b.slice();
+    const places = [...Array(8).keys(), ...Array.from({ length: c.length - 13 }, (_, k) => 13 + k)];
+    c[places[Math.floor(rnd() * places.length)]!] ^= 1 + Math.floor(rnd() * 255);
+    return c;
+  };
+
+  it('random and mutated input never throws, never opens without both proofs, and refusals always say why', () => {
+    for (let i = 0; i < 2000; i++) {
+      const a = acceptor({ nonce: newNonceFrom(rnd) });
+      const d = dialler({ nonce: newNonceFrom(rnd) });
+      const hello = bytes(d.hello);
+      const kind = i % 4;
+      let step: HandshakeStep;
+      if (kind === 0) step = a.receive(junk(1 + Math.floor(rnd() * 300)));
+      else if (kind === 1) step = a.receive(mutate(hello));
+      else {
+        const ch = a.receive(hello);
+        expect(cmds(ch)).toEqual([Cmd.CHALLENGE]);
+        const auth = bytes(...d.receive(bytes(...ch.send)).send);
+        step = a.receive(kind === 2 ? mutate(auth) : junk(1 + Math.floor(rnd() * 300)));
+      }
+      if (step.done) {
+        // Only an intact exchange opens; a mutation that kept every proof valid is impossible.
+        throw new Error(`opened on fuzz input ${i}`);
+      }
+      if (step.refuse) expect(cmds(step).at(-1)).toBe(Cmd.ERROR);
+      expect(['awaiting-hello', 'awaiting-auth', 'refused']).toContain(a.state);
+    }
+  });
+
+  it('a dialler fed junk or mutated CHALLENGE/WELCOME never opens', () => {
+    for (let i = 0; i < 1000; i++) {
+      const a = acceptor({ nonce: newNonceFrom(rnd) });
+      const d = dialler({ nonce: newNonceFrom(rnd) });
+      const ch = a.receive(bytes(d.hello));
+      const kind = i % 3;
+      let step: HandshakeStep;
+      if (kind === 0) step = d.receive(junk(1 + Math.floor(rnd() * 300)));
+      else if (kind === 1) step = d.receive(mutate(bytes(...ch.send)));
+      else {
+        const welcome = a.receive(bytes(...d.receive(bytes(...ch.send)).send));
+        step = d.receive(mutate(bytes(...welcome.send)));
+      }
+      expect(step.done, `fuzz input ${i}`).toBeUndefined();
+    }
+  });
+});
+
+function newNonceFrom(rnd: () => number): () => Uint8Array {
+  return () => Uint8Array.from({ length: 32 }, () => Math.floor(rnd() * 256));
+}
