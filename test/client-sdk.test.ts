@@ -893,7 +893,7 @@ function checkBrowserSafe(dir: string, allowed = CLIENT_IMPORT): void {
       expect(fs.existsSync(path.join(dir, s)), `${f}: ${s} exists`).toBe(true);
     }
     for (const d of a.dynamic) {
-      expect(['ws', 'node:net'], `${f}: dynamic import "${d.spec}"`).toContain(d.spec);
+      expect(['ws', 'node:net', 'node:tls'], `${f}: dynamic import "${d.spec}"`).toContain(d.spec);
       expect(d.topLevel, `${f}: import("${d.spec}") at top level`).toBe(false);
     }
     expect(a.nodeGlobals, `${f}: Node globals`).toEqual([]);

@@ -233,7 +233,7 @@ describe('POST /login', () => {
     expect(r.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(r.expiresInMs).toBe(TOKEN_TTL);
     expect(r.generation).toBeGreaterThanOrEqual(1);
-    expect(r.gateway).toEqual({ id: gateway.id, host: '127.0.0.1', tcpPort: GW_TCP, wsUrl: `ws://127.0.0.1:${GW_WS}/` });
+    expect(r.gateway).toEqual({ id: gateway.id, host: '127.0.0.1', tcpPort: GW_TCP, wsUrl: `ws://127.0.0.1:${GW_WS}/`, tls: false });
     expect(r.allocations).toEqual({ '4': lobby.id });
     expect(r.missing).toEqual([]);
 

@@ -17,7 +17,7 @@ import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
-import { openTransport, type Transport, type TransportKind } from './transport.js';
+import { openTransport, type ClientTlsOptions, type Transport, type TransportKind } from './transport.js';
 
 export interface XClientOptions {
   /** 'ws' (default; the only one in browsers) or 'tcp' (Node only). */
@@ -42,6 +42,8 @@ export interface XClientOptions {
   maxFrame?: number;
   /** Overrides the ping interval the gateway asks for in WELCOME. */
   heartbeatMs?: number;
+  /** TLS settings for a gateway with `tls` (Node: a CA of your own; browsers use their trust store). */
+  tls?: ClientTlsOptions;
 }
 
 export type { Welcome };
@@ -105,7 +107,7 @@ const CLIENT_DEFAULTS = {
   maxReconnectDelayMs: 3000,
   maxQueue: 1000,
   maxFrame: DEFAULT_MAX_FRAME,
-} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs'>>;
+} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls'>>;
 
 /** The options that were given (an explicit `undefined` keeps the default). */
 function definedOnly<T extends object>(o: T): Partial<T> {
@@ -124,7 +126,8 @@ const now = (): number => (typeof performance !== 'undefined' ? performance.now(
 export class XClient {
   /** `type * cmdOffset + sub` numbering of user commands. */
   readonly cmdOffset: number;
-  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs'>> & { heartbeatMs?: number };
+  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs' | 'tls'>> & { heartbeatMs?: number };
+  private readonly tls: ClientTlsOptions | undefined;
   private readonly events = new Emitter<ClientEvents>();
   private readonly handlers = new Map<number, MessageHandler[]>();
   private readonly anyHandlers: MessageHandler[] = [];
@@ -150,6 +153,7 @@ export class XClient {
       ...definedOnly(opts),
       heartbeatMs: opts.heartbeatMs,
     };
+    this.tls = opts.tls;
     if (this.opts.transport !== 'ws' && this.opts.transport !== 'tcp') {
       throw new ClientError('UNSUPPORTED', `unknown transport "${String(this.opts.transport)}"`);
     }
@@ -247,8 +251,8 @@ export class XClient {
     const deadline = now() + this.opts.connectTimeoutMs;
     const t = await openTransport(
       this.opts.transport,
-      { wsUrl: lr.gateway.wsUrl, host: lr.gateway.host, port: lr.gateway.tcpPort },
-      { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs },
+      { wsUrl: lr.gateway.wsUrl, host: lr.gateway.host, port: lr.gateway.tcpPort, tls: lr.gateway.tls === true },
+      { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs, ...(this.tls ? { tls: this.tls } : {}) },
     );
     if (epoch !== this.epoch) {
       void t.close();

@@ -4,7 +4,7 @@
  * Loads as plain ES modules: the login service serves dist/client at /sdk/ and dist/protocol at
  * /protocol/, so the relative imports (../protocol/*.js included) resolve in a page too. Only
  * relative imports here; Node-only pieces (`node:net` for TCP, `ws` when there is no global
- * WebSocket) are imported lazily.
+ * WebSocket, `node:tls` for TLS over TCP) are imported lazily.
  *
  *   import { login, XClient, text } from 'xserver/client';   // or '/sdk/index.js' in a page
  *   const lr = await login('http://127.0.0.1:8080', 'alice', 'pw');
@@ -44,4 +44,4 @@ export {
 } from '../protocol/index.js';
 export type { AuthRequest, ErrorNotice, Frame, FrameErrorCode, FrameErrorFactory } from '../protocol/index.js';
 export { openTransport } from './transport.js';
-export type { Transport, TransportKind, TransportOptions, TransportTarget } from './transport.js';
+export type { ClientTlsOptions, Transport, TransportKind, TransportOptions, TransportTarget } from './transport.js';

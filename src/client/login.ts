@@ -7,6 +7,8 @@ export interface GatewayInfo {
   host: string;
   tcpPort: number;
   wsUrl: string;
+  /** The gateway's client ports speak TLS: `wsUrl` is wss://, and TCP is TLS over TCP. */
+  tls?: boolean;
 }
 
 /** What `POST /login` returns; pass it to `XClient.connect()`. */

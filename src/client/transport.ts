@@ -30,6 +30,21 @@ export interface TransportTarget {
   wsUrl?: string;
   host?: string;
   port?: number;
+  /** TCP: TLS over TCP (the gateway's `tls`). WebSocket follows the URL's scheme. */
+  tls?: boolean;
+}
+
+/**
+ * TLS settings for Node (browsers use their own trust store and ignore these): a CA for a
+ * gateway with a certificate of your own CA, and the name to check it against.
+ */
+export interface ClientTlsOptions {
+  /** PEM text of the CA. */
+  ca?: string;
+  /** Default true; false accepts any certificate (tests only). */
+  rejectUnauthorized?: boolean;
+  /** Name the certificate must carry; default the host connected to. */
+  servername?: string;
 }
 
 export interface TransportOptions {
@@ -37,6 +52,8 @@ export interface TransportOptions {
   maxFrame?: number;
   /** Time allowed for the connection to open. */
   timeoutMs?: number;
+  /** TLS settings (Node). */
+  tls?: ClientTlsOptions;
 }
 
 /** How long a graceful close may take before the connection is torn down. */
@@ -50,11 +67,11 @@ export async function openTransport(kind: TransportKind, target: TransportTarget
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (kind === 'ws') {
     if (!target.wsUrl) throw new ClientError('CONNECT_FAILED', 'no WebSocket URL to connect to');
-    return openWs(target.wsUrl, maxFrame, timeoutMs);
+    return openWs(target.wsUrl, maxFrame, timeoutMs, opts.tls);
   }
   if (kind === 'tcp') {
     if (!target.host || !target.port) throw new ClientError('CONNECT_FAILED', 'no TCP host/port to connect to');
-    return openTcp(target.host, target.port, maxFrame, timeoutMs);
+    return openTcp(target.host, target.port, maxFrame, timeoutMs, target.tls === true ? (opts.tls ?? {}) : undefined);
   }
   throw new ClientError('UNSUPPORTED', `unknown transport "${String(kind)}"`);
 }
@@ -81,9 +98,11 @@ const WS_OPEN = 1;
 /** Close code for "message too big" (RFC 6455). */
 const WS_TOO_BIG = 1009;
 
-async function webSocketCtor(): Promise<{ Ctor: WsCtor; isNodeWs: boolean }> {
+async function webSocketCtor(needNodeOptions: boolean): Promise<{ Ctor: WsCtor; isNodeWs: boolean }> {
   const g = (globalThis as { WebSocket?: unknown }).WebSocket;
-  if (typeof g === 'function') return { Ctor: g as WsCtor, isNodeWs: false };
+  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  // TLS options (a CA of your own) need the `ws` package in Node; a browser has its own trust store.
+  if (typeof g === 'function' && (!needNodeOptions || inBrowser)) return { Ctor: g as WsCtor, isNodeWs: false };
   try {
     const mod = (await import(/* webpackIgnore: true */ /* @vite-ignore */ 'ws')) as unknown as { WebSocket?: unknown; default?: unknown };
     const Ctor = (mod.WebSocket ?? mod.default) as WsCtor | undefined;
@@ -96,11 +115,11 @@ async function webSocketCtor(): Promise<{ Ctor: WsCtor; isNodeWs: boolean }> {
   }
 }
 
-async function openWs(url: string, maxFrame: number, timeoutMs: number): Promise<Transport> {
-  const { Ctor, isNodeWs } = await webSocketCtor();
+async function openWs(url: string, maxFrame: number, timeoutMs: number, tlsOpts?: ClientTlsOptions): Promise<Transport> {
+  const { Ctor, isNodeWs } = await webSocketCtor(tlsOpts !== undefined);
   let ws: WsLike;
   try {
-    ws = isNodeWs ? new Ctor(url, { maxPayload: maxFrame + HEADER_SIZE, perMessageDeflate: false }) : new Ctor(url);
+    ws = isNodeWs ? new Ctor(url, { maxPayload: maxFrame + HEADER_SIZE, perMessageDeflate: false, ...(tlsOpts ?? {}) }) : new Ctor(url);
   } catch (e) {
     throw new ClientError('CONNECT_FAILED', `WebSocket ${url}: ${(e as Error).message}`, { cause: e });
   }
@@ -258,14 +277,26 @@ class WsTransport implements Transport {
 
 type NetSocket = import('node:net').Socket;
 
-async function openTcp(host: string, port: number, maxFrame: number, timeoutMs: number): Promise<Transport> {
-  let net: typeof import('node:net');
+async function openTcp(host: string, port: number, maxFrame: number, timeoutMs: number, tlsOpts?: ClientTlsOptions): Promise<Transport> {
+  let socket: NetSocket;
   try {
-    net = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:net');
+    if (tlsOpts) {
+      const tls = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:tls');
+      socket = tls.connect({
+        host,
+        port,
+        servername: tlsOpts.servername ?? host,
+        ca: tlsOpts.ca,
+        rejectUnauthorized: tlsOpts.rejectUnauthorized ?? true,
+      });
+    } else {
+      const net = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:net');
+      socket = net.connect({ host, port });
+    }
   } catch (e) {
     throw new ClientError('UNSUPPORTED', 'the TCP transport needs Node.js (node:net); use transport "ws" in browsers', { cause: e });
   }
-  const socket = net.connect({ host, port });
+  const ready = tlsOpts ? 'secureConnect' : 'connect';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
@@ -274,7 +305,7 @@ async function openTcp(host: string, port: number, maxFrame: number, timeoutMs: 
     }, timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
-      socket.off('connect', onConnect);
+      socket.off(ready, onConnect);
       socket.off('error', onError);
     };
     const onConnect = (): void => {
@@ -286,7 +317,7 @@ async function openTcp(host: string, port: number, maxFrame: number, timeoutMs: 
       socket.destroy();
       reject(new ClientError('CONNECT_FAILED', `TCP ${host}:${port}: ${e.message}`, { cause: e }));
     };
-    socket.on('connect', onConnect);
+    socket.on(ready, onConnect);
     socket.on('error', onError);
   });
   socket.setNoDelay(true);

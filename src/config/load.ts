@@ -459,6 +459,15 @@ function crossChecks(
     problems.push(`cluster: expected a non-empty name without spaces or braces, got ${at('cluster')}`);
   }
   if (byKey.has('secret') && cfg.secret === '') problems.push(`secret: must not be empty; secret is ${at('secret')}`);
+  const tlsOn = (['link.tls', 'gateway.tls', 'login.tls'] as const).filter((k) => byKey.has(k) && getPath(cfg, k) === true);
+  if (tlsOn.length > 0) {
+    for (const k of ['tls.cert', 'tls.key'] as const) {
+      if (byKey.has(k) && getPath(cfg, k) === '') problems.push(`${k}: needed by ${tlsOn.join(', ')}; ${k} is empty`);
+    }
+    if (tlsOn.includes('link.tls') && byKey.has('tls.ca') && getPath(cfg, 'tls.ca') === '') {
+      problems.push('tls.ca: link.tls verifies every peer certificate against the cluster CA; tls.ca is empty');
+    }
+  }
   if (byKey.has('secret') && LISTEN_KEYS.every((k) => byKey.has(k)) && byKey.has('login.autoRegister')) {
     const hosts = Object.fromEntries(LISTEN_KEYS.map((k) => [k, getPath(cfg, k) as string])) as Record<ListenKey, string>;
     problems.push(...securityProblems({ secret: cfg.secret as string, hosts, autoRegister: getPath(cfg, 'login.autoRegister') as boolean }, at));

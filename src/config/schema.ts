@@ -72,6 +72,11 @@ const TABLE = [
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
+
+  // ---- TLS (used where link.tls, gateway.tls or login.tls is on) ----
+  { key: 'tls.cert', type: 'string', default: '', doc: 'PEM certificate (chain) this process presents; re-read when the file changes.' },
+  { key: 'tls.key', type: 'string', default: '', doc: 'PEM private key of tls.cert; re-read when the file changes.' },
+  { key: 'tls.ca', type: 'string', default: '', doc: 'PEM CA bundle that peer certificates must chain to (intranet mTLS); empty = the system CAs.' },
   {
     key: 'statefulTypes',
     type: 'string',
@@ -124,6 +129,12 @@ const TABLE = [
     default: 64 * MiB,
     min: 65536,
     doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.',
+  },
+  {
+    key: 'link.tls',
+    type: 'bool',
+    default: false,
+    doc: 'Intranet links over mutual TLS with tls.cert/tls.key, peers verified against tls.ca (the cluster handshake still runs inside).',
   },
 
   // ---- mgr ----
@@ -247,6 +258,12 @@ const TABLE = [
     default: DEFAULT_CMD_OFFSET,
     min: 2,
     doc: 'Client routing: targetType = cmd / cmdOffset, the node sees cmd % cmdOffset, replies come back as senderType * cmdOffset + cmd.',
+  },
+  {
+    key: 'gateway.tls',
+    type: 'bool',
+    default: false,
+    doc: 'Client listeners over TLS with tls.cert/tls.key: TLS over TCP on gateway.tcpPort, wss:// on gateway.wsPort.',
   },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
   {
@@ -391,6 +408,7 @@ const TABLE = [
   },
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
+  { key: 'login.tls', type: 'bool', default: false, doc: 'The login HTTP server over HTTPS with tls.cert/tls.key.' },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS: readonly Setting[] = TABLE;

@@ -21,6 +21,7 @@ import { ClientListeners } from './listeners.js';
 import type { NodeChannel } from './node-channel.js';
 import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
+import { TlsMaterial } from '../tls.js';
 
 export class Gateway {
   readonly node: ClusterNode;
@@ -84,19 +85,26 @@ export class Gateway {
       onResumed: () => m.resumed.inc(),
       refused,
     });
-    this.listeners = new ClientListeners(g, {
-      onFrame: (c, f) => this.router.onClientFrame(c, f),
-      onClose: (c, err) => {
-        // The one limit enforced where the connection writes, so counted here.
-        if (err?.code === 'SLOW_CONSUMER') refused('slow_consumer');
-        this.onClientClose(c, err);
+    const tlsMaterial = g.tls
+      ? new TlsMaterial(ctx.config.tls, (e) => this.log.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'))
+      : undefined;
+    this.listeners = new ClientListeners(
+      g,
+      {
+        onFrame: (c, f) => this.router.onClientFrame(c, f),
+        onClose: (c, err) => {
+          // The one limit enforced where the connection writes, so counted here.
+          if (err?.code === 'SLOW_CONSUMER') refused('slow_consumer');
+          this.onClientClose(c, err);
+        },
+        onCountChanged: (n) => {
+          m.connections.set(n);
+          this.node.setOverload(0, n);
+        },
+        refused,
       },
-      onCountChanged: (n) => {
-        m.connections.set(n);
-        this.node.setOverload(0, n);
-      },
-      refused,
-    });
+      tlsMaterial,
+    );
     this.node.on('left', (peer) => this.router.failInflight(peer.id));
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;

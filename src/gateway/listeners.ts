@@ -5,9 +5,12 @@
  */
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
 import { WebSocketServer } from 'ws';
 import type { XConfig } from '../config/schema.js';
 import { XError } from '../errors.js';
+import type { TlsMaterial } from '../tls.js';
 import type { Frame } from '../protocol/frame.js';
 import { TcpClientConnection, WsClientConnection, type ClientConnHost, type ClientConnection, type ClientLimits } from './client-conn.js';
 
@@ -35,6 +38,7 @@ export interface ListenerHost extends ClientConnHost {
 export class ClientListeners {
   private readonly tcp: net.Server;
   private readonly httpServer: http.Server;
+  private stopReload: () => void = () => {};
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<ClientConnection>();
   private closing = false;
@@ -62,6 +66,8 @@ export class ClientListeners {
   constructor(
     private readonly settings: XConfig['gateway'],
     private readonly host: ListenerHost,
+    /** With gateway.tls: TLS over TCP and wss://, reloaded when the files change. */
+    private readonly tlsMaterial?: TlsMaterial,
   ) {
     const g = settings;
     const limits: ClientLimits = {
@@ -71,15 +77,27 @@ export class ClientListeners {
       ratePerSec: g.rateLimitPerSec,
       burst: g.rateBurst,
     };
-    this.tcp = net.createServer((s) => this.accept(new TcpClientConnection(s, this.connHost, limits)));
-    // A WebSocket upgrade is part of authenticating: a client that has not finished its HTTP
-    // request within gateway.authTimeoutMs is cut off like one that sends no AUTH.
-    this.httpServer = http.createServer(
-      { connectionsCheckingInterval: Math.max(MIN_UPGRADE_CHECK_MS, Math.floor(g.authTimeoutMs / 4)) },
-      (_req, res) => {
-        res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
-      },
-    );
+    const onTcp = (s: net.Socket): void => this.accept(new TcpClientConnection(s, this.connHost, limits));
+    // A WebSocket upgrade (and a TLS handshake) is part of authenticating: a client that has not
+    // finished it within gateway.authTimeoutMs is cut off like one that sends no AUTH.
+    const httpOptions = { connectionsCheckingInterval: Math.max(MIN_UPGRADE_CHECK_MS, Math.floor(g.authTimeoutMs / 4)) };
+    const onHttp = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n');
+    };
+    if (tlsMaterial) {
+      const secure = { ...tlsMaterial.options, handshakeTimeout: g.authTimeoutMs };
+      const tcp = tls.createServer(secure, onTcp);
+      const web = https.createServer({ ...secure, ...httpOptions }, onHttp);
+      this.stopReload = tlsMaterial.onReload((o) => {
+        tcp.setSecureContext({ ...o });
+        web.setSecureContext({ ...o });
+      });
+      this.tcp = tcp;
+      this.httpServer = web;
+    } else {
+      this.tcp = net.createServer(onTcp);
+      this.httpServer = http.createServer(httpOptions, onHttp);
+    }
     this.httpServer.headersTimeout = g.authTimeoutMs;
     this.httpServer.requestTimeout = g.authTimeoutMs;
     // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
@@ -118,6 +136,7 @@ export class ClientListeners {
   /** Refuses new connections, closes the open ones with `err`, and the ports. */
   close(err: XError): void {
     this.closing = true;
+    this.stopReload();
     if (this.bucketSweep) clearInterval(this.bucketSweep);
     this.bucketSweep = null;
     for (const c of [...this.conns]) c.close(err);

@@ -12,6 +12,7 @@
  * Roles above (mgr, node runtime) see only `send`, `request`, `reply`, `onFrame`, `onClose`.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { ErrorReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError, errorCodeName } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
@@ -272,6 +273,7 @@ export class LinkListener {
   private readonly server: net.Server;
   /** Sockets still in the handshake: close() drops them, they belong to no link yet. */
   private readonly handshaking = new Set<net.Socket>();
+  private stopReload: () => void = () => {};
 
   constructor(
     private readonly self: LinkIdentity,
@@ -279,7 +281,15 @@ export class LinkListener {
     private readonly admit: (remote: LinkIdentity) => XError | null,
     private readonly onLink: (link: Link) => void,
   ) {
-    this.server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    const material = opts.tls;
+    if (material) {
+      // Mutual TLS: a peer without a certificate of the cluster CA never reaches the handshake.
+      const server = tls.createServer({ noDelay: true, ...material.options, requestCert: true, rejectUnauthorized: true }, (s) => this.accept(s));
+      this.stopReload = material.onReload((o) => server.setSecureContext({ ...o }));
+      this.server = server;
+    } else {
+      this.server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    }
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -297,6 +307,7 @@ export class LinkListener {
   }
 
   close(): Promise<void> {
+    this.stopReload();
     for (const s of this.handshaking) s.destroy();
     this.handshaking.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));

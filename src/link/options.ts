@@ -1,5 +1,6 @@
 /** What a link is: who is at the other end, and the settings every link of a process shares. */
 import type { Logger } from 'pino';
+import type { TlsMaterial } from '../tls.js';
 import type { NodeIdentity } from './identity.js';
 
 export interface LinkIdentity {
@@ -20,4 +21,6 @@ export interface LinkOptions {
   logger: Logger;
   /** This process's identity key pair (one per role instance and start). */
   identity: NodeIdentity;
+  /** With link.tls: the certificate, key and cluster CA of mutual TLS under every link. */
+  tls?: TlsMaterial;
 }

@@ -4,6 +4,7 @@
  * Every decision about the bytes is the machine's (handshake-dialler.ts, handshake-acceptor.ts).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { XError } from '../errors.js';
 import { AcceptorHandshake } from './handshake-acceptor.js';
 import { DiallerHandshake } from './handshake-dialler.js';
@@ -37,7 +38,11 @@ export function dialHandshake<T>(
   open: OpenHandshake<T>,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true });
+    // With link.tls the cluster CA vouches for the peer (addresses are IPs, so no host name check);
+    // the handshake inside still proves the secret and the member's key.
+    const socket = opts.tls
+      ? tls.connect({ host, port, ...opts.tls.options, checkServerIdentity: () => undefined }).setNoDelay(true)
+      : net.connect({ host, port, noDelay: true });
     const machine = new DiallerHandshake({
       cluster: opts.cluster,
       secret: opts.secret,
@@ -78,7 +83,7 @@ export function dialHandshake<T>(
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onCloseEarly);
-    socket.once('connect', () => socket.write(encodeFrames([machine.hello])));
+    socket.once(opts.tls ? 'secureConnect' : 'connect', () => socket.write(encodeFrames([machine.hello])));
   });
 }
 

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,7 @@ import type { AccountStore, AllocationCandidate, KvStore, SessionStore, TokenRec
 import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
+import { TlsMaterial } from '../tls.js';
 
 /** On stop(), open requests may finish for this long before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
@@ -51,7 +53,7 @@ export interface LoginResponse {
   account: string;
   generation: number;
   expiresInMs: number;
-  gateway: { id: string; host: string; tcpPort: number; wsUrl: string };
+  gateway: { id: string; host: string; tcpPort: number; wsUrl: string; tls: boolean };
   /** Stateful type -> allocated node id. */
   allocations: Record<string, string>;
   /** Stateful types without a live node at login; the gateway allocates them later. */
@@ -100,6 +102,7 @@ export class LoginServer {
   private staticRoot: string | null = null;
   private verifier: Verifier | null;
   private server: Server | null = null;
+  private stopTls: () => void = () => {};
   private boundPort = 0;
   private listening = false;
   private stopping = false;
@@ -144,7 +147,18 @@ export class LoginServer {
       const st = await fsp.stat(this.staticRoot).catch(() => null);
       if (!st?.isDirectory()) throw new XError('CONFIG', `login.staticDir: ${this.staticRoot} is not a directory`);
     }
-    const server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    let server: Server;
+    if (lc.tls) {
+      const material = new TlsMaterial(this.cfg.tls, (e) =>
+        this.log.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'),
+      );
+      const secure = createHttpsServer({ ...material.options, handshakeTimeout: lc.headersTimeoutMs }, handler);
+      this.stopTls = material.onReload((o) => secure.setSecureContext({ ...o }));
+      server = secure;
+    } else {
+      server = createServer(handler);
+    }
     server.headersTimeout = lc.headersTimeoutMs;
     server.requestTimeout = lc.requestTimeoutMs;
     server.keepAliveTimeout = lc.keepAliveTimeoutMs;
@@ -166,7 +180,11 @@ export class LoginServer {
     this.boundPort = (server.address() as AddressInfo).port;
     this.listening = true;
     this.log.info(
-      { url: `http://${lc.host}:${this.boundPort}/login`, statefulTypes: this.statefulTypes, static: this.staticRoot ?? undefined },
+      {
+        url: `${lc.tls ? 'https' : 'http'}://${lc.host}:${this.boundPort}/login`,
+        statefulTypes: this.statefulTypes,
+        static: this.staticRoot ?? undefined,
+      },
       'login listening',
     );
   }
@@ -190,6 +208,7 @@ export class LoginServer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopTls();
     const server = this.server;
     if (server) {
       await new Promise<void>((resolve) => {
@@ -382,7 +401,13 @@ export class LoginServer {
       account,
       generation,
       expiresInMs: lc.tokenTtlMs,
-      gateway: { id: gatewayId, host, tcpPort: gateway.port(1), wsUrl: `ws://${wsHost}:${gateway.port(2)}/` },
+      gateway: {
+        id: gatewayId,
+        host,
+        tcpPort: gateway.port(1),
+        wsUrl: `${tlsOf(gateway) ? 'wss' : 'ws'}://${wsHost}:${gateway.port(2)}/`,
+        tls: tlsOf(gateway),
+      },
       allocations,
       missing,
     };
@@ -448,6 +473,11 @@ export class LoginServer {
 }
 
 // ================================================================ helpers
+
+/** Whether a gateway's client ports speak TLS (gateway.tls, announced in its membership info). */
+function tlsOf(gateway: Peer): boolean {
+  return gateway.info.clientTls;
+}
 
 function candidatesOf(peers: Peer[]): AllocationCandidate[] {
   return peers.map((p) => ({ id: p.id, load: p.overload(0) }));

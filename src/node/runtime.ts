@@ -333,6 +333,7 @@ export class NodeRuntime {
       pid: process.pid,
       host: os.hostname(),
       publicKey: this.linkOpts.identity.publicKey,
+      clientTls: this.type === NodeType.GATEWAY && this.cfg.gateway.tls,
     });
   }
 

@@ -1,0 +1,90 @@
+/**
+ * TLS material (docs/operations.md, "TLS"): the PEM files named by tls.cert / tls.key / tls.ca,
+ * read at start and re-read when they change, so a renewed certificate is served without a
+ * restart (servers swap their secure context; open connections keep theirs).
+ */
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { XError } from './errors.js';
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** CA bundle that peer certificates must chain to (intranet mTLS); '' = the system's. */
+  ca: string;
+}
+
+/** How often the files are checked for a change (stat polling: works on every filesystem, cheap). */
+export const TLS_RELOAD_POLL_MS = 2000;
+
+export class TlsMaterial {
+  private current: SecureContextOptions;
+  private readonly listeners = new Set<(o: SecureContextOptions) => void>();
+  private watching = false;
+
+  constructor(
+    private readonly files: TlsFiles,
+    private readonly onError: (e: Error) => void = () => {},
+    private readonly pollMs = TLS_RELOAD_POLL_MS,
+  ) {
+    this.current = this.read();
+  }
+
+  /** Key, certificate and CA as node:tls options. */
+  get options(): SecureContextOptions {
+    return this.current;
+  }
+
+  /** Calls `fn` with the new material each time the files change (and stay valid). Starts watching. */
+  onReload(fn: (o: SecureContextOptions) => void): () => void {
+    this.listeners.add(fn);
+    if (!this.watching) {
+      this.watching = true;
+      for (const f of this.paths()) watchFile(f, { interval: this.pollMs, persistent: false }, this.changed);
+    }
+    return () => this.listeners.delete(fn);
+  }
+
+  stop(): void {
+    if (this.watching) for (const f of this.paths()) unwatchFile(f, this.changed);
+    this.watching = false;
+    this.listeners.clear();
+  }
+
+  private readonly changed = (): void => {
+    let next: SecureContextOptions;
+    try {
+      next = this.read();
+    } catch (e) {
+      // A half-written renewal: keep serving the old material, try again at the next change.
+      this.onError(e as Error);
+      return;
+    }
+    this.current = next;
+    for (const fn of this.listeners) fn(next);
+  };
+
+  private paths(): string[] {
+    return [this.files.cert, this.files.key, this.files.ca].filter((p) => p !== '');
+  }
+
+  private read(): SecureContextOptions {
+    const load = (key: string, path: string): Buffer => {
+      try {
+        return readFileSync(path);
+      } catch (e) {
+        throw new XError('CONFIG', `${key}: cannot read ${path}: ${(e as Error).message}`);
+      }
+    };
+    const out: SecureContextOptions = { cert: load('tls.cert', this.files.cert), key: load('tls.key', this.files.key) };
+    if (this.files.ca !== '') out.ca = load('tls.ca', this.files.ca);
+    try {
+      // Parses and pairs them now: a key that does not match the certificate (a renewal caught
+      // half-way) is refused here, not inside a server's setSecureContext.
+      createSecureContext(out);
+    } catch (e) {
+      throw new XError('CONFIG', `tls.cert / tls.key: ${(e as Error).message}`);
+    }
+    return out;
+  }
+}
