@@ -164,6 +164,27 @@ describe('SystemFrameGate (fake timers)', () => {
   });
 });
 
+describe('registration without the secret', () => {
+  it('a fake gateway or lobby that does not know the secret cannot even open a link to the mgr', async () => {
+    const lease = (await c.store.readLease())!;
+    for (const type of [NodeType.GATEWAY, 4]) {
+      await expect(
+        Link.dial(
+          '127.0.0.1',
+          lease.port,
+          { type, id: randomUUID() },
+          { type: NodeType.MGR, id: lease.instanceId },
+          {
+            ...linkOptions(c.ctx.config, silentLogger()),
+            secret: 'guessed-secret',
+          },
+        ),
+      ).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    }
+    expect(lobby.list(NodeType.GATEWAY)).toHaveLength(0);
+  });
+});
+
 describe('per-node identity', () => {
   it('a link claiming a live member id with another key is refused (it cannot replace that member)', async () => {
     // Knows the secret, claims the match node's id, but holds a key of its own.
