@@ -52,7 +52,39 @@ export interface Role {
   routes?: Record<string, () => unknown>;
   pages?: Record<string, string>;
   ready(): boolean;
+  /**
+   * Stops taking new work (the member is listed as draining, selection and login skip it) and
+   * says what is still bound to it; `drainRoles` waits for that to reach 0. Absent: nothing to drain.
+   */
+  drain?(): DrainState;
   stop(): Promise<void>;
+}
+
+/** What a draining role still has bound to it (sessions on a gateway, accounts on a service node). */
+export interface DrainState {
+  readonly what: string;
+  bound(): number;
+}
+
+/** How often drainRoles looks at what is still bound. */
+const DRAIN_POLL_MS = 100;
+
+/**
+ * Drains roles (see Role.drain) and resolves when nothing is bound to any of them or at the
+ * deadline, with what the deadline cut (logged). The caller stops the roles afterwards.
+ */
+export async function drainRoles(roles: readonly Role[], timeoutMs: number, log: Logger): Promise<{ cut: Record<string, number> }> {
+  const states = roles.flatMap((r) => {
+    const st = r.drain?.();
+    return st ? [{ role: r.name, st }] : [];
+  });
+  const deadline = performance.now() + timeoutMs;
+  const left = () => states.filter(({ st }) => st.bound() > 0);
+  while (left().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+  const cut = Object.fromEntries(left().map(({ role, st }) => [`${role} ${st.what}`, st.bound()]));
+  if (Object.keys(cut).length > 0) log.warn({ cut, drainTimeoutMs: timeoutMs }, 'drain deadline reached; stopping with work still bound');
+  else if (states.length > 0) log.info('drained: nothing bound any more');
+  return { cut };
 }
 
 export type RoleKind = 'mgr' | 'login' | 'gateway' | 'node';
@@ -120,7 +152,11 @@ export function gatewayRole(gw: Gateway): Role {
   const rt = runtimeOf(gw.node);
   return {
     name: 'gateway',
-    ready: () => gw.node.mgrConnected,
+    ready: () => gw.node.mgrConnected && !rt.draining,
+    drain: () => {
+      rt.startDraining();
+      return { what: 'sessions', bound: () => gw.sessionCount };
+    },
     stop: () => gw.stop(),
     routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson(), '/api/gateway': () => gw.statusJson() },
   };
@@ -130,7 +166,11 @@ export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
   const rt = runtimeOf(node);
   return {
     name: node.name,
-    ready: () => node.mgrConnected,
+    ready: () => node.mgrConnected && !rt.draining,
+    drain: () => {
+      rt.startDraining();
+      return { what: 'accounts', bound: () => node.accounts().length };
+    },
     stop: async () => {
       await service?.stop?.(node);
       await node.stop();

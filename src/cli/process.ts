@@ -9,7 +9,7 @@ import { XError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
-import { createRoleContext, stopInOrder, type Role, type StopStep } from '../roles.js';
+import { createRoleContext, drainRoles, stopInOrder, type Role, type StopStep } from '../roles.js';
 import { createStore } from '../store/index.js';
 import { redactUrl } from '../config/load.js';
 
@@ -76,8 +76,17 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
     await stopInOrder(steps, logger);
     process.exit(code);
   };
-  process.once('SIGTERM', () => void shutdown(0));
-  process.once('SIGINT', () => void shutdown(0));
+  // SIGTERM / SIGINT: drain first (readyz 503 at once, no new work, bound work finishes) until
+  // nothing is bound or drainTimeoutMs; a second signal stops at once.
+  let draining = false;
+  const onSignal = (): void => {
+    if (draining || stopping) return void shutdown(0);
+    draining = true;
+    logger.info({ drainTimeoutMs: config.drainTimeoutMs }, 'draining before shutdown (a second signal stops at once)');
+    void drainRoles(roles, config.drainTimeoutMs, logger).then(() => shutdown(0));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     roles = await startRoles(ctx);
   } catch (e) {
@@ -90,7 +99,7 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
       port: config.adminPort,
       logger,
       metrics,
-      ready: () => roles.every((r) => r.ready()),
+      ready: () => !draining && roles.every((r) => r.ready()),
     });
     for (const r of roles) {
       for (const [path, fn] of Object.entries(r.routes ?? {})) admin.addRoute(path, fn);

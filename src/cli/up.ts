@@ -17,6 +17,9 @@ import { setPath, type XConfig } from '../config/schema.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { Logger } from '../log.js';
 
+/** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
+const UP_DRAIN_TIMEOUT_MS = 1000;
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'xserver.js');
 
@@ -125,7 +128,12 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
     for (const [k, v] of Object.entries(step.set ?? {})) args.push('--set', `${k}=${String(v)}`);
     const proc = spawn(process.execPath, [bin, ...args], {
       cwd: process.cwd(),
-      env: { ...process.env, XSERVER_LOG_PRETTY: process.env.XSERVER_LOG_PRETTY ?? (process.stdout.isTTY ? 'true' : 'false') },
+      env: {
+        ...process.env,
+        XSERVER_LOG_PRETTY: process.env.XSERVER_LOG_PRETTY ?? (process.stdout.isTTY ? 'true' : 'false'),
+        // Ctrl-C on a development cluster: a short drain, not the production 30 s.
+        XSERVER_DRAIN_TIMEOUT_MS: process.env.XSERVER_DRAIN_TIMEOUT_MS ?? String(UP_DRAIN_TIMEOUT_MS),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     prefixLines(proc, step.name);

@@ -72,6 +72,13 @@ const TABLE = [
   { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
+  {
+    key: 'drainTimeoutMs',
+    type: 'int',
+    default: 30000,
+    min: 0,
+    doc: 'On SIGTERM/SIGINT a process drains first: /readyz answers 503, the member is listed as draining and gets no new work, and it stops once nothing is bound to it (gateway sessions, service accounts) or after this long. A second signal stops at once; 0 stops at once.',
+  },
 
   // ---- TLS (used where link.tls, gateway.tls or login.tls is on) ----
   { key: 'tls.cert', type: 'string', default: '', doc: 'PEM certificate (chain) this process presents; re-read when the file changes.' },

@@ -126,6 +126,11 @@ export class Gateway {
     return this.listeners.size;
   }
 
+  /** Client sessions held here (connected, or away within the reconnect grace). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
   async start(): Promise<void> {
     await this.listeners.listen();
     this.rt.setExtraPorts([this.tcpPort, this.wsPort]);

@@ -380,7 +380,8 @@ export class LoginServer {
     const missing: number[] = [];
     await Promise.all(
       this.statefulTypes.map(async (type) => {
-        const nodes = this.node.list(type);
+        // A draining node takes no new logins (its allocations move at the next login).
+        const nodes = this.node.list(type).filter((n) => !n.info.draining);
         const id = nodes.length ? await store.allocate(account, type, candidatesOf(nodes)) : null;
         if (id) allocations[String(type)] = id;
         else missing.push(type);
@@ -447,7 +448,7 @@ export class LoginServer {
 
   /** Listed gateways that advertise a client port. */
   private gatewayCandidates(): Peer[] {
-    return this.node.list(NodeType.GATEWAY).filter((g) => g.port(1) > 0 || g.port(2) > 0);
+    return this.node.list(NodeType.GATEWAY).filter((g) => (g.port(1) > 0 || g.port(2) > 0) && !g.info.draining);
   }
 
   private clientAddress(req: IncomingMessage): string {

@@ -326,6 +326,13 @@ export class MgrServer {
     const u = decode(UpdatedSchema, f.body);
     s.info.overload = u.overload;
     s.info.version = u.version;
+    // Draining is news for selection: passed on at once, not coalesced.
+    const drainingChanged = s.info.draining !== u.draining;
+    s.info.draining = u.draining;
+    if (drainingChanged) {
+      if (s.updateTimer) clearTimeout(s.updateTimer);
+      return this.flushUpdate(s);
+    }
     // Rate-limit per node: coalesce changes into one broadcast per interval.
     const wait = s.lastUpdateAt + this.ctx.config.mgr.updateMinIntervalMs - performance.now();
     if (wait <= 0) this.flushUpdate(s);
@@ -336,7 +343,11 @@ export class MgrServer {
     s.updateTimer = null;
     if (this.sessions.get(s.info.id) !== s) return;
     s.lastUpdateAt = performance.now();
-    this.broadcastExcept(s.info.id, Cmd.UPDATED, encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version }));
+    this.broadcastExcept(
+      s.info.id,
+      Cmd.UPDATED,
+      encode(UpdatedSchema, { id: s.info.id, overload: s.info.overload, version: s.info.version, draining: s.info.draining }),
+    );
     this.m.events.inc({ event: 'updated', reason: '' });
     void this.store
       .mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info))

@@ -60,11 +60,12 @@ export class MembershipTable {
   }
 
   /** Applies a load/version change; undefined when the id is unknown. */
-  update(id: string, overload: number[], version: string): NodeInfo | undefined {
+  update(id: string, overload: number[], version: string, draining: boolean): NodeInfo | undefined {
     const info = this.byId.get(id);
     if (!info) return undefined;
     info.overload = overload;
     info.version = version;
+    info.draining = draining;
     return info;
   }
 

@@ -99,8 +99,8 @@ export class MgrClient {
     await this.unsubscribe?.().catch(() => {});
   }
 
-  sendUpdate(overload: number[], version: string): boolean {
-    return this.link?.send(Cmd.UPDATED, encode(UpdatedSchema, { id: this.self.id, overload, version })) ?? false;
+  sendUpdate(overload: number[], version: string, draining: boolean): boolean {
+    return this.link?.send(Cmd.UPDATED, encode(UpdatedSchema, { id: this.self.id, overload, version, draining })) ?? false;
   }
 
   private wake(): void {

@@ -105,6 +105,7 @@ export class NodeRuntime {
   private lastUpdateAt = 0;
   private started = false;
   private stopping = false;
+  private isDraining = false;
   private registeredOnce: Promise<void>;
   private resolveRegistered!: () => void;
   private readonly m;
@@ -167,7 +168,7 @@ export class NodeRuntime {
         onSnapshot: (s) => this.applySnapshot(s),
         onJoined: (j) => j.info && this.applyJoined(j.info),
         onLeft: (l) => this.applyLeft(l.id, l.reason),
-        onUpdated: (u) => this.applyUpdated(u.id, u.overload, u.version),
+        onUpdated: (u) => this.applyUpdated(u.id, u.overload, u.version, u.draining),
         onConnected: (lease) => this.onMgrConnected(lease),
         onLost: (why) => this.onMgrLost(why),
       },
@@ -334,6 +335,7 @@ export class NodeRuntime {
       host: os.hostname(),
       publicKey: this.linkOpts.identity.publicKey,
       clientTls: this.type === NodeType.GATEWAY && this.cfg.gateway.tls,
+      draining: this.isDraining,
     });
   }
 
@@ -746,8 +748,8 @@ export class NodeRuntime {
     if (info.id !== this.id) this.emit('left', peer, reason);
   }
 
-  private applyUpdated(id: string, overload: number[], version: string): void {
-    const info = this.membership.update(id, overload, version);
+  private applyUpdated(id: string, overload: number[], version: string, draining: boolean): void {
+    const info = this.membership.update(id, overload, version, draining);
     if (info && id !== this.id) this.emit('updated', this.peerOf(info));
   }
 
@@ -763,17 +765,38 @@ export class NodeRuntime {
     this.emit('mgr-lost', reason);
   }
 
-  private scheduleUpdate(): void {
+  private scheduleUpdate(now = false): void {
     // Keep our own row current for local readers.
-    this.membership.update(this.id, [...this.overloads], this.version);
+    this.membership.update(this.id, [...this.overloads], this.version, this.isDraining);
+    if (now && this.updateTimer) {
+      clearTimeout(this.updateTimer);
+      this.updateTimer = null;
+    }
     if (this.updateTimer) return;
-    const wait = Math.max(0, this.lastUpdateAt + this.cfg.node.updateIntervalMs - performance.now());
+    const wait = now ? 0 : Math.max(0, this.lastUpdateAt + this.cfg.node.updateIntervalMs - performance.now());
     this.updateTimer = setTimeout(() => {
       this.updateTimer = null;
       this.lastUpdateAt = performance.now();
-      this.mgrClient.sendUpdate([...this.overloads], this.version);
+      this.mgrClient.sendUpdate([...this.overloads], this.version, this.isDraining);
     }, wait);
     this.updateTimer.unref();
+  }
+
+  /** True once drain() was called: the mgr lists this node as draining, selection skips it. */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /**
+   * Stops taking new work: the mgr marks this member draining (every peer sees it as `updated`),
+   * login allocation and one()/sendOne() skip it; what is bound to it carries on. The role decides
+   * when its bound work is done (see roles.ts); stop() ends it.
+   */
+  startDraining(): void {
+    if (this.isDraining) return;
+    this.isDraining = true;
+    this.log.info('draining: no new work; bound work continues');
+    this.scheduleUpdate(true);
   }
 
   /** JSON view for /api/self. */

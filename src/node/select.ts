@@ -13,6 +13,8 @@ export interface SelectOptions {
   version?: string | ((version: string) => boolean);
   /** Leave this id out (e.g. self). */
   excludeId?: string;
+  /** Also pick members that are draining (default false: a draining member gets no new work). */
+  includeDraining?: boolean;
 }
 
 export class Selector {
@@ -52,8 +54,9 @@ export class Selector {
 }
 
 function filter(candidates: readonly NodeInfo[], opts: SelectOptions): readonly NodeInfo[] {
-  const { version, excludeId } = opts;
-  if (version === undefined && excludeId === undefined) return candidates;
+  const { version, excludeId, includeDraining } = opts;
+  const skipDraining = includeDraining !== true && candidates.some((n) => n.draining);
+  if (version === undefined && excludeId === undefined && !skipDraining) return candidates;
   const match = typeof version === 'function' ? version : version === undefined ? () => true : (v: string) => v === version;
-  return candidates.filter((n) => n.id !== excludeId && match(n.version));
+  return candidates.filter((n) => n.id !== excludeId && match(n.version) && !(skipDraining && n.draining));
 }
