@@ -57,6 +57,8 @@ export interface Role {
    * says what is still bound to it; `drainRoles` waits for that to reach 0. Absent: nothing to drain.
    */
   drain?(): DrainState;
+  /** Calls `fn` when an operator asks this member to drain (`xserver drain`). */
+  onDrainRequest?(fn: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -157,6 +159,7 @@ export function gatewayRole(gw: Gateway): Role {
       rt.startDraining();
       return { what: 'sessions', bound: () => gw.sessionCount };
     },
+    onDrainRequest: (fn) => void gw.node.on('drain-requested', fn),
     stop: () => gw.stop(),
     routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson(), '/api/gateway': () => gw.statusJson() },
   };
@@ -171,6 +174,7 @@ export function nodeRole(node: ClusterNode, service?: ServiceDefinition): Role {
       rt.startDraining();
       return { what: 'accounts', bound: () => node.accounts().length };
     },
+    onDrainRequest: (fn) => void node.on('drain-requested', fn),
     stop: async () => {
       await service?.stop?.(node);
       await node.stop();

@@ -48,6 +48,7 @@ function newClient(opts: MgrClientOptions = OPTS): MgrClient {
       rec.joined.push(j);
     },
     onLeft: () => rec.events.push('left'),
+    onDrainRequested: () => rec.events.push('drain'),
     onUpdated: () => rec.events.push('updated'),
     onConnected: (lease) => {
       rec.events.push('connected');

@@ -10,7 +10,7 @@
  * - FAST_TIMINGS: the short timings of every test harness (timings.js)
  * - deleteKeys(): Redis cleanup by pattern (redis-keys.js)
  * - acquireMachineLock(): one process-cluster test file at a time on the machine (machine-lock.js)
- * - spawnXserver(), xserverEnv(), xserverStatus(): xserver itself as a child (xserver.js)
+ * - spawnXserver(), xserverEnv(), xserverStatus(), xserverCommand(): xserver itself as a child (xserver.js)
  *
  * Vitest hooks for process-cluster files are in ./suite.js (not re-exported: it imports vitest).
  */
@@ -31,4 +31,4 @@ export { acceptsConnections, freePort, waitForPort } from './ports.js';
 export { FAST_TIMINGS, applyTimings, settingEnvName, timingsEnv } from './timings.js';
 export { deleteKeys } from './redis-keys.js';
 export { LOCK_FILE, acquireMachineLock, releaseMachineLock } from './machine-lock.js';
-export { REPO_ROOT, XSERVER_BIN, spawnXserver, xserverEnv, xserverSpawnOptions, xserverStatus } from './xserver.js';
+export { REPO_ROOT, XSERVER_BIN, spawnXserver, xserverCommand, xserverEnv, xserverSpawnOptions, xserverStatus } from './xserver.js';

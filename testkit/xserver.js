@@ -61,3 +61,24 @@ export function xserverStatus(env, timeoutMs) {
     });
   });
 }
+
+/**
+ * Runs one `xserver <args>` command to completion; resolves with its exit code and output (a
+ * non-zero exit is a result, not an error).
+ * @param {string[]} args
+ * @param {NodeJS.ProcessEnv} env
+ * @param {number} timeoutMs
+ * @returns {Promise<{ code: number, stdout: string, stderr: string }>}
+ */
+export function xserverCommand(args, env, timeoutMs) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [XSERVER_BIN, ...args], { cwd: REPO_ROOT, env, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err
+        ? typeof (/** @type {{ code?: unknown }} */ (err).code) === 'number'
+          ? /** @type {number} */ (/** @type {{ code: number }} */ (err).code)
+          : 1
+        : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

@@ -10,7 +10,7 @@ import { MIN_SECRET_BITS } from '../config/security.js';
 import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
-import { fetchStatus, formatStatus } from './status.js';
+import { fetchStatus, formatStatus, requestDrain } from './status.js';
 import { runUp } from './up.js';
 
 /** `xserver secret`: exactly what the secure-default rule asks for. */
@@ -96,6 +96,25 @@ export function buildProgram(): Command {
         await store.close();
       }
     });
+
+  withCommon(
+    program
+      .command('drain <target>')
+      .description('drain the member(s) with this id or name: no new work, stop once nothing is bound (drainTimeoutMs)'),
+  ).action(async (target: string, flags: CommonFlags) => {
+    const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
+    const logger = makeLogger(config, 'drain');
+    const store = await openStore(config, logger);
+    try {
+      const ids = await requestDrain(config, store, logger, target);
+      process.stdout.write(`draining ${ids.length} member(s): ${ids.join(', ')}\n`);
+    } catch (e) {
+      process.stderr.write(`xserver drain: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await store.close();
+    }
+  });
 
   // ---- login service and account administration (src/login) ----
   withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))

@@ -89,6 +89,7 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
   process.on('SIGINT', onSignal);
   try {
     roles = await startRoles(ctx);
+    for (const r of roles) r.onDrainRequest?.(() => (draining ? undefined : onSignal()));
   } catch (e) {
     logger.fatal({ err: e }, `could not start: ${(e as Error).message}`);
     await shutdown(1);

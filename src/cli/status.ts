@@ -3,12 +3,12 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { XConfig } from '../config/schema.js';
 import { linkOptions, NodeType } from '../context.js';
-import { StatusReplySchema } from '../gen/xserver/v1/cluster_pb.js';
+import { DrainReplySchema, DrainRequestSchema, StatusReplySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { Link } from '../link/link.js';
 import { infoToJson } from '../node/peer.js';
 import type { LeaseWatcher } from '../store/store.js';
-import { decode } from '../wire/codec.js';
+import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 
 export interface ClusterStatus {
@@ -18,6 +18,36 @@ export interface ClusterStatus {
 
 /** How long `xserver status` waits for the mgr's answer: it is one request on a fresh link. */
 const STATUS_TIMEOUT_MS = 3000;
+
+/** `xserver drain <id|name>`: asks the active mgr to drain the matching members; resolves with their ids. */
+export async function requestDrain(
+  config: XConfig,
+  store: LeaseWatcher,
+  logger: Logger,
+  target: string,
+  timeoutMs = STATUS_TIMEOUT_MS,
+): Promise<string[]> {
+  const link = await toolLink(config, store, logger);
+  try {
+    return decode(DrainReplySchema, (await link.request(Cmd.DRAIN, encode(DrainRequestSchema, { target }), timeoutMs)).body).ids;
+  } finally {
+    link.close();
+  }
+}
+
+/** An authenticated tool link (type 0) to the active mgr. */
+async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): Promise<Link> {
+  const lease = await store.readLease();
+  if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
+  const link = await Link.dial(
+    lease.addr,
+    lease.port,
+    { type: NodeType.CLIENT, id: `tool-${randomUUID()}` },
+    { type: NodeType.MGR, id: lease.instanceId },
+    linkOptions(config, logger),
+  );
+  return link.start();
+}
 
 export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
   const lease = await store.readLease();
@@ -57,8 +87,9 @@ export function formatStatus(s: ClusterStatus): string {
     `${(m.addrs as { inner: string }).inner}:${(m.ports as number[]).join(',')}`,
     String(m.version),
     (m.overload as number[]).join(',') || '-',
+    m.draining === true ? 'draining' : 'up',
   ]);
-  const head = ['TYPE', 'NAME', 'ID', 'ADDR:PORTS', 'VERSION', 'OVERLOAD'];
+  const head = ['TYPE', 'NAME', 'ID', 'ADDR:PORTS', 'VERSION', 'OVERLOAD', 'STATE'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) =>
     r

@@ -15,7 +15,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <body>
 <h1>xserver cluster <span id="name" class="muted"></span></h1>
 <p id="mgr" class="muted">loading…</p>
-<table><thead><tr><th>type</th><th>name</th><th>id</th><th>address</th><th>ports</th><th>version</th><th>overload</th><th>up</th></tr></thead>
+<table><thead><tr><th>type</th><th>name</th><th>id</th><th>address</th><th>ports</th><th>version</th><th>overload</th><th>state</th><th>up</th></tr></thead>
 <tbody id="rows"></tbody></table>
 <script>
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
@@ -31,7 +31,7 @@ async function refresh() {
       .sort((a, b) => a.type - b.type || a.id.localeCompare(b.id))
       .map((m) => '<tr><td>' + m.type + '</td><td>' + esc(m.name) + '</td><td>' + esc(m.id.slice(0, 8)) + '</td><td>' + esc(m.addrs.inner) +
         '</td><td>' + m.ports.join(', ') + '</td><td>' + esc(m.version) + '</td><td>' + (m.overload.join(', ') || '-') +
-        '</td><td>' + Math.round((now - m.startedAt) / 1000) + ' s</td></tr>').join('');
+        '</td><td>' + (m.draining ? '<b>draining</b>' : 'up') + '</td><td>' + Math.round((now - m.startedAt) / 1000) + ' s</td></tr>').join('');
   } catch (e) {
     document.getElementById('mgr').textContent = 'mgr unreachable: ' + e.message;
     document.getElementById('mgr').className = 'bad';

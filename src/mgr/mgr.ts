@@ -26,6 +26,8 @@ import {
   UpdatedSchema,
   type MgrInfo,
   type NodeInfo,
+  DrainReplySchema,
+  DrainRequestSchema,
 } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { type Link, LinkListener } from '../link/link.js';
@@ -258,6 +260,8 @@ export class MgrServer {
           return this.onUpdated(link, f);
         case Cmd.LEAVE:
           return this.onLeave(link, f);
+        case Cmd.DRAIN:
+          return this.onDrain(link, f);
         case Cmd.STATUS: {
           const st = this.status();
           link.reply(f, encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling }));
@@ -271,6 +275,20 @@ export class MgrServer {
       this.log.warn({ code: err.code, peer: link.describe() }, err.message);
       if (f.rid) link.replyError(f, err);
     }
+  }
+
+  /** `xserver drain <id|name>`: tells each matching member to drain; answers with their ids. */
+  private onDrain(link: Link, f: Frame): void {
+    const { target } = decode(DrainRequestSchema, f.body);
+    const ids: string[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.info.id !== target && s.info.name !== target) continue;
+      s.link.send(Cmd.DRAIN, new Uint8Array(0));
+      ids.push(s.info.id);
+    }
+    if (ids.length === 0) throw new XError('NO_TARGET', `no member with id or name "${target}"`);
+    this.log.info({ target, ids }, 'drain requested');
+    link.reply(f, encode(DrainReplySchema, { ids }));
   }
 
   private onRegister(link: Link, f: Frame): void {

@@ -37,6 +37,8 @@ export interface MgrClientHost {
   onJoined(j: Joined): void;
   onLeft(l: Left): void;
   onUpdated(u: Updated): void;
+  /** The mgr relays an operator's `xserver drain` for this member. */
+  onDrainRequested(): void;
   onConnected(lease: LeaseRecord): void;
   onLost(reason: string): void;
 }
@@ -211,6 +213,8 @@ export class MgrClient {
           return this.host.onLeft(decode(LeftSchema, f.body));
         case Cmd.UPDATED:
           return this.host.onUpdated(decode(UpdatedSchema, f.body));
+        case Cmd.DRAIN:
+          return this.host.onDrainRequested();
         default:
           this.log.debug({ cmd: f.cmd }, 'ignoring unknown frame from mgr');
       }

@@ -88,5 +88,6 @@ export function infoToJson(i: NodeInfo): Record<string, unknown> {
     startedAt: Number(i.startedAt),
     pid: i.pid,
     host: i.host,
+    draining: i.draining,
   };
 }

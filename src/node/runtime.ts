@@ -169,6 +169,10 @@ export class NodeRuntime {
         onJoined: (j) => j.info && this.applyJoined(j.info),
         onLeft: (l) => this.applyLeft(l.id, l.reason),
         onUpdated: (u) => this.applyUpdated(u.id, u.overload, u.version, u.draining),
+        onDrainRequested: () => {
+          this.log.info('drain requested by an operator (xserver drain)');
+          this.emit('drain-requested');
+        },
         onConnected: (lease) => this.onMgrConnected(lease),
         onLost: (why) => this.onMgrLost(why),
       },

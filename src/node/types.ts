@@ -51,4 +51,6 @@ export interface NodeEvents {
   'account-arrived': [account: string, gatewayId: string, generation: number];
   /** The account's client is gone for good (the seed's lose-account callback). */
   'account-lost': [account: string];
+  /** An operator asked this member to drain (`xserver drain`); `xserver` processes drain as on SIGTERM. */
+  'drain-requested': [];
 }

@@ -36,6 +36,7 @@ export const Cmd = {
   UPDATED: 0xffff0014,
   LEAVE: 0xffff0015,
   STATUS: 0xffff0016,
+  DRAIN: 0xffff0017,
   // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,
   RELAY_FROM_CLIENT: 0xffff0021,

@@ -42,6 +42,7 @@ import {
   wallMs,
   xserverEnv,
   xserverSpawnOptions,
+  xserverCommand,
   xserverStatus,
 } from '../../testkit/index.js';
 import type { SpawnOptions } from '../../testkit/process-group.js';
@@ -407,6 +408,11 @@ export class Cluster {
   /** `xserver status --json` against this cluster. */
   status(timeoutMs = 10_000): Promise<{ mgr: Record<string, unknown>; members: Record<string, unknown>[] }> {
     return xserverStatus(this.childEnv(), timeoutMs);
+  }
+
+  /** Runs `xserver <args>` against this cluster; resolves with its exit code and output. */
+  cli(args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return xserverCommand(args, this.childEnv(), timeoutMs);
   }
 
   /** A Redis client on this cluster's store (closed by destroy()). */

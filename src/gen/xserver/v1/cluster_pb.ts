@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi8QEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIIoUBCgVIZWxsbxIPCgdjbHVzdGVyGAEgASgJEg0KBW5vbmNlGAIgASgMEhMKC2V4cGVjdF90eXBlGAMgASgNEhEKCWV4cGVjdF9pZBgEIAEoCRIRCglmcm9tX3R5cGUYBSABKA0SDwoHZnJvbV9pZBgGIAEoCRIQCghwcm90b2NvbBgHIAEoDSI6CglDaGFsbGVuZ2USDQoFbm9uY2UYASABKAwSDAoEdHlwZRgDIAEoDRIKCgJpZBgEIAEoCUoECAIQAyI8CgRBdXRoEhIKCnB1YmxpY19rZXkYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg0KBXByb29mGAEgASgMIj8KB1dlbGNvbWUSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiKwoKRXJyb3JSZXBseRIMCgRjb2RlGAEgASgNEg8KB21lc3NhZ2UYAiABKAkiLgoIUmVnaXN0ZXISIgoEaW5mbxgBIAEoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8iSQoHTWdySW5mbxITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgRhZGRyGAMgASgJEgwKBHBvcnQYBCABKA0iaAoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIIiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QiaAoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIKncKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhkKFUxFQVZFX1JFQVNPTl9HUkFDRUZVTBABEhUKEUxFQVZFX1JFQVNPTl9MT1NUEAISGAoUTEVBVkVfUkVBU09OX1RJTUVPVVQQA2IGcHJvdG8z");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi8QEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIIoUBCgVIZWxsbxIPCgdjbHVzdGVyGAEgASgJEg0KBW5vbmNlGAIgASgMEhMKC2V4cGVjdF90eXBlGAMgASgNEhEKCWV4cGVjdF9pZBgEIAEoCRIRCglmcm9tX3R5cGUYBSABKA0SDwoHZnJvbV9pZBgGIAEoCRIQCghwcm90b2NvbBgHIAEoDSI6CglDaGFsbGVuZ2USDQoFbm9uY2UYASABKAwSDAoEdHlwZRgDIAEoDRIKCgJpZBgEIAEoCUoECAIQAyI8CgRBdXRoEhIKCnB1YmxpY19rZXkYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg0KBXByb29mGAEgASgMIj8KB1dlbGNvbWUSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiKwoKRXJyb3JSZXBseRIMCgRjb2RlGAEgASgNEg8KB21lc3NhZ2UYAiABKAkiLgoIUmVnaXN0ZXISIgoEaW5mbxgBIAEoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8iSQoHTWdySW5mbxITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgRhZGRyGAMgASgJEgwKBHBvcnQYBCABKA0iaAoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIIiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QiaAoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -516,6 +516,43 @@ export type StatusReply = Message<"xserver.v1.StatusReply"> & {
  */
 export const StatusReplySchema: GenMessage<StatusReply> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 14);
+
+/**
+ * tool -> mgr, request: drain the members whose id or name is `target`; the mgr sends each an
+ * empty DRAIN (mgr -> member, one-way) and answers with their ids.
+ *
+ * @generated from message xserver.v1.DrainRequest
+ */
+export type DrainRequest = Message<"xserver.v1.DrainRequest"> & {
+  /**
+   * @generated from field: string target = 1;
+   */
+  target: string;
+};
+
+/**
+ * Describes the message xserver.v1.DrainRequest.
+ * Use `create(DrainRequestSchema)` to create a new message.
+ */
+export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 15);
+
+/**
+ * @generated from message xserver.v1.DrainReply
+ */
+export type DrainReply = Message<"xserver.v1.DrainReply"> & {
+  /**
+   * @generated from field: repeated string ids = 1;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message xserver.v1.DrainReply.
+ * Use `create(DrainReplySchema)` to create a new message.
+ */
+export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 16);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
