@@ -9,9 +9,19 @@
  * every operation is bounded by `opTimeoutMs`, so a caller gets STORE_UNAVAILABLE instead of
  * waiting on a dead server. Pub/sub runs on its own connection, which ioredis re-subscribes after
  * a reconnect (`autoResubscribe`).
+ *
+ * A connection ioredis gives up on (status `end`: under Sentinel, a failover detection that
+ * interrupts a reconnect leaves it there for good) is replaced while the store is open: logged,
+ * counted (`connectionsReplaced`, the xserver_store_connections_replaced_total metric), opened
+ * again after a bounded backoff, and the subscriber's channel subscribed again.
+ *
+ *   open --ready--> ready --lost--> reconnecting --ready--> ready     (ioredis)
+ *                                        \--end--> [replace after backoff] --> open   (here)
  */
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { XError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { Backoff } from '../protocol/backoff.js';
 import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 import { chooseAllocation, chooseReallocation, type Reallocation } from './allocation.js';
 import { generationFrom } from './store.js';
@@ -20,6 +30,8 @@ export interface RedisStoreOptions {
   logger?: { warn(obj: object, msg?: string): void };
   /** Upper bound of one store operation, including time spent waiting for a reconnect. */
   opTimeoutMs?: number;
+  /** Where xserver_store_connections_replaced_total is counted (by connection: data, subscriber). */
+  metrics?: Metrics;
 }
 
 /** opTimeoutMs when none is given (the default of the storeOpTimeoutMs setting too). */
@@ -34,6 +46,13 @@ const READY_POLL_MS = 100;
  */
 const RECONNECT_STEP_MS = 200;
 const RECONNECT_MAX_MS = 2000;
+/**
+ * Replacing a connection that ended waits REPLACE_MIN_MS (jittered) at first, doubling per
+ * replacement that ends again before it was ever ready, up to REPLACE_MAX_MS: a failover is
+ * followed within ~0.1 s, and a connection that keeps ending cannot spin.
+ */
+const REPLACE_MIN_MS = 100;
+const REPLACE_MAX_MS = 5000;
 /** One TCP connect attempt; start-up as a whole is bounded by the storeConnectTimeoutMs setting. */
 const CONNECT_TIMEOUT_MS = 3000;
 /**
@@ -191,6 +210,7 @@ type ScriptArg = string | number | Buffer;
 // ---- URL handling ----
 
 type Connection = Redis | Cluster;
+type ConnectionRole = 'data' | 'subscriber';
 
 interface Target {
   /** The URL with its password replaced, safe for logs. */
@@ -311,7 +331,8 @@ export class RedisStore implements ClusterStore {
   readonly description: string;
 
   private readonly target: Target;
-  private readonly client: Connection;
+  /** The command connection; replaced when it ends while the store is open. */
+  private client: Connection;
   private readonly logger: RedisStoreOptions['logger'];
   private readonly opTimeoutMs: number;
   private readonly prefix: string;
@@ -323,6 +344,13 @@ export class RedisStore implements ClusterStore {
   private subscribed: Promise<void> | undefined;
   private readonly leaseListeners = new Set<(rec: LeaseRecord) => void>();
   private closed = false;
+  private readonly replaced: Record<ConnectionRole, number> = { data: 0, subscriber: 0 };
+  private readonly replaceBackoff: Record<ConnectionRole, Backoff> = {
+    data: new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS),
+    subscriber: new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS),
+  };
+  private readonly replaceTimers = new Set<NodeJS.Timeout>();
+  private readonly retireMetric: (() => void)[] = [];
 
   constructor(url: string, cluster: string, opts: RedisStoreOptions = {}) {
     // The cluster name becomes the hash tag; braces inside it would end the tag early.
@@ -333,15 +361,41 @@ export class RedisStore implements ClusterStore {
     this.opTimeoutMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
     this.prefix = `xs:{${cluster}}:`;
     this.leaseChannel = `${this.prefix}lease:announce`;
-    this.client = this.open('data');
-    for (const [name, def] of Object.entries(SCRIPTS)) {
-      this.client.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    this.client = this.openData();
+    if (opts.metrics) {
+      const counter = opts.metrics.polledCounter<'connection'>(
+        'store_connections_replaced_total',
+        'Store connections that ended for good (ioredis status end) and were replaced',
+        ['connection'],
+      );
+      for (const role of ['data', 'subscriber'] as const) this.retireMetric.push(counter.add({ connection: role }, () => this.replaced[role]));
     }
   }
 
   // ---- connection management ----
 
-  private open(role: string): Connection {
+  /** How many connections ended while the store was open and were replaced, by role. */
+  get connectionsReplaced(): Readonly<Record<ConnectionRole, number>> {
+    return { ...this.replaced };
+  }
+
+  private openData(): Connection {
+    const conn = this.open('data');
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      conn.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    }
+    return conn;
+  }
+
+  private openSubscriber(): Connection {
+    const conn = this.open('subscriber');
+    conn.on('message', (channel: string, message: string) => {
+      if (channel === this.leaseChannel) this.dispatchLease(message);
+    });
+    return conn;
+  }
+
+  private open(role: ConnectionRole): Connection {
     const conn = this.target.connect();
     // ioredis emits an error on every failed reconnect; one warning per outage is enough.
     let warned = false;
@@ -352,8 +406,47 @@ export class RedisStore implements ClusterStore {
     });
     conn.on('ready', () => {
       warned = false;
+      this.replaceBackoff[role].reset();
     });
+    conn.once('end', () => this.ended(role, conn));
     return conn;
+  }
+
+  /** ioredis will never reconnect `conn` again: open a new one in its place unless we are closing. */
+  private ended(role: ConnectionRole, conn: Connection): void {
+    if (this.closed || conn !== (role === 'data' ? this.client : this.subscriber)) return;
+    this.replaced[role]++;
+    const delayMs = this.replaceBackoff[role].next();
+    this.logger?.warn(
+      { store: this.description, connection: role, replaced: this.replaced[role], delayMs },
+      'store connection ended for good; replacing it',
+    );
+    const timer = setTimeout(() => {
+      this.replaceTimers.delete(timer);
+      if (this.closed) return;
+      if (role === 'data') {
+        this.client = this.openData();
+        return;
+      }
+      const next = this.openSubscriber();
+      this.subscriber = next;
+      if (this.subscribed) void this.resubscribe(next);
+    }, delayMs);
+    this.replaceTimers.add(timer);
+  }
+
+  /** Subscribes a replacement subscriber to the lease channel, retrying until it works or it is replaced too. */
+  private async resubscribe(conn: Connection): Promise<void> {
+    const backoff = new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS);
+    while (!this.closed && conn === this.subscriber && conn.status !== 'end') {
+      try {
+        await conn.subscribe(this.leaseChannel);
+        return;
+      } catch (e) {
+        this.logger?.warn({ store: this.description, err: errorMessage(e) }, 'could not subscribe the replaced store connection; retrying');
+      }
+      await new Promise((r) => setTimeout(r, backoff.next()).unref());
+    }
   }
 
   async ready(timeoutMs: number): Promise<void> {
@@ -377,6 +470,9 @@ export class RedisStore implements ClusterStore {
     if (this.closed) return;
     this.closed = true;
     this.leaseListeners.clear();
+    for (const t of this.replaceTimers) clearTimeout(t);
+    this.replaceTimers.clear();
+    for (const retire of this.retireMetric.splice(0)) retire();
     const conns = this.subscriber ? [this.client, this.subscriber] : [this.client];
     await Promise.all(conns.map((c) => shut(c)));
   }
@@ -457,12 +553,7 @@ export class RedisStore implements ClusterStore {
   }
 
   private async subscribe(): Promise<void> {
-    if (!this.subscriber) {
-      this.subscriber = this.open('subscriber');
-      this.subscriber.on('message', (channel: string, message: string) => {
-        if (channel === this.leaseChannel) this.dispatchLease(message);
-      });
-    }
+    this.subscriber ??= this.openSubscriber();
     try {
       await this.subscriber.subscribe(this.leaseChannel);
     } catch (e) {
