@@ -17,12 +17,16 @@
  *
  *   open --ready--> ready --lost--> reconnecting --ready--> ready     (ioredis)
  *                                        \--end--> [replace after backoff] --> open   (here)
+ *
+ * Lease commands are never queued while disconnected and carry a deadline the acquire and refresh
+ * scripts check against the server's clock (LeaseCommandOptions): a command the mgr gave up on
+ * cannot install or extend a lease when a stalled Redis resumes.
  */
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { XError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { Backoff } from '../protocol/backoff.js';
-import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
+import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseCommandOptions, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 import { chooseAllocation, chooseReallocation, type Reallocation } from './allocation.js';
 import { generationFrom } from './store.js';
 
@@ -87,22 +91,37 @@ local function holdsLease()
 end
 `;
 
+/**
+ * Refuses a lease command that runs after its deadline (ARGV[3], wall ms; '0' = none), by the
+ * server's clock: a late command returns {'late', ms past the deadline} and changes nothing.
+ */
+const LEASE_DEADLINE = `
+if ARGV[3] ~= '0' then
+  local t = redis.call('TIME')
+  local late = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
+  if late > 0 then return {'late', late} end
+end
+`;
+
 const SCRIPTS = {
-  // KEYS: lease, epoch. ARGV: record JSON without epoch, ttl. Returns the stored JSON or nil.
+  // KEYS: lease, epoch. ARGV: record JSON without epoch, ttl, notAfter. Returns the stored JSON,
+  // nil when another instance holds the lease, or {'late', ms}. A lease held under the caller's
+  // own instanceId counts as free (it gave up on an acquisition that landed).
   xsAcquireLease: {
     keys: 2,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+    lua: `${LEASE_DEADLINE}
+local held = redis.call('GET', KEYS[1])
+if held and cjson.decode(held).instanceId ~= cjson.decode(ARGV[1]).instanceId then return false end
 local rec = cjson.decode(ARGV[1])
 rec.epoch = redis.call('INCR', KEYS[2])
 local json = cjson.encode(rec)
 redis.call('SET', KEYS[1], json, 'PX', ARGV[2])
 return json`,
   },
-  // KEYS: lease. ARGV: instanceId, ttl.
+  // KEYS: lease. ARGV: instanceId, ttl, notAfter. Returns 1, 0 (not held) or {'late', ms}.
   xsRefreshLease: {
     keys: 1,
-    lua: `${HOLDS_LEASE}
+    lua: `${HOLDS_LEASE}${LEASE_DEADLINE}
 if holdsLease() then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`,
   },
@@ -300,6 +319,11 @@ async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error
   }
 }
 
+/** The scripts' deadline argument: wall ms, '0' for none. */
+function notAfterArg(opts: LeaseCommandOptions): string {
+  return opts.notAfter === undefined ? '0' : String(Math.floor(opts.notAfter));
+}
+
 /** Redis PX/PEXPIRE need a positive integer. */
 function px(ms: number): number {
   return Math.max(1, Math.ceil(ms));
@@ -482,13 +506,13 @@ export class RedisStore implements ClusterStore {
    * STORE_UNAVAILABLE for anything that says the server cannot be reached or cannot serve,
    * INTERNAL for a reply that points at a bug or foreign data (e.g. WRONGTYPE, a script error).
    */
-  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+  private async run<T>(what: string, op: () => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
     if (this.closed) throw new XError('STORE_UNAVAILABLE', `store ${this.description} is closed`);
     try {
       return await withDeadline(
         op(),
-        this.opTimeoutMs,
-        () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${this.opTimeoutMs} ms`),
+        timeoutMs,
+        () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${timeoutMs} ms`),
       );
     } catch (e) {
       if (e instanceof XError) throw e;
@@ -510,17 +534,43 @@ export class RedisStore implements ClusterStore {
 
   // ---- mgr lease ----
 
-  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null> {
-    return this.run('acquireLease', async () => {
+  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<LeaseRecord | null> {
+    return this.runLease('acquireLease', opts, async () => {
       const body: Omit<LeaseRecord, 'epoch'> = { instanceId: rec.instanceId, addr: rec.addr, port: rec.port };
       if (rec.adminPort !== undefined) body.adminPort = rec.adminPort;
-      const stored = await this.script('xsAcquireLease', [this.key('lease'), this.key('lease', 'epoch')], [JSON.stringify(body), px(ttlMs)]);
+      const keys = [this.key('lease'), this.key('lease', 'epoch')];
+      const stored = await this.script('xsAcquireLease', keys, [JSON.stringify(body), px(ttlMs), notAfterArg(opts)]);
+      this.refuseLate('acquireLease', stored);
       return typeof stored === 'string' ? parseLease(stored) : null;
     });
   }
 
-  refreshLease(instanceId: string, ttlMs: number): Promise<boolean> {
-    return this.run('refreshLease', async () => (await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs)])) === 1);
+  refreshLease(instanceId: string, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<boolean> {
+    return this.runLease('refreshLease', opts, async () => {
+      const v = await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs), notAfterArg(opts)]);
+      this.refuseLate('refreshLease', v);
+      return v === 1;
+    });
+  }
+
+  /**
+   * A lease command: sent only on a ready connection (never parked in the offline queue, where it
+   * would run whenever Redis comes back), and bounded by its deadline as well as opTimeoutMs.
+   */
+  private runLease<T>(what: string, opts: LeaseCommandOptions, op: () => Promise<T>): Promise<T> {
+    const left = opts.notAfter === undefined ? Infinity : opts.notAfter - Date.now();
+    if (left <= 0) return Promise.reject(new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} is past its deadline; not sent`));
+    if (this.client.status !== 'ready') {
+      return Promise.reject(new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} not sent: not connected (${this.client.status})`));
+    }
+    return this.run(what, op, Math.min(this.opTimeoutMs, left));
+  }
+
+  /** Turns a script's {'late', ms} reply into the error LeaseCommandOptions promises. */
+  private refuseLate(what: string, reply: unknown): void {
+    if (!Array.isArray(reply) || reply[0] !== 'late') return;
+    const late = Number(reply[1]);
+    throw new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} reached Redis ${late} ms after its deadline; not applied`, { late });
   }
 
   releaseLease(instanceId: string): Promise<void> {
