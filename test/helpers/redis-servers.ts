@@ -59,16 +59,17 @@ export class RedisServers {
     return new RedisServer(proc, p, args);
   }
 
-  /** Starts the same server again (same port and arguments) after it was killed. */
-  async restart(label: string, old: RedisServer): Promise<RedisServer> {
+  /** Starts the same server again (same port and arguments, plus `extraArgs`) after it was killed. */
+  async restart(label: string, old: RedisServer, extraArgs: string[] = []): Promise<RedisServer> {
     await old.proc.kill();
-    const proc = this.spawn(label, 'redis-server', old.args);
+    const args = [...old.args, ...extraArgs];
+    const proc = this.spawn(label, 'redis-server', args);
     await waitFor(() => proc.lines.some((l) => /Ready to accept connections/.test(l.line)) || exited(proc), {
       timeoutMs: START_TIMEOUT_MS,
       what: `${label} ready again on ${old.port}`,
       wake: proc.changes,
     });
-    return new RedisServer(proc, old.port, old.args);
+    return new RedisServer(proc, old.port, args);
   }
 
   /**
@@ -141,10 +142,28 @@ export class RedisServers {
 export class SentinelSet {
   constructor(
     readonly masterName: string,
-    readonly master: RedisServer,
-    readonly replica: RedisServer,
+    /** The servers as the test last arranged them; after a failover the test swaps them. */
+    public master: RedisServer,
+    public replica: RedisServer,
     readonly sentinelPorts: number[],
   ) {}
+
+  /** Resolves once `replica` is in sync with the master and every sentinel counts it as a healthy replica. */
+  async replicaReady(timeoutMs: number): Promise<void> {
+    await waitFor(
+      async () => {
+        const info = String(await this.sentinelCommand(this.replica.port, ['INFO', 'replication']));
+        if (!/master_link_status:up/.test(info)) return false;
+        for (const port of this.sentinelPorts) {
+          const replicas = (await this.sentinelCommand(port, ['SENTINEL', 'REPLICAS', this.masterName])) as string[][];
+          const mine = replicas.map(pairs).find((r) => Number(r.port) === this.replica.port);
+          if (!mine || /s_down|o_down|disconnected/.test(mine.flags)) return false;
+        }
+        return true;
+      },
+      { timeoutMs, what: `replica ${this.replica.port} in sync and known to every sentinel`, pollMs: 100, retryErrors: true },
+    );
+  }
 
   get url(): string {
     return `redis-sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${this.masterName}`;
