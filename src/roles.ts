@@ -39,8 +39,8 @@ export interface RoleContextOptions {
 export function createRoleContext(opts: RoleContextOptions = {}): RoleContext {
   const config = opts.config ?? defaultConfig();
   const logger = opts.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty, name: 'xserver' });
-  const store = opts.store ?? createStore(config.redisUrl, config.cluster, { logger });
   const metrics = opts.metrics ?? new Metrics({ defaultLabels: { cluster: config.cluster } });
+  const store = opts.store ?? createStore(config.redisUrl, config.cluster, { logger, metrics });
   return { config, store, logger, metrics };
 }
 

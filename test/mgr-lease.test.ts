@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { MgrLease, type MgrLeaseOptions } from '../src/mgr/lease.js';
 import { MemoryStore } from '../src/store/memory-store.js';
-import type { ClusterStore, LeaseRecord } from '../src/store/store.js';
+import type { ClusterStore, LeaseCommandOptions, LeaseRecord } from '../src/store/store.js';
 
 const OPTS: MgrLeaseOptions = { ttlMs: 1000, refreshMs: 250, standbyPollMs: 100 };
 /** The lease steps down this long before the TTL runs out (src/mgr/lease.ts: max(50, 10 % of the TTL)). */
@@ -54,26 +54,30 @@ function newLease(instanceId: string, s: ClusterStore = store, onActive: () => v
   return { lease, active, lost };
 }
 
-type StoreReach = 'ok' | 'failing' | 'hanging';
+type StoreReach = 'ok' | 'failing' | 'hanging' | { delayMs: number };
 
 /**
- * The memory store as one mgr reaches it: its lease calls answer normally, fail (unreachable) or
- * never answer (hung connection), as `reach()` says at the time of the call.
+ * The memory store as one mgr reaches it: its lease calls answer normally, fail (unreachable),
+ * never answer (hung connection), or reach the store only after `delayMs` (a command that waited
+ * in a queue while the store was away), as `reach()` says at the time of the call.
  */
 function storeReached(reach: () => StoreReach, onRefresh: () => void = () => {}): ClusterStore {
   const leaseCall = <T>(call: () => Promise<T>): Promise<T> => {
     const r = reach();
     if (r === 'failing') return Promise.reject(new Error('connection refused'));
     if (r === 'hanging') return new Promise<T>(() => {});
+    if (typeof r === 'object') return new Promise<void>((resolve) => setTimeout(resolve, r.delayMs)).then(call);
     return call();
   };
   return new Proxy(store, {
     get: (target, prop, receiver) => {
-      if (prop === 'acquireLease') return (rec: Omit<LeaseRecord, 'epoch'>, ttl: number) => leaseCall(() => store.acquireLease(rec, ttl));
+      if (prop === 'acquireLease') {
+        return (rec: Omit<LeaseRecord, 'epoch'>, ttl: number, opts?: LeaseCommandOptions) => leaseCall(() => store.acquireLease(rec, ttl, opts));
+      }
       if (prop === 'refreshLease') {
-        return (id: string, ttl: number) => {
+        return (id: string, ttl: number, opts?: LeaseCommandOptions) => {
           onRefresh();
-          return leaseCall(() => store.refreshLease(id, ttl));
+          return leaseCall(() => store.refreshLease(id, ttl, opts));
         };
       }
       return Reflect.get(target, prop, receiver);
@@ -181,6 +185,42 @@ describe('MgrLease', () => {
     expect(a.lost[0]!.at).toBeLessThan(b.active[0]!.at);
     expect(aValidWhenBActive).toBe(false);
     expect(b.active[0]!.at - a.lost[0]!.at).toBeLessThanOrEqual(MARGIN_MS + OPTS.standbyPollMs);
+  });
+
+  it('an acquisition that reaches the store late is not applied: no lease for a standby that gave up, no active mgr with a stale confirmation', async () => {
+    // The first attempt reaches the store after 0.8 TTL (it waited for the store to come back).
+    let calls = 0;
+    const a = newLease(
+      'mgr-a',
+      storeReached(() => (calls++ === 0 ? { delayMs: 0.8 * OPTS.ttlMs } : 'ok')),
+    );
+    a.lease.start();
+    await vi.advanceTimersByTimeAsync(0.8 * OPTS.ttlMs);
+    // Had it been applied, the lease would be held by an instance that does not act on it, or one
+    // whose watchdog, dated from the call, fires 0.1 TTL after it became active.
+    const held = await store.readLease();
+    expect(held === null || a.lease.current !== null).toBe(true);
+    // It gave up on the late attempt and took the lease at its next poll instead; it keeps it.
+    await vi.advanceTimersByTimeAsync(2 * OPTS.ttlMs);
+    expect(a.active).toHaveLength(1);
+    expect(a.lost).toEqual([]);
+    expect(a.lease.isValid()).toBe(true);
+  });
+
+  it('a refresh that reaches the store after the watchdog fired does not extend the lease', async () => {
+    let reach: StoreReach = 'ok';
+    const a = newLease(
+      'mgr-a',
+      storeReached(() => reach),
+    );
+    a.lease.start();
+    await vi.advanceTimersByTimeAsync(0);
+    // The refresh sent at refreshMs lands at 0.95 TTL: after the watchdog (0.9 TTL), before expiry.
+    reach = { delayMs: 0.95 * OPTS.ttlMs - OPTS.refreshMs };
+    await vi.advanceTimersByTimeAsync(OPTS.ttlMs + 10);
+    expect(a.lost).toHaveLength(1);
+    // Applied, it would keep the lease for a TTL under a mgr that no longer acts on it.
+    expect(await store.readLease()).toBeNull();
   });
 
   it('a graceful stop releases the lease: the standby takes over at its next poll', async () => {

@@ -125,6 +125,26 @@ function contract(name: string, makeHarness: () => Harness): void {
       await peers[1].releaseLease('mgr-b');
     });
 
+    it('refuses a lease acquisition or refresh past its deadline and changes nothing', async () => {
+      const late = { notAfter: Date.now() - 1 };
+      await expectCode(s.acquireLease(mgr('mgr-a'), 5000, late), 'STORE_UNAVAILABLE');
+      expect(await s.readLease()).toBeNull();
+      const a = await s.acquireLease(mgr('mgr-a'), 5000, { notAfter: Date.now() + 2000 });
+      expect(a).toMatchObject({ instanceId: 'mgr-a' });
+      await expectCode(s.refreshLease('mgr-a', 60_000, late), 'STORE_UNAVAILABLE');
+      expect(await s.refreshLease('mgr-a', 5000, { notAfter: Date.now() + 2000 })).toBe(true);
+      await s.releaseLease('mgr-a');
+    });
+
+    it('lets an instance take back a lease still held under its own id, with a new epoch', async () => {
+      // It gave up waiting for an acquisition that did land: it must not wait a TTL for its own lease.
+      const first = await s.acquireLease(mgr('mgr-a'), 5000);
+      const again = await peers[1].acquireLease(mgr('mgr-a'), 5000);
+      expect(again).toMatchObject({ instanceId: 'mgr-a', epoch: first!.epoch + 1 });
+      expect(await peers[1].acquireLease(mgr('mgr-b'), 5000)).toBeNull();
+      await s.releaseLease('mgr-a');
+    });
+
     it('delivers lease announcements to subscribers until they unsubscribe', async () => {
       const gotA: LeaseRecord[] = [];
       const gotB: LeaseRecord[] = [];
@@ -433,5 +453,18 @@ describe('store selection and failure modes', () => {
     t0 = Date.now();
     await store.close();
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('never queues a lease command while disconnected: it fails at once instead of running when Redis is back', async () => {
+    const store = new RedisStore('redis://127.0.0.1:1/0', CLUSTER, { opTimeoutMs: 2000 });
+    try {
+      const t0 = Date.now();
+      const err = await expectCode(store.acquireLease({ instanceId: 'mgr-a', addr: '127.0.0.1', port: 7100 }, 5000), 'STORE_UNAVAILABLE');
+      expect(err.message).toMatch(/not connected/);
+      expect(Date.now() - t0).toBeLessThan(100);
+      await expectCode(store.refreshLease('mgr-a', 5000), 'STORE_UNAVAILABLE');
+    } finally {
+      await store.close();
+    }
   });
 });

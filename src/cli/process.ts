@@ -36,8 +36,8 @@ export function makeLogger(config: XConfig, name: string): Logger {
 }
 
 /** Opens the store or exits with a plain explanation. */
-export async function openStore(config: XConfig, logger: Logger) {
-  const store = createStore(config.redisUrl, config.cluster, { logger, opTimeoutMs: config.storeOpTimeoutMs });
+export async function openStore(config: XConfig, logger: Logger, metrics?: Metrics) {
+  const store = createStore(config.redisUrl, config.cluster, { logger, metrics, opTimeoutMs: config.storeOpTimeoutMs });
   try {
     await store.ready(config.storeConnectTimeoutMs);
   } catch (e) {
@@ -60,7 +60,7 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
   const logger = makeLogger(config, name);
   for (const w of resolved.warnings) logger.warn(w);
   const metrics = new Metrics({ defaultMetrics: true, defaultLabels: { cluster: config.cluster, role: name } });
-  const store = await openStore(config, logger);
+  const store = await openStore(config, logger, metrics);
   const ctx = createRoleContext({ config, store, logger, metrics });
   let roles: Role[] = [];
   let admin: AdminServer | null = null;

@@ -7,8 +7,14 @@
  * instance holds the lease, and also when it could not confirm the lease for a whole TTL (the
  * store may be unreachable from here but not from a standby: staying active then risks a split
  * brain). `isValid()` is the local guard other code checks before acting as the active mgr.
+ *
+ * Every acquisition and refresh carries a deadline (LeaseCommandOptions.notAfter) equal to how
+ * long we wait for it, so one we gave up on is never applied later by a store that stalled, and
+ * the store sends lease commands only when connected, so the time we start one is when it went
+ * out: a confirmation is never dated before the store came back.
  */
 import type { Logger } from 'pino';
+import { isXError } from '../errors.js';
 import type { LeaseRecord, LeaseStore } from '../store/store.js';
 
 /**
@@ -17,6 +23,11 @@ import type { LeaseRecord, LeaseStore } from '../store/store.js';
  */
 const STEP_DOWN_MARGIN = 0.1;
 const MIN_STEP_DOWN_MARGIN_MS = 50;
+/**
+ * An acquisition must land within this share of the TTL: a new active mgr then has at least half a
+ * TTL before its first refresh has to be confirmed, instead of stepping down right after it started.
+ */
+const ACQUIRE_DEADLINE_SHARE = 0.5;
 
 export interface MgrLeaseHost {
   onActive(rec: LeaseRecord): void;
@@ -93,10 +104,11 @@ export class MgrLease {
     let rec: LeaseRecord | null;
     try {
       const t0 = performance.now();
-      rec = await withTimeout(this.store.acquireLease(this.record, this.opts.ttlMs), this.opts.ttlMs);
+      const waitMs = this.opts.ttlMs * ACQUIRE_DEADLINE_SHARE;
+      rec = await withTimeout(this.store.acquireLease(this.record, this.opts.ttlMs, { notAfter: Date.now() + waitMs }), waitMs);
       this.confirmedAt = t0;
     } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'standby: store unreachable');
+      this.logStoreError('standby: lease acquisition failed', e);
       return;
     }
     if (!rec || this.stopped) return;
@@ -107,11 +119,15 @@ export class MgrLease {
 
   private async refresh(): Promise<void> {
     const t0 = performance.now();
+    // A refresh is worth something only until the watchdog fires; past that it must not extend a
+    // lease we no longer act on, nor keep a stale mgr active.
+    const waitMs = this.confirmedAt + this.opts.ttlMs - this.margin() - t0;
     let ok: boolean;
     try {
-      // A store call that hangs must not keep a stale mgr active: bound it by the TTL.
-      ok = await withTimeout(this.store.refreshLease(this.record.instanceId, this.opts.ttlMs), this.opts.ttlMs);
+      if (waitMs <= 0) throw new Error('no time left before the watchdog');
+      ok = await withTimeout(this.store.refreshLease(this.record.instanceId, this.opts.ttlMs, { notAfter: Date.now() + waitMs }), waitMs);
     } catch (e) {
+      this.logStoreError('lease refresh failed', e);
       if (!this.isValid()) this.lose(`lease unconfirmed for ${this.opts.ttlMs} ms (store: ${(e as Error).message})`);
       return;
     }
@@ -128,9 +144,21 @@ export class MgrLease {
    */
   private arm(): void {
     this.disarm();
-    const margin = Math.max(MIN_STEP_DOWN_MARGIN_MS, this.opts.ttlMs * STEP_DOWN_MARGIN);
+    const margin = this.margin();
     const left = this.confirmedAt + this.opts.ttlMs - margin - performance.now();
     this.watchdog = setTimeout(() => this.lose(`lease not confirmed within ${this.opts.ttlMs - margin} ms`), Math.max(0, left));
+  }
+
+  private margin(): number {
+    return Math.max(MIN_STEP_DOWN_MARGIN_MS, this.opts.ttlMs * STEP_DOWN_MARGIN);
+  }
+
+  /** A lease command the store refused as late says Redis stalled (or its clock is off): worth a warning. */
+  private logStoreError(msg: string, e: unknown): void {
+    const err = (e as Error).message;
+    if (isXError(e) && typeof e.details?.late === 'number')
+      this.log.warn({ err, lateMs: e.details.late }, `${msg}: applied too late, refused by the store`);
+    else this.log.debug({ err }, msg);
   }
 
   private disarm(): void {

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { XError } from '../errors.js';
 import { chooseAllocation, chooseReallocation } from './allocation.js';
 import { generationFrom } from './store.js';
-import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
+import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseCommandOptions, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 
 export interface MemoryStoreOptions {
   logger?: { warn(obj: object, msg?: string): void };
@@ -138,17 +138,26 @@ export class MemoryStore implements ClusterStore {
 
   // ---- mgr lease ----
 
-  async acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null> {
+  async acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<LeaseRecord | null> {
     this.check();
-    if (this.lease.get(LEASE_KEY) !== undefined) return null;
+    this.checkDeadline('acquireLease', opts);
+    const held = this.lease.get(LEASE_KEY);
+    if (held !== undefined && held.instanceId !== rec.instanceId) return null;
     const stored: LeaseRecord = { ...rec, epoch: ++this.epoch };
     this.lease.set(LEASE_KEY, stored, ttlMs);
     return { ...stored };
   }
 
-  async refreshLease(instanceId: string, ttlMs: number): Promise<boolean> {
+  async refreshLease(instanceId: string, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<boolean> {
     this.check();
+    this.checkDeadline('refreshLease', opts);
     return this.holdsLease(instanceId) && this.lease.expire(LEASE_KEY, ttlMs);
+  }
+
+  private checkDeadline(what: string, opts: LeaseCommandOptions): void {
+    const late = opts.notAfter === undefined ? 0 : Date.now() - opts.notAfter;
+    if (late > 0)
+      throw new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} ran ${late} ms after its deadline; not applied`, { late });
   }
 
   async releaseLease(instanceId: string): Promise<void> {

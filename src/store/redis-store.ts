@@ -9,10 +9,24 @@
  * every operation is bounded by `opTimeoutMs`, so a caller gets STORE_UNAVAILABLE instead of
  * waiting on a dead server. Pub/sub runs on its own connection, which ioredis re-subscribes after
  * a reconnect (`autoResubscribe`).
+ *
+ * A connection ioredis gives up on (status `end`: under Sentinel, a failover detection that
+ * interrupts a reconnect leaves it there for good) is replaced while the store is open: logged,
+ * counted (`connectionsReplaced`, the xserver_store_connections_replaced_total metric), opened
+ * again after a bounded backoff, and the subscriber's channel subscribed again.
+ *
+ *   open --ready--> ready --lost--> reconnecting --ready--> ready     (ioredis)
+ *                                        \--end--> [replace after backoff] --> open   (here)
+ *
+ * Lease commands are never queued while disconnected and carry a deadline the acquire and refresh
+ * scripts check against the server's clock (LeaseCommandOptions): a command the mgr gave up on
+ * cannot install or extend a lease when a stalled Redis resumes.
  */
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { XError } from '../errors.js';
-import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
+import type { Metrics } from '../metrics.js';
+import { Backoff } from '../protocol/backoff.js';
+import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseCommandOptions, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
 import { chooseAllocation, chooseReallocation, type Reallocation } from './allocation.js';
 import { generationFrom } from './store.js';
 
@@ -20,6 +34,8 @@ export interface RedisStoreOptions {
   logger?: { warn(obj: object, msg?: string): void };
   /** Upper bound of one store operation, including time spent waiting for a reconnect. */
   opTimeoutMs?: number;
+  /** Where xserver_store_connections_replaced_total is counted (by connection: data, subscriber). */
+  metrics?: Metrics;
 }
 
 /** opTimeoutMs when none is given (the default of the storeOpTimeoutMs setting too). */
@@ -34,6 +50,13 @@ const READY_POLL_MS = 100;
  */
 const RECONNECT_STEP_MS = 200;
 const RECONNECT_MAX_MS = 2000;
+/**
+ * Replacing a connection that ended waits REPLACE_MIN_MS (jittered) at first, doubling per
+ * replacement that ends again before it was ever ready, up to REPLACE_MAX_MS: a failover is
+ * followed within ~0.1 s, and a connection that keeps ending cannot spin.
+ */
+const REPLACE_MIN_MS = 100;
+const REPLACE_MAX_MS = 5000;
 /** One TCP connect attempt; start-up as a whole is bounded by the storeConnectTimeoutMs setting. */
 const CONNECT_TIMEOUT_MS = 3000;
 /**
@@ -68,22 +91,37 @@ local function holdsLease()
 end
 `;
 
+/**
+ * Refuses a lease command that runs after its deadline (ARGV[3], wall ms; '0' = none), by the
+ * server's clock: a late command returns {'late', ms past the deadline} and changes nothing.
+ */
+const LEASE_DEADLINE = `
+if ARGV[3] ~= '0' then
+  local t = redis.call('TIME')
+  local late = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
+  if late > 0 then return {'late', late} end
+end
+`;
+
 const SCRIPTS = {
-  // KEYS: lease, epoch. ARGV: record JSON without epoch, ttl. Returns the stored JSON or nil.
+  // KEYS: lease, epoch. ARGV: record JSON without epoch, ttl, notAfter. Returns the stored JSON,
+  // nil when another instance holds the lease, or {'late', ms}. A lease held under the caller's
+  // own instanceId counts as free (it gave up on an acquisition that landed).
   xsAcquireLease: {
     keys: 2,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+    lua: `${LEASE_DEADLINE}
+local held = redis.call('GET', KEYS[1])
+if held and cjson.decode(held).instanceId ~= cjson.decode(ARGV[1]).instanceId then return false end
 local rec = cjson.decode(ARGV[1])
 rec.epoch = redis.call('INCR', KEYS[2])
 local json = cjson.encode(rec)
 redis.call('SET', KEYS[1], json, 'PX', ARGV[2])
 return json`,
   },
-  // KEYS: lease. ARGV: instanceId, ttl.
+  // KEYS: lease. ARGV: instanceId, ttl, notAfter. Returns 1, 0 (not held) or {'late', ms}.
   xsRefreshLease: {
     keys: 1,
-    lua: `${HOLDS_LEASE}
+    lua: `${HOLDS_LEASE}${LEASE_DEADLINE}
 if holdsLease() then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`,
   },
@@ -191,6 +229,7 @@ type ScriptArg = string | number | Buffer;
 // ---- URL handling ----
 
 type Connection = Redis | Cluster;
+type ConnectionRole = 'data' | 'subscriber';
 
 interface Target {
   /** The URL with its password replaced, safe for logs. */
@@ -280,6 +319,11 @@ async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error
   }
 }
 
+/** The scripts' deadline argument: wall ms, '0' for none. */
+function notAfterArg(opts: LeaseCommandOptions): string {
+  return opts.notAfter === undefined ? '0' : String(Math.floor(opts.notAfter));
+}
+
 /** Redis PX/PEXPIRE need a positive integer. */
 function px(ms: number): number {
   return Math.max(1, Math.ceil(ms));
@@ -311,7 +355,8 @@ export class RedisStore implements ClusterStore {
   readonly description: string;
 
   private readonly target: Target;
-  private readonly client: Connection;
+  /** The command connection; replaced when it ends while the store is open. */
+  private client: Connection;
   private readonly logger: RedisStoreOptions['logger'];
   private readonly opTimeoutMs: number;
   private readonly prefix: string;
@@ -323,6 +368,13 @@ export class RedisStore implements ClusterStore {
   private subscribed: Promise<void> | undefined;
   private readonly leaseListeners = new Set<(rec: LeaseRecord) => void>();
   private closed = false;
+  private readonly replaced: Record<ConnectionRole, number> = { data: 0, subscriber: 0 };
+  private readonly replaceBackoff: Record<ConnectionRole, Backoff> = {
+    data: new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS),
+    subscriber: new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS),
+  };
+  private readonly replaceTimers = new Set<NodeJS.Timeout>();
+  private readonly retireMetric: (() => void)[] = [];
 
   constructor(url: string, cluster: string, opts: RedisStoreOptions = {}) {
     // The cluster name becomes the hash tag; braces inside it would end the tag early.
@@ -333,15 +385,41 @@ export class RedisStore implements ClusterStore {
     this.opTimeoutMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
     this.prefix = `xs:{${cluster}}:`;
     this.leaseChannel = `${this.prefix}lease:announce`;
-    this.client = this.open('data');
-    for (const [name, def] of Object.entries(SCRIPTS)) {
-      this.client.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    this.client = this.openData();
+    if (opts.metrics) {
+      const counter = opts.metrics.polledCounter<'connection'>(
+        'store_connections_replaced_total',
+        'Store connections that ended for good (ioredis status end) and were replaced',
+        ['connection'],
+      );
+      for (const role of ['data', 'subscriber'] as const) this.retireMetric.push(counter.add({ connection: role }, () => this.replaced[role]));
     }
   }
 
   // ---- connection management ----
 
-  private open(role: string): Connection {
+  /** How many connections ended while the store was open and were replaced, by role. */
+  get connectionsReplaced(): Readonly<Record<ConnectionRole, number>> {
+    return { ...this.replaced };
+  }
+
+  private openData(): Connection {
+    const conn = this.open('data');
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      conn.defineCommand(name, { numberOfKeys: def.keys, lua: def.lua });
+    }
+    return conn;
+  }
+
+  private openSubscriber(): Connection {
+    const conn = this.open('subscriber');
+    conn.on('message', (channel: string, message: string) => {
+      if (channel === this.leaseChannel) this.dispatchLease(message);
+    });
+    return conn;
+  }
+
+  private open(role: ConnectionRole): Connection {
     const conn = this.target.connect();
     // ioredis emits an error on every failed reconnect; one warning per outage is enough.
     let warned = false;
@@ -352,8 +430,47 @@ export class RedisStore implements ClusterStore {
     });
     conn.on('ready', () => {
       warned = false;
+      this.replaceBackoff[role].reset();
     });
+    conn.once('end', () => this.ended(role, conn));
     return conn;
+  }
+
+  /** ioredis will never reconnect `conn` again: open a new one in its place unless we are closing. */
+  private ended(role: ConnectionRole, conn: Connection): void {
+    if (this.closed || conn !== (role === 'data' ? this.client : this.subscriber)) return;
+    this.replaced[role]++;
+    const delayMs = this.replaceBackoff[role].next();
+    this.logger?.warn(
+      { store: this.description, connection: role, replaced: this.replaced[role], delayMs },
+      'store connection ended for good; replacing it',
+    );
+    const timer = setTimeout(() => {
+      this.replaceTimers.delete(timer);
+      if (this.closed) return;
+      if (role === 'data') {
+        this.client = this.openData();
+        return;
+      }
+      const next = this.openSubscriber();
+      this.subscriber = next;
+      if (this.subscribed) void this.resubscribe(next);
+    }, delayMs);
+    this.replaceTimers.add(timer);
+  }
+
+  /** Subscribes a replacement subscriber to the lease channel, retrying until it works or it is replaced too. */
+  private async resubscribe(conn: Connection): Promise<void> {
+    const backoff = new Backoff(REPLACE_MIN_MS, REPLACE_MAX_MS);
+    while (!this.closed && conn === this.subscriber && conn.status !== 'end') {
+      try {
+        await conn.subscribe(this.leaseChannel);
+        return;
+      } catch (e) {
+        this.logger?.warn({ store: this.description, err: errorMessage(e) }, 'could not subscribe the replaced store connection; retrying');
+      }
+      await new Promise((r) => setTimeout(r, backoff.next()).unref());
+    }
   }
 
   async ready(timeoutMs: number): Promise<void> {
@@ -377,6 +494,9 @@ export class RedisStore implements ClusterStore {
     if (this.closed) return;
     this.closed = true;
     this.leaseListeners.clear();
+    for (const t of this.replaceTimers) clearTimeout(t);
+    this.replaceTimers.clear();
+    for (const retire of this.retireMetric.splice(0)) retire();
     const conns = this.subscriber ? [this.client, this.subscriber] : [this.client];
     await Promise.all(conns.map((c) => shut(c)));
   }
@@ -386,13 +506,13 @@ export class RedisStore implements ClusterStore {
    * STORE_UNAVAILABLE for anything that says the server cannot be reached or cannot serve,
    * INTERNAL for a reply that points at a bug or foreign data (e.g. WRONGTYPE, a script error).
    */
-  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+  private async run<T>(what: string, op: () => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
     if (this.closed) throw new XError('STORE_UNAVAILABLE', `store ${this.description} is closed`);
     try {
       return await withDeadline(
         op(),
-        this.opTimeoutMs,
-        () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${this.opTimeoutMs} ms`),
+        timeoutMs,
+        () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${timeoutMs} ms`),
       );
     } catch (e) {
       if (e instanceof XError) throw e;
@@ -414,17 +534,43 @@ export class RedisStore implements ClusterStore {
 
   // ---- mgr lease ----
 
-  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null> {
-    return this.run('acquireLease', async () => {
+  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<LeaseRecord | null> {
+    return this.runLease('acquireLease', opts, async () => {
       const body: Omit<LeaseRecord, 'epoch'> = { instanceId: rec.instanceId, addr: rec.addr, port: rec.port };
       if (rec.adminPort !== undefined) body.adminPort = rec.adminPort;
-      const stored = await this.script('xsAcquireLease', [this.key('lease'), this.key('lease', 'epoch')], [JSON.stringify(body), px(ttlMs)]);
+      const keys = [this.key('lease'), this.key('lease', 'epoch')];
+      const stored = await this.script('xsAcquireLease', keys, [JSON.stringify(body), px(ttlMs), notAfterArg(opts)]);
+      this.refuseLate('acquireLease', stored);
       return typeof stored === 'string' ? parseLease(stored) : null;
     });
   }
 
-  refreshLease(instanceId: string, ttlMs: number): Promise<boolean> {
-    return this.run('refreshLease', async () => (await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs)])) === 1);
+  refreshLease(instanceId: string, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<boolean> {
+    return this.runLease('refreshLease', opts, async () => {
+      const v = await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs), notAfterArg(opts)]);
+      this.refuseLate('refreshLease', v);
+      return v === 1;
+    });
+  }
+
+  /**
+   * A lease command: sent only on a ready connection (never parked in the offline queue, where it
+   * would run whenever Redis comes back), and bounded by its deadline as well as opTimeoutMs.
+   */
+  private runLease<T>(what: string, opts: LeaseCommandOptions, op: () => Promise<T>): Promise<T> {
+    const left = opts.notAfter === undefined ? Infinity : opts.notAfter - Date.now();
+    if (left <= 0) return Promise.reject(new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} is past its deadline; not sent`));
+    if (this.client.status !== 'ready') {
+      return Promise.reject(new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} not sent: not connected (${this.client.status})`));
+    }
+    return this.run(what, op, Math.min(this.opTimeoutMs, left));
+  }
+
+  /** Turns a script's {'late', ms} reply into the error LeaseCommandOptions promises. */
+  private refuseLate(what: string, reply: unknown): void {
+    if (!Array.isArray(reply) || reply[0] !== 'late') return;
+    const late = Number(reply[1]);
+    throw new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} reached Redis ${late} ms after its deadline; not applied`, { late });
   }
 
   releaseLease(instanceId: string): Promise<void> {
@@ -457,12 +603,7 @@ export class RedisStore implements ClusterStore {
   }
 
   private async subscribe(): Promise<void> {
-    if (!this.subscriber) {
-      this.subscriber = this.open('subscriber');
-      this.subscriber.on('message', (channel: string, message: string) => {
-        if (channel === this.leaseChannel) this.dispatchLease(message);
-      });
-    }
+    this.subscriber ??= this.openSubscriber();
     try {
       await this.subscriber.subscribe(this.leaseChannel);
     } catch (e) {

@@ -61,15 +61,29 @@ export interface StoreLifecycle {
   close(): Promise<void>;
 }
 
+/**
+ * A lease command's deadline. A caller that stopped waiting for an acquisition or a refresh must
+ * be able to rely on it never taking effect later (a Redis that stalls runs what it had already
+ * received when it resumes): past `notAfter` the store refuses it with STORE_UNAVAILABLE and
+ * changes nothing. Lease commands are also never queued while the store is disconnected, so
+ * the time a caller starts one is the time it was sent.
+ */
+export interface LeaseCommandOptions {
+  /** Wall-clock ms (Date.now()) after which the command must not be applied. */
+  notAfter?: number;
+}
+
 /** The mgr lease as its holder and the standbys use it (SPEC §3.1–3.3). */
 export interface LeaseStore {
   /**
-   * Takes the lease if nobody holds it: atomically bumps the epoch and stores the record with a TTL.
-   * Returns the stored record (with its new epoch) or null when someone else holds it.
+   * Takes the lease if nobody else holds it: atomically bumps the epoch and stores the record with a
+   * TTL. Returns the stored record (with its new epoch) or null when someone else holds it. A lease
+   * still held under the caller's own instanceId counts as free: a caller that gave up on an earlier
+   * acquisition that did land takes it over at its next attempt instead of waiting a TTL.
    */
-  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number): Promise<LeaseRecord | null>;
+  acquireLease(rec: Omit<LeaseRecord, 'epoch'>, ttlMs: number, opts?: LeaseCommandOptions): Promise<LeaseRecord | null>;
   /** Extends the lease if `instanceId` still holds it; false means it was lost (step down). */
-  refreshLease(instanceId: string, ttlMs: number): Promise<boolean>;
+  refreshLease(instanceId: string, ttlMs: number, opts?: LeaseCommandOptions): Promise<boolean>;
   /** Deletes the lease if `instanceId` holds it (graceful mgr stop). */
   releaseLease(instanceId: string): Promise<void>;
   /** Announces a new active mgr (pub/sub), so nodes re-discover at once. */
