@@ -37,6 +37,7 @@ export const ErrorCode = {
   NO_GATEWAY: 39,
   ACCOUNT_EXISTS: 40,
   FORBIDDEN: 41,
+  UPDATE_REQUIRED: 42,
   INTERNAL: 99,
 } as const;
 

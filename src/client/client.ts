@@ -42,6 +42,8 @@ export interface XClientOptions {
   maxFrame?: number;
   /** Overrides the ping interval the gateway asks for in WELCOME. */
   heartbeatMs?: number;
+  /** This client's version, sent in AUTH; a gateway with `gateway.minClientVersion` refuses older ones. */
+  version?: string;
   /** TLS settings for a gateway with `tls` (Node: a CA of your own; browsers use their trust store). */
   tls?: ClientTlsOptions;
 }
@@ -62,6 +64,11 @@ export interface ClientEvents {
   reconnecting: (attempt: number) => void;
   /** The session was resumed on a new connection; queued messages have been sent. */
   reconnected: (welcome: Welcome) => void;
+  /**
+   * The gateway refused this client as too old (UPDATE_REQUIRED, `gateway.minClientVersion`):
+   * the app should update before it logs in again. connect() rejects with the same code.
+   */
+  'update-required': (minVersion: string) => void;
   /** Non-fatal problems: error notices from the gateway, handlers that threw. */
   error: (err: ClientError) => void;
 }
@@ -107,7 +114,7 @@ const CLIENT_DEFAULTS = {
   maxReconnectDelayMs: 3000,
   maxQueue: 1000,
   maxFrame: DEFAULT_MAX_FRAME,
-} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls'>>;
+} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version'>>;
 
 /** The options that were given (an explicit `undefined` keeps the default). */
 function definedOnly<T extends object>(o: T): Partial<T> {
@@ -126,7 +133,8 @@ const now = (): number => (typeof performance !== 'undefined' ? performance.now(
 export class XClient {
   /** `type * cmdOffset + sub` numbering of user commands. */
   readonly cmdOffset: number;
-  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs' | 'tls'>> & { heartbeatMs?: number };
+  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version'>> & { heartbeatMs?: number };
+  private readonly version: string | undefined;
   private readonly tls: ClientTlsOptions | undefined;
   private readonly events = new Emitter<ClientEvents>();
   private readonly handlers = new Map<number, MessageHandler[]>();
@@ -154,6 +162,7 @@ export class XClient {
       heartbeatMs: opts.heartbeatMs,
     };
     this.tls = opts.tls;
+    this.version = opts.version;
     if (this.opts.transport !== 'ws' && this.opts.transport !== 'tcp') {
       throw new ClientError('UNSUPPORTED', `unknown transport "${String(this.opts.transport)}"`);
     }
@@ -220,7 +229,7 @@ export class XClient {
     this._welcome = null;
     this._state = 'connecting';
     try {
-      return await this.open({ token: login.token }, epoch, false);
+      return await this.open({ token: login.token, ...this.versionField() }, epoch, false);
     } catch (e) {
       const err = e instanceof ClientError ? e : new ClientError('CONNECT_FAILED', String(e), { cause: e });
       if (epoch === this.epoch) {
@@ -243,6 +252,10 @@ export class XClient {
     this.opening = null;
     this.end('CLOSED', new ClientError('CLOSED', 'client closed'));
     await Promise.all([t?.close(), o?.close()]);
+  }
+
+  private versionField(): { version?: string } {
+    return this.version === undefined ? {} : { version: this.version };
   }
 
   /** Opens a transport, authenticates and attaches it. */
@@ -291,7 +304,9 @@ export class XClient {
           if (resuming) this.emit('reconnected', w);
           resolve(w);
         } else if (f.cmd === Cmd.ERROR) {
-          const err = errorFromBody(f.body, 'AUTH_FAILED');
+          const n = parseErrorNotice(f.body, 'AUTH_FAILED');
+          const err = new ClientError(n.code, n.message);
+          if (n.code === 'UPDATE_REQUIRED') this.emit('update-required', n.minVersion ?? '');
           refusals.add(err);
           fail(err);
         } else if (f.cmd === Cmd.PING) {
@@ -362,7 +377,7 @@ export class XClient {
       await this.sleep(Math.min(backoff.next(), Math.max(0, deadline - now())));
       if (epoch !== this.epoch) return;
       try {
-        await this.open({ resume: this._welcome!.resume }, epoch, true);
+        await this.open({ resume: this._welcome!.resume, ...this.versionField() }, epoch, true);
         return;
       } catch (e) {
         if (epoch !== this.epoch) return;

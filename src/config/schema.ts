@@ -272,6 +272,12 @@ const TABLE = [
     default: false,
     doc: 'Client listeners over TLS with tls.cert/tls.key: TLS over TCP on gateway.tcpPort, wss:// on gateway.wsPort.',
   },
+  {
+    key: 'gateway.minClientVersion',
+    type: 'string',
+    default: '',
+    doc: 'Oldest client version accepted (dotted, compared numerically: 1.10 > 1.9); an older one, or a client that sends none, is refused with UPDATE_REQUIRED {minVersion}. Empty = any.',
+  },
   { key: 'gateway.authTimeoutMs', type: 'int', default: 5000, min: 50, doc: 'A client must authenticate (first frame) within this time.' },
   {
     key: 'gateway.heartbeatMs',

@@ -15,7 +15,7 @@ import type { SessionStore } from '../store/store.js';
 import { encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
-import { encodeWelcome, parseAuth, type AuthRequest } from '../protocol/client-messages.js';
+import { compareVersions, encodeWelcome, parseAuth, type AuthRequest } from '../protocol/client-messages.js';
 import type { ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
 import { AccountRoute, type GatewaySession, type GatewaySessions } from './routing.js';
@@ -104,6 +104,13 @@ export class ClientAuth {
       req = parseAuth(f.body);
     } catch (e) {
       return this.refuse(conn, new XError('BAD_REQUEST', (e as Error).message));
+    }
+    const min = this.deps.settings.minClientVersion;
+    if (min !== '' && (req.version === undefined || compareVersions(req.version, min) < 0)) {
+      const err = new XError('UPDATE_REQUIRED', `client version ${req.version ?? '(none)'} is older than ${min}; update the client`, {
+        minVersion: min,
+      });
+      return this.refuse(conn, err);
     }
     if ('resume' in req) return this.resume(conn, req.resume);
     if (req.token.length === 0 || req.token.length > MAX_TOKEN_LENGTH) {

@@ -44,7 +44,8 @@ const WS_NORMAL_CLOSURE = 1000;
 
 /** The ERROR notice (or error-response body) for `err`, optionally naming the client frame it answers. */
 export function errorBody(err: XError, cmd?: number): Uint8Array {
-  return encodeErrorNotice({ code: err.code, message: err.message, cmd });
+  const minVersion = err.details?.minVersion;
+  return encodeErrorNotice({ code: err.code, message: err.message, cmd, ...(typeof minVersion === 'string' ? { minVersion } : {}) });
 }
 
 export abstract class ClientConnection {

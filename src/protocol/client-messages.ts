@@ -3,7 +3,7 @@
  * each message has one type, one encoder and one parser, used by the gateway, the client SDK and
  * the test fakes alike.
  *
- *   client -> gateway   AUTH     {"token": "..."} | {"resume": "..."}
+ *   client -> gateway   AUTH     {"token": "...", "version"?} | {"resume": "...", "version"?}
  *   gateway -> client   WELCOME  {account, generation, resume, heartbeatMs, graceMs, resumed}
  *   gateway -> client   ERROR    {code, message, cmd?}   (also the body of an error response)
  */
@@ -12,8 +12,11 @@ import { jsonBytes, parseJson } from './bytes.js';
 /** Ping interval a client uses when WELCOME names none (the `gateway.heartbeatMs` default). */
 export const DEFAULT_HEARTBEAT_MS = 10_000;
 
-/** AUTH: a single-use token from the login service, or the resume key of a session within its grace. */
-export type AuthRequest = { token: string } | { resume: string };
+/**
+ * AUTH: a single-use token from the login service, or the resume key of a session within its
+ * grace; `version` is the client's own version, which a gateway may require to be recent enough.
+ */
+export type AuthRequest = ({ token: string } | { resume: string }) & { version?: string };
 
 /** The gateway's WELCOME. */
 export interface Welcome {
@@ -34,6 +37,8 @@ export interface ErrorNotice {
   code: string;
   message: string;
   cmd?: number;
+  /** With UPDATE_REQUIRED: the oldest client version the gateway accepts. */
+  minVersion?: string;
 }
 
 /** A body that is not the message it should be. `code` is BAD_REQUEST (AUTH) or BAD_FRAME (gateway → client). */
@@ -74,9 +79,10 @@ export function parseAuth(body: Uint8Array): AuthRequest {
   } catch {
     throw new MessageError('BAD_REQUEST', shape);
   }
-  if (typeof o.resume === 'string') return { resume: o.resume };
-  if (typeof o.token === 'string') return { token: o.token };
-  return { token: '' };
+  const version = typeof o.version === 'string' ? { version: o.version } : {};
+  if (typeof o.resume === 'string') return { resume: o.resume, ...version };
+  if (typeof o.token === 'string') return { token: o.token, ...version };
+  return { token: '', ...version };
 }
 
 export function encodeWelcome(w: Welcome): Uint8Array {
@@ -99,7 +105,12 @@ export function parseWelcome(body: Uint8Array): Welcome {
 }
 
 export function encodeErrorNotice(e: ErrorNotice): Uint8Array {
-  return jsonBytes(e.cmd === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, cmd: e.cmd });
+  return jsonBytes({
+    code: e.code,
+    message: e.message,
+    ...(e.cmd === undefined ? {} : { cmd: e.cmd }),
+    ...(e.minVersion === undefined ? {} : { minVersion: e.minVersion }),
+  });
 }
 
 /**
@@ -117,5 +128,24 @@ export function parseErrorNotice(body: Uint8Array, fallbackCode: string): ErrorN
   const message = typeof o.message === 'string' && o.message ? o.message : code;
   const out: ErrorNotice = { code, message };
   if (typeof o.cmd === 'number') out.cmd = o.cmd;
+  if (typeof o.minVersion === 'string') out.minVersion = o.minVersion;
   return out;
+}
+
+/**
+ * Compares dotted versions numerically, part by part ("1.10" > "1.9"; a missing part is 0; a
+ * non-numeric part compares as text). Negative when a < b, 0 when equal, positive when a > b.
+ */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.trim().split(/[.-]/);
+  const pb = b.trim().split(/[.-]/);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? '0';
+    const y = pb[i] ?? '0';
+    const nx = /^\d+$/.test(x) ? Number(x) : NaN;
+    const ny = /^\d+$/.test(y) ? Number(y) : NaN;
+    const d = Number.isNaN(nx) || Number.isNaN(ny) ? x.localeCompare(y) : nx - ny;
+    if (d !== 0) return d;
+  }
+  return 0;
 }
