@@ -14,6 +14,7 @@ import { Backoff } from '../protocol/backoff.js';
 import { toBytes } from '../protocol/bytes.js';
 import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
 import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
+import { isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
@@ -519,9 +520,13 @@ export class XClient {
    * after WELCOME. Throws ClientError NOT_CONNECTED (idle/closed), QUEUE_FULL, BAD_COMMAND,
    * FRAME_TOO_LARGE.
    */
-  send(cmd: number, data: Uint8Array | string = EMPTY): void {
-    const body = this.checkOut(cmd, data);
-    this.write(encodeFrame(cmd, body), 0);
+  send(cmd: number, data?: Uint8Array | string): void;
+  /** Sends a contract's one-way message, encoded by its codec (a wrong payload does not compile). */
+  send<Req>(command: Command<Req, unknown>, message: Req): void;
+  send(a: number | Command<unknown, unknown>, data: unknown = EMPTY): void {
+    if (isCommand(a)) return this.send(this.cmd(a.type, a.cmd), a.request.encode(data));
+    const body = this.checkOut(a, data as Uint8Array | string);
+    this.write(encodeFrame(a, body), 0);
   }
 
   /**
@@ -529,11 +534,29 @@ export class XClient {
    * server's code for an error response, TIMEOUT, DISCONNECTED (the connection dropped while
    * the request was in flight), CLOSED, or the errors of `send()`.
    */
-  request(cmd: number, data: Uint8Array | string = EMPTY, opts: RequestOptions = {}): Promise<Uint8Array> {
+  request(cmd: number, data?: Uint8Array | string, opts?: RequestOptions): Promise<Uint8Array>;
+  /**
+   * A contract's request: encoded and decoded by its codecs, typed by them. A response that does
+   * not decode rejects with ClientError BAD_PAYLOAD.
+   */
+  request<Req, Res>(command: RequestCommand<Req, Res>, request: Req, opts?: RequestOptions): Promise<Res>;
+  request(a: number | Command<unknown, unknown>, data: unknown = EMPTY, opts: RequestOptions = {}): Promise<unknown> {
+    if (isCommand(a)) {
+      const c = a;
+      let body: Uint8Array;
+      try {
+        body = c.request.encode(data);
+      } catch (e) {
+        return Promise.reject(new ClientError('BAD_PAYLOAD', `${c.name}: cannot encode the request: ${(e as Error).message}`));
+      }
+      return this.request(this.cmd(c.type, c.cmd), body, opts).then((bytes) => decodeOrFail(c, bytes));
+    }
+    const cmd = a;
+    const payload = data as Uint8Array | string;
     return new Promise<Uint8Array>((resolve, reject) => {
       let body: Uint8Array;
       try {
-        body = this.checkOut(cmd, data);
+        body = this.checkOut(cmd, payload);
       } catch (e) {
         return reject(e);
       }
@@ -610,9 +633,28 @@ export class XClient {
 
   /** Handles messages with command `cmd`; returns a function that removes the handler. */
   on(cmd: number, handler: MessageHandler): () => void;
+  /**
+   * Handles a contract's messages (a service's pushes), decoded by its codec; a body that does not
+   * decode is reported as an 'error' event (BAD_PAYLOAD), the handler is not called.
+   */
+  on<M>(command: Command<M, unknown>, handler: (message: M) => void): () => void;
   /** Listens to a client event; returns a function that removes the listener. */
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
-  on(key: number | keyof ClientEvents, fn: MessageHandler | ClientEvents[keyof ClientEvents]): () => void {
+  on(key: number | Command<unknown, unknown> | keyof ClientEvents, fn: unknown): () => void {
+    if (isCommand(key)) {
+      const c = key;
+      const typed = fn as (m: unknown) => void;
+      return this.on(this.cmd(c.type, c.cmd), (data: Uint8Array) => {
+        let m: unknown;
+        try {
+          m = c.request.decode(data);
+        } catch (e) {
+          this.emit('error', new ClientError('BAD_PAYLOAD', `${c.name}: ${(e as Error).message}`));
+          return;
+        }
+        typed(m);
+      });
+    }
     if (typeof key === 'number') {
       const h = fn as MessageHandler;
       const list = this.handlers.get(key);
@@ -666,6 +708,16 @@ export class XClient {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A contract's response, or BAD_PAYLOAD when it does not decode. */
+function decodeOrFail(c: Command<unknown, unknown>, bytes: Uint8Array): unknown {
+  if (!c.response) return undefined;
+  try {
+    return c.response.decode(bytes);
+  } catch (e) {
+    throw new ClientError('BAD_PAYLOAD', `${c.name}: cannot decode the response: ${(e as Error).message}`);
+  }
+}
 
 /** Builds a ClientError from an ERROR body (tolerates garbage). */
 function errorFromBody(body: Uint8Array, fallback: string): ClientError {

@@ -11,13 +11,14 @@ import { EventEmitter } from 'node:events';
 import type { DescMessage } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { RoleContext } from '../context.js';
-import type { XError } from '../errors.js';
+import { XError } from '../errors.js';
 import { decode } from '../wire/codec.js';
 import type { IpKind, Peer } from './peer.js';
-import type { ClientHandler, RelayHandler } from './relay.js';
+import type { ClientContext, ClientHandler, RelayHandler } from './relay.js';
 import { bindFacade, NodeRuntime } from './runtime.js';
 import type { SelectOptions } from './select.js';
-import type { NodeEvents, NodeOptions, Payload, RawHandler, RequestOptions, SendOptions, TypedHandler } from './types.js';
+import type { MessageContext, NodeEvents, NodeOptions, Payload, RawHandler, RequestOptions, SendOptions, TypedHandler } from './types.js';
+import { isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
 
 export type { NodeOptions, SendOptions } from './types.js';
 
@@ -158,8 +159,12 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   }
 
   /** Request/response with one node by id; rejects with a typed XError (TIMEOUT, NO_TARGET, NO_HANDLER, ...). */
-  request(id: string, cmd: number, payload: Payload, opts: RequestOptions = {}): Promise<Uint8Array> {
-    return this.#rt.request(id, cmd, payload, opts);
+  request(id: string, cmd: number, payload: Payload, opts?: RequestOptions): Promise<Uint8Array>;
+  /** A contract's request to node `id`, typed and coded by the contract (uses its `cmd`). */
+  request<Req, Res>(id: string, command: RequestCommand<Req, Res>, request: Req, opts?: RequestOptions): Promise<Res>;
+  request(id: string, a: number | Command<unknown, unknown>, payload: unknown, opts: RequestOptions = {}): Promise<unknown> {
+    if (isCommand(a)) return this.#rt.request(id, a.cmd, encodeWith(a, payload), opts).then((b) => decodeResponse(a, b));
+    return this.#rt.request(id, a, payload as Payload, opts);
   }
 
   /**
@@ -171,8 +176,15 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   }
 
   /** Request to one node of `type` chosen by the strategy. */
-  requestOne(type: number, cmd: number, payload: Payload, opts: RequestOptions & SelectOptions = {}): Promise<Uint8Array> {
-    return this.#rt.requestOne(type, cmd, payload, opts);
+  requestOne(type: number, cmd: number, payload: Payload, opts?: RequestOptions & SelectOptions): Promise<Uint8Array>;
+  /** A contract's request to one node of the contract's type. */
+  requestOne<Req, Res>(command: RequestCommand<Req, Res>, request: Req, opts?: RequestOptions & SelectOptions): Promise<Res>;
+  requestOne(a: number | Command<unknown, unknown>, b: unknown, c?: unknown, d?: unknown): Promise<unknown> {
+    if (isCommand(a)) {
+      const opts = (c ?? {}) as RequestOptions & SelectOptions;
+      return this.#rt.requestOne(a.type, a.cmd, encodeWith(a, b), opts).then((bytes) => decodeResponse(a, bytes));
+    }
+    return this.#rt.requestOne(a, b as number, c as Payload, (d ?? {}) as RequestOptions & SelectOptions);
   }
 
   // ================================================================ group 4: relay through gateways
@@ -188,19 +200,43 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   }
 
   /** Handles client command `cmd` (as the node sees it: cmd % cmdOffset). Returning a Payload answers a client request. */
-  handleClient(cmd: number, handler: ClientHandler): this {
-    this.#rt.handleClient(cmd, handler);
+  handleClient(cmd: number, handler: ClientHandler): this;
+  /**
+   * Handles a contract's client command: the request decoded by its codec (a body that does not
+   * decode is answered with BAD_REQUEST), the returned value encoded as the response.
+   */
+  handleClient<Req, Res>(command: Command<Req, Res>, handler: (request: Req, ctx: ClientContext) => Res | Promise<Res> | void): this;
+  handleClient(a: number | Command<unknown, unknown>, handler: unknown): this {
+    if (isCommand(a)) {
+      const c = a;
+      const typed = handler as (r: unknown, ctx: ClientContext) => unknown;
+      this.#rt.handleClient(c.cmd, (data, ctx) => {
+        const req = decodeRequest(c, data);
+        const out = typed(req, ctx);
+        const encode = (v: unknown): Payload | undefined => (c.response && v !== undefined ? c.response.encode(v) : undefined);
+        return out instanceof Promise ? out.then(encode) : encode(out);
+      });
+      return this;
+    }
+    this.#rt.handleClient(a, handler as ClientHandler);
     return this;
   }
 
   /** The seed's SendClientMsgByRelay: to the account's client through its gateway. */
-  sendToClient(account: string, cmd: number, payload: Payload): boolean {
-    return this.#rt.sendToClient(account, cmd, payload);
+  sendToClient(account: string, cmd: number, payload: Payload): boolean;
+  /** A contract's message to the account's client (the client handles it with `on(command)`). */
+  sendToClient<M>(account: string, command: Command<M, unknown>, message: M): boolean;
+  sendToClient(account: string, a: number | Command<unknown, unknown>, payload: unknown): boolean {
+    if (isCommand(a)) return this.#rt.sendToClient(account, a.cmd, encodeWith(a, payload));
+    return this.#rt.sendToClient(account, a, payload as Payload);
   }
 
   /** To every client on every gateway; returns the number of gateways sent to. */
-  broadcastToClients(cmd: number, payload: Payload): number {
-    return this.#rt.broadcastToClients(cmd, payload);
+  broadcastToClients(cmd: number, payload: Payload): number;
+  broadcastToClients<M>(command: Command<M, unknown>, message: M): number;
+  broadcastToClients(a: number | Command<unknown, unknown>, payload: unknown): number {
+    if (isCommand(a)) return this.#rt.broadcastToClients(a.cmd, encodeWith(a, payload));
+    return this.#rt.broadcastToClients(a, payload as Payload);
   }
 
   /** node -> gateway -> one node of `type` (or all with broadcast), for nodes without a direct link. */
@@ -238,7 +274,20 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
    */
   handle(cmd: number, handler: RawHandler): this;
   handle<D extends DescMessage>(cmd: number, schema: D, handler: TypedHandler<D>): this;
-  handle(cmd: number, b: unknown, c?: unknown): this {
+  /** Handles a contract's node-to-node command, typed and coded by it. */
+  handle<Req, Res>(command: Command<Req, Res>, handler: (request: Req, ctx: MessageContext) => Res | Promise<Res> | void): this;
+  handle(a: number | Command<unknown, unknown>, b: unknown, c?: unknown): this {
+    if (isCommand(a)) {
+      const contract = a;
+      const typed = b as (r: unknown, ctx: MessageContext) => unknown;
+      this.#rt.handle(contract.cmd, (body, ctx) => {
+        const out = typed(decodeRequest(contract, body), ctx);
+        const encode = (v: unknown): Payload | undefined => (contract.response && v !== undefined ? contract.response.encode(v) : undefined);
+        return (out instanceof Promise ? out.then(encode) : encode(out)) as ReturnType<RawHandler>;
+      });
+      return this;
+    }
+    const cmd = a;
     if (c === undefined) {
       this.#rt.handle(cmd, b as RawHandler);
     } else {
@@ -253,5 +302,28 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   unhandle(cmd: number): this {
     this.#rt.unhandle(cmd);
     return this;
+  }
+}
+
+function encodeWith(c: Command<unknown, unknown>, value: unknown): Uint8Array {
+  return c.request.encode(value);
+}
+
+/** A request body under a contract, or BAD_REQUEST (answered to the sender) when it does not decode. */
+function decodeRequest(c: Command<unknown, unknown>, body: Uint8Array): unknown {
+  try {
+    return c.request.decode(body);
+  } catch (e) {
+    throw new XError('BAD_REQUEST', `${c.name}: ${(e as Error).message}`);
+  }
+}
+
+/** A response under a contract, or BAD_FRAME when it does not decode (a typed runtime error, not garbage). */
+function decodeResponse(c: Command<unknown, unknown>, body: Uint8Array): unknown {
+  if (!c.response) return undefined;
+  try {
+    return c.response.decode(body);
+  } catch (e) {
+    throw new XError('BAD_FRAME', `${c.name}: cannot decode the response: ${(e as Error).message}`);
   }
 }

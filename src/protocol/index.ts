@@ -9,3 +9,4 @@ export * from './bytes.js';
 export * from './client-messages.js';
 export { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 export { Backoff } from './backoff.js';
+export * from './contract.js';
