@@ -3,12 +3,11 @@
  * wrong payload is a compile error (checked by `npm run typecheck`), a body that does not decode
  * a typed runtime error.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { XClient, command, jsonCodec, type LoginResult } from '../src/client/index.js';
+import { XClient, command, jsonCodec } from '../src/client/index.js';
 import { Gateway } from '../src/gateway/gateway.js';
 import { ClusterNode } from '../src/node/node.js';
-import { startCluster, waitUntil } from './helpers/inproc.js';
+import { issueLogin, startCluster, waitUntil } from './helpers/inproc.js';
 
 // ---- the contract module both ends import ----
 interface Role {
@@ -53,24 +52,7 @@ afterAll(async () => {
   await c?.cleanup();
 });
 
-async function loginResult(account: string): Promise<LoginResult> {
-  const token = randomBytes(16).toString('base64url');
-  const generation = Date.now();
-  await c.store.putToken(
-    token,
-    { account, gatewayId: gw.node.id, generation, allocations: { '4': lobby.id }, expiresAt: Date.now() + 10_000 },
-    10_000,
-  );
-  return {
-    token,
-    account,
-    generation,
-    expiresInMs: 10_000,
-    gateway: { id: gw.node.id, host: '127.0.0.1', tcpPort: gw.tcpPort, wsUrl: `ws://127.0.0.1:${gw.wsPort}/` },
-    allocations: {},
-    missing: [],
-  } as LoginResult;
-}
+const loginResult = (account: string) => issueLogin(c.store, gw, account, { '4': lobby.id });
 
 describe('contracts', () => {
   it('a request, a one-way message and a push, typed by one declaration on both ends', async () => {

@@ -2,7 +2,6 @@
  * Drain (SPEC §12): a draining member is listed as such everywhere, gets no new work from
  * one()/sendOne() or login, keeps its bound work, and drainRoles waits for that work or the deadline.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../src/gateway/gateway.js';
 import { silentLogger } from '../src/log.js';
@@ -10,10 +9,8 @@ import { ClusterNode } from '../src/node/node.js';
 import { Selector } from '../src/node/select.js';
 import { create } from '@bufbuild/protobuf';
 import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
-import { encodeAuth } from '../src/protocol/client-messages.js';
-import { Cmd } from '../src/protocol/commands.js';
 import { drainRoles, gatewayRole, nodeRole } from '../src/roles.js';
-import { RawClient, startCluster, waitUntil } from './helpers/inproc.js';
+import { rawLogin, startCluster, waitUntil } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
 let c: Cluster;
@@ -65,15 +62,7 @@ describe('drain', () => {
     const gw = c.own(new Gateway(c.ctx));
     await gw.start();
     await gw.node.ready(5000);
-    const token = randomBytes(16).toString('base64url');
-    await c.store.putToken(
-      token,
-      { account: 'drainee', gatewayId: gw.node.id, generation: Date.now(), allocations: {}, expiresAt: Date.now() + 10_000 },
-      10_000,
-    );
-    const cl = await RawClient.connect(gw.tcpPort);
-    cl.send(Cmd.AUTH, encodeAuth({ token }));
-    await cl.next((f) => f.cmd === Cmd.WELCOME);
+    const cl = await rawLogin(c.store, gw, 'drainee');
     const drained = drainRoles([gatewayRole(gw)], 10_000, silentLogger());
     let done = false;
     void drained.then(() => (done = true));
@@ -88,15 +77,7 @@ describe('drain', () => {
     const gw = c.own(new Gateway(c.ctx));
     await gw.start();
     await gw.node.ready(5000);
-    const token = randomBytes(16).toString('base64url');
-    await c.store.putToken(
-      token,
-      { account: 'stayer', gatewayId: gw.node.id, generation: Date.now(), allocations: {}, expiresAt: Date.now() + 10_000 },
-      10_000,
-    );
-    const cl = await RawClient.connect(gw.tcpPort);
-    cl.send(Cmd.AUTH, encodeAuth({ token }));
-    await cl.next((f) => f.cmd === Cmd.WELCOME);
+    const cl = await rawLogin(c.store, gw, 'stayer');
     const t0 = performance.now();
     expect(await drainRoles([gatewayRole(gw)], 300, silentLogger())).toEqual({ cut: { 'gateway sessions': 1 } });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);

@@ -1,10 +1,9 @@
 /** Client version gating: gateway.minClientVersion refuses older clients with UPDATE_REQUIRED {minVersion}; the SDK raises its own event. */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { XClient, type LoginResult } from '../src/client/index.js';
+import { XClient } from '../src/client/index.js';
 import { Gateway } from '../src/gateway/gateway.js';
 import { compareVersions } from '../src/protocol/client-messages.js';
-import { startCluster } from './helpers/inproc.js';
+import { issueLogin, startCluster } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
 let c: Cluster;
@@ -23,21 +22,7 @@ afterAll(async () => {
   await c?.cleanup();
 });
 
-/** What login would hand out, written straight into the store. */
-async function loginResult(account: string): Promise<LoginResult> {
-  const token = randomBytes(16).toString('base64url');
-  const generation = Date.now();
-  await c.store.putToken(token, { account, gatewayId: gw.node.id, generation, allocations: {}, expiresAt: Date.now() + 10_000 }, 10_000);
-  return {
-    token,
-    account,
-    generation,
-    expiresInMs: 10_000,
-    gateway: { id: gw.node.id, host: '127.0.0.1', tcpPort: gw.tcpPort, wsUrl: `ws://127.0.0.1:${gw.wsPort}/` },
-    allocations: {},
-    missing: [],
-  } as LoginResult;
-}
+const loginResult = (account: string) => issueLogin(c.store, gw, account);
 
 describe('client version gating', () => {
   it('an older client (or one that sends no version) is refused with UPDATE_REQUIRED and the minimum; the SDK says so', async () => {

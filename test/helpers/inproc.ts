@@ -12,6 +12,11 @@ import { MgrServer } from '../../src/mgr/mgr.js';
 import { createRoleContext, stopInOrder, type StopStep } from '../../src/roles.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../../src/protocol/frame.js';
+import type { LoginResult } from '../../src/client/index.js';
+import type { Gateway } from '../../src/gateway/gateway.js';
+import { encodeAuth } from '../../src/protocol/client-messages.js';
+import { Cmd } from '../../src/protocol/commands.js';
+import type { SessionStore } from '../../src/store/store.js';
 
 export const REDIS_URL = process.env.XSERVER_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
@@ -110,4 +115,37 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * What the login service hands out, without the login service: a single-use token for `account`
+ * on `gateway`, written straight into the store, as a LoginResult the SDK can connect() with.
+ */
+export async function issueLogin(
+  store: Pick<SessionStore, 'putToken'>,
+  gateway: Gateway,
+  account: string,
+  allocations: Record<string, string> = {},
+  ttlMs = 10_000,
+): Promise<LoginResult> {
+  const token = randomBytes(16).toString('base64url');
+  const generation = Date.now();
+  await store.putToken(token, { account, gatewayId: gateway.node.id, generation, allocations, expiresAt: Date.now() + ttlMs }, ttlMs);
+  return {
+    token,
+    account,
+    generation,
+    expiresInMs: ttlMs,
+    gateway: { id: gateway.node.id, host: '127.0.0.1', tcpPort: gateway.tcpPort, wsUrl: `ws://127.0.0.1:${gateway.wsPort}/` },
+    allocations,
+  };
+}
+
+/** A raw TCP client authenticated with a token from issueLogin (WELCOME received). */
+export async function rawLogin(store: Pick<SessionStore, 'putToken'>, gateway: Gateway, account: string): Promise<RawClient> {
+  const lr = await issueLogin(store, gateway, account);
+  const cl = await RawClient.connect(gateway.tcpPort);
+  cl.send(Cmd.AUTH, encodeAuth({ token: lr.token }));
+  await cl.next((f) => f.cmd === Cmd.WELCOME);
+  return cl;
 }
