@@ -29,12 +29,17 @@ import {
 const CONNECT_PARALLELISM = 50;
 const EMPTY = Buffer.alloc(0);
 
-/** Gateway settings for a load test: no rate limit (the default 200 msg/s per client would be the result). */
+/**
+ * Gateway settings for a load test: no rate limit (the default 200 msg/s per client would be the
+ * result), and no per-address limits (every load client comes from 127.0.0.1).
+ */
 export function gatewayConfig(c) {
   c.gateway.host = '127.0.0.1';
   c.gateway.rateLimitPerSec = 1e9;
   c.gateway.rateBurst = 1e9;
   c.gateway.floodDisconnectAfter = 1e9;
+  c.gateway.acceptRatePerAddress = 1e9;
+  c.gateway.maxPendingPerAddress = 1e9;
   c.gateway.reconnectGraceMs = 0; // a finished point's sessions go at once
 }
 
