@@ -1,9 +1,10 @@
 /**
  * TLS material (docs/operations.md, "TLS"): the PEM files named by tls.cert / tls.key / tls.ca,
- * read at start and re-read when they change, so a renewed certificate is served without a
- * restart (servers swap their secure context; open connections keep theirs).
+ * read at start and re-read when they change (polled: mtime, size, inode), so a renewed
+ * certificate is served without a restart (servers swap their secure context; open connections
+ * keep theirs).
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { XError } from './errors.js';
 
@@ -20,13 +21,16 @@ export const TLS_RELOAD_POLL_MS = 2000;
 export class TlsMaterial {
   private current: SecureContextOptions;
   private readonly listeners = new Set<(o: SecureContextOptions) => void>();
-  private watching = false;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  /** What the files looked like when last read (mtime, size, inode): a change is any difference. */
+  private seen = '';
 
   constructor(
     private readonly files: TlsFiles,
     private readonly onError: (e: Error) => void = () => {},
     private readonly pollMs = TLS_RELOAD_POLL_MS,
   ) {
+    this.seen = this.signature();
     this.current = this.read();
   }
 
@@ -38,20 +42,24 @@ export class TlsMaterial {
   /** Calls `fn` with the new material each time the files change (and stay valid). Starts watching. */
   onReload(fn: (o: SecureContextOptions) => void): () => void {
     this.listeners.add(fn);
-    if (!this.watching) {
-      this.watching = true;
-      for (const f of this.paths()) watchFile(f, { interval: this.pollMs, persistent: false }, this.changed);
+    if (!this.timer) {
+      this.timer = setInterval(this.poll, this.pollMs);
+      this.timer.unref();
     }
     return () => this.listeners.delete(fn);
   }
 
   stop(): void {
-    if (this.watching) for (const f of this.paths()) unwatchFile(f, this.changed);
-    this.watching = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     this.listeners.clear();
   }
 
-  private readonly changed = (): void => {
+  private readonly poll = (): void => {
+    const now = this.signature();
+    if (now === this.seen) return;
+    // Noted even if the new files do not load: one report per change, not one per poll.
+    this.seen = now;
     let next: SecureContextOptions;
     try {
       next = this.read();
@@ -63,6 +71,19 @@ export class TlsMaterial {
     this.current = next;
     for (const fn of this.listeners) fn(next);
   };
+
+  private signature(): string {
+    return this.paths()
+      .map((p) => {
+        try {
+          const st = statSync(p);
+          return `${st.mtimeMs}:${st.size}:${st.ino}`;
+        } catch {
+          return 'missing';
+        }
+      })
+      .join('|');
+  }
 
   private paths(): string[] {
     return [this.files.cert, this.files.key, this.files.ca].filter((p) => p !== '');
