@@ -128,7 +128,8 @@ export async function startRole(kind: RoleKind, ctx: RoleContext, opts: StartRol
 export function mgrRole(mgr: MgrServer): Role {
   return {
     name: 'mgr',
-    ready: () => mgr.isActive,
+    // Ready when it serves as active or stands by to take over; not while taking over or stopped.
+    ready: () => mgr.isActive || mgr.isStandby,
     stop: () => mgr.stop(),
     pages: { '/dashboard': DASHBOARD_HTML, '/': DASHBOARD_HTML },
     routes: {

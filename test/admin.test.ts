@@ -58,6 +58,49 @@ describe('admin server', () => {
     expect(await res.json()).toEqual({ ready: true });
   });
 
+  it('/livez reports a blocked event loop once, then recovers', async () => {
+    server = await startAdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+      ready: () => true,
+      liveStallMs: 150,
+    });
+    const base = `http://127.0.0.1:${server.port}`;
+    expect((await fetch(`${base}/livez`)).status).toBe(200);
+    const until = performance.now() + 400;
+    while (performance.now() < until) {
+      // a synchronous stall, as a runaway handler would cause
+    }
+    const res = await fetch(`${base}/livez`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { live: boolean; maxDelayMs: number };
+    expect(body.live).toBe(false);
+    expect(body.maxDelayMs).toBeGreaterThanOrEqual(300);
+    expect((await fetch(`${base}/livez`)).status).toBe(200);
+  });
+
+  it('/readyz needs the store too when a store check is given, and says which part is missing', async () => {
+    let storeUp = false;
+    server = await startAdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+      ready: () => true,
+      storeReady: async () => storeUp,
+    });
+    const base = `http://127.0.0.1:${server.port}`;
+    let res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ ready: false, store: false });
+    storeUp = true;
+    res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ready: true, store: true });
+  });
+
   it('treats a throwing ready() as not ready', async () => {
     const base = await start(() => {
       throw new Error('store down');

@@ -1,5 +1,6 @@
 /**
- * Admin HTTP server of a process: /healthz (alive), /readyz (ready to serve), /metrics
+ * Admin HTTP server of a process: /livez (the event loop is not stalled), /healthz (answers at
+ * all), /readyz (ready to serve: the roles say so and the store answers), /metrics
  * (Prometheus), plus JSON routes and HTML pages the roles register, possibly after start.
  * Plain node:http: a handful of GET endpoints do not justify a framework dependency.
  */
@@ -26,6 +27,10 @@ export interface AdminServerOptions {
   logger: Logger;
   metrics: Metrics;
   ready: () => boolean;
+  /** Whether the store answers now; when given, /readyz also needs it (and reports it). */
+  storeReady?: () => Promise<boolean>;
+  /** /livez answers 503 when the event loop was blocked longer than this since the last probe. */
+  liveStallMs?: number;
   routes?: Record<string, RouteHandler>;
   pages?: Record<string, string>;
 }
@@ -38,7 +43,11 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-const BUILTIN = new Set(['/healthz', '/readyz', '/metrics']);
+const BUILTIN = new Set(['/healthz', '/livez', '/readyz', '/metrics']);
+/** How often /livez's timer checks that the event loop runs. */
+const LOOP_DELAY_RESOLUTION_MS = 20;
+/** /livez's threshold when the caller gives none (the adminLiveStallMs default). */
+const DEFAULT_LIVE_STALL_MS = 5000;
 
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
   const { logger, metrics } = opts;
@@ -56,6 +65,20 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   for (const [p, h] of Object.entries(opts.routes ?? {})) addRoute(p, h);
   for (const [p, html] of Object.entries(opts.pages ?? {})) addPage(p, html);
 
+  // The worst event-loop delay since the last /livez: a probe that gets an answer at all still learns
+  // that the process was stuck for seconds in between (a sync loop, a GC storm).
+  // A timer that notes how late it fires; the probe also counts the stall that may still be in
+  // progress when it is served (before the timer had its turn).
+  let lastTick = performance.now();
+  let maxLag = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxLag = Math.max(maxLag, now - lastTick - LOOP_DELAY_RESOLUTION_MS);
+    lastTick = now;
+  }, LOOP_DELAY_RESOLUTION_MS);
+  ticker.unref();
+  const liveStallMs = opts.liveStallMs ?? DEFAULT_LIVE_STALL_MS;
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = normalize(url.pathname);
@@ -69,6 +92,13 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     switch (path) {
       case '/healthz':
         return sendJson(res, 200, { ok: true });
+      case '/livez': {
+        const current = performance.now() - lastTick - LOOP_DELAY_RESOLUTION_MS;
+        const maxDelayMs = Math.max(0, Math.round(Math.max(maxLag, current)));
+        maxLag = 0;
+        const live = maxDelayMs <= liveStallMs;
+        return sendJson(res, live ? 200 : 503, { live, maxDelayMs });
+      }
       case '/readyz': {
         let ready = false;
         try {
@@ -76,7 +106,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         } catch (e) {
           logger.warn({ err: e }, 'readiness check threw; reporting not ready');
         }
-        return sendJson(res, ready ? 200 : 503, { ready });
+        if (!opts.storeReady) return sendJson(res, ready ? 200 : 503, { ready });
+        const store = await opts.storeReady().catch(() => false);
+        return sendJson(res, ready && store ? 200 : 503, { ready: ready && store, store });
       }
       case '/metrics':
         return send(res, 200, metrics.contentType, await metrics.text());
@@ -110,6 +142,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     addPage,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(ticker);
         server.close(() => resolve());
         // Keep-alive connections (scrapers, browsers) would otherwise hold close() open.
         server.closeAllConnections();

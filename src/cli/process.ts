@@ -13,6 +13,9 @@ import { createRoleContext, drainRoles, stopInOrder, type Role, type StopStep } 
 import { createStore } from '../store/index.js';
 import { redactUrl } from '../config/load.js';
 
+/** How long /readyz waits for the store's PING before calling the process not ready. */
+const STORE_PROBE_MS = 1000;
+
 export interface ProcessHandle {
   ctx: RoleContext;
   admin: AdminServer | null;
@@ -101,6 +104,12 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
       logger,
       metrics,
       ready: () => !draining && roles.every((r) => r.ready()),
+      storeReady: () =>
+        store.ready(STORE_PROBE_MS).then(
+          () => true,
+          () => false,
+        ),
+      liveStallMs: config.adminLiveStallMs,
     });
     for (const r of roles) {
       for (const [path, fn] of Object.entries(r.routes ?? {})) admin.addRoute(path, fn);

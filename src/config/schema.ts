@@ -73,6 +73,13 @@ const TABLE = [
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
   {
+    key: 'adminLiveStallMs',
+    type: 'int',
+    default: 5000,
+    min: 10,
+    doc: '/livez answers 503 when the event loop was blocked longer than this since the previous /livez (a process that answers but keeps stalling).',
+  },
+  {
     key: 'drainTimeoutMs',
     type: 'int',
     default: 30000,

@@ -91,6 +91,11 @@ export class MgrServer {
     return this.state === 'active';
   }
 
+  /** A standby watching the lease, ready to take over. */
+  get isStandby(): boolean {
+    return this.state === 'standby';
+  }
+
   get listenPort(): number {
     return this.port;
   }
