@@ -44,14 +44,4 @@ export { Metrics } from './metrics.js';
 export { NodeType, type RoleContext } from './context.js';
 export { encode as proto, decode as unproto, protoCodec } from './wire/codec.js';
 // Contracts: one declaration types the service and the client (the SDK exports the same).
-export {
-  ContractError,
-  command,
-  empty,
-  isCommand,
-  jsonCodec,
-  type Codec,
-  type Command,
-  type MessageCommand,
-  type RequestCommand,
-} from './protocol/contract.js';
+export * from './protocol/contract.js';

@@ -44,16 +44,6 @@ export {
 } from '../protocol/index.js';
 export type { AuthRequest, ErrorNotice, Frame, FrameErrorCode, FrameErrorFactory } from '../protocol/index.js';
 // Contracts: one declaration types the service and the client.
-export {
-  ContractError,
-  command,
-  empty,
-  isCommand,
-  jsonCodec,
-  type Codec,
-  type Command,
-  type MessageCommand,
-  type RequestCommand,
-} from '../protocol/contract.js';
+export * from '../protocol/contract.js';
 export { openTransport } from './transport.js';
 export type { ClientTlsOptions, Transport, TransportKind, TransportOptions, TransportTarget } from './transport.js';
