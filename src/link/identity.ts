@@ -51,6 +51,9 @@ export function verifySignature(publicKey: Uint8Array, data: Uint8Array, signatu
   }
 }
 
+/** Byte equality of two keys (no allocation: it runs for links and registrations, not only at start). */
 export function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  return a !== undefined && b !== undefined && a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

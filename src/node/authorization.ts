@@ -55,6 +55,11 @@ export interface GateHost {
  */
 export class SystemFrameGate {
   private readonly held = new Map<Link, { frames: Frame[]; timer: ReturnType<typeof setTimeout> }>();
+  /**
+   * Links already found to be listed members: relay frames are the hot path, so the membership
+   * lookup runs once per link. A member that leaves has its link closed, which ends the entry.
+   */
+  private readonly listed = new WeakSet<Link>();
 
   constructor(
     private readonly host: GateHost,
@@ -73,13 +78,17 @@ export class SystemFrameGate {
     if (!SYSTEM_SENDERS.has(f.cmd)) return this.host.deliver(f, link);
     const { id, type } = link.remote;
     if (!typeMaySend(f.cmd, type)) return this.refuse(link, f.cmd, `type ${type} may not send ${cmdName(f.cmd)}`);
+    if (this.listed.has(link)) return this.host.deliver(f, link);
     const h = this.held.get(link);
     if (h) {
       if (h.frames.length >= this.maxHeld) return this.refuse(link, f.cmd, `${id} is not a registered member (${this.maxHeld} frames held)`);
       h.frames.push({ ...f, body: f.body.slice() }); // the body is a view into a socket chunk
       return;
     }
-    if (this.host.isMember(link.remote)) return this.host.deliver(f, link);
+    if (this.host.isMember(link.remote)) {
+      this.listed.add(link);
+      return this.host.deliver(f, link);
+    }
     const timer = setTimeout(() => this.refuse(link, f.cmd, `${id} (type ${type}) is not a registered member`), this.holdMs);
     this.held.set(link, { frames: [{ ...f, body: f.body.slice() }], timer });
   }
@@ -90,6 +99,7 @@ export class SystemFrameGate {
       if (link.remote.id !== id || !this.host.isMember(link.remote)) continue;
       clearTimeout(h.timer);
       this.held.delete(link);
+      this.listed.add(link);
       if (link.isOpen) for (const f of h.frames) this.host.deliver(f, link);
     }
   }
