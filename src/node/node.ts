@@ -208,14 +208,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   handleClient<Req, Res>(command: Command<Req, Res>, handler: (request: Req, ctx: ClientContext) => Res | Promise<Res> | void): this;
   handleClient(a: number | Command<unknown, unknown>, handler: unknown): this {
     if (isCommand(a)) {
-      const c = a;
-      const typed = handler as (r: unknown, ctx: ClientContext) => unknown;
-      this.#rt.handleClient(c.cmd, (data, ctx) => {
-        const req = decodeRequest(c, data);
-        const out = typed(req, ctx);
-        const encode = (v: unknown): Payload | undefined => (c.response && v !== undefined ? c.response.encode(v) : undefined);
-        return out instanceof Promise ? out.then(encode) : encode(out);
-      });
+      this.#rt.handleClient(a.cmd, contractHandler(a, handler as (r: unknown, ctx: ClientContext) => unknown));
       return this;
     }
     this.#rt.handleClient(a, handler as ClientHandler);
@@ -278,13 +271,7 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   handle<Req, Res>(command: Command<Req, Res>, handler: (request: Req, ctx: MessageContext) => Res | Promise<Res> | void): this;
   handle(a: number | Command<unknown, unknown>, b: unknown, c?: unknown): this {
     if (isCommand(a)) {
-      const contract = a;
-      const typed = b as (r: unknown, ctx: MessageContext) => unknown;
-      this.#rt.handle(contract.cmd, (body, ctx) => {
-        const out = typed(decodeRequest(contract, body), ctx);
-        const encode = (v: unknown): Payload | undefined => (contract.response && v !== undefined ? contract.response.encode(v) : undefined);
-        return (out instanceof Promise ? out.then(encode) : encode(out)) as ReturnType<RawHandler>;
-      });
+      this.#rt.handle(a.cmd, contractHandler(a, b as (r: unknown, ctx: MessageContext) => unknown) as RawHandler);
       return this;
     }
     const cmd = a;
@@ -307,6 +294,21 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
 
 function encodeWith(c: Command<unknown, unknown>, value: unknown): Uint8Array {
   return c.request.encode(value);
+}
+
+/**
+ * A raw handler for a contract's typed one: the body decoded by the request codec, the returned
+ * value (or what its promise resolves to) encoded by the response codec; nothing for one-way.
+ */
+function contractHandler<Ctx>(
+  c: Command<unknown, unknown>,
+  typed: (request: unknown, ctx: Ctx) => unknown,
+): (body: Uint8Array, ctx: Ctx) => Payload | undefined | Promise<Payload | undefined> {
+  const encode = (v: unknown): Payload | undefined => (c.response && v !== undefined ? c.response.encode(v) : undefined);
+  return (body, ctx) => {
+    const out = typed(decodeRequest(c, body), ctx);
+    return out instanceof Promise ? out.then(encode) : encode(out);
+  };
 }
 
 /** A request body under a contract, or BAD_REQUEST (answered to the sender) when it does not decode. */
