@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { XConfig } from './config/schema.js';
 import { createIdentity, type NodeIdentity } from './link/identity.js';
-import { TlsMaterial } from './tls.js';
+import { tlsMaterialFor } from './tls.js';
 import type { LinkOptions } from './link/link.js';
 import type { Metrics } from './metrics.js';
 import type { ClusterStore } from './store/store.js';
@@ -16,9 +16,7 @@ export interface RoleContext {
 
 /** The link settings of one role instance; each gets its own identity key pair unless one is passed. */
 export function linkOptions(config: XConfig, logger: Logger, identity: NodeIdentity = createIdentity()): LinkOptions {
-  const tls = config.link.tls
-    ? new TlsMaterial(config.tls, (e) => logger.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'))
-    : undefined;
+  const tls = config.link.tls ? tlsMaterialFor(config.tls, logger) : undefined;
   return {
     cluster: config.cluster,
     secret: config.secret,

@@ -46,7 +46,10 @@ export class TlsMaterial {
       this.timer = setInterval(this.poll, this.pollMs);
       this.timer.unref();
     }
-    return () => this.listeners.delete(fn);
+    return () => {
+      this.listeners.delete(fn);
+      if (this.listeners.size === 0) this.stop();
+    };
   }
 
   stop(): void {
@@ -108,4 +111,20 @@ export class TlsMaterial {
     }
     return out;
   }
+}
+
+const shared = new Map<string, TlsMaterial>();
+
+/**
+ * The process's material for these files: links, gateway and login of one process share one
+ * reader (one poll of the files, one warning when a renewal does not load).
+ */
+export function tlsMaterialFor(files: TlsFiles, log: { warn(obj: object, msg: string): void }): TlsMaterial {
+  const key = `${files.cert}\0${files.key}\0${files.ca}`;
+  let m = shared.get(key);
+  if (!m) {
+    m = new TlsMaterial(files, (e) => log.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'));
+    shared.set(key, m);
+  }
+  return m;
 }

@@ -21,7 +21,7 @@ import { ClientListeners } from './listeners.js';
 import type { NodeChannel } from './node-channel.js';
 import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
-import { TlsMaterial } from '../tls.js';
+import { tlsMaterialFor } from '../tls.js';
 
 export class Gateway {
   readonly node: ClusterNode;
@@ -85,9 +85,7 @@ export class Gateway {
       onResumed: () => m.resumed.inc(),
       refused,
     });
-    const tlsMaterial = g.tls
-      ? new TlsMaterial(ctx.config.tls, (e) => this.log.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'))
-      : undefined;
+    const tlsMaterial = g.tls ? tlsMaterialFor(ctx.config.tls, this.log) : undefined;
     this.listeners = new ClientListeners(
       g,
       {

@@ -32,7 +32,7 @@ import type { AccountStore, AllocationCandidate, KvStore, SessionStore, TokenRec
 import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
-import { TlsMaterial } from '../tls.js';
+import { tlsMaterialFor } from '../tls.js';
 
 /** On stop(), open requests may finish for this long before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
@@ -150,9 +150,7 @@ export class LoginServer {
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     let server: Server;
     if (lc.tls) {
-      const material = new TlsMaterial(this.cfg.tls, (e) =>
-        this.log.warn({ err: e.message }, 'TLS files changed but cannot be loaded; keeping the previous ones'),
-      );
+      const material = tlsMaterialFor(this.cfg.tls, this.log);
       const secure = createHttpsServer({ ...material.options, handshakeTimeout: lc.headersTimeoutMs }, handler);
       this.stopTls = material.onReload((o) => secure.setSecureContext({ ...o }));
       server = secure;
