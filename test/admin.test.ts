@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startAdminServer, type AdminServer } from '../src/admin/http.js';
+import { startAdminServer, type AdminServer, type AdminServerOptions } from '../src/admin/http.js';
 import { XError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
@@ -10,13 +10,14 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(ready: () => boolean = () => true, metrics = new Metrics()): Promise<string> {
+async function start(ready: () => boolean = () => true, metrics = new Metrics(), more: Partial<AdminServerOptions> = {}): Promise<string> {
   server = await startAdminServer({
     host: '127.0.0.1',
     port: 0,
     logger: silentLogger(),
     metrics,
     ready,
+    ...more,
     routes: {
       '/api/echo': (req) => ({ q: req.query.get('q'), big: 2n ** 64n }),
       '/api/slow': async () => {
@@ -59,15 +60,7 @@ describe('admin server', () => {
   });
 
   it('/livez reports a blocked event loop once, then recovers', async () => {
-    server = await startAdminServer({
-      host: '127.0.0.1',
-      port: 0,
-      logger: silentLogger(),
-      metrics: new Metrics(),
-      ready: () => true,
-      liveStallMs: 150,
-    });
-    const base = `http://127.0.0.1:${server.port}`;
+    const base = await start(() => true, new Metrics(), { liveStallMs: 150 });
     expect((await fetch(`${base}/livez`)).status).toBe(200);
     const until = performance.now() + 400;
     while (performance.now() < until) {
@@ -83,15 +76,7 @@ describe('admin server', () => {
 
   it('/readyz needs the store too when a store check is given, and says which part is missing', async () => {
     let storeUp = false;
-    server = await startAdminServer({
-      host: '127.0.0.1',
-      port: 0,
-      logger: silentLogger(),
-      metrics: new Metrics(),
-      ready: () => true,
-      storeReady: async () => storeUp,
-    });
-    const base = `http://127.0.0.1:${server.port}`;
+    const base = await start(() => true, new Metrics(), { storeReady: async () => storeUp });
     let res = await fetch(`${base}/readyz`);
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ ready: false, store: false });
