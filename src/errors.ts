@@ -38,6 +38,7 @@ export const ErrorCode = {
   ACCOUNT_EXISTS: 40,
   FORBIDDEN: 41,
   UPDATE_REQUIRED: 42,
+  ADVERTISE_UNREACHABLE: 44,
   INTERNAL: 99,
 } as const;
 

@@ -35,7 +35,8 @@ const extra: Setting[] = [
 
 describe('loadConfig: sources and precedence', () => {
   it('returns the defaults with no file, env or overrides', () => {
-    expect(loadConfig({ env: {} })).toEqual(defaultConfig());
+    // Empty advertised addresses are derived from the (loopback) bind addresses.
+    expect(loadConfig({ env: {} })).toEqual({ ...defaultConfig(), innerIp: '127.0.0.1', outerIp: '127.0.0.1' });
   });
 
   it('layers CLI > env > file > defaults and records each source', () => {

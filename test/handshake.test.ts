@@ -75,6 +75,7 @@ function helloFrame(over: Partial<Hello> = {}): Frame {
     fromType: CLIENT.type,
     fromId: CLIENT.id,
     protocol: PROTOCOL_VERSION,
+    probe: false,
     ...over,
   });
   return { cmd: Cmd.HELLO, flags: 0, rid: 0, body };

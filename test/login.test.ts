@@ -59,6 +59,9 @@ function testConfig(cluster = CLUSTER, patch: (c: XConfig) => void = () => {}): 
   c.login.tokenTtlMs = TOKEN_TTL;
   c.login.maxFailures = MAX_FAILURES;
   c.login.failureWindowMs = 60_000;
+  // The gateways here are bare nodes advertising client ports nobody listens on ('gateway
+  // public address' below checks the probe with a listening one).
+  c.login.probeGateways = false;
   patch(c);
   return c;
 }
@@ -195,6 +198,7 @@ afterAll(async () => {
   await Promise.all(stores.map((s) => s.close().catch(() => {})));
   await deleteKeys(CLUSTER);
   await deleteKeys(`${CLUSTER}-nogw`);
+  await deleteKeys(`${CLUSTER}-probe`);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -457,6 +461,35 @@ describe('no gateway', () => {
     expect(a.status).toBe(503);
     expect((a.body as unknown as ErrorBody).error.code).toBe('NO_GATEWAY');
     expect(await s.getAllocations('ivy')).toEqual({});
+  });
+});
+
+describe('gateway public address', () => {
+  it('is probed before it is handed out: a gateway whose address does not answer gets no logins', async () => {
+    const c = testConfig(`${CLUSTER}-probe`, (x) => (x.login.probeGateways = true));
+    await startMgr(c);
+    // One gateway with a TCP listener on its advertised client port, one advertising a closed port.
+    const listening = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
+    stoppers.push(() => new Promise<void>((r) => listening.close(() => r())));
+    const openPort = (listening.address() as net.AddressInfo).port;
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    // The unreachable one would win on load.
+    const up = await startNode(c, 3, { extraPorts: [openPort, 0], overload: [100] });
+    const down = await startNode(c, 3, { extraPorts: [closedPort, 0], overload: [0] });
+    const { login: l, base: b } = await startLogin(c);
+    await eventually('login sees both gateways', () => l.node.has(up.id) && l.node.has(down.id));
+    const s = new RedisStore(REDIS_URL, c.cluster);
+    stores.push(s);
+    for (const name of ['pa', 'pb', 'pc']) {
+      await addAccount(s, name, 'pw');
+      const r = await post(b, { account: name, password: 'pw' });
+      expect(r.status).toBe(200);
+      expect(r.body.gateway).toMatchObject({ id: up.id, host: '127.0.0.1', tcpPort: openPort });
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import { MIN_SECRET_BITS } from '../config/security.js';
 import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
-import { fetchStatus, formatStatus, requestDrain } from './status.js';
+import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
 import { runUp } from './up.js';
 
 /** `xserver secret`: exactly what the secure-default rule asks for. */
@@ -91,6 +91,25 @@ export function buildProgram(): Command {
         process.stdout.write((flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
       } catch (e) {
         process.stderr.write(`xserver status: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      } finally {
+        await store.close();
+      }
+    });
+
+  withCommon(program.command('doctor').description('per member: what it binds, what it advertises, and whether the mgr reached it there'))
+    .option('--json', 'print JSON: {"mgr": {...}, "members": [...], "checks": [...]}')
+    .action(async (flags: CommonFlags & { json?: boolean }) => {
+      const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
+      const logger = makeLogger(config, 'doctor');
+      const store = await openStore(config, logger);
+      try {
+        const s = await fetchStatus(config, store, logger);
+        const d = formatDoctor(s);
+        process.stdout.write((flags.json ? JSON.stringify(s, null, 2) : d.text) + '\n');
+        if (d.problems > 0) process.exitCode = 1;
+      } catch (e) {
+        process.stderr.write(`xserver doctor: ${(e as Error).message}\n`);
         process.exitCode = 1;
       } finally {
         await store.close();

@@ -7,13 +7,25 @@ import { DrainReplySchema, DrainRequestSchema, StatusReplySchema } from '../gen/
 import { XError } from '../errors.js';
 import { Link } from '../link/link.js';
 import { infoToJson } from '../node/peer.js';
-import type { LeaseWatcher } from '../store/store.js';
+import type { LeaseRecord, LeaseWatcher } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 
 export interface ClusterStatus {
   mgr: { instanceId: string; epoch: number; addr: string; port: number; settling: boolean };
   members: Record<string, unknown>[];
+  /** The mgr's dial-back of each member's advertised address, and recent refusals. */
+  checks: AddressCheckJson[];
+}
+
+export interface AddressCheckJson {
+  id: string;
+  advertised: string;
+  seenFrom: string;
+  reached: boolean;
+  skipped: boolean;
+  rttMs: number;
+  error: string;
 }
 
 /** How long `xserver status` waits for the mgr's answer: it is one request on a fresh link. */
@@ -27,7 +39,7 @@ export async function requestDrain(
   target: string,
   timeoutMs = STATUS_TIMEOUT_MS,
 ): Promise<string[]> {
-  const link = await toolLink(config, store, logger);
+  const { link } = await toolLink(config, store, logger);
   try {
     return decode(DrainReplySchema, (await link.request(Cmd.DRAIN, encode(DrainRequestSchema, { target }), timeoutMs)).body).ids;
   } finally {
@@ -36,7 +48,7 @@ export async function requestDrain(
 }
 
 /** An authenticated tool link (type 0) to the active mgr. */
-async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): Promise<Link> {
+async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): Promise<{ link: Link; lease: LeaseRecord }> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
   const link = await Link.dial(
@@ -46,21 +58,11 @@ async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): P
     { type: NodeType.MGR, id: lease.instanceId },
     linkOptions(config, logger),
   );
-  return link.start();
+  return { link: link.start(), lease };
 }
 
 export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: Logger, timeoutMs = STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
-  const lease = await store.readLease();
-  if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
-  const link = (
-    await Link.dial(
-      lease.addr,
-      lease.port,
-      { type: NodeType.CLIENT, id: `status-${randomUUID()}` },
-      { type: NodeType.MGR, id: lease.instanceId },
-      linkOptions(config, logger),
-    )
-  ).start();
+  const { link, lease } = await toolLink(config, store, logger);
   try {
     const reply = decode(StatusReplySchema, (await link.request(Cmd.STATUS, new Uint8Array(0), timeoutMs)).body);
     return {
@@ -72,6 +74,15 @@ export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: 
         settling: reply.settling,
       },
       members: reply.members.map(infoToJson).sort((a, b) => Number(a.type) - Number(b.type) || String(a.id).localeCompare(String(b.id))),
+      checks: reply.checks.map((c) => ({
+        id: c.id,
+        advertised: c.advertised,
+        seenFrom: c.seenFrom,
+        reached: c.reached,
+        skipped: c.skipped,
+        rttMs: c.rttMs,
+        error: c.error,
+      })),
     };
   } finally {
     link.close();
@@ -90,12 +101,55 @@ export function formatStatus(s: ClusterStatus): string {
     m.draining === true ? 'draining' : 'up',
   ]);
   const head = ['TYPE', 'NAME', 'ID', 'ADDR:PORTS', 'VERSION', 'OVERLOAD', 'STATE'];
+  lines.push(...table(head, rows), '', `${s.members.length} member(s)`);
+  return lines.join('\n');
+}
+
+/**
+ * `xserver doctor`: per member, what each listener binds and advertises and whether the mgr
+ * reached the advertised intranet address; then registrations the mgr refused for it.
+ */
+export function formatDoctor(s: ClusterStatus): { text: string; problems: number } {
+  const checks = new Map(s.checks.map((c) => [c.id, c]));
+  const verdict = (c: AddressCheckJson | undefined): string => {
+    if (!c) return '?';
+    if (!c.reached) return `NO: ${c.error}`;
+    return c.skipped ? 'listed (not dialled)' : `yes (${c.rttMs} ms)`;
+  };
+  const rows: string[][] = [];
+  for (const m of s.members) {
+    const listeners = (m.listeners as { name: string; bind: string; advertised: string }[] | undefined) ?? [];
+    const c = checks.get(String(m.id));
+    for (const l of listeners) {
+      rows.push([
+        `${String(m.name)} ${String(m.id).slice(0, 8)}`,
+        l.name,
+        l.bind,
+        l.advertised || '-',
+        l.name === 'intranet' ? verdict(c) : '',
+        l.name === 'intranet' ? (c?.seenFrom ?? '') : '',
+      ]);
+    }
+  }
+  const head = ['MEMBER', 'LISTENER', 'BINDS', 'ADVERTISES', 'MGR REACHED', 'REGISTERED FROM'];
+  const members = new Set(s.members.map((m) => String(m.id)));
+  const refused = s.checks.filter((c) => !c.reached && !members.has(c.id));
+  const lines = [`mgr ${s.mgr.addr}:${s.mgr.port}  instance ${s.mgr.instanceId}`, '', ...table(head, rows)];
+  if (refused.length > 0) {
+    lines.push('', 'refused registrations (ADVERTISE_UNREACHABLE):');
+    for (const c of refused) lines.push(`  ${c.id}  advertised ${c.advertised}, registered from ${c.seenFrom || '?'}: ${c.error}`);
+  }
+  const problems = refused.length + s.checks.filter((c) => !c.reached && members.has(c.id)).length;
+  lines.push('', problems === 0 ? `${s.members.length} member(s), every advertised address reached` : `${problems} problem(s)`);
+  return { text: lines.join('\n'), problems };
+}
+
+function table(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) =>
+  const fmt = (r: string[]): string =>
     r
       .map((c, i) => c.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  lines.push(fmt(head), ...rows.map(fmt), '', `${s.members.length} member(s)`);
-  return lines.join('\n');
+  return [fmt(head), ...rows.map(fmt)];
 }

@@ -8,6 +8,7 @@
  * line naming the key and where the bad value came from, so an operator fixes everything in one go.
  */
 import { readFileSync } from 'node:fs';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { XError } from '../errors.js';
@@ -24,9 +25,16 @@ import {
   type Setting,
   type XConfig,
 } from './schema.js';
+import { advertisedFor, expandEnv, parseHostPort } from './addresses.js';
 import { LISTEN_KEYS, securityProblems, type ListenKey } from './security.js';
 
-export type ValueSource = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env'; name: string } | { kind: 'cli' };
+export type ValueSource =
+  | { kind: 'default' }
+  | { kind: 'file'; path: string }
+  | { kind: 'env'; name: string }
+  | { kind: 'cli' }
+  /** An empty advertised address filled in from the bind address it advertises (config/addresses.ts). */
+  | { kind: 'derived'; from: string };
 
 export interface LoadOptions {
   /** TOML file; when absent, env XSERVER_CONFIG names it (if set). */
@@ -37,6 +45,8 @@ export interface LoadOptions {
   overrides?: Record<string, unknown>;
   /** Settings contributed by roles (gateway, login, ...), on top of SETTINGS. */
   extraSettings?: readonly Setting[];
+  /** The host's interfaces an empty advertised address is derived from; defaults to os.networkInterfaces(). */
+  interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 export interface ResolvedConfig {
@@ -87,6 +97,8 @@ export function describeSource(src: ValueSource): string {
       return `env ${src.name}`;
     case 'cli':
       return 'command line';
+    case 'derived':
+      return `derived from ${src.from}`;
   }
 }
 
@@ -109,6 +121,12 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
   const warnings: string[] = [];
 
   const apply = (s: Setting, raw: unknown, textual: boolean, src: ValueSource): void => {
+    // `${NAME}` references: the expanded text is parsed like any textual value.
+    if (typeof raw === 'string' && raw.includes('${')) {
+      const x = expandEnv(raw, env);
+      if ('error' in x) return void problems.push(`${s.key}: ${x.error} (from ${describeSource(src)})`);
+      if (x.value !== raw) [raw, textual] = [x.value, true];
+    }
     const r = coerce(s, raw, textual);
     if ('error' in r) problems.push(`${s.key}: ${r.error} (from ${describeSource(src)})`);
     else {
@@ -164,6 +182,7 @@ export function resolveConfig(opts: LoadOptions = {}): ResolvedConfig {
   // Cross-field checks only once every value is well-typed, so they never report noise.
   crossChecks(config, sources, byKey, problems, warnings);
   throwIfAny(problems);
+  deriveAdvertised(config, sources, byKey, opts.interfaces ?? networkInterfaces(), warnings);
   return { config: config as XConfig, settings, sources, file, warnings };
 }
 
@@ -373,6 +392,13 @@ export const ORDER_RULES: readonly OrderRule[] = [
     why: 'replaying the buffer to a client that comes back would disconnect it as SLOW_CONSUMER',
   },
   { a: 'login.headersTimeoutMs', rel: 'le', b: 'login.requestTimeoutMs', why: 'the headers are part of the request' },
+  {
+    a: 'mgr.advertiseCheckTimeoutMs',
+    rel: 'lt',
+    b: 'node.registerTimeoutMs',
+    warnOnly: true,
+    why: "a member would give up on its REGISTER before the mgr's dial-back could answer it",
+  },
 ];
 
 /** Port settings of one process that must differ unless 0 (any free port). */
@@ -471,6 +497,46 @@ function crossChecks(
   if (byKey.has('secret') && LISTEN_KEYS.every((k) => byKey.has(k)) && byKey.has('login.autoRegister')) {
     const hosts = Object.fromEntries(LISTEN_KEYS.map((k) => [k, getPath(cfg, k) as string])) as Record<ListenKey, string>;
     problems.push(...securityProblems({ secret: cfg.secret as string, hosts, autoRegister: getPath(cfg, 'login.autoRegister') as boolean }, at));
+  }
+  if (byKey.has('gateway.publicUrl')) {
+    const url = getPath(cfg, 'gateway.publicUrl') as string;
+    if (url !== '' && !isWebSocketUrl(url)) problems.push(`gateway.publicUrl: expected a ws:// or wss:// URL, got ${at('gateway.publicUrl')}`);
+  }
+  if (byKey.has('gateway.publicTcp')) {
+    const hp = getPath(cfg, 'gateway.publicTcp') as string;
+    if (hp !== '' && !parseHostPort(hp)) problems.push(`gateway.publicTcp: expected host:port, got ${at('gateway.publicTcp')}`);
+  }
+}
+
+function isWebSocketUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (u.protocol === 'ws:' || u.protocol === 'wss:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Advertised addresses left empty, and the bind address each is derived from. */
+const ADVERTISED_FROM: readonly (readonly [string, string])[] = [
+  ['innerIp', 'bindHost'],
+  ['outerIp', 'gateway.host'],
+];
+
+/** Fills in empty advertised addresses from what their listeners bind (config/addresses.ts). */
+function deriveAdvertised(
+  cfg: Record<string, unknown>,
+  sources: Record<string, ValueSource>,
+  byKey: ReadonlyMap<string, Setting>,
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>,
+  warnings: string[],
+): void {
+  for (const [key, from] of ADVERTISED_FROM) {
+    if (!byKey.has(key) || !byKey.has(from) || getPath(cfg, key) !== '') continue;
+    const a = advertisedFor(getPath(cfg, from) as string, interfaces);
+    setPath(cfg, key, a.address);
+    sources[key] = { kind: 'derived', from };
+    if (a.warning) warnings.push(`${key}: ${a.warning}; set ${key} to the address other hosts reach this one at`);
   }
 }
 

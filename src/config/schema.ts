@@ -68,8 +68,18 @@ const TABLE = [
     default: '127.0.0.1',
     doc: 'Address the intranet listeners bind to. Another than loopback (e.g. 0.0.0.0) needs your own secret.',
   },
-  { key: 'innerIp', type: 'string', default: '127.0.0.1', doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)).' },
-  { key: 'outerIp', type: 'string', default: '127.0.0.1', doc: 'Address clients use to reach this process (GetIP(outer)); gateways advertise it.' },
+  {
+    key: 'innerIp',
+    type: 'string',
+    default: '',
+    doc: 'Address other processes of the cluster dial to reach this one (GetIP(inner)); the mgr dials it back on REGISTER. Empty = bindHost when that is one address, or the first non-loopback IPv4 address of the host when bindHost is a wildcard (0.0.0.0, ::). Behind NAT, Docker or Kubernetes set it, e.g. `${POD_IP}`.',
+  },
+  {
+    key: 'outerIp',
+    type: 'string',
+    default: '',
+    doc: 'Address clients use to reach this process (GetIP(outer)). Empty = derived from gateway.host like innerIp from bindHost.',
+  },
   { key: 'adminPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Admin HTTP port (/healthz, /readyz, /metrics, /api/...); 0 disables it.' },
   { key: 'adminHost', type: 'string', default: '127.0.0.1', doc: 'Address the admin HTTP server binds to.' },
   {
@@ -189,6 +199,19 @@ const TABLE = [
     doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).',
   },
   { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
+  {
+    key: 'mgr.checkAdvertised',
+    type: 'bool',
+    default: true,
+    doc: "On REGISTER the mgr dials the member's advertised intranet address back (a handshake that proves the member's key, then closes) and refuses it with ADVERTISE_UNREACHABLE when it cannot reach it there.",
+  },
+  {
+    key: 'mgr.advertiseCheckTimeoutMs',
+    type: 'int',
+    default: 1000,
+    min: 50,
+    doc: 'How long the dial-back of a registering member may take (connect and handshake).',
+  },
 
   // ---- node runtime ----
   { key: 'node.port', type: 'int', default: 0, min: 0, max: 65535, doc: 'Intranet port peers dial (0 = any free port).' },
@@ -265,6 +288,18 @@ const TABLE = [
     type: 'string',
     default: '127.0.0.1',
     doc: 'Address the client listeners bind to (0.0.0.0 to take clients from other hosts; needs your own secret).',
+  },
+  {
+    key: 'gateway.publicUrl',
+    type: 'string',
+    default: '',
+    doc: 'WebSocket URL login hands to clients for this gateway, e.g. `wss://gw-3.example.com/` (a proxy or per-pod Service in front). Empty = ws(s)://outerIp:wsPort/.',
+  },
+  {
+    key: 'gateway.publicTcp',
+    type: 'string',
+    default: '',
+    doc: 'host:port login hands to TCP clients for this gateway. Empty = outerIp:tcpPort.',
   },
   {
     key: 'gateway.cmdOffset',
@@ -429,6 +464,20 @@ const TABLE = [
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
   { key: 'login.tls', type: 'bool', default: false, doc: 'The login HTTP server over HTTPS with tls.cert/tls.key.' },
+  {
+    key: 'login.probeGateways',
+    type: 'bool',
+    default: true,
+    doc: 'Before handing out a gateway, login checks that its public address (gateway.publicTcp / gateway.publicUrl) accepts a TCP connection; an unreachable one is skipped and logged. Results are kept for login.gatewayProbeTtlMs.',
+  },
+  { key: 'login.gatewayProbeTimeoutMs', type: 'int', default: 500, min: 10, doc: "How long the probe of a gateway's public address may take." },
+  {
+    key: 'login.gatewayProbeTtlMs',
+    type: 'int',
+    default: 5000,
+    min: 100,
+    doc: 'How long a probe result is trusted before the address is probed again.',
+  },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS: readonly Setting[] = TABLE;

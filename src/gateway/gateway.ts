@@ -22,6 +22,8 @@ import type { NodeChannel } from './node-channel.js';
 import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
 import { tlsMaterialFor } from '../tls.js';
+import { hostPort } from '../config/addresses.js';
+import { clientEndpoints } from '../node/endpoints.js';
 
 export class Gateway {
   readonly node: ClusterNode;
@@ -132,10 +134,17 @@ export class Gateway {
   async start(): Promise<void> {
     await this.listeners.listen();
     this.rt.setExtraPorts([this.tcpPort, this.wsPort]);
+    const pub = clientEndpoints(this.rt.info());
+    const bind = this.cfg.gateway.host;
+    this.rt.addListener('tcp', hostPort(bind, this.tcpPort), hostPort(pub.host, pub.tcpPort));
+    this.rt.addListener('ws', hostPort(bind, this.wsPort), pub.wsUrl);
     this.node.setOverload(0, 0);
     await this.node.start();
     this.auth.start();
-    this.log.info({ tcpPort: this.tcpPort, wsPort: this.wsPort }, 'gateway listening for clients');
+    this.log.info(
+      { tcpPort: this.tcpPort, wsPort: this.wsPort, publicTcp: hostPort(pub.host, pub.tcpPort), publicUrl: pub.wsUrl },
+      'gateway listening for clients',
+    );
   }
 
   async stop(): Promise<void> {

@@ -21,7 +21,9 @@
  *
  * `open` and `refused` are final: later input is ignored. Every refusal ends `send` with an
  * ERROR frame, even when the dialler gave up first (it may still be reading). Nothing sent before
- * the dialler's proof checked out depends on the secret.
+ * the dialler's proof checked out depends on the secret. A probe (HELLO.probe: the mgr checking a
+ * member's advertised address) skips admission and ends `open` with `done.probe`: the transport
+ * sends WELCOME and closes instead of opening a link.
  */
 import { AuthSchema, ChallengeSchema, ErrorReplySchema, HelloSchema, WelcomeSchema, type Hello } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
@@ -130,7 +132,8 @@ export class AcceptorHandshake {
           throw new XError('AUTH_FAILED', 'the identity signature does not match the key presented');
         }
         const remote = { type: hello.fromType, id: hello.fromId, publicKey: a.publicKey };
-        const refusal = this.opts.admit(remote);
+        // A probe opens nothing, so there is nothing to admit: it only learns that we are here.
+        const refusal = hello.probe ? null : this.opts.admit(remote);
         if (refusal) throw refusal;
         this.state = 'open';
         const proof = acceptorProof(secret, cluster, hello.nonce, this.nonce, self.id);
@@ -138,7 +141,7 @@ export class AcceptorHandshake {
         const signature = identity.sign(acceptorKeyTranscript(cluster, hello.nonce, this.nonce, self.id));
         return {
           send: [controlFrame(Cmd.WELCOME, encode(WelcomeSchema, { proof, publicKey: identity.publicKey, signature }))],
-          done: { remote, leftover: this.reader.takeRest() },
+          done: { remote, leftover: this.reader.takeRest(), ...(hello.probe ? { probe: true } : {}) },
         };
       }
       case 'open':

@@ -64,6 +64,8 @@ export interface DiallerHandshakeOptions {
   peer: string;
   /** Source of this side's nonce; tests pass a fixed one. */
   nonce?: () => Uint8Array;
+  /** Only check that `expect` is reachable here (HELLO.probe): the acceptor proves itself and closes. */
+  probe?: boolean;
 }
 
 export class DiallerHandshake {
@@ -90,6 +92,7 @@ export class DiallerHandshake {
         fromType: self.type,
         fromId: self.id,
         protocol: PROTOCOL_VERSION,
+        probe: opts.probe ?? false,
       }),
     );
   }

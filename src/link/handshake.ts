@@ -96,7 +96,8 @@ export interface HandshakeIdentity {
  */
 export interface HandshakeStep {
   send: Frame[];
-  done?: { remote: HandshakeIdentity; leftover: Uint8Array | null };
+  /** `probe`: the dialler only checked the address (HELLO.probe); the acceptor closes instead of opening a link. */
+  done?: { remote: HandshakeIdentity; leftover: Uint8Array | null; probe?: boolean };
   refuse?: XError;
 }
 

@@ -118,6 +118,11 @@ export class Link {
     return this.pending.size;
   }
 
+  /** The peer's address as this side's socket sees it (where its connection came from). */
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+
   describe(): string {
     return `type ${this.remote.type} ${this.remote.id.slice(0, 8)} (${this.direction}, ${this.socket.remoteAddress}:${this.socket.remotePort})`;
   }

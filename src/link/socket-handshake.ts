@@ -36,6 +36,7 @@ export function dialHandshake<T>(
   expect: LinkIdentity,
   opts: LinkOptions,
   open: OpenHandshake<T>,
+  probe = false,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     // With link.tls the cluster CA vouches for the peer (addresses are IPs, so no host name check);
@@ -51,6 +52,7 @@ export function dialHandshake<T>(
       expect,
       maxFrame: opts.maxFrame,
       peer: `${host}:${port}`,
+      probe,
     });
     let settled = false;
     const fail = (e: XError, send: HandshakeStep['send'] = []): void => {
@@ -85,6 +87,18 @@ export function dialHandshake<T>(
     socket.on('close', onCloseEarly);
     socket.once(opts.tls ? 'secureConnect' : 'connect', () => socket.write(encodeFrames([machine.hello])));
   });
+}
+
+/**
+ * Checks that `expect` (with `expect.publicKey`: the process holding that key) answers at
+ * `host:port`: a full handshake that opens no link. Resolves with the round trip in ms; rejects
+ * with the typed reason (LINK_CLOSED when nothing answers, WRONG_TARGET or AUTH_FAILED when
+ * someone else does, HANDSHAKE_TIMEOUT).
+ */
+export async function probeHandshake(host: string, port: number, self: LinkIdentity, expect: LinkIdentity, opts: LinkOptions): Promise<number> {
+  const t0 = performance.now();
+  await dialHandshake(host, port, self, expect, opts, (socket) => void socket.destroy(), true);
+  return performance.now() - t0;
 }
 
 export interface AcceptCallbacks {
@@ -135,6 +149,12 @@ export function acceptHandshake(
       settle();
       socket.off('data', onData);
       socket.off('error', onError);
+    }
+    if (step.done?.probe) {
+      // An address check: it has its answer (WELCOME); no link.
+      socket.end(encodeFrames(step.send));
+      setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+      return;
     }
     if (step.send.length > 0) socket.write(encodeFrames(step.send));
     if (step.done) on.open(socket, step.done.remote, step.done.leftover);

@@ -33,6 +33,9 @@ import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
 import { tlsMaterialFor } from '../tls.js';
+import { clientEndpoints } from '../node/endpoints.js';
+import { GatewayProbe } from './gateway-probe.js';
+import { hostPort } from '../config/addresses.js';
 
 /** On stop(), open requests may finish for this long before their connections are cut. */
 const STOP_GRACE_MS = 2_000;
@@ -94,6 +97,7 @@ export class LoginServer {
   readonly node: ClusterNode;
   private readonly log: Logger;
   private readonly attempts = new KeyedSerializer();
+  private readonly probe: GatewayProbe;
   private readonly cfg: RoleContext['config'];
   private readonly statefulTypes: number[];
   private readonly sdkRoot = fileURLToPath(new URL('../client/', import.meta.url));
@@ -121,6 +125,8 @@ export class LoginServer {
     // Fails fast on a statefulTypes entry missing from the types map or naming a reserved type.
     this.statefulTypes = statefulTypeNumbers(ctx.config);
     this.verifier = opts.verifier ?? null;
+    const lc = ctx.config.login;
+    this.probe = new GatewayProbe({ enabled: lc.probeGateways, timeoutMs: lc.gatewayProbeTimeoutMs, ttlMs: lc.gatewayProbeTtlMs }, this.log);
     this.node = new ClusterNode(ctx, { type: NodeType.LOGIN, name: 'login' });
     const logins = ctx.metrics.counter('logins_total', 'Login requests by result', ['result']);
     for (const r of RESULTS) logins.inc({ result: r }, 0); // export every series from the start
@@ -172,7 +178,9 @@ export class LoginServer {
       throw new XError('CONFIG', `login: cannot listen on ${lc.host}:${lc.port}: ${e.message}`);
     });
     // ports[1] is the HTTP port, so tools and tests find the login URL through the membership.
-    runtimeOf(this.node).setExtraPorts([(server.address() as AddressInfo).port]);
+    const port = (server.address() as AddressInfo).port;
+    runtimeOf(this.node).setExtraPorts([port]);
+    runtimeOf(this.node).addListener('login', hostPort(lc.host, port), '');
     await this.node.start();
     server.on('error', (e) => this.log.error({ err: e }, 'login HTTP server error'));
     this.boundPort = (server.address() as AddressInfo).port;
@@ -240,13 +248,7 @@ export class LoginServer {
       port: this.boundPort,
       nodeId: this.node.id,
       mgrConnected: this.node.mgrConnected,
-      gateways: this.gatewayCandidates().map((g) => ({
-        id: g.id,
-        host: g.ip('outer'),
-        tcpPort: g.port(1),
-        wsPort: g.port(2),
-        connections: g.overload(0),
-      })),
+      gateways: this.gatewayCandidates().map((g) => ({ id: g.id, ...clientEndpoints(g.info), connections: g.overload(0) })),
       statefulTypes: stateful,
       results: Object.fromEntries(this.results),
     };
@@ -365,8 +367,9 @@ export class LoginServer {
     const ipKey = `ip:${addr}`;
     await this.attempts.run([acctKey, ipKey], () => this.checkCredentials(account, password, acctKey, ipKey, addr));
 
-    // Gateway: sticky while it lives, else the one with the fewest connections.
-    const gateways = this.gatewayCandidates();
+    // Gateway: sticky while it lives, else the one with the fewest connections; only one
+    // whose public address answers.
+    const gateways = await this.probe.reachable(this.gatewayCandidates());
     const gatewayId = gateways.length ? await store.allocate(account, NodeType.GATEWAY, candidatesOf(gateways)) : null;
     const gateway = gatewayId ? (this.node.get(gatewayId) ?? gateways.find((g) => g.id === gatewayId)) : undefined;
     if (!gatewayId || !gateway) {
@@ -392,8 +395,7 @@ export class LoginServer {
     const rec: TokenRecord = { account, gatewayId, generation, allocations, expiresAt: Date.now() + lc.tokenTtlMs };
     await store.putToken(token, rec, lc.tokenTtlMs + TOKEN_STORE_EXTRA_MS);
 
-    const host = gateway.ip('outer');
-    const wsHost = host.includes(':') ? `[${host}]` : host;
+    const { host, tcpPort, wsUrl, tls } = clientEndpoints(gateway.info);
     this.log.debug({ account, gateway: gatewayId, generation, allocations, missing }, 'login ok');
     return {
       token,
@@ -403,9 +405,9 @@ export class LoginServer {
       gateway: {
         id: gatewayId,
         host,
-        tcpPort: gateway.port(1),
-        wsUrl: `${tlsOf(gateway) ? 'wss' : 'ws'}://${wsHost}:${gateway.port(2)}/`,
-        tls: tlsOf(gateway),
+        tcpPort,
+        wsUrl,
+        tls,
       },
       allocations,
       missing,
@@ -472,11 +474,6 @@ export class LoginServer {
 }
 
 // ================================================================ helpers
-
-/** Whether a gateway's client ports speak TLS (gateway.tls, announced in its membership info). */
-function tlsOf(gateway: Peer): boolean {
-  return gateway.info.clientTls;
-}
 
 function candidatesOf(peers: Peer[]): AllocationCandidate[] {
   return peers.map((p) => ({ id: p.id, load: p.overload(0) }));

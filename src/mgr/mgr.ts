@@ -38,6 +38,8 @@ import type { Frame } from '../protocol/frame.js';
 import type { LeaseRecord, LeaseStore, MirrorStore } from '../store/store.js';
 import { MgrLease } from './lease.js';
 import { sameKey } from '../link/identity.js';
+import { AddressChecker } from './address-check.js';
+import { advertisedAddresses } from '../config/addresses.js';
 
 interface Session {
   info: NodeInfo;
@@ -66,6 +68,11 @@ export class MgrServer {
   private settling = false;
   /** Tool links (xserver status) that are not members. */
   private readonly tools = new Set<Link>();
+  /** Dial-backs of advertised addresses: their results, and the registrations waiting on one. */
+  private readonly addresses: AddressChecker;
+  private readonly checking = new Set<string>();
+  /** Where members dial this mgr (innerIp, or derived from bindHost); the lease carries it. */
+  private readonly addr: string;
   /** The mgr uses the store for its lease and the membership mirror only. */
   private readonly store: LeaseStore & MirrorStore;
   private readonly m;
@@ -73,12 +80,20 @@ export class MgrServer {
   constructor(private readonly ctx: RoleContext) {
     this.store = ctx.store;
     this.log = ctx.logger.child({ role: 'mgr' });
+    this.addr = advertisedAddresses(ctx.config).inner;
+    const linkOpts = linkOptions(ctx.config, this.log);
     this.listener = new LinkListener(
       { type: NodeType.MGR, id: this.instanceId },
-      linkOptions(ctx.config, this.log),
+      linkOpts,
       (remote) => this.admit(remote),
       (link) => this.onLink(link),
     );
+    this.addresses = new AddressChecker({
+      enabled: ctx.config.mgr.checkAdvertised,
+      timeoutMs: ctx.config.mgr.advertiseCheckTimeoutMs,
+      self: { type: NodeType.MGR, id: this.instanceId },
+      link: linkOpts,
+    });
     this.m = {
       members: ctx.metrics.gauge('mgr_members', 'Registered nodes known to this mgr'),
       active: ctx.metrics.gauge('mgr_active', '1 while this mgr holds the lease'),
@@ -113,7 +128,7 @@ export class MgrServer {
     this.port = await this.listener.listen(cfg.mgr.port, cfg.bindHost);
     this.lease = new MgrLease(
       this.store,
-      { instanceId: this.instanceId, addr: cfg.innerIp, port: this.port, adminPort: cfg.adminPort || undefined },
+      { instanceId: this.instanceId, addr: this.addr, port: this.port, adminPort: cfg.adminPort || undefined },
       { ttlMs: cfg.mgr.leaseTtlMs, refreshMs: cfg.mgr.leaseRefreshMs, standbyPollMs: cfg.mgr.standbyPollMs },
       { onActive: (rec) => void this.becomeActive(rec), onLost: (why) => this.stepDown(why) },
       this.log,
@@ -152,7 +167,7 @@ export class MgrServer {
       $typeName: 'xserver.v1.MgrInfo',
       instanceId: this.instanceId,
       epoch: BigInt(this.epoch),
-      addr: this.ctx.config.innerIp,
+      addr: this.addr,
       port: this.port,
     };
   }
@@ -208,6 +223,7 @@ export class MgrServer {
     this.log.warn({ reason }, 'mgr lost the lease: stepping down to standby');
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
+    this.addresses.clear();
     this.m.members.set(0);
     for (const s of sessions) {
       if (s.updateTimer) clearTimeout(s.updateTimer);
@@ -269,7 +285,10 @@ export class MgrServer {
           return this.onDrain(link, f);
         case Cmd.STATUS: {
           const st = this.status();
-          link.reply(f, encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling }));
+          link.reply(
+            f,
+            encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling, checks: this.addresses.all() }),
+          );
           return;
         }
         default:
@@ -304,9 +323,35 @@ export class MgrServer {
       throw new XError('BAD_REQUEST', `REGISTER for ${info.type}/${info.id} on a link authenticated as ${link.remote.type}/${link.remote.id}`);
     }
     if (info.type <= NodeType.MGR) throw new XError('BAD_REQUEST', `type ${info.type} cannot register as a member`);
+    info.publicKey = link.remote.publicKey ?? new Uint8Array(0);
+    // Peers will dial what it advertises: the mgr dials it first. A member the previous mgr
+    // admitted (mirrored) at this address, or one re-registering at an address already reached,
+    // needs no new dial: a takeover does not wait on a dial per member.
+    const mirrored = this.pendingMembers.get(info.id);
+    if (this.addresses.known(info) || (mirrored && mirrored.innerIp === info.innerIp && mirrored.ports[0] === info.ports[0])) {
+      this.addresses.skip(info, link.remoteAddress);
+      return this.admitMember(link, f, info);
+    }
+    if (this.checking.has(info.id)) throw new XError('DUPLICATE_LINK', `a registration of ${info.id} is being checked already`);
+    this.checking.add(info.id);
+    void this.addresses.check(info, link.remoteAddress).then((r) => {
+      this.checking.delete(info.id);
+      if (!link.isOpen || this.state !== 'active') return;
+      try {
+        if (!r.reached) throw AddressChecker.refusal(r);
+        this.admitMember(link, f, info);
+      } catch (e) {
+        const err = e instanceof XError ? e : new XError('INTERNAL', String(e));
+        this.log.warn({ code: err.code, id: info.id, type: info.type, peer: link.describe() }, `registration refused: ${err.message}`);
+        link.replyError(f, err);
+      }
+    });
+  }
+
+  /** Admits a member whose address checked out: binds its id to its key, lists it, tells the others. */
+  private admitMember(link: Link, f: Frame, info: NodeInfo): void {
     // The id is bound to the key the link proved, not to what the REGISTER claims; a live (or
     // mirrored) member's id can only be registered again by the process holding its key.
-    info.publicKey = link.remote.publicKey ?? new Uint8Array(0);
     const holder = this.sessions.get(info.id)?.info ?? this.pendingMembers.get(info.id);
     if (holder && holder.publicKey.length > 0 && !sameKey(holder.publicKey, info.publicKey)) {
       throw new XError('FORBIDDEN', `id ${info.id} is registered by another process (another identity key)`);
@@ -399,6 +444,7 @@ export class MgrServer {
   private removeSession(s: Session, reason: LeaveReason): void {
     if (this.sessions.get(s.info.id) !== s) return;
     this.sessions.delete(s.info.id);
+    this.addresses.forget(s.info.id);
     if (s.updateTimer) clearTimeout(s.updateTimer);
     this.m.members.set(this.sessions.size);
     if (this.state !== 'active') return;

@@ -29,6 +29,10 @@ import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import { NodeType } from '../context.js';
 import { dialLink, type LinkDialer } from './dial.js';
+import { LogThrottle } from '../log.js';
+
+/** A member that cannot reach or join the mgr says so at most this often per kind of failure. */
+const PROBLEM_LOG_INTERVAL_MS = 5000;
 
 export interface MgrClientHost {
   /** Current own info, sent at every (re-)registration. */
@@ -58,6 +62,9 @@ export class MgrClient {
   private readonly backoff: Backoff;
   /** Membership frames that arrived before the registration snapshot was applied. */
   private early: Frame[] | null = null;
+  private readonly problems = new LogThrottle(PROBLEM_LOG_INTERVAL_MS);
+  /** Why the latest attempt to register failed ("" once registered). */
+  lastFailure = '';
 
   constructor(
     private readonly store: LeaseWatcher,
@@ -127,6 +134,7 @@ export class MgrClient {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const reason = await this.connectOnce();
+      this.lastFailure = reason ?? '';
       if (this.stopped) return;
       if (reason === null) {
         // Registered: wait until the link drops.
@@ -158,7 +166,14 @@ export class MgrClient {
     try {
       link = await this.dial(lease.addr, lease.port, this.self, { type: NodeType.MGR, id: lease.instanceId }, this.linkOptions);
     } catch (e) {
-      this.log.debug({ addr: `${lease.addr}:${lease.port}`, code: (e as XError).code }, `mgr dial failed: ${(e as Error).message}`);
+      // Loud, but not once per retry: the usual cause is an mgr advertising an address this host cannot reach.
+      const addr = `${lease.addr}:${lease.port}`;
+      this.problems.run(`dial:${(e as XError).code}`, (suppressed) =>
+        this.log.warn(
+          { addr, code: (e as XError).code, ...(suppressed > 0 ? { suppressed } : {}) },
+          `cannot reach the mgr at ${addr} (the address its lease advertises: the mgr's innerIp): ${(e as Error).message}`,
+        ),
+      );
       return (e as Error).message;
     }
     if (this.stopped) {
@@ -175,7 +190,13 @@ export class MgrClient {
     } catch (e) {
       link.close();
       this.early = null;
-      this.log.warn({ code: (e as XError).code }, `registration refused: ${(e as Error).message}`);
+      const code = (e as XError).code;
+      this.problems.run(`register:${code}`, (suppressed) => {
+        const fields = { code, ...(suppressed > 0 ? { suppressed } : {}) };
+        // A misconfigured address never heals by retrying: that is an error, not a warning.
+        if (code === 'ADVERTISE_UNREACHABLE') this.log.error(fields, `registration refused: ${(e as Error).message}`);
+        else this.log.warn(fields, `registration refused: ${(e as Error).message}`);
+      });
       return (e as Error).message;
     }
     if (!link.isOpen || this.stopped) {

@@ -89,5 +89,8 @@ export function infoToJson(i: NodeInfo): Record<string, unknown> {
     pid: i.pid,
     host: i.host,
     draining: i.draining,
+    ...(i.publicUrl ? { publicUrl: i.publicUrl } : {}),
+    ...(i.publicTcp ? { publicTcp: i.publicTcp } : {}),
+    listeners: i.listeners.map((l) => ({ name: l.name, bind: l.bind, advertised: l.advertised })),
   };
 }

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { advertisedAddresses, hostPort } from '../config/addresses.js';
 import type { Logger } from 'pino';
 import { create } from '@bufbuild/protobuf';
 import { LeaveReason, NodeInfoSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
@@ -81,6 +82,8 @@ export class NodeRuntime {
   readonly log: Logger;
 
   private readonly cfg: RoleContext['config'];
+  /** innerIp / outerIp, or what they derive to when empty. */
+  private readonly addrs: { inner: string; outer: string };
   private readonly linkOpts: LinkOptions;
   private readonly listener: LinkListener;
   private readonly mgrClient: MgrClient;
@@ -96,6 +99,7 @@ export class NodeRuntime {
   private version: string;
   private overloads: number[];
   private extraPorts: number[];
+  private readonly extraListeners: { name: string; bind: string; advertised: string }[] = [];
   private listenPort = 0;
   private inflight = 0;
   private readonly count = { sent: 0, received: 0, unhandled: 0 };
@@ -119,6 +123,7 @@ export class NodeRuntime {
       throw new XError('CONFIG', `node type must be an integer >= ${NodeType.LOGIN} (0 client and 1 mgr are reserved), got ${opts.type}`);
     }
     this.cfg = ctx.config;
+    this.addrs = advertisedAddresses(ctx.config);
     this.type = opts.type;
     this.name = opts.name ?? nameOfType(ctx.config.types, opts.type);
     this.version = opts.version ?? ctx.config.node.version;
@@ -250,7 +255,10 @@ export class NodeRuntime {
   /** Resolves once registered with an mgr (rejects after `timeoutMs`). */
   ready(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new XError('TIMEOUT', `not registered with an mgr after ${timeoutMs} ms`)), timeoutMs);
+      const t = setTimeout(() => {
+        const last = this.mgrClient.lastFailure;
+        reject(new XError('TIMEOUT', `not registered with an mgr after ${timeoutMs} ms${last ? ` (last attempt: ${last})` : ''}`));
+      }, timeoutMs);
       void this.registeredOnce.then(() => {
         clearTimeout(t);
         resolve();
@@ -284,7 +292,7 @@ export class NodeRuntime {
   }
 
   ip(kind: IpKind = 'inner'): string {
-    return kind === 'outer' ? this.cfg.outerIp : this.cfg.innerIp;
+    return kind === 'outer' ? this.addrs.outer : this.addrs.inner;
   }
 
   /** ports[0] is the intranet port; roles add theirs after it. */
@@ -324,13 +332,18 @@ export class NodeRuntime {
     this.extraPorts = [...ports];
   }
 
+  /** Lists one more listener of this process in its info (what `xserver doctor` shows); call before start(). */
+  addListener(name: string, bind: string, advertised: string): void {
+    this.extraListeners.push({ name, bind, advertised });
+  }
+
   info(): NodeInfo {
     return create(NodeInfoSchema, {
       id: this.id,
       type: this.type,
       name: this.name,
-      innerIp: this.cfg.innerIp,
-      outerIp: this.cfg.outerIp,
+      innerIp: this.addrs.inner,
+      outerIp: this.addrs.outer,
       ports: this.ports(),
       overload: this.overloads,
       version: this.version,
@@ -340,6 +353,12 @@ export class NodeRuntime {
       publicKey: this.linkOpts.identity.publicKey,
       clientTls: this.type === NodeType.GATEWAY && this.cfg.gateway.tls,
       draining: this.isDraining,
+      publicUrl: this.type === NodeType.GATEWAY ? this.cfg.gateway.publicUrl : '',
+      publicTcp: this.type === NodeType.GATEWAY ? this.cfg.gateway.publicTcp : '',
+      listeners: [
+        { name: 'intranet', bind: hostPort(this.cfg.bindHost, this.listenPort), advertised: hostPort(this.addrs.inner, this.listenPort) },
+        ...this.extraListeners,
+      ],
     });
   }
 

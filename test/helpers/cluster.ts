@@ -406,7 +406,7 @@ export class Cluster {
   }
 
   /** `xserver status --json` against this cluster. */
-  status(timeoutMs = 10_000): Promise<{ mgr: Record<string, unknown>; members: Record<string, unknown>[] }> {
+  status(timeoutMs = 10_000): Promise<{ mgr: Record<string, unknown>; members: Record<string, unknown>[]; checks: Record<string, unknown>[] }> {
     return xserverStatus(this.childEnv(), timeoutMs);
   }
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi8QEKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIIoUBCgVIZWxsbxIPCgdjbHVzdGVyGAEgASgJEg0KBW5vbmNlGAIgASgMEhMKC2V4cGVjdF90eXBlGAMgASgNEhEKCWV4cGVjdF9pZBgEIAEoCRIRCglmcm9tX3R5cGUYBSABKA0SDwoHZnJvbV9pZBgGIAEoCRIQCghwcm90b2NvbBgHIAEoDSI6CglDaGFsbGVuZ2USDQoFbm9uY2UYASABKAwSDAoEdHlwZRgDIAEoDRIKCgJpZBgEIAEoCUoECAIQAyI8CgRBdXRoEhIKCnB1YmxpY19rZXkYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg0KBXByb29mGAEgASgMIj8KB1dlbGNvbWUSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiKwoKRXJyb3JSZXBseRIMCgRjb2RlGAEgASgNEg8KB21lc3NhZ2UYAiABKAkiLgoIUmVnaXN0ZXISIgoEaW5mbxgBIAEoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8iSQoHTWdySW5mbxITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgRhZGRyGAMgASgJEgwKBHBvcnQYBCABKA0iaAoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIIiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QiaAoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEiwgIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhIKCnB1YmxpY191cmwYECABKAkSEgoKcHVibGljX3RjcBgRIAEoCRInCglsaXN0ZW5lcnMYEiADKAsyFC54c2VydmVyLnYxLkxpc3RlbmVyIjoKCExpc3RlbmVyEgwKBG5hbWUYASABKAkSDAoEYmluZBgCIAEoCRISCgphZHZlcnRpc2VkGAMgASgJIpQBCgVIZWxsbxIPCgdjbHVzdGVyGAEgASgJEg0KBW5vbmNlGAIgASgMEhMKC2V4cGVjdF90eXBlGAMgASgNEhEKCWV4cGVjdF9pZBgEIAEoCRIRCglmcm9tX3R5cGUYBSABKA0SDwoHZnJvbV9pZBgGIAEoCRIQCghwcm90b2NvbBgHIAEoDRINCgVwcm9iZRgIIAEoCCI6CglDaGFsbGVuZ2USDQoFbm9uY2UYASABKAwSDAoEdHlwZRgDIAEoDRIKCgJpZBgEIAEoCUoECAIQAyI8CgRBdXRoEhIKCnB1YmxpY19rZXkYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg0KBXByb29mGAEgASgMIj8KB1dlbGNvbWUSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiKwoKRXJyb3JSZXBseRIMCgRjb2RlGAEgASgNEg8KB21lc3NhZ2UYAiABKAkiLgoIUmVnaXN0ZXISIgoEaW5mbxgBIAEoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8iSQoHTWdySW5mbxITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgRhZGRyGAMgASgJEgwKBHBvcnQYBCABKA0iaAoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIIiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QikgEKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjayKCAQoMQWRkcmVzc0NoZWNrEgoKAmlkGAEgASgJEhIKCmFkdmVydGlzZWQYAiABKAkSEQoJc2Vlbl9mcm9tGAMgASgJEg8KB3JlYWNoZWQYBCABKAgSDgoGcnR0X21zGAUgASgNEg0KBWVycm9yGAYgASgJEg8KB3NraXBwZWQYByABKAgiHgoMRHJhaW5SZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCSIZCgpEcmFpblJlcGx5EgsKA2lkcxgBIAMoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -114,6 +114,29 @@ export type NodeInfo = Message<"xserver.v1.NodeInfo"> & {
    * @generated from field: bool draining = 14;
    */
   draining: boolean;
+
+  /**
+   * 15 is reserved for the contract hash
+   *
+   * gateways: WebSocket URL login hands to clients ("" = ws(s)://outer_ip:ports[2]/)
+   *
+   * @generated from field: string public_url = 16;
+   */
+  publicUrl: string;
+
+  /**
+   * gateways: host:port for TCP clients ("" = outer_ip:ports[1])
+   *
+   * @generated from field: string public_tcp = 17;
+   */
+  publicTcp: string;
+
+  /**
+   * what this process binds and advertises (xserver doctor)
+   *
+   * @generated from field: repeated xserver.v1.Listener listeners = 18;
+   */
+  listeners: Listener[];
 };
 
 /**
@@ -122,6 +145,41 @@ export type NodeInfo = Message<"xserver.v1.NodeInfo"> & {
  */
 export const NodeInfoSchema: GenMessage<NodeInfo> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 0);
+
+/**
+ * One listener of a process: where it binds and where others are told to reach it.
+ *
+ * @generated from message xserver.v1.Listener
+ */
+export type Listener = Message<"xserver.v1.Listener"> & {
+  /**
+   * "intranet", "tcp", "ws", "admin", "login"
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * host:port it listens on
+   *
+   * @generated from field: string bind = 2;
+   */
+  bind: string;
+
+  /**
+   * host:port or URL handed to others ("" = not advertised)
+   *
+   * @generated from field: string advertised = 3;
+   */
+  advertised: string;
+};
+
+/**
+ * Describes the message xserver.v1.Listener.
+ * Use `create(ListenerSchema)` to create a new message.
+ */
+export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 1);
 
 /**
  * Dialler -> acceptor, first frame.
@@ -171,6 +229,13 @@ export type Hello = Message<"xserver.v1.Hello"> & {
    * @generated from field: uint32 protocol = 7;
    */
   protocol: number;
+
+  /**
+   * an address check (the mgr dialling a member back): after WELCOME the acceptor closes; no link is opened
+   *
+   * @generated from field: bool probe = 8;
+   */
+  probe: boolean;
 };
 
 /**
@@ -178,7 +243,7 @@ export type Hello = Message<"xserver.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 1);
+  messageDesc(file_xserver_v1_cluster, 2);
 
 /**
  * Acceptor -> dialler: who it is, and a fresh nonce to prove the secret over. It carries nothing
@@ -209,7 +274,7 @@ export type Challenge = Message<"xserver.v1.Challenge"> & {
  * Use `create(ChallengeSchema)` to create a new message.
  */
 export const ChallengeSchema: GenMessage<Challenge> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 2);
+  messageDesc(file_xserver_v1_cluster, 3);
 
 /**
  * Dialler -> acceptor: proves the secret first.
@@ -244,7 +309,7 @@ export type Auth = Message<"xserver.v1.Auth"> & {
  * Use `create(AuthSchema)` to create a new message.
  */
 export const AuthSchema: GenMessage<Auth> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 3);
+  messageDesc(file_xserver_v1_cluster, 4);
 
 /**
  * Acceptor -> dialler, once the dialler's proof checked out: the link is open, and the acceptor
@@ -280,7 +345,7 @@ export type Welcome = Message<"xserver.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 4);
+  messageDesc(file_xserver_v1_cluster, 5);
 
 /**
  * Either side, before closing: why.
@@ -306,7 +371,7 @@ export type ErrorReply = Message<"xserver.v1.ErrorReply"> & {
  * Use `create(ErrorReplySchema)` to create a new message.
  */
 export const ErrorReplySchema: GenMessage<ErrorReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 5);
+  messageDesc(file_xserver_v1_cluster, 6);
 
 /**
  * @generated from message xserver.v1.Register
@@ -323,7 +388,7 @@ export type Register = Message<"xserver.v1.Register"> & {
  * Use `create(RegisterSchema)` to create a new message.
  */
 export const RegisterSchema: GenMessage<Register> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 6);
+  messageDesc(file_xserver_v1_cluster, 7);
 
 /**
  * @generated from message xserver.v1.MgrInfo
@@ -355,7 +420,7 @@ export type MgrInfo = Message<"xserver.v1.MgrInfo"> & {
  * Use `create(MgrInfoSchema)` to create a new message.
  */
 export const MgrInfoSchema: GenMessage<MgrInfo> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 7);
+  messageDesc(file_xserver_v1_cluster, 8);
 
 /**
  * mgr -> node after Register: the whole membership (the registrant included).
@@ -387,7 +452,7 @@ export type Snapshot = Message<"xserver.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 8);
+  messageDesc(file_xserver_v1_cluster, 9);
 
 /**
  * @generated from message xserver.v1.Joined
@@ -404,7 +469,7 @@ export type Joined = Message<"xserver.v1.Joined"> & {
  * Use `create(JoinedSchema)` to create a new message.
  */
 export const JoinedSchema: GenMessage<Joined> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 9);
+  messageDesc(file_xserver_v1_cluster, 10);
 
 /**
  * @generated from message xserver.v1.Left
@@ -426,7 +491,7 @@ export type Left = Message<"xserver.v1.Left"> & {
  * Use `create(LeftSchema)` to create a new message.
  */
 export const LeftSchema: GenMessage<Left> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 10);
+  messageDesc(file_xserver_v1_cluster, 11);
 
 /**
  * node -> mgr (rate-limited) and mgr -> everyone.
@@ -460,7 +525,7 @@ export type Updated = Message<"xserver.v1.Updated"> & {
  * Use `create(UpdatedSchema)` to create a new message.
  */
 export const UpdatedSchema: GenMessage<Updated> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 11);
+  messageDesc(file_xserver_v1_cluster, 12);
 
 /**
  * node -> mgr: leaving gracefully.
@@ -475,7 +540,7 @@ export type Leave = Message<"xserver.v1.Leave"> & {
  * Use `create(LeaveSchema)` to create a new message.
  */
 export const LeaveSchema: GenMessage<Leave> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 12);
+  messageDesc(file_xserver_v1_cluster, 13);
 
 /**
  * @generated from message xserver.v1.StatusRequest
@@ -488,7 +553,7 @@ export type StatusRequest = Message<"xserver.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 13);
+  messageDesc(file_xserver_v1_cluster, 14);
 
 /**
  * @generated from message xserver.v1.StatusReply
@@ -508,6 +573,13 @@ export type StatusReply = Message<"xserver.v1.StatusReply"> & {
    * @generated from field: bool settling = 3;
    */
   settling: boolean;
+
+  /**
+   * the mgr's dial-back of each member's advertised address
+   *
+   * @generated from field: repeated xserver.v1.AddressCheck checks = 4;
+   */
+  checks: AddressCheck[];
 };
 
 /**
@@ -515,7 +587,66 @@ export type StatusReply = Message<"xserver.v1.StatusReply"> & {
  * Use `create(StatusReplySchema)` to create a new message.
  */
 export const StatusReplySchema: GenMessage<StatusReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 14);
+  messageDesc(file_xserver_v1_cluster, 15);
+
+/**
+ * What the mgr found when it dialled a member's advertised intranet address back.
+ *
+ * @generated from message xserver.v1.AddressCheck
+ */
+export type AddressCheck = Message<"xserver.v1.AddressCheck"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * host:port dialled
+   *
+   * @generated from field: string advertised = 2;
+   */
+  advertised: string;
+
+  /**
+   * the address the member's REGISTER came from
+   *
+   * @generated from field: string seen_from = 3;
+   */
+  seenFrom: string;
+
+  /**
+   * @generated from field: bool reached = 4;
+   */
+  reached: boolean;
+
+  /**
+   * connect + handshake
+   *
+   * @generated from field: uint32 rtt_ms = 5;
+   */
+  rttMs: number;
+
+  /**
+   * why not, when not reached
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * mgr.checkAdvertised is off, or the member re-registered with an address already checked
+   *
+   * @generated from field: bool skipped = 7;
+   */
+  skipped: boolean;
+};
+
+/**
+ * Describes the message xserver.v1.AddressCheck.
+ * Use `create(AddressCheckSchema)` to create a new message.
+ */
+export const AddressCheckSchema: GenMessage<AddressCheck> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 16);
 
 /**
  * tool -> mgr, request: drain the members whose id or name is `target`; the mgr sends each an
@@ -535,7 +666,7 @@ export type DrainRequest = Message<"xserver.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 15);
+  messageDesc(file_xserver_v1_cluster, 17);
 
 /**
  * @generated from message xserver.v1.DrainReply
@@ -552,7 +683,7 @@ export type DrainReply = Message<"xserver.v1.DrainReply"> & {
  * Use `create(DrainReplySchema)` to create a new message.
  */
 export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 16);
+  messageDesc(file_xserver_v1_cluster, 18);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
