@@ -211,6 +211,17 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('holds every /app path the compose file and the manifests run (entries, the chat page)', () => {
+    const copied = new Set(
+      runtime.body.filter((i) => i.op === 'COPY').map((i) => i.args.split(/\s+/).at(-1)!.replace(/^\.\//, '/app/').replace(/\/$/, '')),
+    );
+    const used = [...composeServices(), ...k8sContainers()].flatMap((c) =>
+      [...JSON.stringify([c.args, c.env]).matchAll(/\/app\/([A-Za-z0-9_.-]+)/g)].map((m) => `/app/${m[1]!}`),
+    );
+    expect(used.length).toBeGreaterThan(0);
+    expect([...new Set(used)].filter((u) => !copied.has(u))).toEqual([]);
+  });
+
   it('runs as a numeric non-root user, under tini, with the xserver CLI as entrypoint', () => {
     const user = runtime.body.filter((i) => i.op === 'USER').at(-1)?.args;
     expect(user, 'USER uid:gid (numeric, so runAsNonRoot can check it)').toMatch(/^[1-9]\d*(:\d+)?$/);
