@@ -73,9 +73,15 @@ const DRAIN_POLL_MS = 100;
 
 /**
  * Drains roles (see Role.drain) and resolves when nothing is bound to any of them or at the
- * deadline, with what the deadline cut (logged). The caller stops the roles afterwards.
+ * deadline, with what the deadline cut (logged, and counted in xserver_drain_cut_total when
+ * `metrics` is given). The caller stops the roles afterwards.
  */
-export async function drainRoles(roles: readonly Role[], timeoutMs: number, log: Logger): Promise<{ cut: Record<string, number> }> {
+export async function drainRoles(
+  roles: readonly Role[],
+  timeoutMs: number,
+  log: Logger,
+  metrics?: Metrics,
+): Promise<{ cut: Record<string, number> }> {
   const states = roles.flatMap((r) => {
     const st = r.drain?.();
     return st ? [{ role: r.name, st }] : [];
@@ -84,6 +90,8 @@ export async function drainRoles(roles: readonly Role[], timeoutMs: number, log:
   const left = () => states.filter(({ st }) => st.bound() > 0);
   while (left().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
   const cut = Object.fromEntries(left().map(({ role, st }) => [`${role} ${st.what}`, st.bound()]));
+  const counter = metrics?.counter('drain_cut_total', 'Work still bound when the drain deadline cut it (sessions, accounts)', ['role', 'what']);
+  for (const { role, st } of left()) counter?.inc({ role, what: st.what }, st.bound());
   if (Object.keys(cut).length > 0) log.warn({ cut, drainTimeoutMs: timeoutMs }, 'drain deadline reached; stopping with work still bound');
   else if (states.length > 0) log.info('drained: nothing bound any more');
   return { cut };

@@ -10,6 +10,7 @@ import { Selector } from '../src/node/select.js';
 import { create } from '@bufbuild/protobuf';
 import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { drainRoles, gatewayRole, nodeRole } from '../src/roles.js';
+import { Metrics } from '../src/metrics.js';
 import { rawLogin, startCluster, waitUntil } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
@@ -79,8 +80,10 @@ describe('drain', () => {
     await gw.node.ready(5000);
     const cl = await rawLogin(c.store, gw, 'stayer');
     const t0 = performance.now();
-    expect(await drainRoles([gatewayRole(gw)], 300, silentLogger())).toEqual({ cut: { 'gateway sessions': 1 } });
+    const metrics = new Metrics();
+    expect(await drainRoles([gatewayRole(gw)], 300, silentLogger(), metrics)).toEqual({ cut: { 'gateway sessions': 1 } });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(await metrics.text()).toMatch(/xserver_drain_cut_total\{role="gateway",what="sessions"\} 1/);
     cl.close();
   });
 });

@@ -86,7 +86,7 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
     if (draining || stopping) return void shutdown(0);
     draining = true;
     logger.info({ drainTimeoutMs: config.drainTimeoutMs }, 'draining before shutdown (a second signal stops at once)');
-    void drainRoles(roles, config.drainTimeoutMs, logger).then(() => shutdown(0));
+    void drainRoles(roles, config.drainTimeoutMs, logger, metrics).then(() => shutdown(0));
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
