@@ -208,9 +208,9 @@ const TABLE = [
   {
     key: 'mgr.advertiseCheckTimeoutMs',
     type: 'int',
-    default: 1000,
+    default: 2000,
     min: 50,
-    doc: 'How long the dial-back of a registering member may take (connect and handshake).',
+    doc: 'How long the dial-back of a registering member may take (connect and handshake, like link.handshakeTimeoutMs); a member that does not answer in time is refused and retries.',
   },
 
   // ---- node runtime ----
