@@ -12,6 +12,7 @@ import { Emitter } from './emitter.js';
 import { ClientError } from './errors.js';
 import { Backoff } from '../protocol/backoff.js';
 import { toBytes } from '../protocol/bytes.js';
+import { PendingRequests } from '../protocol/pending.js';
 import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
 import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
 import { isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
@@ -82,7 +83,8 @@ export interface RequestOptions {
 interface Pending {
   resolve: (body: Uint8Array) => void;
   reject: (err: ClientError) => void;
-  timer: ReturnType<typeof setTimeout>;
+  cmd: number;
+  timeoutMs: number;
   /** False while the request waits in the queue: a disconnect does not fail it. */
   sent: boolean;
 }
@@ -140,7 +142,10 @@ export class XClient {
   private readonly events = new Emitter<ClientEvents>();
   private readonly handlers = new Map<number, MessageHandler[]>();
   private readonly anyHandlers: MessageHandler[] = [];
-  private readonly pending = new Map<number, Pending>();
+  /** One timer for every request deadline of this client. */
+  private readonly pending = new PendingRequests<Pending>((_rid, p) =>
+    p.reject(new ClientError('TIMEOUT', `request ${p.cmd} got no response within ${p.timeoutMs} ms`)),
+  );
   private queue: Queued[] = [];
   private _state: ClientState = 'idle';
   private _welcome: Welcome | null = null;
@@ -428,11 +433,7 @@ export class XClient {
     this.wakeRetry = null;
     wake?.();
     this.failQueued(err);
-    for (const [rid, p] of this.pending) {
-      this.pending.delete(rid);
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    for (const p of this.pending.takeAll()) p.reject(err);
     before?.();
     this.emit('disconnected', reason);
   }
@@ -475,10 +476,8 @@ export class XClient {
     if (t !== this.transport) return;
     this.heartbeat?.touch();
     if (f.flags & Flags.RESPONSE) {
-      const p = this.pending.get(f.rid);
+      const p = this.pending.take(f.rid);
       if (!p) return; // late reply to a request that timed out
-      this.pending.delete(f.rid);
-      clearTimeout(p.timer);
       if (f.flags & Flags.ERROR) p.reject(errorFromBody(f.body, 'REQUEST_FAILED'));
       else p.resolve(f.body);
       return;
@@ -563,15 +562,11 @@ export class XClient {
       const rid = this.nextRid;
       this.nextRid = this.nextRid >= 0xffffffff ? 1 : this.nextRid + 1;
       const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs;
-      const timer = setTimeout(() => {
-        if (this.pending.delete(rid)) reject(new ClientError('TIMEOUT', `request ${cmd} got no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(rid, { resolve, reject, timer, sent: false });
+      this.pending.add(rid, { resolve, reject, cmd, timeoutMs, sent: false }, timeoutMs);
       try {
         this.write(encodeFrame(cmd, body, Flags.REQUEST, rid), rid);
       } catch (e) {
-        this.pending.delete(rid);
-        clearTimeout(timer);
+        this.pending.take(rid);
         reject(e);
       }
     });
@@ -606,12 +601,7 @@ export class XClient {
 
   /** Fails requests that went out on the lost connection. */
   private failSent(err: ClientError): void {
-    for (const [rid, p] of this.pending) {
-      if (!p.sent) continue;
-      this.pending.delete(rid);
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    for (const p of this.pending.takeAll((x) => x.sent)) p.reject(err);
   }
 
   /** Drops the queue, failing the requests in it. */
@@ -620,11 +610,7 @@ export class XClient {
     this.queue = [];
     for (const m of q) {
       if (m.rid === 0) continue;
-      const p = this.pending.get(m.rid);
-      if (!p) continue;
-      this.pending.delete(m.rid);
-      clearTimeout(p.timer);
-      p.reject(err);
+      this.pending.take(m.rid)?.reject(err);
     }
   }
 

@@ -365,10 +365,25 @@ class TcpTransport implements Transport {
     socket.on('close', () => this.finish());
   }
 
+  /**
+   * Frames sent in one turn of the event loop leave in one write: the socket is corked at the
+   * first and uncorked once the turn's synchronous code is done.
+   */
   send(bytes: Uint8Array): void {
     if (this.closing || this.finished || this.socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      queueMicrotask(this.uncork);
+    }
     this.socket.write(bytes);
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   close(): Promise<void> {
     if (!this.closing && !this.finished) {

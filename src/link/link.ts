@@ -18,6 +18,7 @@ import { XError, errorCodeName } from '../errors.js';
 import { decode, encode } from '../wire/codec.js';
 import { Cmd, cmdName } from '../protocol/commands.js';
 import { Flags, FrameDecoder, type Frame } from '../protocol/frame.js';
+import { PendingRequests } from '../protocol/pending.js';
 import { FrameWriter, toXError } from '../wire/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LinkIdentity, LinkOptions } from './options.js';
@@ -34,8 +35,6 @@ export type ReplyCallback = (err: XError | null, frame: Frame | null) => void;
 
 interface PendingRequest {
   done: ReplyCallback;
-  /** performance.now() after which it fails with TIMEOUT */
-  deadline: number;
   cmd: number;
   timeoutMs: number;
 }
@@ -54,10 +53,11 @@ export class Link {
   private readonly writer: FrameWriter;
   private readonly decoder: FrameDecoder;
   private readonly heartbeat: Heartbeat;
-  private readonly pending = new Map<number, PendingRequest>();
+  /** One timer for every request deadline of this link. */
+  private readonly pending = new PendingRequests<PendingRequest>((_rid, p) =>
+    p.done(new XError('TIMEOUT', `request ${cmdName(p.cmd)} to ${this.describe()} timed out after ${p.timeoutMs} ms`), null),
+  );
   private nextRid = 1;
-  private sweepTimer: NodeJS.Timeout | null = null;
-  private sweepAt = Infinity;
   private closed = false;
   private started = false;
   private leftover: Uint8Array | null;
@@ -150,35 +150,8 @@ export class Link {
     if (!this.send(cmd, body, Flags.REQUEST, rid)) {
       return done(new XError('QUEUE_FULL', `outbound queue to ${this.describe()} is full`), null);
     }
-    const deadline = performance.now() + timeoutMs;
-    this.pending.set(rid, { done, deadline, cmd, timeoutMs });
-    if (deadline < this.sweepAt) this.armSweep(deadline);
+    this.pending.add(rid, { done, cmd, timeoutMs }, timeoutMs);
   }
-
-  /**
-   * One timer per link for all request deadlines (a timer per request cost ~15% at high rates):
-   * it fires at the earliest deadline, fails what is due and re-arms for the next one.
-   */
-  private armSweep(at: number): void {
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(this.sweep, Math.max(0, Math.ceil(at - performance.now())));
-    this.sweepTimer.unref(); // the socket keeps the process alive, not a deadline
-  }
-
-  private readonly sweep = (): void => {
-    this.sweepTimer = null;
-    this.sweepAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    for (const [rid, p] of this.pending) {
-      if (p.deadline <= now) {
-        this.pending.delete(rid);
-        p.done(new XError('TIMEOUT', `request ${cmdName(p.cmd)} to ${this.describe()} timed out after ${p.timeoutMs} ms`), null);
-      } else if (p.deadline < next) next = p.deadline;
-    }
-    if (next < Infinity) this.armSweep(next);
-  };
 
   reply(req: Frame, body: Uint8Array = EMPTY): boolean {
     return this.send(req.cmd, body, Flags.RESPONSE, req.rid);
@@ -204,10 +177,7 @@ export class Link {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
     const failure = new XError('LINK_CLOSED', `link to ${this.describe()} closed${err ? ': ' + err.message : ''}`);
-    for (const p of this.pending.values()) p.done(failure, null);
-    this.pending.clear();
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepTimer = null;
+    for (const p of this.pending.takeAll()) p.done(failure, null);
     if (err && err.code !== 'LINK_CLOSED') {
       const level = err.code === 'SHUTTING_DOWN' || err.code === 'DUPLICATE_LINK' ? 'info' : 'warn';
       this.opts.logger[level]({ code: err.code, peer: this.describe() }, `link closed: ${err.message}`);
@@ -228,9 +198,8 @@ export class Link {
   private dispatch(f: Frame): void {
     if (this.closed) return;
     if (f.flags & Flags.RESPONSE) {
-      const p = this.pending.get(f.rid);
+      const p = this.pending.take(f.rid);
       if (!p) return; // timed out already
-      this.pending.delete(f.rid);
       if (f.flags & Flags.ERROR) {
         try {
           const e = decode(ErrorReplySchema, f.body);

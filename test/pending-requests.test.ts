@@ -1,0 +1,66 @@
+/** PendingRequests: one timer for every deadline (fake timers, injected clock). */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PendingRequests } from '../src/protocol/pending.js';
+
+describe('PendingRequests', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  const table = () => {
+    const expired: [number, string][] = [];
+    const t = new PendingRequests<string>(
+      (rid, v) => expired.push([rid, v]),
+      () => Date.now(),
+    );
+    return { t, expired };
+  };
+
+  it('fails each request once its deadline passed, not before, and never one that was answered', () => {
+    const { t, expired } = table();
+    t.add(1, 'a', 100);
+    t.add(2, 'b', 300);
+    t.add(3, 'c', 200);
+    expect(t.take(3)).toBe('c');
+    vi.advanceTimersByTime(99);
+    expect(expired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual([[1, 'a']]);
+    vi.advanceTimersByTime(150);
+    expect(expired).toEqual([[1, 'a']]);
+    vi.advanceTimersByTime(50);
+    expect(expired).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ]);
+    expect(t.size).toBe(0);
+    expect(t.take(2)).toBeUndefined();
+  });
+
+  it('keeps one timer however many requests wait, and none once they are all gone', () => {
+    const { t } = table();
+    for (let rid = 1; rid <= 1000; rid++) t.add(rid, `r${rid}`, 5000 + rid);
+    expect(vi.getTimerCount()).toBe(1);
+    // An earlier deadline re-arms the one timer instead of adding one.
+    t.add(1001, 'soon', 10);
+    expect(vi.getTimerCount()).toBe(1);
+    expect(t.takeAll((v) => v.startsWith('r')).length).toBe(1000);
+    expect(t.takeAll()).toEqual(['soon']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a request added from the timeout callback is kept and timed', () => {
+    const expired: number[] = [];
+    const t: PendingRequests<number> = new PendingRequests<number>(
+      (rid) => {
+        expired.push(rid);
+        if (rid === 1) t.add(2, 2, 50);
+      },
+      () => Date.now(),
+    );
+    t.add(1, 1, 10);
+    vi.advanceTimersByTime(10);
+    expect(expired).toEqual([1]);
+    vi.advanceTimersByTime(50);
+    expect(expired).toEqual([1, 2]);
+  });
+});
