@@ -40,7 +40,7 @@ const TABLE = [
     key: 'cluster',
     type: 'string',
     default: 'dev',
-    doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.',
+    doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:... and xs:cluster:...), so clusters can share one Redis.',
   },
   {
     key: 'secret',
