@@ -134,6 +134,9 @@ describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Redis Cluster', () => {
     expect(await peer.countFailure('acct:player-1', 10_000)).toBe(2);
     await store.releaseLease('mgr-a');
     expect(await peer.readLease()).toBeNull();
+    // Deleting an account removes its key and the single-slot layout's one: two slots, two commands.
+    expect(await store.deleteAccount('player-0')).toBe(true);
+    expect(await peer.getAccount('player-0')).toBeNull();
   });
 
   it('waits for a replica after creating an account; one that does not answer costs storeWaitReplicasMs and a warning, not the account', async () => {
