@@ -42,6 +42,8 @@ const NODE_TIMEOUT_MS = 1000;
  */
 const RECOVERY_BOUND_MS = 20_000;
 const LOBBY = 4;
+/** After the promotion, ioredis needs a moment to learn the new slot map (it asks on the next error or MOVED). */
+const SLOT_MAP_REFRESH_MS = 1000;
 
 const servers = new RedisServers();
 let rc: RedisClusterSet;
@@ -319,6 +321,8 @@ describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Redis Cluster', () => {
         // A login is refused only as "try again" (503), never as bad credentials (an account lost) or a 500.
         for (const f of failed) expect([0, 503]).toContain(f.status);
         for (const f of failed) if (f.status === 503) expect(['STORE_UNAVAILABLE', 'NO_GATEWAY']).toContain(f.code);
+        // ...and only while the slot had no master: no login started after the promotion is refused.
+        for (const f of failed) expect(f.t).toBeLessThan(promotedMs + SLOT_MAP_REFRESH_MS);
         expect(promotedMs).toBeLessThan(RECOVERY_BOUND_MS);
       } finally {
         stop = true;
