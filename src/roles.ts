@@ -40,7 +40,14 @@ export function createRoleContext(opts: RoleContextOptions = {}): RoleContext {
   const config = opts.config ?? defaultConfig();
   const logger = opts.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty, name: 'xserver' });
   const metrics = opts.metrics ?? new Metrics({ defaultLabels: { cluster: config.cluster } });
-  const store = opts.store ?? createStore(config.redisUrl, config.cluster, { logger, metrics });
+  const store =
+    opts.store ??
+    createStore(config.redisUrl, config.cluster, {
+      logger,
+      metrics,
+      opTimeoutMs: config.storeOpTimeoutMs,
+      waitReplicasMs: config.storeWaitReplicasMs,
+    });
   return { config, store, logger, metrics };
 }
 

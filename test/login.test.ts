@@ -27,7 +27,7 @@ import { Metrics } from '../src/metrics.js';
 import { MgrServer } from '../src/mgr/mgr.js';
 import { ClusterNode } from '../src/node/node.js';
 import { RedisStore } from '../src/store/index.js';
-import { deleteKeys as deleteMatching, waitFor } from '../testkit/index.js';
+import { clusterKeyPatterns, deleteKeys as deleteMatching, waitFor } from '../testkit/index.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const CLUSTER = `login-test-${randomBytes(4).toString('hex')}`;
@@ -158,7 +158,7 @@ function rawGet(port: number, reqPath: string): Promise<{ status: number; body: 
 }
 
 async function deleteKeys(cluster: string): Promise<void> {
-  await deleteMatching(REDIS_URL, `xs:{${cluster}}:*`);
+  await deleteMatching(REDIS_URL, clusterKeyPatterns(cluster));
 }
 
 // ---- the cluster shared by most tests ----

@@ -5,6 +5,11 @@
  * announcements still reach a subscriber, within a bound. ioredis may leave a connection in status
  * `end` when the failover detection interrupts its reconnect (a race, not every time); the store
  * replaces it (test/redis-store-connections.test.ts forces that case deterministically).
+ *
+ * A master demoted while the store's connection to it stays open (REPLICAOF, as an operator or an
+ * orchestrator does it; the sentinels told of the new master without a +switch-master, so nothing
+ * drops the connection): writes get READONLY, and the store reconnects through the sentinels and
+ * runs the write again on the current master.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -45,6 +50,54 @@ const STORES = 4;
 const FAILOVERS = 2;
 
 describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Sentinel', () => {
+  it('a write that meets READONLY on a demoted master reconnects through the sentinels and lands on the current master', async () => {
+    const name = 'xs-test-readonly';
+    const own = await servers.sentinelSet(name, DOWN_AFTER_MS);
+    const cluster = `readonly-${randomBytes(4).toString('hex')}`;
+    const store = new RedisStore(own.url, cluster, { opTimeoutMs: 5000 });
+    stores.push(store);
+    await store.ready(5000);
+    await store.kvSet('before', 'v');
+    const oldMaster = own.master;
+    const newMaster = own.replica;
+    // Replication is asynchronous: the swap must not drop the write made before it.
+    await waitFor(async () => (await own.sentinelCommand(newMaster.port, ['GET', `xs:{${cluster}}:kv:before`])) === 'v', {
+      timeoutMs: 5000,
+      what: 'the write on the replica',
+    });
+
+    // Swap the roles under the open connection, then point every sentinel at the new master.
+    await own.sentinelCommand(newMaster.port, ['REPLICAOF', 'NO', 'ONE']);
+    await own.sentinelCommand(oldMaster.port, ['REPLICAOF', '127.0.0.1', String(newMaster.port)]);
+    for (const port of own.sentinelPorts) {
+      await own.sentinelCommand(port, ['SENTINEL', 'REMOVE', name]);
+      await own.sentinelCommand(port, ['SENTINEL', 'MONITOR', name, '127.0.0.1', String(newMaster.port), '2']);
+    }
+    expect(await own.masterPort()).toBe(newMaster.port);
+    const direct = new Redis(oldMaster.url, { maxRetriesPerRequest: 0 });
+    try {
+      // What the store's open connection now talks to:
+      await expect(direct.set(`xs:{${cluster}}:kv:probe`, 'v')).rejects.toThrow(/^READONLY/);
+    } finally {
+      direct.disconnect();
+    }
+
+    // The first write after the demotion already succeeds, on the new master, and so do the next.
+    const t0 = performance.now();
+    await store.kvSet('after', 'v1');
+    const firstMs = performance.now() - t0;
+    await store.createAccount('after-acct', { passwordHash: 'h', createdAt: 1 });
+    const check = new Redis(newMaster.url, { maxRetriesPerRequest: 0 });
+    try {
+      expect(await check.get(`xs:{${cluster}}:kv:after`)).toBe('v1');
+      expect(await check.hget(`xs:${cluster}:acct:{after-acct}`, 'passwordHash')).toBe('h');
+    } finally {
+      check.disconnect();
+    }
+    expect(await store.kvGet('before')).toBe('v');
+    console.log(`[measure] write after READONLY from a demoted master: answered from the new master in ${Math.round(firstMs)} ms`);
+  }, 40_000);
+
   it('works again after each kill -9 of the master: writes and reads reach the new master, lease announcements keep arriving', async () => {
     const cluster = `sentinel-${randomBytes(4).toString('hex')}`;
     const warnings: string[] = [];

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../src/metrics.js';
 import { RedisStore } from '../src/store/index.js';
 import type { LeaseRecord } from '../src/store/store.js';
-import { deleteKeys, waitFor } from '../testkit/index.js';
+import { clusterKeyPatterns, deleteKeys, waitFor } from '../testkit/index.js';
 
 const REDIS_URL = process.env.XSERVER_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 /** A replacement is opened after ~0.1 s (REPLACE_MIN_MS) and connects on loopback at once. */
@@ -26,7 +26,7 @@ const opened: { store: RedisStore; cluster: string }[] = [];
 afterEach(async () => {
   for (const { store, cluster } of opened.splice(0)) {
     await store.close();
-    await deleteKeys(REDIS_URL, `xs:{${cluster}}:*`);
+    await deleteKeys(REDIS_URL, clusterKeyPatterns(cluster));
   }
 });
 

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isXError } from '../src/errors.js';
+import { clusterKeyPatterns, deleteKeys } from '../testkit/index.js';
 import { createStore, MemoryStore, RedisStore, type ClusterStore, type LeaseRecord, type TokenRecord } from '../src/store/index.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -61,14 +62,7 @@ function redisHarness(): Harness {
     },
     async dispose() {
       await Promise.all(stores.map((s) => s.close()));
-      const admin = new Redis(REDIS_URL);
-      try {
-        const keys: string[] = [];
-        for await (const batch of admin.scanStream({ match: `xs:{${CLUSTER}}:*`, count: 500 })) keys.push(...(batch as string[]));
-        if (keys.length) await admin.del(...keys);
-      } finally {
-        admin.disconnect();
-      }
+      await deleteKeys(REDIS_URL, clusterKeyPatterns(CLUSTER));
     },
   };
 }
@@ -466,5 +460,62 @@ describe('store selection and failure modes', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('RedisStore key layout', () => {
+  const stores: RedisStore[] = [];
+  const open = (): RedisStore => {
+    const s = new RedisStore(REDIS_URL, CLUSTER);
+    stores.push(s);
+    return s;
+  };
+  const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+
+  afterAll(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await deleteKeys(REDIS_URL, clusterKeyPatterns(CLUSTER));
+    admin.disconnect();
+  });
+
+  it('keeps the cluster-wide keys on the cluster tag and tags per-account keys by the account, braces encoded', async () => {
+    const s = open();
+    const acct = `a{b}%-${uid()}`;
+    const tag = acct.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D');
+    await s.createAccount(acct, { passwordHash: 'h', createdAt: 1 });
+    await s.allocate(acct, 5, [{ id: 'n1', load: 0 }]);
+    await s.nextGeneration(acct);
+    await s.setPresence(acct, { gatewayId: 'gw', generation: 1 });
+    await s.countFailure(`acct:${acct}`, 60_000);
+    await s.putToken(`tok-${uid()}`, { account: acct, gatewayId: 'gw', generation: 1, allocations: {} }, 60_000);
+    await s.kvSet('k', 'v');
+    const keys = new Set<string>();
+    for (const pattern of clusterKeyPatterns(CLUSTER)) {
+      for await (const batch of admin.scanStream({ match: pattern, count: 500 })) for (const k of batch as string[]) keys.add(k);
+    }
+    for (const kind of ['acct', 'alloc', 'gen', 'presence']) expect(keys).toContain(`xs:${CLUSTER}:${kind}:{${tag}}`);
+    expect(keys).toContain(`xs:${CLUSTER}:fail:{acct:${tag}}`);
+    expect([...keys].some((k) => k.startsWith(`xs:${CLUSTER}:token:{tok-`))).toBe(true);
+    expect(keys).toContain(`xs:{${CLUSTER}}:kv:k`);
+    // Every key's hash tag is the first {...}: the cluster's for the cluster-wide ones, the id's otherwise.
+    for (const k of keys) {
+      const hashTag = /\{([^}]*)\}/.exec(k)?.[1];
+      if (k.startsWith(`xs:{${CLUSTER}}:`)) expect(hashTag).toBe(CLUSTER);
+      else expect(hashTag === tag || hashTag === `acct:${tag}` || hashTag?.startsWith('tok-')).toBe(true);
+    }
+  });
+
+  it('reads an account of the single-slot layout through: copied to its key, found by create, deleted with it', async () => {
+    const s = open();
+    const acct = `legacy-${uid()}`;
+    await admin.hset(`xs:{${CLUSTER}}:acct:${acct}`, 'passwordHash', 'old', 'createdAt', '42');
+    expect(await s.createAccount(acct, { passwordHash: 'new', createdAt: 1 })).toBe(false);
+    expect(await s.getAccount(acct)).toEqual({ passwordHash: 'old', createdAt: 42 });
+    expect(await admin.hget(`xs:${CLUSTER}:acct:{${acct}}`, 'passwordHash')).toBe('old');
+    expect(await s.setAccountPassword(acct, 'changed')).toBe(true);
+    expect(await s.getAccount(acct)).toEqual({ passwordHash: 'changed', createdAt: 42 });
+    expect(await s.deleteAccount(acct)).toBe(true);
+    expect(await admin.exists(`xs:{${CLUSTER}}:acct:${acct}`, `xs:${CLUSTER}:acct:{${acct}}`)).toBe(0);
+    expect(await s.getAccount(acct)).toBeNull();
   });
 });

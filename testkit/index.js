@@ -8,7 +8,7 @@
  * - spawnGroup(): a child in its own process group, output captured, killed with its group (process-group.js)
  * - freePort(), waitForPort() (ports.js)
  * - FAST_TIMINGS: the short timings of every test harness (timings.js)
- * - deleteKeys(): Redis cleanup by pattern (redis-keys.js)
+ * - deleteKeys(), clusterKeyPatterns(): Redis cleanup by pattern (redis-keys.js)
  * - acquireMachineLock(): one process-cluster test file at a time on the machine (machine-lock.js)
  * - spawnXserver(), xserverEnv(), xserverStatus(), xserverCommand(): xserver itself as a child (xserver.js)
  *
@@ -29,6 +29,6 @@ export {
 } from './process-group.js';
 export { acceptsConnections, freePort, waitForPort } from './ports.js';
 export { FAST_TIMINGS, applyTimings, settingEnvName, timingsEnv } from './timings.js';
-export { deleteKeys } from './redis-keys.js';
+export { clusterKeyPatterns, deleteKeys } from './redis-keys.js';
 export { LOCK_FILE, acquireMachineLock, releaseMachineLock } from './machine-lock.js';
 export { REPO_ROOT, XSERVER_BIN, spawnXserver, xserverCommand, xserverEnv, xserverSpawnOptions, xserverStatus } from './xserver.js';

@@ -40,7 +40,12 @@ export function makeLogger(config: XConfig, name: string): Logger {
 
 /** Opens the store or exits with a plain explanation. */
 export async function openStore(config: XConfig, logger: Logger, metrics?: Metrics) {
-  const store = createStore(config.redisUrl, config.cluster, { logger, metrics, opTimeoutMs: config.storeOpTimeoutMs });
+  const store = createStore(config.redisUrl, config.cluster, {
+    logger,
+    metrics,
+    opTimeoutMs: config.storeOpTimeoutMs,
+    waitReplicasMs: config.storeWaitReplicasMs,
+  });
   try {
     await store.ready(config.storeConnectTimeoutMs);
   } catch (e) {

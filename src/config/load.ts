@@ -368,6 +368,12 @@ export const ORDER_RULES: readonly OrderRule[] = [
     b: 'gateway.idleTimeoutMs',
     why: 'a client that pings one interval late must not be disconnected as idle',
   },
+  {
+    a: 'storeWaitReplicasMs',
+    rel: 'lt',
+    b: 'login.storeTimeoutMs',
+    why: 'a login that registers an account would be refused while it waits for the replica',
+  },
   { a: 'node.discoveryMinBackoffMs', rel: 'le', b: 'node.discoveryMaxBackoffMs' },
   { a: 'node.dialMinBackoffMs', rel: 'le', b: 'node.dialMaxBackoffMs' },
   { a: 'link.maxFrame', rel: 'le', b: 'link.maxOutboundBytes', why: 'a frame of link.maxFrame bytes could never be queued for sending' },

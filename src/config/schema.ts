@@ -40,7 +40,7 @@ const TABLE = [
     key: 'cluster',
     type: 'string',
     default: 'dev',
-    doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:...), so clusters can share one Redis.',
+    doc: 'Cluster name; prefixes every Redis key (xs:{cluster}:... and xs:cluster:...), so clusters can share one Redis.',
   },
   {
     key: 'secret',
@@ -61,6 +61,13 @@ const TABLE = [
     default: 5000,
     min: 100,
     doc: 'Longest one store operation may take, including waiting for a reconnect; beyond it the caller gets STORE_UNAVAILABLE.',
+  },
+  {
+    key: 'storeWaitReplicasMs',
+    type: 'int',
+    default: 250,
+    min: 0,
+    doc: 'After creating an account on a Redis master with replicas, wait up to this long for one replica to confirm it (WAIT 1), so a failover cannot lose it; 0 = do not wait.',
   },
   {
     key: 'bindHost',
@@ -438,6 +445,13 @@ const TABLE = [
     doc: 'Failed logins per account (and per client address) within login.failureWindowMs before 429.',
   },
   { key: 'login.failureWindowMs', type: 'int', default: 60000, min: 1000, doc: 'Window of the failed-login throttle.' },
+  {
+    key: 'login.storeTimeoutMs',
+    type: 'int',
+    default: 1000,
+    min: 50,
+    doc: 'Longest one store call of a login may take; beyond it the login is answered 503 STORE_UNAVAILABLE (a stalled Redis costs a client this, not storeOpTimeoutMs).',
+  },
   {
     key: 'login.affinityMs',
     type: 'int',

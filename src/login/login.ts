@@ -32,6 +32,7 @@ import type { AccountStore, AllocationCandidate, KvStore, SessionStore, TokenRec
 import { createVerifier, type Verifier } from './accounts.js';
 import { HttpError, readBody, sendJson, serveFile } from './http.js';
 import { validateAccountName, validatePassword } from './password.js';
+import { withCallDeadline } from './store-deadline.js';
 import { tlsMaterialFor } from '../tls.js';
 import { clientEndpoints } from '../node/endpoints.js';
 import { GatewayProbe } from './gateway-probe.js';
@@ -120,7 +121,8 @@ export class LoginServer {
     private readonly opts: LoginServerOptions = {},
   ) {
     this.cfg = ctx.config;
-    this.store = ctx.store;
+    // Every login-path store call is bounded by login.storeTimeoutMs (503 beyond it).
+    this.store = withCallDeadline<AccountStore & SessionStore & KvStore>(ctx.store, ctx.config.login.storeTimeoutMs);
     this.log = ctx.logger.child({ role: 'login' });
     // Fails fast on a statefulTypes entry missing from the types map or naming a reserved type.
     this.statefulTypes = statefulTypeNumbers(ctx.config);

@@ -2,8 +2,23 @@
  * `ClusterStore` on Redis (ioredis): standalone, TLS, Sentinel or Redis Cluster.
  *
  * Every multi-step operation is one Lua script, so concurrent processes never observe or produce a
- * half-done state. All keys share the hash tag `{<cluster>}`, which keeps every script's keys in one
- * Redis Cluster slot.
+ * half-done state, and no script touches keys of two Redis Cluster slots. Key layout:
+ *
+ *   xs:{<cluster>}:lease, :lease:epoch, :mirror, :kv:<key>, :hash:<key>   one slot per cluster
+ *   channel xs:{<cluster>}:lease:announce
+ *   xs:<cluster>:acct:{<account>}, :alloc:{..}, :gen:{..}, :presence:{..}  one slot per account
+ *   xs:<cluster>:fail:{<counter>}, xs:<cluster>:token:{<token>}           one slot per key
+ *
+ * The cluster-wide keys share the hash tag `{<cluster>}` because the lease scripts and the mirror
+ * scripts touch the lease and a second key together. Everything kept per account (and the failure
+ * counters and tokens) is tagged by its own id, so on Redis Cluster logins spread over the shards
+ * and only the mgr's lease and mirror traffic stays on the cluster's slot. Inside a tag, `%`, `{`
+ * and `}` are percent-encoded (account names cannot contain them anyway), so an id can never end
+ * the tag early. Every per-account script takes exactly one key.
+ *
+ * Accounts written by versions before this layout (`xs:{<cluster>}:acct:<account>`) are read
+ * through: the first read of such an account copies it to its new key (the old key is only ever
+ * read, and deleted with the account).
  *
  * Availability: connections reconnect forever (Redis may restart under a running cluster), and
  * every operation is bounded by `opTimeoutMs`, so a caller gets STORE_UNAVAILABLE instead of
@@ -24,6 +39,7 @@
  */
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { XError } from '../errors.js';
+import { LogThrottle } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { Backoff } from '../protocol/backoff.js';
 import type { AccountRecord, AllocationCandidate, ClusterStore, LeaseCommandOptions, LeaseRecord, PresenceRecord, TokenRecord } from './store.js';
@@ -36,10 +52,19 @@ export interface RedisStoreOptions {
   opTimeoutMs?: number;
   /** Where xserver_store_connections_replaced_total is counted (by connection: data, subscriber). */
   metrics?: Metrics;
+  /**
+   * After creating an account on a master that has replicas, wait up to this long (WAIT 1 <ms>)
+   * for one replica to acknowledge it, so an acknowledged account survives a failover. 0 = never wait.
+   */
+  waitReplicasMs?: number;
 }
 
 /** opTimeoutMs when none is given (the default of the storeOpTimeoutMs setting too). */
 const DEFAULT_OP_TIMEOUT_MS = 5000;
+/** waitReplicasMs when none is given (the default of the storeWaitReplicasMs setting too). */
+const DEFAULT_WAIT_REPLICAS_MS = 250;
+/** At most one "no replica acknowledged" warning per this interval. */
+const WAIT_WARN_INTERVAL_MS = 60_000;
 /** Bounds QUIT on close(): a server that stopped answering must not hold up shutdown. */
 const QUIT_TIMEOUT_MS = 1000;
 /** Pause between PINGs while ready() waits for the server. */
@@ -66,6 +91,13 @@ const CONNECT_TIMEOUT_MS = 3000;
  */
 const ALLOCATION_CAS_ATTEMPTS = 8;
 
+/**
+ * Runs of one operation whose write met READONLY (a demoted master still reachable at its old
+ * address): reconnectOnError has begun a reconnect, which under Sentinel (or a DNS name that moved)
+ * reaches the current master, so the operation runs once more there.
+ */
+const READONLY_ATTEMPTS = 2;
+
 /** Redis replies that mean "the server cannot serve right now", as opposed to a bug or bad data. */
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOAUTH|WRONGPASS|BUSY|MISCONF|NOREPLICAS)\b/;
 
@@ -77,8 +109,10 @@ const CONNECTION_OPTIONS: RedisOptions = {
   // callers hear about an outage within about a second (opTimeoutMs bounds the rest).
   maxRetriesPerRequest: 1,
   connectTimeout: CONNECT_TIMEOUT_MS,
-  // After a Sentinel failover the old master turns replica: reconnect so writes reach the new one.
-  reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  // A master demoted under us (failover, REPLICAOF) answers writes with READONLY: reconnect, which
+  // under Sentinel asks the sentinels for the current master. The failed command is not resent
+  // here (a server that stays a replica would loop); run() runs the operation once more.
+  reconnectOnError: (err) => isReadonly(err),
 };
 
 // ---- Lua scripts ----
@@ -306,6 +340,18 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+function isReadonly(e: unknown): boolean {
+  return e instanceof Error && e.message.startsWith('READONLY');
+}
+
+/**
+ * A hash tag's content for an id: `%`, `{` and `}` percent-encoded, so the tag always ends where
+ * the key says (and two ids never map to one key).
+ */
+function tagOf(id: string): string {
+  return id.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 /** Rejects with `onTimeout()` unless `p` settles within `ms`; the timer never outlives the race. */
 async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -331,6 +377,10 @@ function px(ms: number): number {
 
 function toBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function accountFrom(h: Record<string, string>): AccountRecord | null {
+  return h.passwordHash === undefined ? null : { passwordHash: h.passwordHash, createdAt: Number(h.createdAt) };
 }
 
 /** Validates a lease read from Redis or a channel: other processes (or versions) wrote it. */
@@ -359,7 +409,14 @@ export class RedisStore implements ClusterStore {
   private client: Connection;
   private readonly logger: RedisStoreOptions['logger'];
   private readonly opTimeoutMs: number;
+  private readonly waitReplicasMs: number;
+  /** Cluster-wide keys: `xs:{<cluster>}:` (the cluster's slot). */
   private readonly prefix: string;
+  /** Per-account keys: `xs:<cluster>:<kind>:{<id>}` (the id's slot). */
+  private readonly entityPrefix: string;
+  /** Keys of accounts created before the per-account layout. */
+  private readonly legacyAccountPrefix: string;
+  private readonly waitWarnings = new LogThrottle(WAIT_WARN_INTERVAL_MS, 1);
   private readonly leaseChannel: string;
 
   /** Pub/sub needs a connection of its own (a subscribed connection accepts no other commands). */
@@ -383,7 +440,10 @@ export class RedisStore implements ClusterStore {
     this.description = `${this.target.redacted} (cluster ${cluster})`;
     this.logger = opts.logger;
     this.opTimeoutMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
+    this.waitReplicasMs = opts.waitReplicasMs ?? DEFAULT_WAIT_REPLICAS_MS;
     this.prefix = `xs:{${cluster}}:`;
+    this.entityPrefix = `xs:${cluster}:`;
+    this.legacyAccountPrefix = `${this.prefix}acct:`;
     this.leaseChannel = `${this.prefix}lease:announce`;
     this.client = this.openData();
     if (opts.metrics) {
@@ -506,11 +566,20 @@ export class RedisStore implements ClusterStore {
    * STORE_UNAVAILABLE for anything that says the server cannot be reached or cannot serve,
    * INTERNAL for a reply that points at a bug or foreign data (e.g. WRONGTYPE, a script error).
    */
-  private async run<T>(what: string, op: () => Promise<T>, timeoutMs = this.opTimeoutMs): Promise<T> {
+  private async run<T>(what: string, op: () => Promise<T>, timeoutMs = this.opTimeoutMs, attempts = READONLY_ATTEMPTS): Promise<T> {
     if (this.closed) throw new XError('STORE_UNAVAILABLE', `store ${this.description} is closed`);
+    const once = async (): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await op();
+        } catch (e) {
+          if (attempt >= attempts || !isReadonly(e) || this.closed) throw e;
+        }
+      }
+    };
     try {
       return await withDeadline(
-        op(),
+        once(),
         timeoutMs,
         () => new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} timed out after ${timeoutMs} ms`),
       );
@@ -528,8 +597,14 @@ export class RedisStore implements ClusterStore {
     return fn.call(this.client, ...keys, ...args);
   }
 
+  /** A cluster-wide key (the cluster's slot). */
   private key(...parts: string[]): string {
     return this.prefix + parts.join(':');
+  }
+
+  /** A key of one account, counter or token (the slot of `id`). */
+  private keyOf(kind: 'acct' | 'alloc' | 'gen' | 'presence' | 'fail' | 'token', id: string): string {
+    return `${this.entityPrefix}${kind}:{${tagOf(id)}}`;
   }
 
   // ---- mgr lease ----
@@ -563,7 +638,8 @@ export class RedisStore implements ClusterStore {
     if (this.client.status !== 'ready') {
       return Promise.reject(new XError('STORE_UNAVAILABLE', `store ${this.description}: ${what} not sent: not connected (${this.client.status})`));
     }
-    return this.run(what, op, Math.min(this.opTimeoutMs, left));
+    // No second run after READONLY: it would wait in the offline queue for the reconnect.
+    return this.run(what, op, Math.min(this.opTimeoutMs, left), 1);
   }
 
   /** Turns a script's {'late', ms} reply into the error LeaseCommandOptions promises. */
@@ -658,34 +734,82 @@ export class RedisStore implements ClusterStore {
 
   getAccount(account: string): Promise<AccountRecord | null> {
     return this.run('getAccount', async () => {
-      const h = await this.client.hgetall(this.key('acct', account));
-      if (h.passwordHash === undefined) return null;
-      return { passwordHash: h.passwordHash, createdAt: Number(h.createdAt) };
+      const rec = accountFrom(await this.client.hgetall(this.keyOf('acct', account)));
+      return rec ?? (await this.migrateLegacyAccount(account));
     });
   }
 
   createAccount(account: string, rec: AccountRecord): Promise<boolean> {
-    return this.run(
-      'createAccount',
-      async () => (await this.script('xsCreateAccount', [this.key('acct', account)], [rec.passwordHash, rec.createdAt])) === 1,
-    );
+    return this.run('createAccount', async () => {
+      // Legacy keys are never written any more, so checking one first cannot race a creation.
+      if (await this.migrateLegacyAccount(account)) return false;
+      const k = this.keyOf('acct', account);
+      const created = (await this.script('xsCreateAccount', [k], [rec.passwordHash, rec.createdAt])) === 1;
+      if (created) await this.waitForReplica(k, account);
+      return created;
+    });
   }
 
   setAccountPassword(account: string, passwordHash: string): Promise<boolean> {
-    return this.run('setAccountPassword', async () => (await this.script('xsSetPassword', [this.key('acct', account)], [passwordHash])) === 1);
+    return this.run('setAccountPassword', async () => {
+      await this.migrateLegacyAccount(account);
+      return (await this.script('xsSetPassword', [this.keyOf('acct', account)], [passwordHash])) === 1;
+    });
   }
 
   deleteAccount(account: string): Promise<boolean> {
-    return this.run('deleteAccount', async () => (await this.client.del(this.key('acct', account))) > 0);
+    return this.run('deleteAccount', async () => {
+      const [current, legacy] = await Promise.all([
+        this.client.del(this.keyOf('acct', account)),
+        this.client.del(this.legacyAccountPrefix + account),
+      ]);
+      return current + legacy > 0;
+    });
+  }
+
+  /**
+   * An account stored under the layout before per-account slots: copied to its current key (unless
+   * one appeared meanwhile, which then wins) and returned; null when there is none.
+   */
+  private async migrateLegacyAccount(account: string): Promise<AccountRecord | null> {
+    const legacy = accountFrom(await this.client.hgetall(this.legacyAccountPrefix + account));
+    if (!legacy) return null;
+    const k = this.keyOf('acct', account);
+    await this.script('xsCreateAccount', [k], [legacy.passwordHash, legacy.createdAt]);
+    return accountFrom(await this.client.hgetall(k));
+  }
+
+  /**
+   * WAIT 1 on the master that owns `key`, when it has replicas: returns once one replica holds the
+   * write, or after waitReplicasMs (logged, at most once a minute; the caller is not failed).
+   * In a pipeline with a command on `key`, so Redis Cluster runs both on the key's node (and WAIT
+   * counts the writes of that connection, the one the write went over).
+   */
+  private async waitForReplica(key: string, account: string): Promise<void> {
+    if (this.waitReplicasMs <= 0) return;
+    const replies = await this.client.pipeline().exists(key).role().exec();
+    const role = replies?.[1]?.[1] as unknown[] | undefined;
+    const replicas = role?.[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+    if (replicas === 0) return;
+    const waited = await this.client.pipeline().exists(key).call('WAIT', 1, this.waitReplicasMs).exec();
+    const [err, acked] = waited?.[1] ?? [new Error('no reply')];
+    if (err || Number(acked) < 1) {
+      this.waitWarnings.run('wait', (suppressed) =>
+        this.logger?.warn(
+          { store: this.description, account, replicas, waitMs: this.waitReplicasMs, err: err ? errorMessage(err) : undefined, suppressed },
+          'no replica acknowledged a new account in time; a failover now could lose it',
+        ),
+      );
+    }
   }
 
   countFailure(key: string, windowMs: number): Promise<number> {
-    return this.run('countFailure', async () => Number(await this.script('xsCountFailure', [this.key('fail', key)], [px(windowMs)])));
+    return this.run('countFailure', async () => Number(await this.script('xsCountFailure', [this.keyOf('fail', key)], [px(windowMs)])));
   }
 
   clearFailures(key: string): Promise<void> {
     return this.run('clearFailures', async () => {
-      await this.client.del(this.key('fail', key));
+      await this.client.del(this.keyOf('fail', key));
     });
   }
 
@@ -693,13 +817,13 @@ export class RedisStore implements ClusterStore {
 
   putToken(token: string, rec: TokenRecord, ttlMs: number): Promise<void> {
     return this.run('putToken', async () => {
-      await this.client.set(this.key('token', token), JSON.stringify(rec), 'PX', px(ttlMs));
+      await this.client.set(this.keyOf('token', token), JSON.stringify(rec), 'PX', px(ttlMs));
     });
   }
 
   takeToken(token: string, gatewayId: string): Promise<TokenRecord | null> {
     return this.run('takeToken', async () => {
-      const v = await this.script('xsTakeToken', [this.key('token', token)], [gatewayId]);
+      const v = await this.script('xsTakeToken', [this.keyOf('token', token)], [gatewayId]);
       return typeof v === 'string' ? (JSON.parse(v) as TokenRecord) : null;
     });
   }
@@ -734,7 +858,7 @@ export class RedisStore implements ClusterStore {
     choose: (cur: string | undefined) => Reallocation,
     persist: boolean,
   ): Promise<string | null> {
-    const k = this.key('alloc', account);
+    const k = this.keyOf('alloc', account);
     let cur = (await this.client.hget(k, String(type))) ?? undefined;
     for (let attempt = 0; attempt < ALLOCATION_CAS_ATTEMPTS; attempt++) {
       const { pick, write } = choose(cur);
@@ -752,12 +876,12 @@ export class RedisStore implements ClusterStore {
   }
 
   getAllocations(account: string): Promise<Record<string, string>> {
-    return this.run('getAllocations', () => this.client.hgetall(this.key('alloc', account)));
+    return this.run('getAllocations', () => this.client.hgetall(this.keyOf('alloc', account)));
   }
 
   releaseAllocations(account: string, affinityMs: number): Promise<void> {
     return this.run('releaseAllocations', async () => {
-      const k = this.key('alloc', account);
+      const k = this.keyOf('alloc', account);
       await (affinityMs > 0 ? this.client.pexpire(k, px(affinityMs)) : this.client.del(k));
     });
   }
@@ -765,25 +889,28 @@ export class RedisStore implements ClusterStore {
   // ---- presence ----
 
   nextGeneration(account: string): Promise<number> {
-    return this.run('nextGeneration', async () => generationFrom(await this.client.incr(this.key('gen', account))));
+    return this.run('nextGeneration', async () => generationFrom(await this.client.incr(this.keyOf('gen', account))));
   }
 
   setPresence(account: string, rec: PresenceRecord): Promise<void> {
     return this.run('setPresence', async () => {
-      await this.script('xsSetPresence', [this.key('presence', account)], [rec.gatewayId, String(rec.generation)]);
+      await this.script('xsSetPresence', [this.keyOf('presence', account)], [rec.gatewayId, String(rec.generation)]);
     });
   }
 
   getPresence(account: string): Promise<PresenceRecord | null> {
     return this.run('getPresence', async () => {
-      const h = await this.client.hgetall(this.key('presence', account));
+      const h = await this.client.hgetall(this.keyOf('presence', account));
       if (h.gatewayId === undefined) return null;
       return { gatewayId: h.gatewayId, generation: Number(h.generation) };
     });
   }
 
   clearPresence(account: string, generation: number): Promise<boolean> {
-    return this.run('clearPresence', async () => (await this.script('xsClearPresence', [this.key('presence', account)], [String(generation)])) === 1);
+    return this.run(
+      'clearPresence',
+      async () => (await this.script('xsClearPresence', [this.keyOf('presence', account)], [String(generation)])) === 1,
+    );
   }
 
   // ---- key-value area ----

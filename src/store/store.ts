@@ -4,8 +4,10 @@
  * key-value area for services. `RedisStore` is the production backend; `MemoryStore` lets the
  * all-in-one cluster run every role in one process when no Redis is reachable.
  *
- * All keys of a cluster live under the prefix `xs:{<cluster>}:` — the hash tag keeps them in
- * one Redis Cluster slot so the Lua scripts that touch several keys stay valid there.
+ * On Redis, the cluster-wide keys (lease, mirror, key-value area) live under `xs:{<cluster>}:`,
+ * one Redis Cluster slot, so the scripts that touch several of them stay valid there; the keys of
+ * one account (and failure counters, tokens) are tagged by their own id and spread over the
+ * shards. The layout is described in redis-store.ts.
  */
 
 /** The active mgr's address, published as a lease. */

@@ -34,6 +34,7 @@ import {
   GroupProcess,
   ProcessExitedError,
   REPO_ROOT,
+  clusterKeyPatterns,
   deleteKeys,
   freePort,
   killGroups,
@@ -470,7 +471,7 @@ export class Cluster {
     for (const p of this.proxies) p.close();
     for (const r of this.redisClients) r.disconnect();
     this.redisClients = [];
-    await deleteKeys(SHARED_REDIS_URL, `xs:{${this.name}}:*`);
+    await deleteKeys(SHARED_REDIS_URL, clusterKeyPatterns(this.name));
   }
 }
 
@@ -529,7 +530,7 @@ export function clusterSuite(): { newCluster(opts?: ClusterOptions): Cluster; fi
   const fileTag = randomBytes(4).toString('hex');
   let n = 0;
   // Anything a crashed test left behind under this file's clusters.
-  const suite = processSuite({ afterAll: () => deleteKeys(SHARED_REDIS_URL, `xs:{t-${fileTag}-*}:*`).then(() => {}) });
+  const suite = processSuite({ afterAll: () => deleteKeys(SHARED_REDIS_URL, clusterKeyPatterns(`t-${fileTag}-*`)).then(() => {}) });
   return {
     fileTag,
     newCluster(opts?: ClusterOptions): Cluster {

@@ -33,6 +33,7 @@ import {
   GroupProcess,
   ProcessExitedError,
   REPO_ROOT,
+  clusterKeyPatterns,
   deleteKeys,
   killGroups,
   timingsEnv,
@@ -320,7 +321,7 @@ export class Demo {
     await Promise.all(this.players.map((p) => p.client.close().catch(() => {})));
     await killGroups(this.procs);
     for (const r of this.redisClients) r.disconnect();
-    await deleteKeys(REDIS_URL, `xs:{${this.name}}:*`);
+    await deleteKeys(REDIS_URL, clusterKeyPatterns(this.name));
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { applyTimings, deleteKeys, waitFor } from '../../testkit/index.js';
+import { applyTimings, clusterKeyPatterns, deleteKeys, waitFor } from '../../testkit/index.js';
 import { defaultConfig, type XConfig } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
@@ -58,7 +58,7 @@ export async function startCluster(over?: (c: XConfig) => void) {
     },
     async cleanup(): Promise<void> {
       await stopInOrder([...stops.reverse(), { name: 'store', stop: () => store.close() }], ctx.logger);
-      await deleteKeys(REDIS_URL, `xs:{${cluster}}:*`);
+      await deleteKeys(REDIS_URL, clusterKeyPatterns(cluster));
     },
   };
 }

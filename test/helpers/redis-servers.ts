@@ -121,6 +121,43 @@ export class RedisServers {
     return set;
   }
 
+  /**
+   * A Redis Cluster of `masters` masters with one replica each (redis-cli --cluster create), every
+   * node on a free port and a free cluster-bus port, a node counted failing after `nodeTimeoutMs`.
+   * Resolves once every node reports cluster_state:ok and knows all the others.
+   */
+  async cluster(masters: number, nodeTimeoutMs: number): Promise<RedisClusterSet> {
+    const nodes: RedisServer[] = [];
+    for (let i = 0; i < masters * 2; i++) {
+      const busPort = await freePort();
+      nodes.push(
+        await this.server(`redis-cluster-${i}`, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          String(nodeTimeoutMs),
+          '--cluster-port',
+          String(busPort),
+        ]),
+      );
+    }
+    const create = this.spawn('redis-cli-cluster-create', 'redis-cli', [
+      '--cluster',
+      'create',
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas',
+      '1',
+      '--cluster-yes',
+    ]);
+    await waitFor(() => create.exitInfo !== null, { timeoutMs: 30_000, what: 'redis-cli --cluster create to finish', wake: create.changes });
+    if (create.exitInfo?.code !== 0) throw new Error(`redis-cli --cluster create failed: ${create.lines.map((l) => l.line).join('\n')}`);
+    const set = new RedisClusterSet(nodes);
+    await set.healthy(30_000);
+    return set;
+  }
+
   async stop(): Promise<void> {
     await killGroups(this.procs.splice(0));
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
@@ -195,4 +232,97 @@ function pairs(flat: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
   return out;
+}
+
+/** One node of a Redis Cluster as CLUSTER NODES reports it. */
+export interface ClusterNodeView {
+  id: string;
+  port: number;
+  role: 'master' | 'replica';
+  /** The master's node id, for a replica. */
+  masterId?: string;
+  failing: boolean;
+  /** Slot ranges [from, to] served, for a master. */
+  slots: [number, number][];
+}
+
+export class RedisClusterSet {
+  constructor(
+    /** Every node started; a test that restarts one puts the new RedisServer in its place. */
+    readonly nodes: RedisServer[],
+  ) {}
+
+  get url(): string {
+    return `redis-cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+  }
+
+  /** Runs one command on the node at `port` (its own short-lived connection). */
+  async command(port: number, args: (string | number)[]): Promise<unknown> {
+    const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      return await c.call(String(args[0]), ...args.slice(1).map(String));
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  /** The topology as the node at `port` sees it. */
+  async view(port: number): Promise<ClusterNodeView[]> {
+    const text = String(await this.command(port, ['CLUSTER', 'NODES']));
+    return text
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [id, addr, flags, master, , , , , ...slots] = line.split(' ');
+        return {
+          id,
+          port: Number(/:(\d+)@/.exec(addr)![1]),
+          role: flags.includes('master') ? 'master' : 'replica',
+          masterId: master === '-' ? undefined : master,
+          failing: /fail/.test(flags),
+          slots: slots
+            .filter((r) => !r.startsWith('['))
+            .map((r) => {
+              const [a, b = a] = r.split('-');
+              return [Number(a), Number(b)] as [number, number];
+            }),
+        };
+      });
+  }
+
+  /** The port of the master serving `slot`, as the node at `viaPort` sees it (undefined: none). */
+  async masterOf(slot: number, viaPort: number): Promise<number | undefined> {
+    const nodes = await this.view(viaPort);
+    return nodes.find((n) => n.role === 'master' && !n.failing && n.slots.some(([a, b]) => slot >= a && slot <= b))?.port;
+  }
+
+  async keySlot(key: string): Promise<number> {
+    return Number(await this.command(this.nodes[0].port, ['CLUSTER', 'KEYSLOT', key]));
+  }
+
+  /**
+   * Resolves once every live node (all but `except`) reports cluster_state:ok, no node it knows is
+   * failing, every replica is in sync and (with nobody excepted) every master has a replica.
+   */
+  async healthy(timeoutMs: number, except: number[] = []): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const n of this.nodes) {
+          if (except.includes(n.port)) continue;
+          const info = String(await this.command(n.port, ['CLUSTER', 'INFO']));
+          if (!/cluster_state:ok/.test(info) || Number(/cluster_known_nodes:(\d+)/.exec(info)?.[1]) !== this.nodes.length) return false;
+          const view = await this.view(n.port);
+          if (view.some((v) => v.failing && !except.includes(v.port))) return false;
+          // A replica counts once it is in sync (a master lists it in ROLE, WAIT can count it).
+          const replication = String(await this.command(n.port, ['INFO', 'replication']));
+          if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication)) return false;
+          if (/role:master/.test(replication) && !/connected_slaves:[1-9]/.test(replication) && !except.length) return false;
+        }
+        return true;
+      },
+      { timeoutMs, what: 'every Redis Cluster node to report cluster_state:ok', pollMs: 100, retryErrors: true },
+    );
+  }
 }
