@@ -8,6 +8,7 @@ import { XClient, command, contractHash, contractHashes, contractSet, empty, fnv
 import { Gateway } from '../src/gateway/gateway.js';
 import { KickAccountSchema } from '../src/gen/xserver/v1/relay_pb.js';
 import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
+import { runtimeOf } from '../src/node/internal.js';
 import { ClusterNode } from '../src/node/node.js';
 import { parseAuth } from '../src/protocol/client-messages.js';
 import { toBytes } from '../src/protocol/bytes.js';
@@ -130,6 +131,33 @@ describe('contract check at the gateway', () => {
     await expect(client.connect(await loginResult('other'))).rejects.toMatchObject({ code: 'CONTRACT_MISMATCH' });
     expect(seen).toEqual([{ type: 4, client: contractHash(contracts, 4), server: contractHash([Echo, Ping]) }]);
     expect(seen[0]!.client).not.toBe(seen[0]!.server);
+  });
+
+  it('every listed node of the type must agree; a draining one is not asked', async () => {
+    const Echo2 = command({
+      type: 4,
+      cmd: 1,
+      name: 'lobby.echo',
+      request: jsonCodec<{ text: string }>('echo@2'),
+      response: jsonCodec<{ text: string }>(),
+    });
+    const newer = c.own(new ClusterNode(c.ctx, { type: 4, name: 'lobby' }));
+    newer.useContracts([Echo2, Ping]);
+    await newer.start();
+    await newer.ready(5000);
+    await waitUntil(() => gw.node.has(newer.id), 5000, 'gateway sees the newer lobby');
+    const seen: { type: number; client: string; server: string }[] = [];
+    const client = new XClient({ transport: 'tcp', reconnect: false, contracts: contractSet(Contracts) });
+    client.on('contract-mismatch', (m) => seen.push(m));
+    await expect(client.connect(await loginResult('during-update'))).rejects.toMatchObject({ code: 'CONTRACT_MISMATCH' });
+    expect(seen).toEqual([{ type: 4, client: contractHash([Echo, Ping]), server: contractHash([Echo2, Ping]) }]);
+    runtimeOf(newer).startDraining();
+    await waitUntil(() => gw.node.get(newer.id)?.info.draining, 5000, 'gateway sees the newer lobby draining');
+    const again = new XClient({ transport: 'tcp', contracts: contractSet(Contracts) });
+    expect((await again.connect(await loginResult('after-drain'))).account).toBe('after-drain');
+    await again.close();
+    await newer.stop();
+    await waitUntil(() => !gw.node.has(newer.id), 5000, 'the newer lobby left');
   });
 
   it('no contracts on the client (the numeric API) or a type without a registered hash: not checked', async () => {
