@@ -9,6 +9,7 @@ export type { Payload, RequestOptions, MessageContext, LeftReason, NodeEvents, R
 export type { Strategy, SelectOptions } from './node/select.js';
 export { MgrServer } from './mgr/mgr.js';
 export { defineService, type ServiceDefinition } from './service.js';
+export { startDevCluster, type DevCluster, type DevClusterOptions } from './dev.js';
 export {
   createRoleContext,
   startRole,

@@ -222,6 +222,7 @@ export function resolveType(def: ServiceDefinition, types: Record<string, number
 export async function startService(ctx: RoleContext, def: ServiceDefinition): Promise<ClusterNode> {
   const type = resolveType(def, ctx.config.types);
   const node = new ClusterNode(ctx, { type, name: def.name, version: def.version });
+  if (def.contracts) node.useContracts(def.contracts);
   await def.start(node, ctx);
   await node.start();
   return node;

@@ -4,6 +4,7 @@
  */
 import type { RoleContext } from './context.js';
 import type { ClusterNode } from './node/node.js';
+import type { Command } from './protocol/contract.js';
 
 export interface ServiceDefinition {
   /** Type number (>= 4) or a name from the `types` config map. */
@@ -11,6 +12,8 @@ export interface ServiceDefinition {
   /** Defaults to the type's name in the `types` map. */
   name?: string;
   version?: string;
+  /** The contracts it serves (see ClusterNode.useContracts); declared before the node starts. */
+  contracts?: Iterable<Command<unknown, unknown>>;
   /** Register handlers and event listeners here; the node starts right after. */
   start(node: ClusterNode, ctx: RoleContext): void | Promise<void>;
   /** Called on shutdown, before the node leaves the cluster. */

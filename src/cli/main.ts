@@ -3,6 +3,7 @@
  * CLI > XSERVER_* env > TOML file > defaults (docs/configuration.md).
  */
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Command } from 'commander';
 import { configSources, parseSetOption, redactedConfig, type LoadOptions } from '../config/load.js';
 import { renderConfigDocs } from '../config/docs.js';
@@ -11,6 +12,7 @@ import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
+import { runInit } from './init.js';
 import { runUp } from './up.js';
 
 /** `xserver secret`: exactly what the secure-default rule asks for. */
@@ -189,6 +191,36 @@ export function buildProgram(): Command {
     .option('--memory', 'use the in-memory store and one process even if Redis is reachable')
     .action(async (flags: CommonFlags & { memory?: boolean }) => {
       await runUp(loadOptions(flags), { memory: flags.memory === true });
+    });
+
+  program
+    .command('init <dir>')
+    .description('write a new game backend into <dir> (new or empty): contracts, a service, npm start and a test')
+    .option('--xserver <spec>', 'the xserver dependency: a path to a checkout (written as file:<path>) or a version (default: this version)')
+    .option('--name <name>', 'package name (default: the directory name)')
+    .option('--no-install', 'do not run npm install in the new project')
+    .action(async (dir: string, flags: { xserver?: string; name?: string; install: boolean }) => {
+      try {
+        const r = await runInit(dir, flags);
+        const near = path.relative(process.cwd(), r.dir);
+        const rel = near === '' ? '.' : near.startsWith('..') ? r.dir : near;
+        process.stdout.write(
+          [
+            `wrote ${r.files.length} files to ${rel}:`,
+            ...r.files.map((f) => `  ${f}`),
+            '',
+            'next:',
+            `  cd ${rel}`,
+            ...(r.installed ? [] : ['  npm install']),
+            '  npm start    # the backend on the in-memory store',
+            '  npm test     # starts it and plays through the client SDK',
+            '',
+          ].join('\n'),
+        );
+      } catch (e) {
+        process.stderr.write(`xserver init: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      }
     });
 
   return program;

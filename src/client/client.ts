@@ -15,7 +15,7 @@ import { toBytes } from '../protocol/bytes.js';
 import { PendingRequests } from '../protocol/pending.js';
 import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
 import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
-import { isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
+import { contractHashes, isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
@@ -46,6 +46,12 @@ export interface XClientOptions {
   heartbeatMs?: number;
   /** This client's version, sent in AUTH; a gateway with `gateway.minClientVersion` refuses older ones. */
   version?: string;
+  /**
+   * The contracts this client was built with (e.g. `contractSet(Contracts)`): AUTH carries the
+   * hash of those of each service type, and a gateway refuses the client with CONTRACT_MISMATCH
+   * when a service of one of those types serves other contracts. None: not checked.
+   */
+  contracts?: Iterable<Command<unknown, unknown>>;
   /** TLS settings for a gateway with `tls` (Node: a CA of your own; browsers use their trust store). */
   tls?: ClientTlsOptions;
 }
@@ -71,6 +77,12 @@ export interface ClientEvents {
    * the app should update before it logs in again. connect() rejects with the same code.
    */
   'update-required': (minVersion: string) => void;
+  /**
+   * The gateway refused this client because its contracts of service type `type` (hash `client`)
+   * are not the ones the services of that type serve (hash `server`): the client must be rebuilt
+   * with the services' contracts module. connect() rejects with CONTRACT_MISMATCH.
+   */
+  'contract-mismatch': (mismatch: { type: number; client: string; server: string }) => void;
   /** Non-fatal problems: error notices from the gateway, handlers that threw. */
   error: (err: ClientError) => void;
 }
@@ -117,7 +129,7 @@ const CLIENT_DEFAULTS = {
   maxReconnectDelayMs: 3000,
   maxQueue: 1000,
   maxFrame: DEFAULT_MAX_FRAME,
-} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version'>>;
+} as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version' | 'contracts'>>;
 
 /** The options that were given (an explicit `undefined` keeps the default). */
 function definedOnly<T extends object>(o: T): Partial<T> {
@@ -136,8 +148,10 @@ const now = (): number => (typeof performance !== 'undefined' ? performance.now(
 export class XClient {
   /** `type * cmdOffset + sub` numbering of user commands. */
   readonly cmdOffset: number;
-  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version'>> & { heartbeatMs?: number };
+  private readonly opts: Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version' | 'contracts'>> & { heartbeatMs?: number };
   private readonly version: string | undefined;
+  /** AUTH `contracts`: per service type, the hash of this client's contracts of it (undefined: none given). */
+  private readonly contractHashes: Record<string, string> | undefined;
   private readonly tls: ClientTlsOptions | undefined;
   private readonly events = new Emitter<ClientEvents>();
   private readonly handlers = new Map<number, MessageHandler[]>();
@@ -169,6 +183,7 @@ export class XClient {
     };
     this.tls = opts.tls;
     this.version = opts.version;
+    this.contractHashes = opts.contracts === undefined ? undefined : contractHashes(opts.contracts);
     if (this.opts.transport !== 'ws' && this.opts.transport !== 'tcp') {
       throw new ClientError('UNSUPPORTED', `unknown transport "${String(this.opts.transport)}"`);
     }
@@ -260,8 +275,12 @@ export class XClient {
     await Promise.all([t?.close(), o?.close()]);
   }
 
-  private versionField(): { version?: string } {
-    return this.version === undefined ? {} : { version: this.version };
+  /** What AUTH carries besides the token or resume key: the version and the contract hashes. */
+  private versionField(): { version?: string; contracts?: Record<string, string> } {
+    return {
+      ...(this.version === undefined ? {} : { version: this.version }),
+      ...(this.contractHashes === undefined ? {} : { contracts: this.contractHashes }),
+    };
   }
 
   /** Opens a transport, authenticates and attaches it. */
@@ -313,6 +332,7 @@ export class XClient {
           const n = parseErrorNotice(f.body, 'AUTH_FAILED');
           const err = new ClientError(n.code, n.message);
           if (n.code === 'UPDATE_REQUIRED') this.emit('update-required', n.minVersion ?? '');
+          if (n.code === 'CONTRACT_MISMATCH') this.emit('contract-mismatch', n.contract ?? { type: -1, client: '', server: '' });
           refusals.add(err);
           fail(err);
         } else if (f.cmd === Cmd.PING) {

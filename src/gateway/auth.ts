@@ -112,6 +112,8 @@ export class ClientAuth {
       });
       return this.refuse(conn, err);
     }
+    const mismatch = req.contracts ? this.contractMismatch(req.contracts) : undefined;
+    if (mismatch) return this.refuse(conn, mismatch);
     if ('resume' in req) return this.resume(conn, req.resume);
     if (req.token.length === 0 || req.token.length > MAX_TOKEN_LENGTH) {
       return this.refuse(conn, new XError('BAD_TOKEN', 'AUTH needs a "token" from the login service'));
@@ -151,6 +153,29 @@ export class ClientAuth {
     if (!s) return this.refuse(conn, new XError('BAD_TOKEN', 'a newer login of this account exists'));
     this.welcome(conn, s, false);
     this.deps.onLogin(s);
+  }
+
+  /**
+   * The contract check (docs/protocol.md, "Contract hash"): for each service type the client names,
+   * every listed, non-draining node of that type that registered a hash must have the client's.
+   * Types the client does not name, and nodes that declared no contracts, are not checked.
+   */
+  private contractMismatch(hashes: Record<string, string>): XError | undefined {
+    for (const [t, client] of Object.entries(hashes)) {
+      const type = Number(t);
+      for (const peer of this.deps.node.list(type)) {
+        const { contractHash: server, draining } = peer.info;
+        if (server === '' || draining || server === client) continue;
+        return new XError(
+          'CONTRACT_MISMATCH',
+          `the client's contracts of type ${type} (${client}) differ from the services' (${server}); rebuild the client`,
+          {
+            contract: { type, client, server },
+          },
+        );
+      }
+    }
+    return undefined;
   }
 
   private resume(conn: ClientConnection, key: string): void {

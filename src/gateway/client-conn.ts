@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 import { XError } from '../errors.js';
 import { Cmd } from '../protocol/commands.js';
 import { FrameDecoder, decodeFrame, encodeFrame, type Frame } from '../protocol/frame.js';
-import { encodeErrorNotice } from '../protocol/client-messages.js';
+import { encodeErrorNotice, type ErrorNotice } from '../protocol/client-messages.js';
 import { FrameWriter, toXError } from '../wire/frame.js';
 
 export interface ClientConnHost {
@@ -45,7 +45,14 @@ const WS_NORMAL_CLOSURE = 1000;
 /** The ERROR notice (or error-response body) for `err`, optionally naming the client frame it answers. */
 export function errorBody(err: XError, cmd?: number): Uint8Array {
   const minVersion = err.details?.minVersion;
-  return encodeErrorNotice({ code: err.code, message: err.message, cmd, ...(typeof minVersion === 'string' ? { minVersion } : {}) });
+  const contract = err.details?.contract as ErrorNotice['contract'];
+  return encodeErrorNotice({
+    code: err.code,
+    message: err.message,
+    cmd,
+    ...(typeof minVersion === 'string' ? { minVersion } : {}),
+    ...(contract ? { contract } : {}),
+  });
 }
 
 export abstract class ClientConnection {

@@ -103,6 +103,17 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
     this.#rt.setVersion(version);
   }
 
+  /**
+   * Declares the contracts this service serves (usually its whole contracts module:
+   * `node.useContracts(contractSet(Contracts))`). The hash of those of this node's type travels in
+   * its NodeInfo; a gateway refuses a client whose AUTH names another hash for the type with
+   * CONTRACT_MISMATCH. A node that declares none is not checked. Call before start().
+   */
+  useContracts(contracts: Iterable<Command<unknown, unknown>>): this {
+    this.#rt.useContracts(contracts);
+    return this;
+  }
+
   // ================================================================ group 2: membership
 
   /** One node of `type`, by the selection strategy (random by default); undefined if none. */

@@ -92,5 +92,6 @@ export function infoToJson(i: NodeInfo): Record<string, unknown> {
     ...(i.publicUrl ? { publicUrl: i.publicUrl } : {}),
     ...(i.publicTcp ? { publicTcp: i.publicTcp } : {}),
     listeners: i.listeners.map((l) => ({ name: l.name, bind: l.bind, advertised: l.advertised })),
+    ...(i.contractHash === '' ? {} : { contractHash: i.contractHash }),
   };
 }

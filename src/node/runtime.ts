@@ -14,6 +14,7 @@ import os from 'node:os';
 import { advertisedAddresses, hostPort } from '../config/addresses.js';
 import type { Logger } from 'pino';
 import { create } from '@bufbuild/protobuf';
+import { contractHash, type Command } from '../protocol/contract.js';
 import { LeaveReason, NodeInfoSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
@@ -97,6 +98,8 @@ export class NodeRuntime {
   private readonly systemHandlers = new Map<number, SystemFrameHandler>();
   private readonly gate: SystemFrameGate;
   private version: string;
+  /** contractHash() of the contracts of this node's type it declared ("" = none). */
+  private contractHash = '';
   private overloads: number[];
   private extraPorts: number[];
   private readonly extraListeners: { name: string; bind: string; advertised: string }[] = [];
@@ -327,6 +330,16 @@ export class NodeRuntime {
     this.scheduleUpdate();
   }
 
+  /**
+   * Declares the contracts this node serves; their hash (of this node's type) travels in its
+   * NodeInfo and gateways refuse clients built with other contracts of the type (CONTRACT_MISMATCH).
+   * Call before start().
+   */
+  useContracts(contracts: Iterable<Command<unknown, unknown>>): void {
+    if (this.started) throw new XError('CONFIG', 'useContracts() must be called before start()');
+    this.contractHash = contractHash(contracts, this.type);
+  }
+
   /** Advertises extra ports (ports[1..]); call before start(). */
   setExtraPorts(ports: number[]): void {
     this.extraPorts = [...ports];
@@ -359,6 +372,7 @@ export class NodeRuntime {
         { name: 'intranet', bind: hostPort(this.cfg.bindHost, this.listenPort), advertised: hostPort(this.addrs.inner, this.listenPort) },
         ...this.extraListeners,
       ],
+      contractHash: this.contractHash,
     });
   }
 

@@ -3,7 +3,7 @@
  * each message has one type, one encoder and one parser, used by the gateway, the client SDK and
  * the test fakes alike.
  *
- *   client -> gateway   AUTH     {"token": "...", "version"?} | {"resume": "...", "version"?}
+ *   client -> gateway   AUTH     {"token": "...", "version"?, "contracts"?} | {"resume": "...", "version"?, "contracts"?}
  *   gateway -> client   WELCOME  {account, generation, resume, heartbeatMs, graceMs, resumed}
  *   gateway -> client   ERROR    {code, message, cmd?}   (also the body of an error response)
  */
@@ -14,9 +14,14 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
 
 /**
  * AUTH: a single-use token from the login service, or the resume key of a session within its
- * grace; `version` is the client's own version, which a gateway may require to be recent enough.
+ * grace; `version` is the client's own version, which a gateway may require to be recent enough;
+ * `contracts` maps a service type (decimal) to the contractHash() of the client's contracts of
+ * that type, which must equal the hash the type's services registered.
  */
-export type AuthRequest = ({ token: string } | { resume: string }) & { version?: string };
+export type AuthRequest = ({ token: string } | { resume: string }) & { version?: string; contracts?: Record<string, string> };
+
+/** Most service types an AUTH `contracts` map may name (the gateway refuses more as BAD_REQUEST). */
+export const MAX_AUTH_CONTRACT_TYPES = 256;
 
 /** The gateway's WELCOME. */
 export interface Welcome {
@@ -39,6 +44,8 @@ export interface ErrorNotice {
   cmd?: number;
   /** With UPDATE_REQUIRED: the oldest client version the gateway accepts. */
   minVersion?: string;
+  /** With CONTRACT_MISMATCH: the service type, the client's hash and the services' hash of it. */
+  contract?: { type: number; client: string; server: string };
 }
 
 /** A body that is not the message it should be. `code` is BAD_REQUEST (AUTH) or BAD_FRAME (gateway → client). */
@@ -79,10 +86,28 @@ export function parseAuth(body: Uint8Array): AuthRequest {
   } catch {
     throw new MessageError('BAD_REQUEST', shape);
   }
-  const version = typeof o.version === 'string' ? { version: o.version } : {};
-  if (typeof o.resume === 'string') return { resume: o.resume, ...version };
-  if (typeof o.token === 'string') return { token: o.token, ...version };
-  return { token: '', ...version };
+  const extra: { version?: string; contracts?: Record<string, string> } = typeof o.version === 'string' ? { version: o.version } : {};
+  if (o.contracts !== undefined) extra.contracts = parseContractHashes(o.contracts);
+  if (typeof o.resume === 'string') return { resume: o.resume, ...extra };
+  if (typeof o.token === 'string') return { token: o.token, ...extra };
+  return { token: '', ...extra };
+}
+
+/** AUTH `contracts`: {"<type>": "<hash>"}, at most MAX_AUTH_CONTRACT_TYPES entries of short strings. */
+function parseContractHashes(v: unknown): Record<string, string> {
+  const bad = (why: string): never => {
+    throw new MessageError('BAD_REQUEST', `AUTH "contracts" must map service types to contract hashes: ${why}`);
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object');
+  const entries = Object.entries(v);
+  if (entries.length > MAX_AUTH_CONTRACT_TYPES) bad(`more than ${MAX_AUTH_CONTRACT_TYPES} types`);
+  const out: Record<string, string> = {};
+  for (const [k, h] of entries) {
+    if (!/^\d{1,9}$/.test(k)) bad(`key ${JSON.stringify(k.slice(0, 20))} is not a type number`);
+    if (typeof h !== 'string' || !/^[0-9a-f]{1,64}$/.test(h)) bad(`the hash of type ${k} is not lowercase hex`);
+    out[String(Number(k))] = h as string;
+  }
+  return out;
 }
 
 export function encodeWelcome(w: Welcome): Uint8Array {
@@ -110,6 +135,7 @@ export function encodeErrorNotice(e: ErrorNotice): Uint8Array {
     message: e.message,
     ...(e.cmd === undefined ? {} : { cmd: e.cmd }),
     ...(e.minVersion === undefined ? {} : { minVersion: e.minVersion }),
+    ...(e.contract === undefined ? {} : { contract: e.contract }),
   });
 }
 
@@ -129,6 +155,10 @@ export function parseErrorNotice(body: Uint8Array, fallbackCode: string): ErrorN
   const out: ErrorNotice = { code, message };
   if (typeof o.cmd === 'number') out.cmd = o.cmd;
   if (typeof o.minVersion === 'string') out.minVersion = o.minVersion;
+  const k = o.contract as Record<string, unknown> | undefined;
+  if (typeof k === 'object' && k !== null && typeof k.type === 'number' && typeof k.client === 'string' && typeof k.server === 'string') {
+    out.contract = { type: k.type, client: k.client, server: k.server };
+  }
   return out;
 }
 
