@@ -5,6 +5,7 @@
  * reach). Peers dial each other's namespace addresses; faults are real packet drops.
  *
  *   discovery and messaging across hosts
+ *   login -> gateway -> service, each on its own host, with an SDK client outside them
  *   a partition between two nodes that both still see the mgr: typed failures, no hang, recovery,
  *     messages older than node.pendingMaxAgeMs dropped rather than delivered late
  *   a node cut off from the mgr only: evicted, refused by its peers, fenced, back after healing
@@ -15,8 +16,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { clusterSuite, FAST, freePort, wall, type Cluster, type MgrProc, type ProbeProc } from '../helpers/cluster.js';
+import path from 'node:path';
+import { clusterSuite, FAST, freePort, ROOT, wall, type Cluster, type MgrProc, type ProbeProc } from '../helpers/cluster.js';
 import { netnsUnavailable, Topology, type Host } from '../helpers/netns.js';
+import { XClient, json, login } from '../../dist/client/index.js';
+import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
 
 const why = netnsUnavailable();
 if (why) console.log(`[skip] multi-host tests: ${why}`);
@@ -90,6 +94,66 @@ describe.skipIf(why !== null)('multiple hosts (network namespaces)', () => {
     expect(tcpBetween(b, cHost.ip, pc.port, pb.port)).toBeGreaterThan(0);
     expect(tcpBetween(cHost, b.ip, pb.port, pc.port)).toBeGreaterThan(0);
   }, 30_000);
+
+  it('login -> gateway -> service across hosts: an SDK client logs in on A, connects to the gateway on B, its requests reach the lobby on C', async () => {
+    const t = topology(3);
+    const [a, b, cHost] = t.hosts as [Host, Host, Host];
+    const c = await multiHostCluster(t, FAST);
+    await mgrOn(c, t, a);
+    const account = `p${randomBytes(3).toString('hex')}`;
+    const password = randomBytes(12).toString('base64');
+    const added = await c.cli(['account', 'add', account, '--password', password]);
+    expect(added.code, added.stderr).toBe(0);
+    const [lg] = await Promise.all([
+      c.startRole({
+        label: 'login@0',
+        args: ['login', '--set', 'login.port=0', '--set', `login.host=${a.ip}`],
+        ready: /^login listening/,
+        prefix: t.spawnPrefix(a),
+        env: onHost(a),
+      }),
+      c.startRole({
+        label: 'gateway@1',
+        args: ['gateway', '--set', `gateway.host=${b.ip}`, '--set', `outerIp=${b.ip}`],
+        ready: /^gateway listening/,
+        prefix: t.spawnPrefix(b),
+        env: onHost(b),
+      }),
+      c.startRole({
+        label: 'lobby@2',
+        args: ['node', '--entry', path.join(ROOT, 'examples/lobby/service.js')],
+        ready: /^registered with the mgr/,
+        prefix: t.spawnPrefix(cHost),
+        env: onHost(cHost),
+      }),
+    ]);
+    const loginUrl = String(lg.logsMatching(/^login listening/)[0]!.url);
+    const base = `http://${a.ip}:${new URL(loginUrl).port}`;
+    // The login learns the gateway and the lobby from the mgr: it allocates both once it lists them.
+    const session = await c.pollUntil(
+      'the login on A allocates the gateway on B and the lobby on C',
+      async () => {
+        const s = await login(base, account, password);
+        return s.allocations[String(LOBBY)] !== undefined ? s : undefined;
+      },
+      10_000,
+      100,
+    );
+    expect(session.gateway.host).toBe(b.ip);
+    const client = new XClient({ transport: 'tcp', requestTimeoutMs: 5000 });
+    try {
+      await client.connect(session);
+      const role = `r${randomBytes(3).toString('hex')}`;
+      const cmd = (sub: number): number => LOBBY * 1000 + sub;
+      expect(json(await client.request(cmd(LobbyCmd.CREATE_ROLE), JSON.stringify({ name: role })))).toMatchObject({ name: role });
+      expect(json(await client.request(cmd(LobbyCmd.ENTER_GAME), JSON.stringify({ name: role })))).toMatchObject({ name: role });
+      const world = new Promise<unknown>((resolve) => client.on(cmd(LobbyCmd.WORLD_MESSAGE), (d) => resolve(json(d))));
+      client.send(cmd(LobbyCmd.WORLD_CHAT), JSON.stringify({ text: 'across hosts' }));
+      expect(await world).toMatchObject({ from: role, text: 'across hosts' });
+    } finally {
+      await client.close();
+    }
+  }, 40_000);
 
   it('a partition between two nodes that both see the mgr: typed failures within the timeout, late messages dropped, recovery after healing', async () => {
     const t = topology(3);

@@ -84,7 +84,7 @@ export class Proc extends GroupProcess {
   readonly events: ProbeEvent[] = [];
 
   constructor(
-    readonly kind: 'mgr' | 'probe' | 'redis',
+    readonly kind: 'mgr' | 'probe' | 'redis' | 'role',
     opts: SpawnOptions,
   ) {
     super(opts);
@@ -316,6 +316,21 @@ export class Cluster {
   /** Waits until `mgr` holds the lease. */
   async mgrActive(mgr: MgrProc, timeoutMs = 10_000): Promise<LogLine> {
     return this.waitFor(`${mgr.label} ACTIVE`, () => mgr.activeLog ?? this.exitedEarly(mgr), timeoutMs);
+  }
+
+  /**
+   * Starts any other role (`xserver <args>`: login, gateway, a node with another entry) and waits
+   * for its log line matching `ready` (e.g. /^login listening/).
+   */
+  async startRole(opts: { label: string; args: string[]; ready: RegExp; env?: Record<string, string>; prefix?: string[] }): Promise<Proc> {
+    const p = this.adopt(
+      new Proc(
+        'role',
+        prefixed(opts.prefix, { ...xserverSpawnOptions({ label: opts.label, args: opts.args, env: this.childEnv(opts.env) }), stdin: 'ignore' }),
+      ),
+    );
+    await this.waitFor(`${opts.label}: ${String(opts.ready)}`, () => p.logsMatching(opts.ready).length > 0 || this.exitedEarly(p), 15_000);
+    return p;
   }
 
   /** Starts a probe node and waits until it listens (not until it registers). */
