@@ -240,7 +240,7 @@ const TABLE = [
     type: 'int',
     default: 8000,
     min: 100,
-    doc: 'A node that has been without the mgr this long drops its peer table (every peer left, reason lost) and serves no peer until it is registered again. Keep it above mgr.leaseTtlMs + mgr.settleGraceMs, the longest an mgr failover keeps an absent member listed.',
+    doc: 'A node that has been without the mgr this long while an mgr holds the lease (it is cut off, and evicted) drops its peer table (every peer left, reason lost) and serves no peer until it is registered again; with no lease (no mgr runs) or no store it keeps its peers. Keep it above mgr.leaseTtlMs + mgr.settleGraceMs, the longest an mgr failover keeps an absent member listed.',
   },
   {
     key: 'node.unlistedHoldMs',

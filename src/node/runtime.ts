@@ -109,6 +109,8 @@ export class NodeRuntime {
   /** True from the fence until the next registration: no peer is listed or served. */
   private fenced = false;
   private readonly expiredLog = new LogThrottle(EXPIRED_LOG_INTERVAL_MS);
+  /** Read at the fence: is an mgr holding the lease (alive, evicting), or is there none? */
+  private readonly leases: Pick<RoleContext['store'], 'readLease'>;
   private lastUpdateAt = 0;
   private started = false;
   private stopping = false;
@@ -126,6 +128,7 @@ export class NodeRuntime {
       throw new XError('CONFIG', `node type must be an integer >= ${NodeType.LOGIN} (0 client and 1 mgr are reserved), got ${opts.type}`);
     }
     this.cfg = ctx.config;
+    this.leases = ctx.store;
     this.type = opts.type;
     this.name = opts.name ?? nameOfType(ctx.config.types, opts.type);
     this.version = opts.version ?? ctx.config.node.version;
@@ -804,22 +807,43 @@ export class NodeRuntime {
 
   private onMgrLost(reason: string): void {
     this.m.mgrConnected.set(0);
-    if (!this.fenceTimer && !this.stopping) {
-      this.fenceTimer = setTimeout(() => this.fence(), this.cfg.node.mgrLostFenceMs);
-      this.fenceTimer.unref();
-    }
+    if (!this.fenceTimer && !this.stopping) this.armFence(this.cfg.node.mgrLostFenceMs);
     this.emit('mgr-lost', reason);
   }
 
+  private armFence(ms: number): void {
+    this.fenceTimer = setTimeout(() => void this.checkFence(), ms);
+    this.fenceTimer.unref();
+  }
+
   /**
-   * Without the mgr for node.mgrLostFenceMs: the mgr has evicted this node by now (its heartbeat
-   * timeout is far shorter) and its peers no longer serve it, so it stops acting as a member: every
+   * node.mgrLostFenceMs without the mgr. If an mgr holds the lease, it is alive and this node is
+   * cut off from it: it has been evicted, so fence. With no lease (no mgr runs) or no store, nobody
+   * is evicting anyone (a new mgr gives returning members mgr.settleGraceMs): keep the peers, as
+   * during a failover, and look again a quarter of the fence time later.
+   */
+  private async checkFence(): Promise<void> {
+    this.fenceTimer = null;
+    if (this.stopping || this.mgrClient.connected || this.fenced) return;
+    let held = false;
+    try {
+      held = (await this.leases.readLease()) !== null;
+    } catch {
+      held = false;
+    }
+    if (this.stopping || this.mgrClient.connected || this.fenceTimer) return;
+    if (held) this.fence();
+    else this.armFence(Math.max(50, Math.floor(this.cfg.node.mgrLostFenceMs / 4)));
+  }
+
+  /**
+   * Without the mgr for node.mgrLostFenceMs while an mgr holds the lease: the mgr has evicted this
+   * node by now (its heartbeat timeout is far shorter) and its peers no longer serve it, so it stops
+   * acting as a member: every
    * peer leaves (reason lost), links close, sends find no target and inbound frames from peers are
    * refused as unlisted until the mgr's snapshot lists them again after the next registration.
    */
   private fence(): void {
-    this.fenceTimer = null;
-    if (this.stopping || this.mgrClient.connected) return;
     this.fenced = true;
     this.m.fenced.inc();
     const peers = this.membership.all().filter((i) => i.id !== this.id);
