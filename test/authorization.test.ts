@@ -75,6 +75,19 @@ describe('framework commands from processes that know the secret', () => {
     expect(lost).not.toContain('victim-2');
   });
 
+  it('a user request from a service node that is not listed (never registered, or evicted) is not served: held, then refused', async () => {
+    const before = await forbiddenCount('user');
+    const { link, closed } = await dialLobby(5);
+    const reply = link.request(77, Uint8Array.of(1), 5000).then(
+      () => 'answered',
+      (e: { code?: string }) => e.code,
+    );
+    expect(await closed).toBe('FORBIDDEN');
+    // Served, it would have been answered at once with NO_HANDLER (the lobby has no handler for 77).
+    expect(await reply).not.toMatch(/^(answered|NO_HANDLER)$/);
+    expect(await forbiddenCount('user')).toBe(before + 1);
+  });
+
   it('a registered service node may not send a gateway command (no forged ACCOUNT_LOST between services)', async () => {
     const closedBefore = await forbiddenCount('ACCOUNT_LOST');
     runtimeOf(other).sendSystem(lobby.id, Cmd.ACCOUNT_LOST, lostFrame('victim-3'));

@@ -14,7 +14,7 @@ const PEER = 'node-m';
 const LOWER = 'node-a'; // a self id below PEER: its own dial wins a tie
 const HIGHER = 'node-z'; // a self id above PEER: the peer's dial wins a tie
 
-const LIMITS: PendingLimits = { maxMessages: 3, maxBytes: 100, dialMinBackoffMs: 100, dialMaxBackoffMs: 800 };
+const LIMITS: PendingLimits = { maxMessages: 3, maxBytes: 100, maxAgeMs: 60_000, dialMinBackoffMs: 100, dialMaxBackoffMs: 800 };
 
 interface Harness {
   pl: PeerLink;
@@ -22,6 +22,8 @@ interface Harness {
   /** Whether the peer is in the membership (addressOf answers). */
   listed: { value: boolean };
   overflows: number[];
+  /** Counts reported through onPendingExpired. */
+  expired: number[];
   ups: Link[];
   downs: (XError | undefined)[];
 }
@@ -30,6 +32,7 @@ function harness(selfId = LOWER, limits: PendingLimits = LIMITS): Harness {
   const dialer = new FakeDialer();
   const listed = { value: true };
   const overflows: number[] = [];
+  const expired: number[] = [];
   const ups: Link[] = [];
   const downs: (XError | undefined)[] = [];
   const host: PeerLinkHost = {
@@ -41,8 +44,9 @@ function harness(selfId = LOWER, limits: PendingLimits = LIMITS): Harness {
     onLinkUp: (_id, link) => ups.push(link),
     onLinkDown: (_id, err) => downs.push(err),
     onPendingOverflow: (_id, count) => overflows.push(count),
+    onPendingExpired: (_id, count) => expired.push(count),
   };
-  return { pl: new PeerLink(PEER, host, limits, dialer.dial), dialer, listed, overflows, ups, downs };
+  return { pl: new PeerLink(PEER, host, limits, dialer.dial), dialer, listed, overflows, expired, ups, downs };
 }
 
 const bytes = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
@@ -120,6 +124,39 @@ describe('PeerLink pending buffer', () => {
     expect(link.requests[0]!.timeoutMs).toBe(700);
     link.requests[0]!.answer(text('a'));
     await expect(reply).resolves.toMatchObject({ body: text('a') });
+  });
+
+  it('drops buffered messages older than maxAgeMs: sends are reported dropped, a request fails with TIMEOUT, younger ones go out', async () => {
+    const h = harness(LOWER, { ...LIMITS, maxMessages: 10, maxAgeMs: 1000 });
+    const dropped: string[] = [];
+    expect(h.pl.send(7, text('old1'), 0, 0, (e) => dropped.push(e.code))).toBe(true);
+    const req = h.pl.request(8, text('old-req'), 5000);
+    const reqErr = req.catch((e: XError) => e);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(h.pl.send(7, text('young'), 0, 0, (e) => dropped.push(e.code))).toBe(true);
+    await vi.advanceTimersByTimeAsync(450); // old1 and old-req are 1050 ms old, young 450 ms
+    expect(dropped).toEqual(['TIMEOUT']);
+    expect(await reqErr).toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('node.pendingMaxAgeMs') });
+    expect(h.expired).toEqual([2]);
+    expect(h.pl.pendingCount).toBe(1);
+    const link = h.dialer.last.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sentText(link)).toEqual(['young']);
+    expect(h.expired).toEqual([2]);
+  });
+
+  it('a message that ages out while the dial is still under way is not sent when the link opens late', async () => {
+    const h = harness(LOWER, { ...LIMITS, maxAgeMs: 500 });
+    expect(h.pl.send(7, text('late'))).toBe(true);
+    await vi.advanceTimersByTimeAsync(3000); // a partition: the dial hangs
+    expect(h.pl.pendingCount).toBe(0);
+    const link = h.dialer.last.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sentText(link)).toEqual([]);
+    expect(h.expired).toEqual([1]);
+    // The freed buffer takes new messages, which go straight out on the open link.
+    expect(h.pl.send(7, text('fresh'))).toBe(true);
+    expect(sentText(link)).toEqual(['fresh']);
   });
 
   it('closing (the peer left) fails what is buffered with the reason and refuses later sends', () => {

@@ -242,6 +242,13 @@ const TABLE = [
     doc: 'Messages a link to a listed peer buffers while (re)connecting; overflow is dropped, counted and reported.',
   },
   { key: 'node.pendingMaxBytes', type: 'int', default: 16 * MiB, min: 1024, doc: 'Bytes a link buffers while (re)connecting.' },
+  {
+    key: 'node.pendingMaxAgeMs',
+    type: 'int',
+    default: 10000,
+    min: 10,
+    doc: 'Longest a message waits in the buffer of a (re)connecting link; older ones are dropped and counted (node_messages_dropped_total, where=expired), a waiting request fails with TIMEOUT.',
+  },
   { key: 'node.requestTimeoutMs', type: 'int', default: 5000, min: 1, doc: 'Default timeout of node.request().' },
   {
     key: 'node.maxInflightRequests',
@@ -257,6 +264,13 @@ const TABLE = [
     default: 'random',
     values: ['random', 'round-robin', 'least-loaded'],
     doc: 'Default strategy of one()/sendOne().',
+  },
+  {
+    key: 'node.mgrLostFenceMs',
+    type: 'int',
+    default: 8000,
+    min: 100,
+    doc: 'A node that has been without the mgr this long while an mgr holds the lease (it is cut off, and evicted) drops its peer table (every peer left, reason lost) and serves no peer until it is registered again; with no lease (no mgr runs) or no store it keeps its peers. Keep it above mgr.leaseTtlMs + mgr.settleGraceMs, the longest an mgr failover keeps an absent member listed.',
   },
   {
     key: 'node.unlistedHoldMs',

@@ -12,11 +12,13 @@
  *   RELAY_TO_NODES
  *
  * Anything else (a tool, an unregistered id, a service forging ACCOUNT_LOST) is FORBIDDEN: the
- * link is closed, counted and logged. Commands not in the table keep their own handling (PING is
- * the link's; an unknown one is UNKNOWN_COMMAND).
+ * link is closed, counted and logged. User commands (below SYSTEM_CMD_BASE) may come from any
+ * member type, but also only from a listed member: a node the mgr evicted (LEFT) is not served,
+ * whatever it still believes. Other system commands keep their own handling (PING is the link's;
+ * an unknown one is UNKNOWN_COMMAND).
  */
 import type { Link, LinkIdentity } from '../link/link.js';
-import { Cmd, NodeType, cmdName } from '../protocol/commands.js';
+import { Cmd, NodeType, SYSTEM_CMD_BASE, cmdName } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 
 export type SenderRule = 'gateway' | 'service';
@@ -29,6 +31,11 @@ export const SYSTEM_SENDERS: ReadonlyMap<number, SenderRule> = new Map<number, S
   ...FROM_GATEWAY.map((c) => [c, 'gateway'] as const),
   ...FROM_SERVICE.map((c) => [c, 'service'] as const),
 ]);
+
+/** True when `cmd` is obeyed only from a listed member: the table's commands and every user command. */
+export function needsListedSender(cmd: number): boolean {
+  return cmd < SYSTEM_CMD_BASE || SYSTEM_SENDERS.has(cmd);
+}
 
 /** True when a member of `type` may send `cmd` (commands outside the table are not this table's to judge). */
 export function typeMaySend(cmd: number, type: number): boolean {
@@ -48,7 +55,8 @@ export interface GateHost {
 }
 
 /**
- * Applies SYSTEM_SENDERS to the framework frames a node receives. A peer's direct link may
+ * Applies SYSTEM_SENDERS to the framework frames a node receives, and the listed-member rule to
+ * its user frames. A peer's direct link may
  * deliver its first frames before the mgr's JOINED for it arrives here (two links, no order
  * between them), so frames from a claimed member not listed yet are held, in order, for up to
  * `holdMs` (at most `maxHeld` of them), delivered when its JOINED arrives, and refused otherwise.
@@ -75,7 +83,7 @@ export class SystemFrameGate {
   }
 
   receive(f: Frame, link: Link): void {
-    if (!SYSTEM_SENDERS.has(f.cmd)) return this.host.deliver(f, link);
+    if (!needsListedSender(f.cmd)) return this.host.deliver(f, link);
     const { id, type } = link.remote;
     if (!typeMaySend(f.cmd, type)) return this.refuse(link, f.cmd, `type ${type} may not send ${cmdName(f.cmd)}`);
     if (this.listed.has(link)) return this.host.deliver(f, link);

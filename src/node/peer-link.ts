@@ -7,6 +7,8 @@
  * - Re-dialled with backoff while the peer is listed and there is something to send; closed when
  *   the peer leaves the membership.
  * - Buffered messages keep their order and go out before anything sent after the link opens.
+ * - Nothing waits longer than `maxAgeMs` (node.pendingMaxAgeMs): an older message is dropped, a
+ *   request rejected with TIMEOUT, a send reported through its `onDropped` and `onPendingExpired`.
  */
 import type { Logger } from 'pino';
 import { XError } from '../errors.js';
@@ -27,17 +29,21 @@ export interface PeerLinkHost {
   onLinkDown(peerId: string, err: XError | undefined): void;
   /** Messages dropped because the pending buffer was full. */
   onPendingOverflow(peerId: string, count: number): void;
+  /** Messages dropped because they waited longer than `maxAgeMs` for the link. */
+  onPendingExpired(peerId: string, count: number): void;
 }
 
 export interface PendingLimits {
   maxMessages: number;
   maxBytes: number;
+  /** Oldest a buffered message may get; older ones are dropped (node.pendingMaxAgeMs). */
+  maxAgeMs: number;
   dialMinBackoffMs: number;
   dialMaxBackoffMs: number;
 }
 
 /** Work waiting for the link: a send or a request. Returns false when it was refused. */
-type PendingOp = { bytes: number; run: (link: Link) => void; fail: (e: XError) => void };
+type PendingOp = { bytes: number; at: number; run: (link: Link) => void; fail: (e: XError) => void };
 
 export class PeerLink {
   private link: Link | null = null;
@@ -45,6 +51,8 @@ export class PeerLink {
   /** Our dial was refused as a duplicate: the peer is dialling us. */
   private awaitingInbound = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Fires when the oldest buffered message reaches maxAgeMs. */
+  private expiryTimer: NodeJS.Timeout | null = null;
   private readonly backoff: Backoff;
   private pending: PendingOp[] = [];
   private pendingBytes = 0;
@@ -80,7 +88,7 @@ export class PeerLink {
     if (l !== null) return l.send(cmd, body, flags, rid);
     // The body may be a view into a socket chunk: a buffered message keeps its own copy.
     const copy = body.slice();
-    return this.enqueue({ bytes: copy.length, run: (link) => void link.send(cmd, copy, flags, rid), fail: onDropped ?? (() => {}) });
+    return this.enqueue({ bytes: copy.length, at: 0, run: (link) => void link.send(cmd, copy, flags, rid), fail: onDropped ?? (() => {}) });
   }
 
   request(cmd: number, body: Uint8Array, timeoutMs: number): Promise<Frame> {
@@ -102,6 +110,7 @@ export class PeerLink {
       }, timeoutMs);
       const op: PendingOp = {
         bytes: copy.length,
+        at: 0,
         run: (link) => {
           if (settled) return;
           clearTimeout(timer);
@@ -190,6 +199,7 @@ export class PeerLink {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.clearExpiry();
     this.failPending(reason);
     const l = this.link;
     this.link = null;
@@ -211,6 +221,8 @@ export class PeerLink {
       this.scheduleRetry();
     };
     // Buffered work first, in order, then whatever comes next goes straight to the link.
+    this.expire();
+    this.clearExpiry();
     const ops = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
@@ -225,10 +237,45 @@ export class PeerLink {
       this.host.onPendingOverflow(this.peerId, 1);
       return false;
     }
+    op.at = performance.now();
     this.pending.push(op);
     this.pendingBytes += op.bytes;
+    if (!this.expiryTimer) this.armExpiry();
     this.ensure();
     return true;
+  }
+
+  /** Drops what has waited maxAgeMs or longer (the buffer is in arrival order: oldest first). */
+  private expire(): void {
+    const cutoff = performance.now() - this.limits.maxAgeMs;
+    let n = 0;
+    while (n < this.pending.length && this.pending[n]!.at <= cutoff) n++;
+    if (n === 0) return;
+    const old = this.pending.splice(0, n);
+    for (const op of old) this.pendingBytes -= op.bytes;
+    const err = new XError(
+      'TIMEOUT',
+      `waited more than ${this.limits.maxAgeMs} ms for the link to ${this.peerId.slice(0, 8)} (node.pendingMaxAgeMs)`,
+    );
+    for (const op of old) op.fail(err);
+    this.host.onPendingExpired(this.peerId, n);
+  }
+
+  private armExpiry(): void {
+    const oldest = this.pending[0];
+    if (!oldest) return;
+    const wait = Math.max(0, oldest.at + this.limits.maxAgeMs - performance.now());
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = null;
+      this.expire();
+      this.armExpiry();
+    }, wait);
+    this.expiryTimer.unref();
+  }
+
+  private clearExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
   }
 
   private scheduleRetry(): void {
@@ -244,6 +291,7 @@ export class PeerLink {
   }
 
   private failPending(e: XError): void {
+    this.clearExpiry();
     const ops = this.pending;
     this.pending = [];
     this.pendingBytes = 0;

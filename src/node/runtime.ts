@@ -75,6 +75,8 @@ export interface NodeEventSink {
 /** A refused framework command is logged at most once per command and this interval (anyone with the secret can repeat it). */
 const FORBIDDEN_LOG_INTERVAL_MS = 1000;
 const forbiddenLog = new LogThrottle(FORBIDDEN_LOG_INTERVAL_MS);
+/** Messages dropped for age are logged at most once per peer and this interval. */
+const EXPIRED_LOG_INTERVAL_MS = 1000;
 
 export class NodeRuntime {
   readonly id = randomUUID();
@@ -109,6 +111,13 @@ export class NodeRuntime {
   private readonly retireCounters: (() => void)[];
   private readonly startedAt = Date.now();
   private updateTimer: NodeJS.Timeout | null = null;
+  /** Runs node.mgrLostFenceMs after the mgr link was lost (cleared when it is back). */
+  private fenceTimer: NodeJS.Timeout | null = null;
+  /** True from the fence until the next registration: no peer is listed or served. */
+  private fenced = false;
+  private readonly expiredLog = new LogThrottle(EXPIRED_LOG_INTERVAL_MS);
+  /** Read at the fence: is an mgr holding the lease (alive, evicting), or is there none? */
+  private readonly leases: Pick<RoleContext['store'], 'readLease'>;
   private lastUpdateAt = 0;
   private started = false;
   private stopping = false;
@@ -127,6 +136,7 @@ export class NodeRuntime {
     }
     this.cfg = ctx.config;
     this.addrs = advertisedAddresses(ctx.config);
+    this.leases = ctx.store;
     this.type = opts.type;
     this.name = opts.name ?? nameOfType(ctx.config.types, opts.type);
     this.version = opts.version ?? ctx.config.node.version;
@@ -155,6 +165,15 @@ export class NodeRuntime {
         this.m.links.set(this.openLinks());
       },
       onPendingOverflow: (peerId) => this.log.warn({ peer: peerId }, 'pending buffer full: message dropped'),
+      onPendingExpired: (peerId, count) => {
+        this.m.dropped.inc({ type: String(this.type), where: 'expired' }, count);
+        this.expiredLog.run(peerId, (suppressed) =>
+          this.log.warn(
+            { peer: peerId, dropped: count, ...(suppressed > 0 ? { suppressed } : {}) },
+            `messages waited more than node.pendingMaxAgeMs (${this.cfg.node.pendingMaxAgeMs} ms) for the link: dropped`,
+          ),
+        );
+      },
     };
     this.listener = new LinkListener(
       self,
@@ -216,12 +235,14 @@ export class NodeRuntime {
     this.gate = new SystemFrameGate(
       {
         isMember: (remote) => this.isListedAs(remote),
-        deliver: (f, link) => this.onSystemFrame(f, link),
+        deliver: (f, link) => (f.cmd >= SYSTEM_CMD_BASE ? this.onSystemFrame(f, link) : this.onUserFrame(f, link)),
         forbid: (link, cmd, why) => {
-          this.m.forbidden.inc({ cmd: cmdName(cmd) });
-          forbiddenLog.run(cmdName(cmd), (suppressed) =>
+          // User command numbers are the application's: one label for all of them.
+          const name = cmd < SYSTEM_CMD_BASE ? 'user' : cmdName(cmd);
+          this.m.forbidden.inc({ cmd: name });
+          forbiddenLog.run(name, (suppressed) =>
             this.log.warn(
-              { cmd: cmdName(cmd), from: link.remote.id, fromType: link.remote.type, ...(suppressed > 0 ? { suppressed } : {}) },
+              { cmd: name, from: link.remote.id, fromType: link.remote.type, ...(suppressed > 0 ? { suppressed } : {}) },
               `refused a framework command: ${why}`,
             ),
           );
@@ -233,7 +254,14 @@ export class NodeRuntime {
     );
     this.m = {
       forbidden: ctx.metrics.counter('node_forbidden_total', 'Framework commands refused by the authorization table (the link was closed)', ['cmd']),
-      dropped: ctx.metrics.counter('node_messages_dropped_total', 'Messages refused: pending buffer or outbound queue full', ['type', 'where']),
+      dropped: ctx.metrics.counter(
+        'node_messages_dropped_total',
+        'Messages refused or dropped: pending buffer or outbound queue full, or too old in the pending buffer (where=expired)',
+        ['type', 'where'],
+      ),
+      fenced: ctx.metrics
+        .counter('node_fenced_total', 'Times this node dropped its peer table after node.mgrLostFenceMs without the mgr', ['type'])
+        .labels(lbl),
       peers: ctx.metrics.gauge('node_peers', "Members in this node's view", ['type']).labels(lbl),
       mgrConnected: ctx.metrics.gauge('node_mgr_connected', '1 while registered with an mgr', ['type']).labels(lbl),
       links: ctx.metrics.gauge('node_links', 'Open direct links', ['type']).labels(lbl),
@@ -274,6 +302,8 @@ export class NodeRuntime {
     if (this.stopping) return;
     this.stopping = true;
     if (this.updateTimer) clearTimeout(this.updateTimer);
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
     await this.mgrClient.stop(Math.max(MIN_LEAVE_WAIT_MS, this.cfg.node.shutdownDrainMs));
     const deadline = performance.now() + this.cfg.node.shutdownDrainMs;
     while (performance.now() < deadline && [...this.links.values()].some((l) => (l.current?.outboundBytes ?? 0) > 0)) {
@@ -611,6 +641,7 @@ export class NodeRuntime {
       pl = new PeerLink(id, this.peerLinkHost, {
         maxMessages: this.cfg.node.pendingMaxMessages,
         maxBytes: this.cfg.node.pendingMaxBytes,
+        maxAgeMs: this.cfg.node.pendingMaxAgeMs,
         dialMinBackoffMs: this.cfg.node.dialMinBackoffMs,
         dialMaxBackoffMs: this.cfg.node.dialMaxBackoffMs,
       });
@@ -651,7 +682,11 @@ export class NodeRuntime {
   // ================================================================ internals: receiving
 
   private onPeerFrame(f: Frame, link: Link): void {
-    if (f.cmd >= SYSTEM_CMD_BASE) return this.gate.receive(f, link);
+    this.gate.receive(f, link);
+  }
+
+  /** A user frame from a listed member (the gate holds and refuses those from anyone else). */
+  private onUserFrame(f: Frame, link: Link): void {
     this.count.received++;
     this.invoke(f.cmd, f.body, new LinkContext(this, link, f));
   }
@@ -791,6 +826,12 @@ export class NodeRuntime {
   }
 
   private onMgrConnected(lease: LeaseRecord): void {
+    if (this.fenceTimer) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+    if (this.fenced) {
+      this.fenced = false;
+      this.log.info('registered again after the fence: peers are listed from the new snapshot');
+    }
     this.m.mgrConnected.set(1);
     this.resolveRegistered();
     // Changes made while away are in the registration info already.
@@ -799,7 +840,66 @@ export class NodeRuntime {
 
   private onMgrLost(reason: string): void {
     this.m.mgrConnected.set(0);
+    if (!this.fenceTimer && !this.stopping) this.armFence(this.cfg.node.mgrLostFenceMs);
     this.emit('mgr-lost', reason);
+  }
+
+  private armFence(ms: number): void {
+    this.fenceTimer = setTimeout(() => void this.checkFence(), ms);
+    this.fenceTimer.unref();
+  }
+
+  /**
+   * node.mgrLostFenceMs without the mgr. If an mgr holds the lease, it is alive and this node is
+   * cut off from it: it has been evicted, so fence. With no lease (no mgr runs) or no store, nobody
+   * is evicting anyone (a new mgr gives returning members mgr.settleGraceMs): keep the peers, as
+   * during a failover, and look again a quarter of the fence time later.
+   */
+  private async checkFence(): Promise<void> {
+    this.fenceTimer = null;
+    if (this.stopping || this.mgrClient.connected || this.fenced) return;
+    let held = false;
+    try {
+      held = (await this.leases.readLease()) !== null;
+    } catch {
+      held = false;
+    }
+    if (this.stopping || this.mgrClient.connected || this.fenceTimer) return;
+    if (held) this.fence();
+    else this.armFence(Math.max(50, Math.floor(this.cfg.node.mgrLostFenceMs / 4)));
+  }
+
+  /**
+   * Without the mgr for node.mgrLostFenceMs while an mgr holds the lease: the mgr has evicted this
+   * node by now (its heartbeat timeout is far shorter) and its peers no longer serve it, so it stops
+   * acting as a member: every
+   * peer leaves (reason lost), links close, sends find no target and inbound frames from peers are
+   * refused as unlisted until the mgr's snapshot lists them again after the next registration.
+   */
+  private fence(): void {
+    this.fenced = true;
+    this.m.fenced.inc();
+    const peers = this.membership.all().filter((i) => i.id !== this.id);
+    this.log.warn(
+      { peers: peers.length, fenceMs: this.cfg.node.mgrLostFenceMs },
+      'no mgr for node.mgrLostFenceMs: this node counts as evicted; dropping every peer until registered again',
+    );
+    for (const i of peers) {
+      this.membership.remove(i.id);
+      this.dropPeer(i, 'lost');
+    }
+    // Links from peers that are not listed any more (inbound ones included) close too.
+    for (const [id, pl] of this.links) {
+      pl.close(new XError('NO_TARGET', `node ${id} is not listed (fenced)`));
+      this.links.delete(id);
+    }
+    this.m.links.set(this.openLinks());
+    this.m.peers.set(this.membership.size);
+  }
+
+  /** True between the fence and the next registration (see fence()). */
+  get isFenced(): boolean {
+    return this.fenced;
   }
 
   private scheduleUpdate(now = false): void {

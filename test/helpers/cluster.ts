@@ -85,7 +85,7 @@ export class Proc extends GroupProcess {
   readonly events: ProbeEvent[] = [];
 
   constructor(
-    readonly kind: 'mgr' | 'probe' | 'redis',
+    readonly kind: 'mgr' | 'probe' | 'redis' | 'role',
     opts: SpawnOptions,
   ) {
     super(opts);
@@ -199,6 +199,24 @@ export class ProbeProc extends Proc {
     return this.call('request', { target, body, timeoutMs }, 'reply', timeoutMs + 5000);
   }
 
+  /** Sends `count` fire-and-forget messages `<body>:<i>` to `target` (at `rate`/s); resolves once all were handed to the node. */
+  async sendMessages(
+    target: string,
+    body: string,
+    opts: { count?: number; rate?: number } = {},
+    timeoutMs = 30_000,
+  ): Promise<{ accepted: number; refused: number }> {
+    const r = await this.call<{ accepted: number; refused: number }>('send', { target, body, ...opts }, 'sent', timeoutMs);
+    return { accepted: r.accepted, refused: r.refused };
+  }
+
+  /** Messages (MSG) this probe received from `from` since `since`, as their bodies. */
+  messagesFrom(from: string, since = 0): string[] {
+    return this.eventsOf('message', since)
+      .filter((e) => e.from === from)
+      .map((e) => String(e.body));
+  }
+
   /** Starts ECHO traffic to `target` at `rate`/s (until stopped, or `count` requests). */
   async startLoad(target: string, rate: number, opts: { count?: number; timeoutMs?: number } = {}): Promise<LoadHandle> {
     const rid = `${this.label}-load-${this.nextRid++}`;
@@ -215,9 +233,16 @@ export class ProbeProc extends Proc {
 
 export class RedisProc extends Proc {
   port = 0;
+  host = '127.0.0.1';
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.host}:${this.port}`;
   }
+}
+
+/** Spawn options run through `prefix` (e.g. `ip netns exec <ns>`); unchanged without one. */
+function prefixed(prefix: string[] | undefined, o: SpawnOptions): SpawnOptions {
+  if (!prefix || prefix.length === 0) return o;
+  return { ...o, command: prefix[0]!, args: [...prefix.slice(1), o.command, ...(o.args ?? [])] };
 }
 
 // ------------------------------------------------------------------------------------- cluster
@@ -278,10 +303,13 @@ export class Cluster {
     return p;
   }
 
-  /** Starts an mgr and waits until it listens (it may still be a standby). */
-  async startMgr(opts: { env?: Record<string, string>; label?: string } = {}): Promise<MgrProc> {
+  /**
+   * Starts an mgr and waits until it listens (it may still be a standby). `prefix` runs it through
+   * another command, e.g. `ip netns exec <ns>` (test/helpers/netns.ts).
+   */
+  async startMgr(opts: { env?: Record<string, string>; label?: string; prefix?: string[] } = {}): Promise<MgrProc> {
     const label = opts.label ?? this.nextLabel('mgr');
-    const p = this.adopt(new MgrProc('mgr', xserverSpawnOptions({ label, args: ['mgr'], env: this.childEnv(opts.env) })));
+    const p = this.adopt(new MgrProc('mgr', prefixed(opts.prefix, xserverSpawnOptions({ label, args: ['mgr'], env: this.childEnv(opts.env) }))));
     await this.waitFor(`${label} started`, () => p.instanceId !== undefined || this.exitedEarly(p), 15_000);
     return p;
   }
@@ -291,11 +319,26 @@ export class Cluster {
     return this.waitFor(`${mgr.label} ACTIVE`, () => mgr.activeLog ?? this.exitedEarly(mgr), timeoutMs);
   }
 
+  /**
+   * Starts any other role (`xserver <args>`: login, gateway, a node with another entry) and waits
+   * for its log line matching `ready` (e.g. /^login listening/).
+   */
+  async startRole(opts: { label: string; args: string[]; ready: RegExp; env?: Record<string, string>; prefix?: string[] }): Promise<Proc> {
+    const p = this.adopt(
+      new Proc(
+        'role',
+        prefixed(opts.prefix, { ...xserverSpawnOptions({ label: opts.label, args: opts.args, env: this.childEnv(opts.env) }), stdin: 'ignore' }),
+      ),
+    );
+    await this.waitFor(`${opts.label}: ${String(opts.ready)}`, () => p.logsMatching(opts.ready).length > 0 || this.exitedEarly(p), 15_000);
+    return p;
+  }
+
   /** Starts a probe node and waits until it listens (not until it registers). */
-  async startProbe(opts: { env?: Record<string, string>; label?: string; type?: number } = {}): Promise<ProbeProc> {
+  async startProbe(opts: { env?: Record<string, string>; label?: string; type?: number; prefix?: string[] } = {}): Promise<ProbeProc> {
     const label = opts.label ?? this.nextLabel('probe');
     const env = this.childEnv({ ...(opts.type !== undefined ? { PROBE_TYPE: String(opts.type) } : {}), ...(opts.env ?? {}) });
-    const p = new ProbeProc('probe', xserverSpawnOptions({ label, args: ['node', '--entry', PROBE_ENTRY], env }));
+    const p = new ProbeProc('probe', prefixed(opts.prefix, xserverSpawnOptions({ label, args: ['node', '--entry', PROBE_ENTRY], env })));
     p.cluster = this;
     this.adopt(p);
     await this.waitFor(`${label} listening`, () => (p.lastOf('listening') && p.lastOf('ready')) || this.exitedEarly(p), 15_000);
@@ -311,14 +354,17 @@ export class Cluster {
 
   /**
    * Starts a private redis-server (no persistence) on `port` (default: a free one) and waits until
-   * it accepts connections.
+   * it accepts connections. `bind` (default 127.0.0.1) is the address it listens on.
    */
-  async startRedis(port?: number): Promise<RedisProc> {
+  async startRedis(port?: number, bind = '127.0.0.1'): Promise<RedisProc> {
     const p0 = port ?? (await freePort());
     const label = this.nextLabel('redis');
-    const args = ['--port', String(p0), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    const args = ['--port', String(p0), '--bind', bind, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    // Beyond loopback without a password Redis refuses clients unless protected mode is off.
+    if (bind !== '127.0.0.1') args.push('--protected-mode', 'no');
     const p = this.adopt(new RedisProc('redis', { label, command: 'redis-server', args, cwd: ROOT }));
     p.port = p0;
+    p.host = bind;
     await this.waitFor(`${label} ready on ${p0}`, () => p.hasLine(/Ready to accept connections/) || this.exitedEarly(p), 10_000);
     return p;
   }
@@ -329,11 +375,12 @@ export class Cluster {
   }
 
   /**
-   * A TCP proxy in this process that forwards to `targetPort` on 127.0.0.1 and delays every chunk
-   * by `delayMs` in each direction (order kept): a slow network path to the store.
+   * A TCP proxy in this process that forwards to `targetPort` on 127.0.0.1 (or `at.targetHost`)
+   * and delays every chunk by `delayMs` in each direction (order kept): a slow network path.
+   * `at.listenHost`/`at.listenPort` place it (default: any free port on 127.0.0.1).
    */
-  async startLatencyProxy(targetPort: number, delayMs: number): Promise<LatencyProxy> {
-    const proxy = await LatencyProxy.start(targetPort, delayMs);
+  async startLatencyProxy(targetPort: number, delayMs: number, at: LatencyProxyPlace = {}): Promise<LatencyProxy> {
+    const proxy = await LatencyProxy.start(targetPort, delayMs, at);
     this.proxies.push(proxy);
     return proxy;
   }
@@ -477,6 +524,12 @@ export class Cluster {
 
 // ------------------------------------------------------------------------------------- helpers
 
+export interface LatencyProxyPlace {
+  targetHost?: string;
+  listenHost?: string;
+  listenPort?: number;
+}
+
 export class LatencyProxy {
   private readonly sockets = new Set<net.Socket>();
 
@@ -489,11 +542,11 @@ export class LatencyProxy {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static start(targetPort: number, delayMs: number): Promise<LatencyProxy> {
+  static start(targetPort: number, delayMs: number, at: LatencyProxyPlace = {}): Promise<LatencyProxy> {
     return new Promise((resolve, reject) => {
       let proxy: LatencyProxy;
       const server = net.createServer((client) => {
-        const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
+        const upstream = net.connect({ host: at.targetHost ?? '127.0.0.1', port: targetPort });
         proxy.sockets.add(client);
         proxy.sockets.add(upstream);
         // Timers of one duration fire in creation order, so chunks keep their order.
@@ -507,7 +560,7 @@ export class LatencyProxy {
         pipe(upstream, client);
       });
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
+      server.listen(at.listenPort ?? 0, at.listenHost ?? '127.0.0.1', () => {
         proxy = new LatencyProxy(server, (server.address() as net.AddressInfo).port);
         resolve(proxy);
       });
