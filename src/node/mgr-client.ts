@@ -168,6 +168,7 @@ export class MgrClient {
     } catch (e) {
       // Loud, but not once per retry: the usual cause is an mgr advertising an address this host cannot reach.
       const addr = `${lease.addr}:${lease.port}`;
+      this.log.debug({ addr, code: (e as XError).code }, `mgr dial failed: ${(e as Error).message}`);
       this.problems.run(`dial:${(e as XError).code}`, (suppressed) =>
         this.log.warn(
           { addr, code: (e as XError).code, ...(suppressed > 0 ? { suppressed } : {}) },

@@ -104,6 +104,10 @@ describe('mgr discovery faults', () => {
     const refused = () => p2.logsMatching(/^mgr dial failed/).filter((l) => l.code === 'WRONG_TARGET');
     await c.waitFor('p2 refused (WRONG_TARGET) three times', () => refused().length >= 3, 10_000);
     expect(p2.logsMatching(/^mgr dial failed/).every((l) => l.code === 'WRONG_TARGET')).toBe(true);
+    // Said at warn level too, but not once per retry.
+    const warned = p2.logsMatching(/^cannot reach the mgr at 127\.0\.0\.1:/).filter((l) => l.level === 40);
+    expect(warned.length).toBeGreaterThanOrEqual(1);
+    expect(warned.length).toBeLessThan(refused().length);
     // The node that owns the port refused the handshake itself.
     expect(p1.logsMatching(/^refused connection/).some((l) => l.code === 'WRONG_TARGET')).toBe(true);
     expect(p1.eventsOf('mgr-connected')).toEqual([]);
