@@ -468,18 +468,15 @@ describe('gateway public address', () => {
   it('is probed before it is handed out: a gateway whose address does not answer gets no logins', async () => {
     const c = testConfig(`${CLUSTER}-probe`, (x) => (x.login.probeGateways = true));
     await startMgr(c);
-    // One gateway with a TCP listener on its advertised client port, one advertising a closed port.
+    // One gateway with a TCP listener on its advertised client port; one whose public address
+    // (gateway.publicTcp) nothing listens on: port 1 of a loopback address no test uses.
     const listening = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
     stoppers.push(() => new Promise<void>((r) => listening.close(() => r())));
     const openPort = (listening.address() as net.AddressInfo).port;
-    const closed = net.createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const closedPort = (closed.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
     // The unreachable one would win on load.
     const up = await startNode(c, 3, { extraPorts: [openPort, 0], overload: [100] });
-    const down = await startNode(c, 3, { extraPorts: [closedPort, 0], overload: [0] });
+    const down = await startNode({ ...c, gateway: { ...c.gateway, publicTcp: '127.0.0.9:1' } }, 3, { extraPorts: [openPort, 0], overload: [0] });
     const { login: l, base: b } = await startLogin(c);
     await eventually('login sees both gateways', () => l.node.has(up.id) && l.node.has(down.id));
     const s = new RedisStore(REDIS_URL, c.cluster);
