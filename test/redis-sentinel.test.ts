@@ -10,14 +10,30 @@
  * orchestrator does it; the sentinels told of the new master without a +switch-master, so nothing
  * drops the connection): writes get READONLY, and the store reconnects through the sentinels and
  * runs the write again on the current master.
+ *
+ * An in-process xserver cluster on the Sentinel set (two mgrs, gateway, lobby, login, a connected
+ * client, a login every 100 ms) through kill -9 of the master: never two active mgrs, logins
+ * refused (503) only around the switch, every account and allocation still there, lease
+ * announcements still arriving; the killed master comes back as a replica.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { XClient } from '../src/client/index.js';
+import { login as clientLogin } from '../src/client/login.js';
+import { Gateway } from '../src/gateway/gateway.js';
+import { silentLogger } from '../src/log.js';
+import { addAccount } from '../src/login/accounts.js';
+import { LoginServer } from '../src/login/login.js';
+import { Metrics } from '../src/metrics.js';
+import { MgrServer } from '../src/mgr/mgr.js';
+import { ClusterNode } from '../src/node/node.js';
+import { createRoleContext } from '../src/roles.js';
 import { RedisStore } from '../src/store/index.js';
 import type { LeaseRecord } from '../src/store/store.js';
 import { waitFor } from '../testkit/index.js';
-import { HAVE_REDIS_SERVER, RedisServers, type SentinelSet } from './helpers/redis-servers.js';
+import { startCluster } from './helpers/inproc.js';
+import { HAVE_REDIS_SERVER, RedisServers, type RedisServer, type SentinelSet } from './helpers/redis-servers.js';
 
 if (!HAVE_REDIS_SERVER) console.log('[skip] Sentinel test: redis-server is not on PATH');
 
@@ -31,15 +47,25 @@ const DOWN_AFTER_MS = 1000;
  */
 const RECOVERY_BOUND_MS = 15_000;
 
+/**
+ * A login started this long after the promotion may still be refused: the store learning the new
+ * master (the failover detector, else a reconnect after at most 2 s of backoff) plus the login's
+ * own bound on a store call (login.storeTimeoutMs, 1 s here).
+ */
+const FOLLOW_MASTER_MS = 3000;
+const LOBBY = 4;
+
 const servers = new RedisServers();
 let set: SentinelSet;
 const stores: RedisStore[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   if (HAVE_REDIS_SERVER) set = await servers.sentinelSet(MASTER_NAME, DOWN_AFTER_MS);
 }, 30_000);
 
 afterAll(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
   for (const s of stores.splice(0)) await s.close();
   await servers.stop();
 });
@@ -48,6 +74,208 @@ afterAll(async () => {
 const STORES = 4;
 /** kill -9 of the master this many times in a row (the old master comes back as a replica in between). */
 const FAILOVERS = 2;
+
+/** How a round switches the master: a failover the operator asks for, or the master dying. */
+type Switch = 'SENTINEL FAILOVER' | 'kill -9 of the master';
+
+/**
+ * An in-process xserver cluster on the Sentinel set (two mgrs with a store each, gateway, lobby,
+ * login, a connected client) through one switch of master: never two active mgrs, logins refused
+ * (503) only around the switch, every account and allocation from before still there, lease
+ * announcements still arriving. Afterwards the old master is the replica of the promoted one.
+ */
+async function ridesOut(round: Switch): Promise<void> {
+  const oldMaster: RedisServer = set.master;
+  const promoted: RedisServer = set.replica;
+  try {
+    await ridesOutSwitch(round, oldMaster, promoted);
+  } finally {
+    // Whatever failed, leave a master and an in-sync replica to the next case.
+    if (set.master === oldMaster && (await set.masterPort().catch(() => 0)) === promoted.port) await settle(round, oldMaster, promoted);
+  }
+}
+
+/**
+ * The old master serves as the replica of the promoted one: the sentinels demote it after
+ * SENTINEL FAILOVER; after the kill it comes back (same port) as a replica.
+ */
+async function settle(round: Switch, oldMaster: RedisServer, promoted: RedisServer): Promise<void> {
+  set.master = promoted;
+  set.replica =
+    round === 'SENTINEL FAILOVER'
+      ? oldMaster
+      : await servers.restart('redis-old-master', oldMaster, ['--replicaof', '127.0.0.1', String(promoted.port)]);
+  await set.replicaReady(20_000);
+}
+
+async function ridesOutSwitch(round: Switch, oldMaster: RedisServer, promoted: RedisServer): Promise<void> {
+  const c = await startCluster((cfg) => {
+    cfg.redisUrl = set.url;
+    cfg.login.host = '127.0.0.1';
+    cfg.login.storeTimeoutMs = 1000;
+  });
+  cleanups.push(() => c.cleanup());
+  const { cluster } = c;
+  // A second mgr with a store of its own, as another process would have.
+  const store2 = new RedisStore(set.url, cluster);
+  stores.push(store2);
+  await store2.ready(5000);
+  const mgr2 = c.own(new MgrServer(createRoleContext({ config: c.config, store: store2, logger: silentLogger(), metrics: new Metrics() })));
+  await mgr2.start();
+  const gateway = c.own(new Gateway(c.ctx));
+  const lobby = c.own(new ClusterNode(c.ctx, { type: LOBBY, name: 'lobby' }));
+  const login = c.own(new LoginServer(c.ctx, { trustProxy: true }));
+  await Promise.all([gateway.start(), lobby.start()]);
+  await Promise.all([gateway.node.ready(5000), lobby.ready(5000)]);
+  await login.start();
+  await login.whenRegistered(5000);
+  await waitFor(() => login.node.has(gateway.node.id) && login.node.has(lobby.id), { timeoutMs: 5000, what: 'login sees gateway and lobby' });
+  const base = `http://127.0.0.1:${login.port}`;
+
+  let ip = 0;
+  const post = async (account: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': `10.9.${Math.floor(++ip / 250) % 250}.${(ip % 250) + 1}` },
+      body: JSON.stringify({ account, password: `pw-${account}` }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  const accounts = Array.from({ length: 12 }, (_, i) => `hero-${i}`);
+  for (const a of accounts) await addAccount(c.store, a, `pw-${a}`);
+  const before = new Map<string, unknown>();
+  for (const a of accounts) {
+    const r = await post(a);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    before.set(a, { gateway: (r.body.gateway as { id: string }).id, allocations: r.body.allocations });
+  }
+  const client = new XClient({ transport: 'tcp' });
+  cleanups.push(() => client.close());
+  await client.connect(await clientLogin(base, 'hero-0', 'pw-hero-0'));
+
+  const listener = new RedisStore(set.url, cluster);
+  stores.push(listener);
+  await listener.ready(5000);
+  const announced: LeaseRecord[] = [];
+  await listener.onLeaseAnnounced((r) => announced.push(r));
+  const mgrs = [c.mgr, mgr2];
+
+  // Replication is asynchronous: wait until the replica has everything so far (a marker written
+  // last), so the switch cannot lose an account or an allocation made before it.
+  const markerKey = `sync-${round === 'SENTINEL FAILOVER' ? 1 : 2}`;
+  await c.store.kvSet(markerKey, 'v');
+  await waitFor(async () => (await set.sentinelCommand(set.replica.port, ['GET', `xs:{${cluster}}:kv:${markerKey}`])) === 'v', {
+    timeoutMs: 5000,
+    what: 'the replica to catch up',
+  });
+  const activeBefore = mgrs.find((m) => m.isActive);
+  expect(activeBefore).toBeDefined();
+
+  // Samplers: both mgrs' activity, and a login every 100 ms.
+  let both = 0;
+  let bothFrom = 0;
+  let bothTo = 0;
+  let lastNoMgr = 0;
+  let stop = false;
+  const switchedAt = performance.now();
+  const sampler = (async () => {
+    while (!stop) {
+      const active = mgrs.filter((m) => m.isActive).length;
+      if (active > 1) {
+        both++;
+        bothFrom ||= performance.now();
+        bothTo = performance.now();
+      }
+      if (active === 0) lastNoMgr = performance.now();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  const attempts: { t: number; status: number; code?: string }[] = [];
+  const prober = (async () => {
+    for (let i = 0; !stop; i++) {
+      const t = performance.now();
+      const r = await post(accounts[i % accounts.length]).catch(() => ({ status: 0, body: {} as Record<string, unknown> }));
+      attempts.push({ t: t - switchedAt, status: r.status, code: (r.body.error as { code?: string } | undefined)?.code });
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+
+  try {
+    if (round === 'SENTINEL FAILOVER') await set.sentinelCommand(set.sentinelPorts[0], ['SENTINEL', 'FAILOVER', MASTER_NAME]);
+    else oldMaster.proc.signal('SIGKILL');
+    await waitFor(async () => (await set.masterPort().catch(() => 0)) === promoted.port, {
+      timeoutMs: RECOVERY_BOUND_MS,
+      what: `the sentinels to promote the replica (${round})`,
+      pollMs: 50,
+    });
+    const promotedMs = performance.now() - switchedAt;
+    // Logins work again: three in a row answered 200 by the prober.
+    await waitFor(
+      () => {
+        const last = attempts.slice(-3);
+        return last.length === 3 && last.every((a) => a.status === 200 && a.t > promotedMs);
+      },
+      { timeoutMs: RECOVERY_BOUND_MS, what: `logins to work again after ${round}`, pollMs: 50 },
+    );
+    // An mgr is active and its lease is what the store says.
+    await waitFor(
+      async () => {
+        const lease = await c.store.readLease().catch(() => null);
+        return lease !== null && mgrs.some((m) => m.isActive && lease.instanceId === m.instanceId);
+      },
+      { timeoutMs: RECOVERY_BOUND_MS, what: 'an active mgr holding the lease', pollMs: 50 },
+    );
+    const mgrBackMs = performance.now() - switchedAt;
+    stop = true;
+    await Promise.all([sampler, prober]);
+
+    const failed = attempts.filter((a) => a.status !== 200);
+    const refusedMs = failed.length ? failed[failed.length - 1].t - failed[0].t + 100 : 0;
+    console.log(
+      `[measure] Sentinel ${round}: replica promoted after ${Math.round(promotedMs)} ms; ` +
+        `logins refused ${failed.length} of ${attempts.length} (${JSON.stringify([...new Set(failed.map((a) => `${a.status} ${a.code}`))])}) ` +
+        `from ${failed.length ? Math.round(failed[0].t) : '-'} to ${failed.length ? Math.round(failed[failed.length - 1].t) : '-'} ms (~${Math.round(refusedMs)} ms); ` +
+        `mgr active with its lease ${Math.round(mgrBackMs)} ms after the switch, no active mgr until ${lastNoMgr ? Math.round(lastNoMgr - switchedAt) : '-'} ms; ` +
+        `two active mgrs ${both ? `from ${Math.round(bothFrom - switchedAt)} to ${Math.round(bothTo - switchedAt)} ms (${both} samples)` : 'never'}; ` +
+        `active mgr ${activeBefore === mgrs.find((m) => m.isActive) ? 'unchanged' : 'changed'}`,
+    );
+    expect(both).toBe(0);
+    // A login is refused only as "try again" (503), never as bad credentials (an account lost) or a 500.
+    for (const f of failed) expect([0, 503]).toContain(f.status);
+    for (const f of failed) if (f.status === 503) expect(['STORE_UNAVAILABLE', 'NO_GATEWAY']).toContain(f.code);
+    // ...and only around the switch: none started well after the promotion is refused.
+    for (const f of failed) expect(f.t).toBeLessThan(promotedMs + FOLLOW_MASTER_MS);
+    expect(promotedMs).toBeLessThan(RECOVERY_BOUND_MS);
+  } finally {
+    stop = true;
+    await Promise.all([sampler, prober]);
+  }
+
+  // Every account logs in with its password, on the same gateway and lobby as before.
+  for (const a of accounts) {
+    const r = await post(a);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect({ gateway: (r.body.gateway as { id: string }).id, allocations: r.body.allocations }).toEqual(before.get(a));
+  }
+  // Announcements reach a subscriber that was there before the switch.
+  const had = announced.length;
+  await waitFor(
+    async () => {
+      const lease = await c.store.readLease();
+      if (lease) await c.store.announceLease(lease);
+      return announced.length > had;
+    },
+    { timeoutMs: RECOVERY_BOUND_MS, what: `a lease announcement after ${round}`, pollMs: 100, retryErrors: true },
+  );
+  expect(client.connected).toBe(true);
+
+  await settle(round, oldMaster, promoted);
+  const fresh = `fresh-${round === 'SENTINEL FAILOVER' ? 1 : 2}`;
+  await addAccount(c.store, fresh, `pw-${fresh}`);
+  expect((await post(fresh)).status).toBe(200);
+}
 
 describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Sentinel', () => {
   it('a write that meets READONLY on a demoted master reconnects through the sentinels and lands on the current master', async () => {
@@ -97,6 +325,12 @@ describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Sentinel', () => {
     expect(await store.kvGet('before')).toBe('v');
     console.log(`[measure] write after READONLY from a demoted master: answered from the new master in ${Math.round(firstMs)} ms`);
   }, 40_000);
+
+  it(
+    'an xserver cluster rides out kill -9 of the Sentinel master: one active mgr, logins back after the switch, nothing lost',
+    () => ridesOut('kill -9 of the master'),
+    40_000,
+  );
 
   it('works again after each kill -9 of the master: writes and reads reach the new master, lease announcements keep arriving', async () => {
     const cluster = `sentinel-${randomBytes(4).toString('hex')}`;
