@@ -326,6 +326,13 @@ describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Sentinel', () => {
     console.log(`[measure] write after READONLY from a demoted master: answered from the new master in ${Math.round(firstMs)} ms`);
   }, 40_000);
 
+  // Fails in about 2 of 3 runs: two mgrs active at once for ~0.2 s, about 1.4 s after the command.
+  it(
+    'an xserver cluster rides out SENTINEL FAILOVER: one active mgr, logins back after the switch, nothing lost',
+    () => ridesOut('SENTINEL FAILOVER'),
+    40_000,
+  );
+
   it(
     'an xserver cluster rides out kill -9 of the Sentinel master: one active mgr, logins back after the switch, nothing lost',
     () => ridesOut('kill -9 of the master'),

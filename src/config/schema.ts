@@ -67,7 +67,7 @@ const TABLE = [
     type: 'int',
     default: 250,
     min: 0,
-    doc: 'After creating an account on a Redis master with replicas, wait up to this long for one replica to confirm it (WAIT 1), so a failover cannot lose it; 0 = do not wait.',
+    doc: 'After creating an account on a Redis master with replicas, wait up to this long for one replica to confirm it (WAIT 1), so a failover cannot lose it. Also makes the mgr lease failover-safe: a refresh counts only once a replica holds it, and a master that just lost its replicas is not trusted with the lease (docs/operations.md). 0 = neither.',
   },
   {
     key: 'bindHost',

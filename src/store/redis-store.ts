@@ -65,6 +65,12 @@ const DEFAULT_OP_TIMEOUT_MS = 5000;
 const DEFAULT_WAIT_REPLICAS_MS = 250;
 /** At most one "no replica acknowledged" warning per this interval. */
 const WAIT_WARN_INTERVAL_MS = 60_000;
+/**
+ * A lease master seen with a replica this recently and with none now is not trusted with the lease
+ * (a Sentinel failover in progress); longer than a Sentinel takes to demote the old master, short
+ * enough that a replica that died for good costs one takeover.
+ */
+const REPLICA_LOSS_WINDOW_MS = 5000;
 /** Bounds QUIT on close(): a server that stopped answering must not hold up shutdown. */
 const QUIT_TIMEOUT_MS = 1000;
 /** Pause between PINGs while ready() waits for the server. */
@@ -410,6 +416,8 @@ export class RedisStore implements ClusterStore {
   private readonly logger: RedisStoreOptions['logger'];
   private readonly opTimeoutMs: number;
   private readonly waitReplicasMs: number;
+  /** When this store last saw the lease's master with a replica (see leaseReplicated). */
+  private replicasSeenAt = -Infinity;
   /** Cluster-wide keys: `xs:{<cluster>}:` (the cluster's slot). */
   private readonly prefix: string;
   /** Per-account keys: `xs:<cluster>:<kind>:{<id>}` (the id's slot). */
@@ -616,6 +624,12 @@ export class RedisStore implements ClusterStore {
       const keys = [this.key('lease'), this.key('lease', 'epoch')];
       const stored = await this.script('xsAcquireLease', keys, [JSON.stringify(body), px(ttlMs), notAfterArg(opts)]);
       this.refuseLate('acquireLease', stored);
+      if (typeof stored === 'string' && this.waitReplicasMs > 0 && !(await this.leaseMaster(keys[0]!)).trusted) {
+        // Installed on a master that just lost its replicas (see leaseReplicated): give it back.
+        await this.script('xsReleaseLease', [keys[0]!], [rec.instanceId]);
+        return null;
+      }
+      if (typeof stored !== 'string' && this.waitReplicasMs > 0) await this.leaseMaster(keys[0]!);
       return typeof stored === 'string' ? parseLease(stored) : null;
     });
   }
@@ -624,8 +638,43 @@ export class RedisStore implements ClusterStore {
     return this.runLease('refreshLease', opts, async () => {
       const v = await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs), notAfterArg(opts)]);
       this.refuseLate('refreshLease', v);
-      return v === 1;
+      return v === 1 && (await this.leaseReplicated(opts));
     });
+  }
+
+  /**
+   * Whether the refresh just made will survive a failover: with replicas, one must hold it (WAIT 1).
+   * A master seen with replicas less than REPLICA_LOSS_WINDOW_MS ago and with none now may be one a
+   * Sentinel just replaced (its replica promoted, the old master still writable for a moment): a
+   * refresh there is not counted, so the holder's watchdog steps it down before the copy on the
+   * new master expires and a standby takes it. storeWaitReplicasMs 0 turns this off.
+   */
+  private async leaseReplicated(opts: LeaseCommandOptions): Promise<boolean> {
+    if (this.waitReplicasMs <= 0) return true;
+    const key = this.key('lease');
+    const m = await this.leaseMaster(key);
+    if (!m.trusted) return false;
+    if (m.replicas === 0) return true; // nothing to wait for
+    const left = opts.notAfter === undefined ? this.waitReplicasMs : Math.min(this.waitReplicasMs, opts.notAfter - Date.now());
+    if (left <= 0) return false;
+    const waited = await this.client.pipeline().exists(key).call('WAIT', 1, left).exec();
+    const [err, acked] = waited?.[1] ?? [new Error('no reply')];
+    return !err && Number(acked) >= 1;
+  }
+
+  /** The lease master's replicas; untrusted when it has none but had one within REPLICA_LOSS_WINDOW_MS (see leaseReplicated). */
+  private async leaseMaster(key: string): Promise<{ replicas: number; trusted: boolean }> {
+    const replicas = await this.replicaCount(key);
+    const now = performance.now();
+    if (replicas > 0) this.replicasSeenAt = now;
+    return { replicas, trusted: replicas > 0 || now - this.replicasSeenAt >= REPLICA_LOSS_WINDOW_MS };
+  }
+
+  /** Replicas of the master that owns `key` (pipelined with a command on `key` so Redis Cluster asks that node). */
+  private async replicaCount(key: string): Promise<number> {
+    const replies = await this.client.pipeline().exists(key).role().exec();
+    const role = replies?.[1]?.[1] as unknown[] | undefined;
+    return role?.[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
   }
 
   /**
@@ -787,9 +836,7 @@ export class RedisStore implements ClusterStore {
    */
   private async waitForReplica(key: string, account: string): Promise<void> {
     if (this.waitReplicasMs <= 0) return;
-    const replies = await this.client.pipeline().exists(key).role().exec();
-    const role = replies?.[1]?.[1] as unknown[] | undefined;
-    const replicas = role?.[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+    const replicas = await this.replicaCount(key);
     if (replicas === 0) return;
     const waited = await this.client.pipeline().exists(key).call('WAIT', 1, this.waitReplicasMs).exec();
     const [err, acked] = waited?.[1] ?? [new Error('no reply')];
