@@ -372,6 +372,11 @@ async function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error
 }
 
 /** The scripts' deadline argument: wall ms, '0' for none. */
+/** The number of replicas in a ROLE reply of a master (0 for a replica or no reply). */
+function replicasOf(role: unknown): number {
+  return Array.isArray(role) && role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+}
+
 function notAfterArg(opts: LeaseCommandOptions): string {
   return opts.notAfter === undefined ? '0' : String(Math.floor(opts.notAfter));
 }
@@ -622,23 +627,23 @@ export class RedisStore implements ClusterStore {
       const body: Omit<LeaseRecord, 'epoch'> = { instanceId: rec.instanceId, addr: rec.addr, port: rec.port };
       if (rec.adminPort !== undefined) body.adminPort = rec.adminPort;
       const keys = [this.key('lease'), this.key('lease', 'epoch')];
-      const stored = await this.script('xsAcquireLease', keys, [JSON.stringify(body), px(ttlMs), notAfterArg(opts)]);
+      const { result: stored, replicas } = await this.leaseScript('xsAcquireLease', keys, [JSON.stringify(body), px(ttlMs), notAfterArg(opts)]);
       this.refuseLate('acquireLease', stored);
-      if (typeof stored === 'string' && this.waitReplicasMs > 0 && !(await this.leaseMaster(keys[0]!)).trusted) {
+      if (typeof stored !== 'string') return null;
+      if (!this.leaseMasterTrusted(replicas)) {
         // Installed on a master that just lost its replicas (see leaseReplicated): give it back.
         await this.script('xsReleaseLease', [keys[0]!], [rec.instanceId]);
         return null;
       }
-      if (typeof stored !== 'string' && this.waitReplicasMs > 0) await this.leaseMaster(keys[0]!);
-      return typeof stored === 'string' ? parseLease(stored) : null;
+      return parseLease(stored);
     });
   }
 
   refreshLease(instanceId: string, ttlMs: number, opts: LeaseCommandOptions = {}): Promise<boolean> {
     return this.runLease('refreshLease', opts, async () => {
-      const v = await this.script('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs), notAfterArg(opts)]);
+      const { result: v, replicas } = await this.leaseScript('xsRefreshLease', [this.key('lease')], [instanceId, px(ttlMs), notAfterArg(opts)]);
       this.refuseLate('refreshLease', v);
-      return v === 1 && (await this.leaseReplicated(opts));
+      return v === 1 && (await this.leaseReplicated(replicas, opts));
     });
   }
 
@@ -649,32 +654,38 @@ export class RedisStore implements ClusterStore {
    * refresh there is not counted, so the holder's watchdog steps it down before the copy on the
    * new master expires and a standby takes it. storeWaitReplicasMs 0 turns this off.
    */
-  private async leaseReplicated(opts: LeaseCommandOptions): Promise<boolean> {
-    if (this.waitReplicasMs <= 0) return true;
-    const key = this.key('lease');
-    const m = await this.leaseMaster(key);
-    if (!m.trusted) return false;
-    if (m.replicas === 0) return true; // nothing to wait for
+  private async leaseReplicated(replicas: number, opts: LeaseCommandOptions): Promise<boolean> {
+    if (!this.leaseMasterTrusted(replicas)) return false;
+    if (replicas === 0 || this.waitReplicasMs <= 0) return true; // nothing to wait for
     const left = opts.notAfter === undefined ? this.waitReplicasMs : Math.min(this.waitReplicasMs, opts.notAfter - Date.now());
     if (left <= 0) return false;
-    const waited = await this.client.pipeline().exists(key).call('WAIT', 1, left).exec();
+    const waited = await this.client.pipeline().exists(this.key('lease')).call('WAIT', 1, left).exec();
     const [err, acked] = waited?.[1] ?? [new Error('no reply')];
     return !err && Number(acked) >= 1;
   }
 
-  /** The lease master's replicas; untrusted when it has none but had one within REPLICA_LOSS_WINDOW_MS (see leaseReplicated). */
-  private async leaseMaster(key: string): Promise<{ replicas: number; trusted: boolean }> {
-    const replicas = await this.replicaCount(key);
+  /** False when the lease's master has no replica but had one within REPLICA_LOSS_WINDOW_MS (see leaseReplicated). */
+  private leaseMasterTrusted(replicas: number): boolean {
+    if (this.waitReplicasMs <= 0) return true;
     const now = performance.now();
     if (replicas > 0) this.replicasSeenAt = now;
-    return { replicas, trusted: replicas > 0 || now - this.replicasSeenAt >= REPLICA_LOSS_WINDOW_MS };
+    return replicas > 0 || now - this.replicasSeenAt >= REPLICA_LOSS_WINDOW_MS;
+  }
+
+  /** A lease script and ROLE in one round trip (one pipeline, so Redis Cluster runs both on the lease's node). */
+  private async leaseScript(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<{ result: unknown; replicas: number }> {
+    const pipeline = this.client.pipeline() as unknown as Record<ScriptName, (...a: ScriptArg[]) => unknown> & ReturnType<Connection['pipeline']>;
+    pipeline[name](...keys, ...args);
+    const replies = await pipeline.role().exec();
+    const [err, result] = replies?.[0] ?? [new Error('no reply'), null];
+    if (err) throw err;
+    return { result, replicas: replicasOf(replies?.[1]?.[1]) };
   }
 
   /** Replicas of the master that owns `key` (pipelined with a command on `key` so Redis Cluster asks that node). */
   private async replicaCount(key: string): Promise<number> {
     const replies = await this.client.pipeline().exists(key).role().exec();
-    const role = replies?.[1]?.[1] as unknown[] | undefined;
-    return role?.[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+    return replicasOf(replies?.[1]?.[1]);
   }
 
   /**
