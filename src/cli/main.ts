@@ -14,6 +14,9 @@ import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
 import { runInit } from './init.js';
 import { runUp } from './up.js';
+import type { XConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { ClusterStore } from '../store/store.js';
 
 /** `xserver secret`: exactly what the secure-default rule asks for. */
 const SECRET_BYTES = MIN_SECRET_BITS / 8;
@@ -46,6 +49,28 @@ function loadOptions(flags: CommonFlags, portKey?: string): LoadOptions {
   if (flags.logLevel !== undefined) overrides['log.level'] = flags.logLevel;
   if (portKey && flags.port !== undefined) overrides[portKey] = flags.port;
   return { file: flags.config, overrides };
+}
+
+/**
+ * A tool command against a running cluster (status, doctor, drain): loads the config, opens the
+ * store, runs, prints a failure as `xserver <name>: <message>` with exit code 1, closes the store.
+ */
+async function runTool(
+  name: string,
+  flags: CommonFlags,
+  run: (config: XConfig, store: ClusterStore, logger: Logger) => Promise<void>,
+): Promise<void> {
+  const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
+  const logger = makeLogger(config, name);
+  const store = await openStore(config, logger);
+  try {
+    await run(config, store, logger);
+  } catch (e) {
+    process.stderr.write(`xserver ${name}: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await store.close();
+  }
 }
 
 export function buildProgram(): Command {
@@ -84,58 +109,34 @@ export function buildProgram(): Command {
 
   withCommon(program.command('status').description('print the cluster as the active mgr sees it'))
     .option('--json', 'print JSON: {"mgr": {...}, "members": [...]}')
-    .action(async (flags: CommonFlags & { json?: boolean }) => {
-      const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
-      const logger = makeLogger(config, 'status');
-      const store = await openStore(config, logger);
-      try {
+    .action((flags: CommonFlags & { json?: boolean }) =>
+      runTool('status', flags, async (config, store, logger) => {
         const s = await fetchStatus(config, store, logger);
         process.stdout.write((flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
-      } catch (e) {
-        process.stderr.write(`xserver status: ${(e as Error).message}\n`);
-        process.exitCode = 1;
-      } finally {
-        await store.close();
-      }
-    });
+      }),
+    );
 
   withCommon(program.command('doctor').description('per member: what it binds, what it advertises, and whether the mgr reached it there'))
     .option('--json', 'print JSON: {"mgr": {...}, "members": [...], "checks": [...]}')
-    .action(async (flags: CommonFlags & { json?: boolean }) => {
-      const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
-      const logger = makeLogger(config, 'doctor');
-      const store = await openStore(config, logger);
-      try {
+    .action((flags: CommonFlags & { json?: boolean }) =>
+      runTool('doctor', flags, async (config, store, logger) => {
         const s = await fetchStatus(config, store, logger);
         const d = formatDoctor(s);
         process.stdout.write((flags.json ? JSON.stringify(s, null, 2) : d.text) + '\n');
         if (d.problems > 0) process.exitCode = 1;
-      } catch (e) {
-        process.stderr.write(`xserver doctor: ${(e as Error).message}\n`);
-        process.exitCode = 1;
-      } finally {
-        await store.close();
-      }
-    });
+      }),
+    );
 
   withCommon(
     program
       .command('drain <target>')
       .description('drain the member(s) with this id or name: no new work, stop once nothing is bound (drainTimeoutMs)'),
-  ).action(async (target: string, flags: CommonFlags) => {
-    const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
-    const logger = makeLogger(config, 'drain');
-    const store = await openStore(config, logger);
-    try {
+  ).action((target: string, flags: CommonFlags) =>
+    runTool('drain', flags, async (config, store, logger) => {
       const ids = await requestDrain(config, store, logger, target);
       process.stdout.write(`draining ${ids.length} member(s): ${ids.join(', ')}\n`);
-    } catch (e) {
-      process.stderr.write(`xserver drain: ${(e as Error).message}\n`);
-      process.exitCode = 1;
-    } finally {
-      await store.close();
-    }
-  });
+    }),
+  );
 
   // ---- login service and account administration (src/login) ----
   withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))
