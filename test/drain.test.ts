@@ -11,6 +11,7 @@ import { create } from '@bufbuild/protobuf';
 import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { drainRoles, gatewayRole, nodeRole } from '../src/roles.js';
 import { Metrics } from '../src/metrics.js';
+import { Flags } from '../src/protocol/frame.js';
 import { rawLogin, startCluster, waitUntil } from './helpers/inproc.js';
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
@@ -84,6 +85,34 @@ describe('drain', () => {
     expect(await drainRoles([gatewayRole(gw)], 300, silentLogger(), metrics)).toEqual({ cut: { 'gateway sessions': 1 } });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
     expect(await metrics.text()).toMatch(/xserver_drain_cut_total\{role="gateway",what="sessions"\} 1/);
+    cl.close();
+  });
+});
+
+describe('a node stopping gracefully', () => {
+  it('answers the requests it is still handling: peers keep its link after LEFT until its last answer', async () => {
+    const gw = c.own(new Gateway(c.ctx));
+    await gw.start();
+    await gw.node.ready(5000);
+    const slow = c.own(new ClusterNode(c.ctx, { type: 6, name: 'slow' }));
+    slow.enableRelay();
+    let handling = false;
+    slow.handleClient(1, async (data) => {
+      handling = true;
+      await new Promise((r) => setTimeout(r, 150));
+      return Buffer.concat([Buffer.from('done:'), data]);
+    });
+    await slow.start();
+    await slow.ready(5000);
+    await waitUntil(() => gw.node.has(slow.id), 5000, 'the gateway lists the slow node');
+    const cl = await rawLogin(c.store, gw, 'slow-stop');
+    cl.send(6001, 'x', Flags.REQUEST, 41);
+    await waitUntil(() => handling, 3000, 'the request is being handled');
+    const stopped = slow.stop(); // LEAVE: the gateway sees LEFT while the handler still runs
+    const reply = await cl.next((f) => f.rid === 41);
+    await stopped;
+    expect(reply.flags & Flags.ERROR, Buffer.from(reply.body).toString()).toBe(0);
+    expect(Buffer.from(reply.body).toString()).toBe('done:x');
     cl.close();
   });
 });

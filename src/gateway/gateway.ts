@@ -105,7 +105,8 @@ export class Gateway {
       },
       tlsMaterial,
     );
-    this.node.on('left', (peer) => this.router.failInflight(peer.id));
+    // Requests still unanswered when nothing more can come from their node fail now, typed.
+    this.rt.onPeerLinkGone((id) => this.router.failInflight(id));
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;
     this.retireCounters = [

@@ -65,7 +65,8 @@ export class SystemFrameGate {
   private readonly held = new Map<Link, { frames: Frame[]; timer: ReturnType<typeof setTimeout> }>();
   /**
    * Links already found to be listed members: relay frames are the hot path, so the membership
-   * lookup runs once per link. A member that leaves has its link closed, which ends the entry.
+   * lookup runs once per link. A member that leaves has its link closed (after a graceful LEFT, once
+   * it has sent what it still had), which ends the entry.
    */
   private readonly listed = new WeakSet<Link>();
 

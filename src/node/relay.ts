@@ -99,6 +99,8 @@ export class RelayEndpoint {
   private readonly waiting = new Map<string, Uint8Array[]>();
   private waitingCount = 0;
   dropped = 0;
+  /** Async client handlers not settled yet (a stopping node waits for them). */
+  handlersRunning = 0;
 
   constructor(private readonly host: RelayHost) {
     host.handleSystem(Cmd.RELAY_FROM_CLIENT, (f, link) => this.onFromClient(f, link));
@@ -243,8 +245,12 @@ export class RelayEndpoint {
     };
     try {
       const r = fn();
-      if (r instanceof Promise) r.then((v) => ctx.reply(v ?? undefined)).catch(fail);
-      else if (r !== undefined) ctx.reply(r);
+      if (r instanceof Promise) {
+        this.handlersRunning++;
+        r.then((v) => ctx.reply(v ?? undefined))
+          .catch(fail)
+          .finally(() => this.handlersRunning--);
+      } else if (r !== undefined) ctx.reply(r);
     } catch (e) {
       fail(e);
     }

@@ -53,6 +53,11 @@ const READY_TIMEOUT_MS = 30_000;
 const MIN_LEAVE_WAIT_MS = 200;
 /** How often stop() looks whether the links have flushed during node.shutdownDrainMs. */
 const DRAIN_POLL_MS = 10;
+/**
+ * After LEAVE, links stay open until no peer frame arrived for this long: peers that sent before
+ * they saw LEFT still get their answers (a peer no longer routes here once it processed LEFT).
+ */
+const LEAVE_QUIET_MS = 50;
 
 /** Facade -> its runtime; read through runtimeOf() in internal.ts (framework code only). */
 const runtimes = new WeakMap<object, NodeRuntime>();
@@ -94,6 +99,17 @@ export class NodeRuntime {
   private readonly selector: Selector;
   private readonly peers = new Map<string, Peer>();
   private readonly links = new Map<string, PeerLink>();
+  /**
+   * Links to peers that left gracefully: kept open, so what the peer still sends (answers to our
+   * requests, messages for our clients) arrives; the leaving peer closes them once it has flushed,
+   * or node.shutdownDrainMs + LEAVE_QUIET_MS after its LEFT they are closed here.
+   */
+  private readonly leaving = new Map<string, { pl: PeerLink; info: NodeInfo; timer: ReturnType<typeof setTimeout> }>();
+  private readonly linkGoneListeners: ((peerId: string) => void)[] = [];
+  /** Frames received from peers, ever: stop() waits until it stops moving. */
+  private peerFramesIn = 0;
+  /** Async message handlers not settled yet: stop() lets them answer before the links close. */
+  private handlersRunning = 0;
   private readonly handlers = new Map<number, RawHandler>();
   private readonly peerLinkHost: PeerLinkHost;
   private readonly relay: RelayEndpoint;
@@ -157,6 +173,7 @@ export class NodeRuntime {
       onFrame: (f, link) => this.onPeerFrame(f, link),
       onLinkUp: () => this.m.links.set(this.openLinks()),
       onLinkDown: (peerId) => {
+        if (this.leaving.has(peerId)) return this.closeLeaving(peerId);
         // A link from a node we do not list (it left, or never registered) is not kept warm.
         if (!this.membership.has(peerId)) {
           this.links.get(peerId)?.close(new XError('NO_TARGET', `node ${peerId} is not listed`));
@@ -305,17 +322,58 @@ export class NodeRuntime {
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
     await this.mgrClient.stop(Math.max(MIN_LEAVE_WAIT_MS, this.cfg.node.shutdownDrainMs));
+    // Peers learn of LEFT about now; until they stop sending, the handlers answered and the
+    // answers are out (or node.shutdownDrainMs), the links stay.
     const deadline = performance.now() + this.cfg.node.shutdownDrainMs;
-    while (performance.now() < deadline && [...this.links.values()].some((l) => (l.current?.outboundBytes ?? 0) > 0)) {
+    let seen = this.peerFramesIn;
+    let quietSince = performance.now();
+    for (;;) {
+      const now = performance.now();
+      if (this.peerFramesIn !== seen) {
+        seen = this.peerFramesIn;
+        quietSince = now;
+      }
+      const busy = this.handlersRunning > 0 || this.relay.handlersRunning > 0;
+      const flushed = ![...this.links.values()].some((l) => (l.current?.outboundBytes ?? 0) > 0);
+      if ((!busy && flushed && now - quietSince >= LEAVE_QUIET_MS) || now >= deadline) break;
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
     }
     for (const l of this.links.values()) l.close(new XError('SHUTTING_DOWN', 'node is stopping'));
     this.links.clear();
+    for (const id of [...this.leaving.keys()]) this.closeLeaving(id);
     this.gate.stop();
     await this.listener.close();
     this.m.mgrConnected.set(0);
     for (const retire of this.retireCounters) retire();
     this.log.info('node stopped');
+  }
+
+  /**
+   * Calls `fn` with a peer's id once nothing more can arrive from it: at once when it was lost,
+   * when its link closes after a graceful LEFT (requests to it that are still unanswered then
+   * never will be).
+   */
+  onPeerLinkGone(fn: (peerId: string) => void): void {
+    this.linkGoneListeners.push(fn);
+  }
+
+  private closeLeaving(peerId: string): void {
+    const e = this.leaving.get(peerId);
+    if (!e) return;
+    this.leaving.delete(peerId);
+    clearTimeout(e.timer);
+    e.pl.close(new XError('NO_TARGET', `node ${peerId} left`));
+    this.notifyLinkGone(peerId);
+  }
+
+  private notifyLinkGone(peerId: string): void {
+    for (const fn of this.linkGoneListeners) {
+      try {
+        fn(peerId);
+      } catch (e) {
+        this.log.error({ err: e, peer: peerId }, 'link-gone listener threw');
+      }
+    }
   }
 
   // ================================================================ group 1: own info
@@ -670,8 +728,9 @@ export class NodeRuntime {
   }
 
   /** True when `remote` is a listed member of its claimed type, with the key it registered. */
+  /** A listed member, or one that left gracefully and may still send what it had (see `leaving`). */
   private isListedAs(remote: LinkIdentity): boolean {
-    const i = this.membership.get(remote.id);
+    const i = this.membership.get(remote.id) ?? this.leaving.get(remote.id)?.info;
     return i !== undefined && i.type === remote.type && (i.publicKey.length === 0 || sameKey(i.publicKey, remote.publicKey));
   }
 
@@ -682,6 +741,7 @@ export class NodeRuntime {
   // ================================================================ internals: receiving
 
   private onPeerFrame(f: Frame, link: Link): void {
+    this.peerFramesIn++;
     this.gate.receive(f, link);
   }
 
@@ -709,9 +769,12 @@ export class NodeRuntime {
     try {
       const r: HandlerResult = h(body, ctx);
       if (r instanceof Promise) {
+        this.handlersRunning++;
         r.then((v) => {
           if (ctx.isRequest) ctx.reply(v ?? undefined);
-        }).catch((e: unknown) => this.handlerFailed(cmd, e, ctx));
+        })
+          .catch((e: unknown) => this.handlerFailed(cmd, e, ctx))
+          .finally(() => this.handlersRunning--);
       } else if (ctx.isRequest && r !== undefined) {
         ctx.reply(r);
       }
@@ -811,8 +874,17 @@ export class NodeRuntime {
     const pl = this.links.get(info.id);
     if (pl) {
       this.links.delete(info.id);
-      pl.close(new XError('NO_TARGET', `node ${info.id} left (${reason})`));
+      if (reason === 'graceful' && pl.isOpen && !this.stopping) {
+        const timer = setTimeout(() => this.closeLeaving(info.id), this.cfg.node.shutdownDrainMs + LEAVE_QUIET_MS);
+        timer.unref();
+        this.leaving.set(info.id, { pl, info, timer });
+      } else {
+        pl.close(new XError('NO_TARGET', `node ${info.id} left (${reason})`));
+        this.notifyLinkGone(info.id);
+      }
       this.m.links.set(this.openLinks());
+    } else {
+      this.notifyLinkGone(info.id);
     }
     const peer = this.peerOf(info);
     this.peers.delete(info.id);
