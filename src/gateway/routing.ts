@@ -106,6 +106,9 @@ export class Router {
       const g = this.settings;
       if (conn.dropped >= g.floodDisconnectAfter) {
         conn.close(new XError('RATE_LIMITED', `more than ${g.rateLimitPerSec} messages/s; disconnected after ${conn.dropped} dropped`));
+      } else if (f.flags & Flags.REQUEST) {
+        // A dropped request fails now, typed, instead of at the client's request timeout.
+        replyError(conn, f, new XError('RATE_LIMITED', `over ${g.rateLimitPerSec} messages/s: this request was dropped`));
       } else if (conn.shouldNotify(now)) {
         conn.sendFrame(Cmd.ERROR, errorBody(new XError('RATE_LIMITED', `over ${g.rateLimitPerSec} messages/s: messages are being dropped`)));
       }
