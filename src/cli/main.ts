@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { configSources, parseSetOption, redactedConfig, type LoadOptions } from '../config/load.js';
 import { renderConfigDocs } from '../config/docs.js';
 import { MIN_SECRET_BITS } from '../config/security.js';
@@ -13,8 +13,9 @@ import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
 import { runInit } from './init.js';
-import { runUp } from './up.js';
+import { DEFAULT_WATCH_DELAY_MS, runUp } from './up.js';
 import type { XConfig } from '../config/schema.js';
+import { XError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClusterStore } from '../store/store.js';
 
@@ -29,6 +30,21 @@ interface CommonFlags {
   adminPort?: string;
   port?: string;
   logLevel?: string;
+}
+
+interface UpFlags {
+  memory?: boolean;
+  service?: string[];
+  watch?: boolean;
+  watchPath?: string[];
+  build?: string;
+  watchDelay?: number;
+}
+
+function parseNonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number of milliseconds >= 0, got "${v}"`);
+  return n;
 }
 
 function withCommon(cmd: Command): Command {
@@ -190,8 +206,30 @@ export function buildProgram(): Command {
 
   withCommon(program.command('up').description('run a whole cluster on this machine (all-in-one)'))
     .option('--memory', 'use the in-memory store and one process even if Redis is reachable')
-    .action(async (flags: CommonFlags & { memory?: boolean }) => {
-      await runUp(loadOptions(flags), { memory: flags.memory === true });
+    .option('--service <entry...>', "run these service modules (one process each) behind a mgr, login and gateway, instead of the demo's")
+    .option('--watch', "replace a service's processes when its files change; clients stay connected (needs Redis)")
+    .option('--watch-path <dir...>', "with --watch: watch these directories (default: each service entry's directory)")
+    .option('--build <command>', 'with --watch: run this shell command before each restart (e.g. "npm run -s build"); a failure restarts nothing')
+    .option(
+      '--watch-delay <ms>',
+      `with --watch: quiet time after a change before the restart (default ${DEFAULT_WATCH_DELAY_MS})`,
+      parseNonNegativeInt,
+    )
+    .action(async (flags: CommonFlags & UpFlags) => {
+      try {
+        await runUp(loadOptions(flags), {
+          memory: flags.memory === true,
+          services: flags.service,
+          watch: flags.watch === true,
+          watchPaths: flags.watchPath,
+          build: flags.build,
+          watchDelayMs: flags.watchDelay,
+        });
+      } catch (e) {
+        if (!(e instanceof XError)) throw e;
+        process.stderr.write(`xserver up: ${e.message}\n`);
+        process.exit(2);
+      }
     });
 
   program

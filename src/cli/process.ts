@@ -15,6 +15,15 @@ import { redactUrl } from '../config/load.js';
 
 /** How long /readyz waits for the store's PING before calling the process not ready. */
 const STORE_PROBE_MS = 1000;
+/** How often a process forked with an IPC channel looks whether its roles are ready, to say so once. */
+const READY_REPORT_POLL_MS = 20;
+
+/** What a process sends its parent over IPC once every role is ready (`xserver up --watch` waits for it). */
+const READY_MESSAGE = { xserver: 'ready' } as const;
+
+export function isReadyMessage(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && (m as { xserver?: unknown }).xserver === READY_MESSAGE.xserver;
+}
 
 export interface ProcessHandle {
   ctx: RoleContext;
@@ -122,5 +131,18 @@ export async function runProcess(resolved: ResolvedConfig, name: string, startRo
     }
     logger.info({ url: `http://${config.adminHost}:${admin.port}/` }, 'admin HTTP listening');
   }
+  if (process.send) reportReadyToParent(roles, () => draining || stopping);
   return { ctx, admin, shutdown };
+}
+
+/** Tells the parent (over the IPC channel it forked this process with) once, when every role is ready. */
+function reportReadyToParent(roles: Role[], gone: () => boolean): void {
+  process.channel?.unref(); // the channel alone must not keep this process alive
+  const timer = setInterval(() => {
+    if (gone()) return clearInterval(timer);
+    if (!roles.every((r) => r.ready())) return;
+    clearInterval(timer);
+    process.send?.(READY_MESSAGE);
+  }, READY_REPORT_POLL_MS);
+  timer.unref();
 }

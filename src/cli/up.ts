@@ -16,6 +16,9 @@ import { MemoryStore, RedisStore, isMemoryUrl } from '../store/index.js';
 import { setPath, type XConfig } from '../config/schema.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { Logger } from '../log.js';
+import { XError } from '../errors.js';
+import { isReadyMessage } from './process.js';
+import { ServiceWatcher, watchDirs, type WatchedService } from './watch.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
 const UP_DRAIN_TIMEOUT_MS = 1000;
@@ -34,6 +37,10 @@ const EXIT_POLL_MS = 50;
 /** How long the banner waits for the login service (the children start in parallel). */
 const LOGIN_WAIT_MS = 20_000;
 const LOGIN_POLL_MS = 200;
+/** `up --watch`: how long a replacement process gets to report ready before the old one is kept. */
+const WATCH_READY_TIMEOUT_MS = 20_000;
+/** `up --watch-delay` default: the quiet time after a change (an editor's save is several writes). */
+export const DEFAULT_WATCH_DELAY_MS = 200;
 
 export interface PlanStep {
   name: string;
@@ -60,6 +67,27 @@ export function clusterPlan(): PlanStep[] {
     { name: 'lobby-1', role: 'node', entry: example('lobby/service.js') },
     { name: 'lobby-2', role: 'node', entry: example('lobby/service.js') },
     { name: 'match', role: 'node', entry: example('match/service.js') },
+  ];
+}
+
+/**
+ * `xserver up --service <entry>...`: your services instead of the demo's, behind one mgr, login
+ * (unknown accounts register at first login) and one gateway; one process per entry.
+ */
+export function servicePlan(entries: string[]): PlanStep[] {
+  const names = new Set<string>();
+  const services = entries.map((entry): PlanStep => {
+    const base = path.basename(entry).replace(/\.[cm]?js$/, '');
+    let name = base;
+    for (let i = 2; names.has(name); i++) name = `${base}-${i}`;
+    names.add(name);
+    return { name, role: 'node', entry: path.resolve(entry) };
+  });
+  return [
+    { name: 'mgr', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
+    { name: 'login', role: 'login', set: { 'login.autoRegister': true } },
+    { name: 'gateway', role: 'gateway' },
+    ...services,
   ];
 }
 
@@ -90,40 +118,62 @@ async function redisReachable(url: string, cluster: string): Promise<boolean> {
   }
 }
 
-export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): Promise<void> {
+export interface UpOptions {
+  memory: boolean;
+  /** Service entry modules to run instead of the demo's lobby and match (one process each). */
+  services?: string[];
+  /** Replace a service's processes when its files change (process-per-role mode only). */
+  watch?: boolean;
+  /** Watch these directories instead of the services' entry directories. */
+  watchPaths?: string[];
+  /** A shell command run before each watch restart (e.g. `npm run -s build`). */
+  build?: string;
+  /** Quiet time after a file change before the restart. */
+  watchDelayMs?: number;
+}
+
+export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<void> {
   const resolved = resolveConfig(loadOpts);
   const { config } = resolved;
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty, name: 'up' });
+  const plan = opts.services && opts.services.length > 0 ? servicePlan(opts.services) : clusterPlan();
+  if (opts.watch && opts.memory) throw new XError('CONFIG', WATCH_NEEDS_REDIS + ' (drop --memory)');
   const useRedis = !opts.memory && (await redisReachable(config.redisUrl, config.cluster));
   if (!useRedis) {
+    if (opts.watch)
+      throw new XError(
+        'CONFIG',
+        `${WATCH_NEEDS_REDIS}: Redis is not reachable at ${redactUrl(config.redisUrl)} (start it, e.g. \`redis-server --daemonize yes\`, or set XSERVER_REDIS_URL)`,
+      );
     if (!opts.memory) {
       log.warn(
         `Redis is not reachable at ${redactUrl(config.redisUrl)}: running every role in this one process on the in-memory store. ` +
           'For one process per role (as in production) start Redis, e.g. `redis-server --daemonize yes`, or set XSERVER_REDIS_URL.',
       );
     }
-    await runInProcess(config, log);
+    await runInProcess(config, plan, log);
     return;
   }
   log.info({ store: redactUrl(config.redisUrl), cluster: config.cluster }, 'starting the cluster, one process per role');
-  const children: { name: string; proc: ChildProcess }[] = [];
+  const children = new Map<string, ChildProcess>();
   let stopping = false;
+  let stopWatching = (): void => {};
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    stopWatching();
     log.info('stopping the cluster');
-    for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
+    const procs = [...children.values()].reverse();
+    for (const p of procs) p.kill('SIGTERM');
     const deadline = Date.now() + STOP_GRACE_MS;
-    while (children.some((c) => c.proc.exitCode === null && c.proc.signalCode === null) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, EXIT_POLL_MS));
-    }
-    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    while (procs.some(running) && Date.now() < deadline) await delay(EXIT_POLL_MS);
+    for (const p of procs) if (running(p)) p.kill('SIGKILL');
     process.exit(0);
   };
   process.once('SIGINT', () => void stopAll());
   process.once('SIGTERM', () => void stopAll());
   const passArgs = forwardedArgs(loadOpts);
-  for (const step of clusterPlan()) {
+  const spawnStep = (step: PlanStep): ChildProcess => {
     const args = [step.role, ...(step.entry ? ['--entry', step.entry] : []), ...passArgs];
     for (const [k, v] of Object.entries(step.set ?? {})) args.push('--set', `${k}=${String(v)}`);
     const proc = spawn(process.execPath, [bin, ...args], {
@@ -134,17 +184,106 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
         // Ctrl-C on a development cluster: a short drain, not the production 30 s.
         XSERVER_DRAIN_TIMEOUT_MS: process.env.XSERVER_DRAIN_TIMEOUT_MS ?? String(UP_DRAIN_TIMEOUT_MS),
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel carries the child's "ready" (watch mode waits for it before draining the old process).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     prefixLines(proc, step.name);
     proc.on('exit', (code, signal) => {
-      if (!stopping) log.warn({ role: step.name, code, signal }, 'a cluster process exited');
+      if (!stopping && children.get(step.name) === proc) log.warn({ role: step.name, code, signal }, 'a cluster process exited');
     });
-    children.push({ name: step.name, proc });
-  }
-  log.info(`started: ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(', ')}`);
+    return proc;
+  };
+  for (const step of plan) children.set(step.name, spawnStep(step));
+  log.info(`started: ${[...children].map(([name, p]) => `${name} (pid ${p.pid})`).join(', ')}`);
   await waitForLogin(config.login.port, LOGIN_WAIT_MS);
+  if (opts.watch) {
+    const steps = new Map(plan.map((s) => [s.name, s]));
+    const replace = async (name: string): Promise<void> => {
+      const step = steps.get(name);
+      const old = children.get(name);
+      if (!step || !old || stopping) return;
+      const next = spawnStep(step);
+      try {
+        await whenReady(next, WATCH_READY_TIMEOUT_MS);
+      } catch (e) {
+        log.error(`${name}: the new process did not start (${(e as Error).message}); the old one keeps serving`);
+        if (running(next)) next.kill('SIGKILL');
+        return;
+      }
+      children.set(name, next);
+      old.kill('SIGTERM');
+      const deadline = Date.now() + STOP_GRACE_MS + config.drainTimeoutMs;
+      while (running(old) && Date.now() < deadline) await delay(EXIT_POLL_MS);
+      if (running(old)) old.kill('SIGKILL');
+      log.info(`${name} restarted (pid ${next.pid})`);
+    };
+    const services = watchedServices(plan);
+    const watcher = new ServiceWatcher(
+      { services, delayMs: opts.watchDelayMs ?? DEFAULT_WATCH_DELAY_MS, build: opts.build !== undefined },
+      { replace, build: () => runBuild(opts.build ?? '', log), log: (m) => log.info(m) },
+    );
+    const dirs =
+      opts.watchPaths && opts.watchPaths.length > 0 ? opts.watchPaths.map((p) => path.resolve(p)) : [...new Set(services.map((s) => s.dir))];
+    const unwatch = watchDirs(dirs, (f) => watcher.changed(f));
+    stopWatching = () => {
+      watcher.stop();
+      unwatch();
+    };
+    log.info(`watching ${dirs.join(', ')}: a change restarts the service it belongs to, clients stay connected`);
+  }
   process.stdout.write(banner(config, 'one process per role, Redis store', true) + '\n');
+}
+
+const WATCH_NEEDS_REDIS = '--watch replaces service processes, so it needs one process per role, on Redis';
+
+const running = (p: ChildProcess): boolean => p.exitCode === null && p.signalCode === null;
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when the child reports ready over IPC (src/cli/process.ts); rejects if it exits or times out first. */
+function whenReady(proc: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      proc.off('message', onMessage);
+      proc.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = (m: unknown): void => {
+      if (isReadyMessage(m)) done();
+    };
+    const onExit = (code: number | null, signal: string | null): void => done(new Error(`it exited (${signal ?? `code ${code}`})`));
+    const timer = setTimeout(() => done(new Error(`not ready within ${timeoutMs} ms`)), timeoutMs);
+    proc.on('message', onMessage);
+    proc.on('exit', onExit);
+  });
+}
+
+/** The services of a plan and their entry directories. */
+function watchedServices(plan: PlanStep[]): WatchedService[] {
+  const byEntry = new Map<string, WatchedService>();
+  for (const s of plan) {
+    if (s.role !== 'node' || !s.entry) continue;
+    const entry = path.resolve(s.entry);
+    const w = byEntry.get(entry) ?? { processes: [], dir: path.dirname(entry) };
+    w.processes.push(s.name);
+    byEntry.set(entry, w);
+  }
+  return [...byEntry.values()];
+}
+
+function runBuild(command: string, log: Logger): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('error', (e) => {
+      log.error(`build "${command}": ${e.message}`);
+      resolve(false);
+    });
+    p.on('exit', (code) => {
+      if (code !== 0) log.error(`build "${command}" exited with ${code}`);
+      resolve(code === 0);
+    });
+  });
 }
 
 /** Waits until the login service answers, so the printed URLs work when they appear. */
@@ -161,7 +300,7 @@ async function waitForLogin(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-async function runInProcess(base: XConfig, log: Logger): Promise<void> {
+async function runInProcess(base: XConfig, plan: PlanStep[], log: Logger): Promise<void> {
   const store = new MemoryStore(base.cluster);
   const metrics = new Metrics({ defaultLabels: { cluster: base.cluster } });
   const roles: Role[] = [];
@@ -175,7 +314,7 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
-  for (const step of clusterPlan()) {
+  for (const step of plan) {
     const config = structuredClone(base);
     for (const [k, v] of Object.entries(step.set ?? {})) setPath(config as unknown as Record<string, unknown>, k, v);
     const ctx = createRoleContext({ config, store, logger: log.child({ proc: step.name }), metrics });
