@@ -11,6 +11,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json ./
 COPY src ./src
+# The example services (lobby, match, echo) and the chat page of the demo cluster, compiled into
+# dist/examples/ by the same build.
+COPY examples ./examples
+COPY scripts/build-examples.js ./scripts/build-examples.js
 RUN npm run -s build
 
 # ---- runtime: production dependencies and dist/ only ----
@@ -27,8 +31,6 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY proto ./proto
-# The example services (lobby, match, echo) and the chat page of the demo cluster.
-COPY examples ./examples
 # Admin HTTP (/livez, /readyz, /metrics) on every container, for probes and the HEALTHCHECK.
 ENV XSERVER_ADMIN_HOST=0.0.0.0 \
     XSERVER_ADMIN_PORT=9090

@@ -43,7 +43,7 @@ const config = tseslint.config(
   },
   {
     // Runs in browsers (and Node): the chat page and the client SDK.
-    files: ['examples/chat/**/*.js', 'src/client/**/*.ts'],
+    files: ['examples/chat/**/*.ts', 'examples/contracts.ts', 'src/client/**/*.ts'],
     languageOptions: { globals: { ...globals.browser } },
   },
 );

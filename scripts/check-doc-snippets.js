@@ -2,7 +2,7 @@
 // calls a method the package does not have (or passes the wrong arguments) fails `npm run typecheck`.
 //
 // Every ```ts / ```typescript block is checked as a TypeScript module, every ```js / ```javascript
-// block as a JavaScript module with checkJs (the README's examples are JS, like examples/).
+// block as a JavaScript module with checkJs.
 // `xserver` and `xserver/client` resolve to src/ (tsconfig.check.json's paths), so no build is
 // needed. A block that is not meant to compile on its own says so in its info string:
 // ```js nocheck

@@ -355,7 +355,7 @@ describe('docker-compose.yml', () => {
     expect(composed.sort()).toEqual(planned.sort());
     // The demo page is served as in `xserver up`.
     const login = composeServices().find((s) => s.role === 'login')!;
-    expect(login.config.login.staticDir).toBe('/app/examples/chat');
+    expect(login.config.login.staticDir).toBe('/app/dist/examples/web');
     expect(existsSync(path.join(ROOT, 'examples/chat/index.html'))).toBe(true);
   });
 

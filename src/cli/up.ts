@@ -50,7 +50,8 @@ export interface PlanStep {
   set?: Record<string, string | number | boolean>;
 }
 
-const example = (p: string): string => path.join(root, 'examples', p);
+/** The built examples (`npm run build`: examples/*.ts -> dist/examples/, the chat page -> dist/examples/web/). */
+const example = (p: string): string => path.join(root, 'dist', 'examples', p);
 
 /**
  * The all-in-one cluster (SPEC §7): mgr + standby, login (serving the chat page), two gateways,
@@ -61,7 +62,7 @@ export function clusterPlan(): PlanStep[] {
   return [
     { name: 'mgr-1', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
     { name: 'mgr-2', role: 'mgr', set: { adminPort: STANDBY_DASHBOARD_PORT } },
-    { name: 'login', role: 'login', set: { 'login.staticDir': example('chat'), 'login.autoRegister': true } },
+    { name: 'login', role: 'login', set: { 'login.staticDir': example('web'), 'login.autoRegister': true } },
     { name: 'gateway-1', role: 'gateway' },
     { name: 'gateway-2', role: 'gateway' },
     { name: 'lobby-1', role: 'node', entry: example('lobby/service.js') },

@@ -19,8 +19,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { clusterSuite, FAST, freePort, ROOT, wall, type Cluster, type MgrProc, type ProbeProc } from '../helpers/cluster.js';
 import { netnsUnavailable, Topology, type Host } from '../helpers/netns.js';
-import { XClient, json, login } from '../../dist/client/index.js';
-import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
+import { XClient, login } from '../../dist/client/index.js';
+import { CreateRole, EnterGame, LOBBY, WorldChat, WorldMessage, lobbyContracts } from '../../examples/contracts.js';
 
 const why = netnsUnavailable();
 if (why) console.log(`[skip] multi-host tests: ${why}`);
@@ -121,7 +121,7 @@ describe.skipIf(why !== null)('multiple hosts (network namespaces)', () => {
       }),
       c.startRole({
         label: 'lobby@2',
-        args: ['node', '--entry', path.join(ROOT, 'examples/lobby/service.js')],
+        args: ['node', '--entry', path.join(ROOT, 'dist/examples/lobby/service.js')],
         ready: /^registered with the mgr/,
         prefix: t.spawnPrefix(cHost),
         env: onHost(cHost),
@@ -140,15 +140,14 @@ describe.skipIf(why !== null)('multiple hosts (network namespaces)', () => {
       100,
     );
     expect(session.gateway.host).toBe(b.ip);
-    const client = new XClient({ transport: 'tcp', requestTimeoutMs: 5000 });
+    const client = new XClient({ transport: 'tcp', requestTimeoutMs: 5000, contracts: lobbyContracts });
     try {
       await client.connect(session);
       const role = `r${randomBytes(3).toString('hex')}`;
-      const cmd = (sub: number): number => LOBBY * 1000 + sub;
-      expect(json(await client.request(cmd(LobbyCmd.CREATE_ROLE), JSON.stringify({ name: role })))).toMatchObject({ name: role });
-      expect(json(await client.request(cmd(LobbyCmd.ENTER_GAME), JSON.stringify({ name: role })))).toMatchObject({ name: role });
-      const world = new Promise<unknown>((resolve) => client.on(cmd(LobbyCmd.WORLD_MESSAGE), (d) => resolve(json(d))));
-      client.send(cmd(LobbyCmd.WORLD_CHAT), JSON.stringify({ text: 'across hosts' }));
+      expect(await client.request(CreateRole, { name: role })).toMatchObject({ name: role });
+      expect(await client.request(EnterGame, { name: role })).toMatchObject({ name: role });
+      const world = new Promise<unknown>((resolve) => client.on(WorldMessage, resolve));
+      client.send(WorldChat, { text: 'across hosts' });
       expect(await world).toMatchObject({ from: role, text: 'across hosts' });
     } finally {
       await client.close();

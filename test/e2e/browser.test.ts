@@ -1,6 +1,7 @@
 /**
- * End-to-end in a browser: the chat page (examples/chat, served by the login service with
- * autoRegister) in headless Chromium via playwright-core, against the demo cluster of
+ * End-to-end in a browser: the chat page (examples/chat, built into dist/examples/web/ and
+ * served by the login service with autoRegister; it talks to the lobby through the contracts of
+ * examples/contracts.ts) in headless Chromium via playwright-core, against the demo cluster of
  * `xserver up` as real processes. Two pages log in with two accounts, create roles, and chat:
  * world chat from A appears in B, a private message from B appears in A; a second login of A's
  * account kicks page A back to the login form, from which it logs in again.

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GRACE_MS, demoSuite, tag, wall, type Demo, type Player } from '../helpers/demo.js';
-import { LobbyCmd } from '../../examples/protocol.js';
+import { FindMatch, MatchFound, PrivateMessage, RoleList, WorldMessage } from '../../examples/contracts.js';
 import type { XClientOptions } from '../../dist/client/index.js';
 
 const { newDemo } = demoSuite('e2e/demo');
@@ -54,15 +54,15 @@ describe('demo cluster, end to end (real processes)', () => {
 
     // Private chat both ways, by role name.
     expect(await a.whisper(b.role, 'hello from a')).toEqual({ delivered: true });
-    const atB = await b.waitMessage(LobbyCmd.PRIVATE_MESSAGE, (m) => m.text === 'hello from a', 'a private message from a');
+    const atB = await b.waitMessage(PrivateMessage, (m) => m.text === 'hello from a', 'a private message from a');
     expect(atB.body).toEqual({ from: a.role, text: 'hello from a' });
     expect(await b.whisper(a.role, 'hello from b')).toEqual({ delivered: true });
-    const atA = await a.waitMessage(LobbyCmd.PRIVATE_MESSAGE, (m) => m.text === 'hello from b', 'a private message from b');
+    const atA = await a.waitMessage(PrivateMessage, (m) => m.text === 'hello from b', 'a private message from b');
     expect(atA.body).toEqual({ from: b.role, text: 'hello from b' });
     // Nobody else got them.
     for (const p of players) {
-      if (p !== b) expect(p.received(LobbyCmd.PRIVATE_MESSAGE, (m) => m.text === 'hello from a')).toBeUndefined();
-      if (p !== a) expect(p.received(LobbyCmd.PRIVATE_MESSAGE, (m) => m.text === 'hello from b')).toBeUndefined();
+      if (p !== b) expect(p.received(PrivateMessage, (m) => m.text === 'hello from a')).toBeUndefined();
+      if (p !== a) expect(p.received(PrivateMessage, (m) => m.text === 'hello from b')).toBeUndefined();
     }
     // A whisper to nobody is refused, not lost silently.
     await expect(a.whisper('nobody_here', 'x')).rejects.toMatchObject({ code: 'NO_TARGET' });
@@ -70,7 +70,7 @@ describe('demo cluster, end to end (real processes)', () => {
     // World chat from each side reaches every connected client, exactly once.
     const text = `world ${tag()}`;
     b.worldChat(text);
-    for (const p of players) await p.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === text, `world chat "${text}"`);
+    for (const p of players) await p.waitMessage(WorldMessage, (m) => m.text === text, `world chat "${text}"`);
     for (const p of players) {
       const got = p.inbox.filter((m) => m.body.text === text);
       expect(got, `${p.account} gets the world message once`).toHaveLength(1);
@@ -78,16 +78,16 @@ describe('demo cluster, end to end (real processes)', () => {
     }
 
     // Match round trip: client -> lobby -> match -> (by id) each player's lobby -> client.
-    expect(await a.ask(LobbyCmd.MATCH)).toEqual({ queued: true });
-    expect(await b.ask(LobbyCmd.MATCH)).toEqual({ queued: true });
-    const ma = await a.waitMessage(LobbyCmd.MATCH_FOUND, () => true, 'MATCH_FOUND');
-    const mb = await b.waitMessage(LobbyCmd.MATCH_FOUND, () => true, 'MATCH_FOUND');
+    expect(await a.ask(FindMatch, undefined)).toEqual({ queued: true });
+    expect(await b.ask(FindMatch, undefined)).toEqual({ queued: true });
+    const ma = await a.waitMessage(MatchFound, () => true, 'MATCH_FOUND');
+    const mb = await b.waitMessage(MatchFound, () => true, 'MATCH_FOUND');
     expect(ma.body.matchId).toBe(mb.body.matchId);
-    expect([...(ma.body.players as string[])].sort()).toEqual([a.role, b.role].sort());
+    expect([...ma.body.players].sort()).toEqual([a.role, b.role].sort());
     expect(mb.body.players).toEqual(ma.body.players);
     // Matchmaking needs a role in game.
     const idle = await demo.player(`idle-${tag()}`);
-    await expect(idle.ask(LobbyCmd.MATCH)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(idle.ask(FindMatch, undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
 
     for (const p of players)
       expect(
@@ -130,12 +130,12 @@ describe('demo cluster, end to end (real processes)', () => {
     await demo.until(`${stay.account} resumes`, () => stay.event('reconnected'), 5000);
     expect(stay.event('reconnected')!.detail).toBe('resumed=true');
     expect(stay.event('reconnected')!.t).toBeGreaterThan(tAcked); // the messages were sent while it was away
-    await stay.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === whileAway, 'the world message sent while away');
-    await stay.waitMessage(LobbyCmd.PRIVATE_MESSAGE, (m) => m.text === `psst ${whileAway}`, 'the whisper sent while away');
+    await stay.waitMessage(WorldMessage, (m) => m.text === whileAway, 'the world message sent while away');
+    await stay.waitMessage(PrivateMessage, (m) => m.text === `psst ${whileAway}`, 'the whisper sent while away');
     // The session is the same one: the lobby still has the role in game.
     const afterResume = `after resume ${tag()}`;
     stay.worldChat(afterResume);
-    const echoed = await talker.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === afterResume, 'world chat of the resumed client');
+    const echoed = await talker.waitMessage(WorldMessage, (m) => m.text === afterResume, 'world chat of the resumed client');
     expect(echoed.body.from).toBe(stay.role);
 
     // --- a second login of the same account kicks the first; the lobby keeps the role in game
@@ -148,10 +148,10 @@ describe('demo cluster, end to end (real processes)', () => {
     expect(kick2.gatewayId).toBe(kick.gatewayId);
     const noReenter = `no re-enter ${tag()}`;
     kick2.worldChat(noReenter); // no ENTER_GAME on the new connection
-    const fromKick2 = await talker.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === noReenter, 'world chat of the new session');
+    const fromKick2 = await talker.waitMessage(WorldMessage, (m) => m.text === noReenter, 'world chat of the new session');
     expect(fromKick2.body.from).toBe(kick.role);
-    await kick2.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === noReenter, 'its own world chat');
-    expect(kick.received(LobbyCmd.WORLD_MESSAGE, (m) => m.text === noReenter)).toBeUndefined();
+    await kick2.waitMessage(WorldMessage, (m) => m.text === noReenter, 'its own world chat');
+    expect(kick.received(WorldMessage, (m) => m.text === noReenter)).toBeUndefined();
 
     // --- a client that goes away for good: lost only after the grace
     const tClose = wall();
@@ -183,7 +183,7 @@ describe('demo cluster, end to end (real processes)', () => {
     const other = demo.lobbies.find((l) => l !== dead)!;
     expect(dead.label).toMatch(/^lobby/);
     // x waits for a match, queued by the lobby about to die.
-    expect(await x.ask(LobbyCmd.MATCH)).toEqual({ queued: true });
+    expect(await x.ask(FindMatch, undefined)).toEqual({ queued: true });
     await demo.until('the match queues x', () => demo.match.logs.find((l) => l.msg === 'player queued' && l.account === x.account), 3000);
 
     demo.kill9(dead);
@@ -191,14 +191,14 @@ describe('demo cluster, end to end (real processes)', () => {
     // or fails fast with NO_TARGET (if the dead lobby had already taken it) — never a silent timeout.
     const t0 = Date.now();
     try {
-      await x.ask(LobbyCmd.ROLE_LIST, {}, 5000);
+      await x.ask(RoleList, undefined, 5000);
     } catch (e) {
       expect((e as { code?: string }).code).toBe('NO_TARGET');
     }
     expect(Date.now() - t0).toBeLessThan(4000);
 
     // The next request goes to the other lobby; the client stays connected throughout.
-    const roles = await x.ask<{ roles: { name: string }[] }>(LobbyCmd.ROLE_LIST, {}, 5000);
+    const roles = await x.ask(RoleList, undefined, 5000);
     expect(roles.roles.map((r) => r.name)).toEqual([x.role]);
     const moved = await demo.until(
       'a gateway logs the reallocation',
@@ -210,11 +210,11 @@ describe('demo cluster, end to end (real processes)', () => {
     // The role stays in game (the lobbies keep it in the store): chat works without ENTER_GAME.
     const text = `after failover ${tag()}`;
     x.worldChat(text);
-    const seen = await watcher.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === text, 'world chat after the lobby failover');
+    const seen = await watcher.waitMessage(WorldMessage, (m) => m.text === text, 'world chat after the lobby failover');
     expect(seen.body.from).toBe(x.role);
     // The match found for x after its lobby died still reaches it (through a live lobby).
-    expect(await watcher.ask(LobbyCmd.MATCH)).toEqual({ queued: true });
-    const found = await x.waitMessage(LobbyCmd.MATCH_FOUND, () => true, 'MATCH_FOUND after the lobby failover');
+    expect(await watcher.ask(FindMatch, undefined)).toEqual({ queued: true });
+    const found = await x.waitMessage(MatchFound, () => true, 'MATCH_FOUND after the lobby failover');
     expect(found.body.players).toContain(x.role);
     expect(x.client.connected).toBe(true);
     expect(
@@ -271,7 +271,7 @@ describe('demo cluster, end to end (real processes)', () => {
     for (const [i, p] of back.entries()) {
       const text = `back ${i} ${tag()}`;
       p.worldChat(text);
-      const m = await onSurvivor[0]!.waitMessage(LobbyCmd.WORLD_MESSAGE, (b) => b.text === text, `world chat of returner ${i}`);
+      const m = await onSurvivor[0]!.waitMessage(WorldMessage, (b) => b.text === text, `world chat of returner ${i}`);
       expect(m.body.from).toBe(returners[i]!.role);
     }
 

@@ -1,14 +1,15 @@
 /**
  * Harness for the end-to-end tests of the demo cluster (test/e2e/*.test.ts).
  *
- * Starts the cluster of `xserver up` (clusterPlan(): mgr ×2, login serving examples/chat with
+ * Starts the cluster of `xserver up` (clusterPlan(): mgr ×2, login serving the chat page with
  * autoRegister, gateway ×2, lobby ×2, match) as real processes — `node bin/xserver.js <role>`,
  * each detached in its own process group — on the shared Redis under a random cluster name
  * `e2e-<hex>`, with short timings. Children log JSON lines (XSERVER_LOG_PRETTY=false); they are
  * parsed into `proc.logs`, and the lobbies' "account lost" lines become `demo.lost()`.
  *
- * Game clients are the SDK from dist/client (what a Node game client would import), wrapped in
- * `Player`, which records every message and connection event with its wall time.
+ * Game clients are the SDK from dist/client (what a Node game client would import) with the
+ * lobby's contracts (examples/contracts.ts), wrapped in `Player`, which records every message and
+ * connection event with its wall time.
  *
  * Processes, waits, the fast timings, the machine lock and the cleanup come from the test kit
  * (testkit/); this file adds the demo's roles, its clients and its log lines.
@@ -26,8 +27,26 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type Redis } from 'ioredis';
-import { XClient, json, login, type LoginResult, type Welcome, type XClientOptions } from '../../dist/client/index.js';
-import { LOBBY, LobbyCmd } from '../../examples/protocol.js';
+import {
+  XClient,
+  login,
+  type LoginResult,
+  type MessageCommand,
+  type RequestCommand,
+  type Welcome,
+  type XClientOptions,
+} from '../../dist/client/index.js';
+import {
+  CreateRole,
+  EnterGame,
+  LOBBY,
+  MatchFound,
+  PrivateChat,
+  PrivateMessage,
+  WorldChat,
+  WorldMessage,
+  lobbyContracts,
+} from '../../examples/contracts.js';
 import {
   FAST_TIMINGS,
   GroupProcess,
@@ -327,13 +346,12 @@ export class Demo {
 
 // ------------------------------------------------------------------------------------- clients
 
-export interface Received {
+/** A message the lobby pushed: the contract's name and the decoded body. */
+export interface Received<M = Record<string, unknown>> {
   t: number;
-  cmd: number;
-  body: Record<string, unknown>;
+  name: string;
+  body: M;
 }
-
-const lobbyCmd = (sub: number): number => LOBBY * 1000 + sub;
 
 /** A game client of the demo: the SDK plus a record of what it saw. */
 export class Player {
@@ -349,9 +367,16 @@ export class Player {
     readonly account: string,
     opts: XClientOptions,
   ) {
-    this.client = new XClient({ transport: 'tcp', reconnectDelayMs: 100, maxReconnectDelayMs: 400, requestTimeoutMs: 5000, ...opts });
-    for (const sub of [LobbyCmd.WORLD_MESSAGE, LobbyCmd.PRIVATE_MESSAGE, LobbyCmd.MATCH_FOUND]) {
-      this.client.on(lobbyCmd(sub), (data, cmd) => this.inbox.push({ t: wall(), cmd, body: json(data) as Record<string, unknown> }));
+    this.client = new XClient({
+      transport: 'tcp',
+      reconnectDelayMs: 100,
+      maxReconnectDelayMs: 400,
+      requestTimeoutMs: 5000,
+      contracts: lobbyContracts,
+      ...opts,
+    });
+    for (const c of [WorldMessage, PrivateMessage, MatchFound] as MessageCommand<object>[]) {
+      this.client.on(c, (body) => this.inbox.push({ t: wall(), name: c.name, body: body as Record<string, unknown> }));
     }
     this.client.on('kicked', (code, message) => this.events.push({ t: wall(), ev: 'kicked', detail: `${code} ${message}` }));
     this.client.on('disconnected', (reason) => this.events.push({ t: wall(), ev: 'disconnected', detail: reason }));
@@ -375,40 +400,38 @@ export class Player {
     return this.session.allocations[String(LOBBY)] ?? '';
   }
 
-  async ask<T = Record<string, unknown>>(sub: number, body: unknown = {}, timeoutMs?: number): Promise<T> {
-    return json(await this.client.request(lobbyCmd(sub), JSON.stringify(body), timeoutMs ? { timeoutMs } : {})) as T;
-  }
-
-  send(sub: number, body: unknown): void {
-    this.client.send(lobbyCmd(sub), JSON.stringify(body));
+  /** A lobby request under its contract (the reply decoded). */
+  ask<Req, Res>(command: RequestCommand<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
+    return this.client.request(command, request, timeoutMs ? { timeoutMs } : {});
   }
 
   /** Creates role `name` and enters the game with it. */
   async enter(name: string): Promise<void> {
-    await this.ask(LobbyCmd.CREATE_ROLE, { name });
-    await this.ask(LobbyCmd.ENTER_GAME, { name });
+    await this.ask(CreateRole, { name });
+    await this.ask(EnterGame, { name });
     this.role = name;
   }
 
   worldChat(text: string): void {
-    this.send(LobbyCmd.WORLD_CHAT, { text });
+    this.client.send(WorldChat, { text });
   }
 
-  whisper(to: string, text: string): Promise<Record<string, unknown>> {
-    return this.ask(LobbyCmd.PRIVATE_CHAT, { to, text });
+  whisper(to: string, text: string): Promise<{ delivered: true }> {
+    return this.ask(PrivateChat, { to, text });
   }
 
-  received(sub: number, pred: (b: Record<string, unknown>) => boolean = () => true): Received | undefined {
-    return this.inbox.find((m) => m.cmd === lobbyCmd(sub) && pred(m.body));
+  /** The first message pushed under `command` that matches `pred`. */
+  received<M>(command: MessageCommand<M>, pred: (m: M) => boolean = () => true): Received<M> | undefined {
+    return this.inbox.find((m) => m.name === command.name && pred(m.body as M)) as Received<M> | undefined;
   }
 
   event(ev: string): { t: number; ev: string; detail?: string } | undefined {
     return this.events.find((e) => e.ev === ev);
   }
 
-  /** Waits for a message of lobby command `sub` matching `pred`. */
-  waitMessage(sub: number, pred: (b: Record<string, unknown>) => boolean, what: string, timeoutMs = 5000): Promise<Received> {
-    return this.demo.until(`${this.account} receives ${what}`, () => this.received(sub, pred), timeoutMs);
+  /** Waits for a message pushed under `command` that matches `pred`. */
+  waitMessage<M>(command: MessageCommand<M>, pred: (m: M) => boolean, what: string, timeoutMs = 5000): Promise<Received<M>> {
+    return this.demo.until(`${this.account} receives ${what}`, () => this.received(command, pred), timeoutMs);
   }
 
   /** Drops the connection without telling the gateway (as a network failure would). */

@@ -1,43 +1,48 @@
 // Match (type 5, stateless): pairs players sent by lobbies; answers each lobby by id.
 // A player waiting alone for `BOT_AFTER_MS` is matched with a bot.
 import { defineService } from 'xserver';
-import { LOBBY, MatchCmd, fromJson, toJson } from '../protocol.js';
+import { MatchRequest, MatchResult } from '../contracts.js';
 
 const BOT_AFTER_MS = 3000;
 const MAX_WAITING = 10_000;
 
-/**
- * A player in a match; a bot has only a role.
- * @typedef {{ account?: string, role?: string, lobbyId?: string, since?: number }} Player
- */
+/** A player waiting for a match. */
+interface Waiting {
+  account: string;
+  role: string;
+  /** The lobby that queued the player. */
+  lobbyId: string;
+  since: number;
+}
 
-/** @type {ReturnType<typeof setInterval> | undefined} */
-let timer;
+/** A bot has only a role. */
+type Player = Waiting | { role: 'bot'; account?: undefined; lobbyId?: undefined };
+
+let timer: ReturnType<typeof setInterval> | undefined;
 
 export default defineService({
   type: 'match',
   start(node) {
-    /** @type {Required<Player>[]} players waiting, oldest first */
-    const waiting = [];
+    /** players waiting, oldest first */
+    const waiting: Waiting[] = [];
     let seq = 0;
 
-    /** @param {Player[]} players */
-    const announce = (players) => {
+    const announce = (players: Player[]): void => {
       const matchId = `${node.id.slice(0, 8)}-${++seq}`;
-      const names = players.map((p) => p.role ?? 'bot');
+      const names = players.map((p) => p.role);
       node.log.debug({ matchId, players: names }, 'match found');
       for (const p of players) {
         if (!p.account) continue; // a bot
-        const result = toJson({ account: p.account, matchId, players: names });
+        // sendById()/sendOne() take bytes: the contract's codec makes them.
+        const result = MatchResult.request.encode({ account: p.account, matchId, players: names });
         // The lobby that queued the player may have died meanwhile (its accounts moved to another
         // lobby): any lobby can reach the player's client.
-        if (!p.lobbyId || !node.sendById(p.lobbyId, MatchCmd.RESULT, result)) node.sendOne(LOBBY, MatchCmd.RESULT, result);
+        if (!node.sendById(p.lobbyId, MatchResult.cmd, result)) node.sendOne(MatchResult.type, MatchResult.cmd, result);
       }
     };
 
-    node.handle(MatchCmd.REQUEST, (data, ctx) => {
-      /** @type {Required<Player>} */
-      const p = { ...fromJson(data), lobbyId: ctx.fromId, since: Date.now() };
+    node.handle(MatchRequest, ({ account, role }, ctx) => {
+      const p: Waiting = { account, role, lobbyId: ctx.fromId, since: Date.now() };
       const other = waiting.findIndex((w) => w.account !== p.account);
       if (other >= 0) {
         const [o] = waiting.splice(other, 1);

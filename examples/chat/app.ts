@@ -1,65 +1,50 @@
 // The chat demo page: logs in over HTTP, connects to its gateway over WebSocket with the client
-// SDK (served by the login service at /sdk/), and talks to the lobby service (type 4).
-import { XClient, login, json } from '/sdk/index.js';
+// SDK, and talks to the lobby service through the contracts of ../contracts.ts. The build
+// (scripts/build-examples.js) compiles it for the browser; index.html maps 'xserver/client' to the
+// SDK the login service serves at /sdk/.
+import { XClient, login } from 'xserver/client';
+import {
+  CreateRole,
+  EnterGame,
+  FindMatch,
+  MatchFound,
+  PrivateChat,
+  PrivateMessage,
+  RoleList,
+  WorldChat,
+  WorldMessage,
+  lobbyContracts,
+} from '../contracts.js';
 
-const LOBBY = 4;
-const Cmd = {
-  ROLE_LIST: 1,
-  CREATE_ROLE: 2,
-  ENTER_GAME: 3,
-  WORLD_CHAT: 4,
-  PRIVATE_CHAT: 5,
-  MATCH: 6,
-  WORLD_MESSAGE: 10,
-  PRIVATE_MESSAGE: 11,
-  MATCH_FOUND: 12,
-};
-
-/** @param {string} id an element of index.html */
-const $ = (id) => {
+/** An element of index.html. */
+const $ = (id: string): HTMLElement => {
   const el = document.getElementById(id);
   if (!el) throw new Error(`index.html has no #${id}`);
   return el;
 };
-/** @param {string} id an <input> of index.html */
-const field = (id) => /** @type {HTMLInputElement} */ ($(id));
-/**
- * Errors from the SDK carry a code; others (a page bug) only a message.
- * @param {unknown} err
- * @returns {{ code?: string, message: string }}
- */
-const problem = (err) => (err instanceof Error ? err : { message: String(err) });
+/** An <input> of index.html. */
+const field = (id: string): HTMLInputElement => $(id) as HTMLInputElement;
+/** Errors from the SDK carry a code; others (a page bug) only a message. */
+const problem = (err: unknown): { code?: string; message: string } => (err instanceof Error ? err : { message: String(err) });
 /**
  * An async DOM event listener. Each handler shows its own failures on the page; whatever still
  * escapes one (a bug in the page) goes to the console instead of vanishing.
- * @param {(e: Event) => Promise<void>} handler
- * @returns {(e: Event) => void}
  */
-const listener = (handler) => (e) => {
-  handler(e).catch((err) => console.error(err));
-};
+const listener =
+  (handler: (e: Event) => Promise<void>): ((e: Event) => void) =>
+  (e) => {
+    handler(e).catch((err: unknown) => console.error(err));
+  };
 
-const client = new XClient({ transport: 'ws' });
-/** @param {number} cmd */
-const lobby = (cmd) => client.cmd(LOBBY, cmd);
-/**
- * A lobby request; the reply is the lobby's JSON (examples/lobby/service.js says what it holds).
- * @param {number} cmd
- * @param {unknown} [body]
- * @returns {Promise<any>}
- */
-const ask = async (cmd, body) => json(await client.request(lobby(cmd), JSON.stringify(body ?? {})));
+// With the lobby's contracts, the gateway refuses this page (CONTRACT_MISMATCH) when the lobbies
+// run other ones, instead of letting it send what they no longer understand.
+const client = new XClient({ transport: 'ws', contracts: lobbyContracts });
 
-/** @param {string} view */
-function show(view) {
+function show(view: 'login-view' | 'role-view' | 'game-view'): void {
   for (const v of ['login-view', 'role-view', 'game-view']) $(v).classList.toggle('hidden', v !== view);
 }
 
-/**
- * @param {string} cls
- * @param {string} text
- */
-function log(cls, text) {
+function log(cls: string, text: string): void {
   const line = document.createElement('div');
   line.className = cls;
   line.textContent = text;
@@ -67,25 +52,14 @@ function log(cls, text) {
   $('log').scrollTop = $('log').scrollHeight;
 }
 
-/** @param {string} text */
-function status(text) {
+function status(text: string): void {
   $('status').textContent = text;
 }
 
-client.on(lobby(Cmd.WORLD_MESSAGE), (data) => {
-  const m = /** @type {{ from: string, text: string }} */ (json(data));
-  log('world', `[world] ${m.from}: ${m.text}`);
-});
-client.on(lobby(Cmd.PRIVATE_MESSAGE), (data) => {
-  const m = /** @type {{ from: string, text: string }} */ (json(data));
-  log('private', `[from ${m.from}] ${m.text}`);
-});
-client.on(lobby(Cmd.MATCH_FOUND), (data) => {
-  const m = /** @type {{ matchId: string, players: string[] }} */ (json(data));
-  log('match', `[match ${m.matchId}] ${m.players.join(' vs ')}`);
-});
-/** @type {string | null} */
-let kickedWith = null;
+client.on(WorldMessage, (m) => log('world', `[world] ${m.from}: ${m.text}`));
+client.on(PrivateMessage, (m) => log('private', `[from ${m.from}] ${m.text}`));
+client.on(MatchFound, (m) => log('match', `[match ${m.matchId}] ${m.players.join(' vs ')}`));
+let kickedWith: string | null = null;
 client.on('kicked', (code, message) => {
   kickedWith = code;
   status(`kicked (${code}): ${message}`);
@@ -109,9 +83,9 @@ $('login-form').addEventListener(
       const session = await login('/login', field('account').value.trim(), field('password').value);
       await client.connect(session);
       status(`connected as ${session.account} via gateway ${session.gateway.id.slice(0, 8)} (${session.gateway.wsUrl})`);
-      const { roles } = await ask(Cmd.ROLE_LIST);
-      $('roles').textContent = roles.length ? roles.map((/** @type {{ name: string }} */ r) => r.name).join(', ') : '(none)';
-      if (roles.length > 0) await enter(roles[0].name);
+      const { roles } = await client.request(RoleList, undefined);
+      $('roles').textContent = roles.length ? roles.map((r) => r.name).join(', ') : '(none)';
+      if (roles[0]) await enter(roles[0].name);
       else show('role-view');
     } catch (err) {
       const { code, message } = problem(err);
@@ -120,12 +94,11 @@ $('login-form').addEventListener(
   }),
 );
 
-/** @param {string} name */
-async function enter(name) {
-  await ask(Cmd.ENTER_GAME, { name });
+async function enter(name: string): Promise<void> {
+  await client.request(EnterGame, { name });
   show('game-view');
   log('system', `you are ${name}`);
-  /** @type {Window & { __role?: string }} */ (window).__role = name; // the role in game, visible from the browser console
+  (window as Window & { __role?: string }).__role = name; // the role in game, visible from the browser console
 }
 
 $('role-form').addEventListener(
@@ -133,7 +106,7 @@ $('role-form').addEventListener(
   listener(async (e) => {
     e.preventDefault();
     try {
-      const { name } = await ask(Cmd.CREATE_ROLE, { name: field('role-name').value.trim() });
+      const { name } = await client.request(CreateRole, { name: field('role-name').value.trim() });
       await enter(name);
     } catch (err) {
       status(`cannot create the role: ${problem(err).message}`);
@@ -144,7 +117,7 @@ $('role-form').addEventListener(
 $('world-form').addEventListener('submit', (e) => {
   e.preventDefault();
   try {
-    client.send(lobby(Cmd.WORLD_CHAT), JSON.stringify({ text: field('world-text').value }));
+    client.send(WorldChat, { text: field('world-text').value });
     field('world-text').value = '';
   } catch (err) {
     log('error', `not sent: ${problem(err).message}`);
@@ -158,7 +131,7 @@ $('private-form').addEventListener(
     const to = field('private-to').value.trim();
     const text = field('private-text').value;
     try {
-      await ask(Cmd.PRIVATE_CHAT, { to, text });
+      await client.request(PrivateChat, { to, text });
       log('private', `[to ${to}] ${text}`);
       field('private-text').value = '';
     } catch (err) {
@@ -171,7 +144,7 @@ $('match-btn').addEventListener(
   'click',
   listener(async () => {
     try {
-      await ask(Cmd.MATCH);
+      await client.request(FindMatch, undefined);
       log('system', 'looking for a match…');
     } catch (err) {
       log('error', problem(err).message);
