@@ -65,7 +65,10 @@ export default {
   async client(opts) {
     const { node, target } = await senderNode(opts);
     const body = payloadBuffer(opts.payloadBytes);
-    const maxBatches = Math.max(2, Math.floor((opts.windowBytes ?? WINDOW_BYTES) / (BATCH * opts.payloadBytes)));
+    const windowBytes = opts.windowBytes ?? WINDOW_BYTES;
+    // Big bodies: smaller batches, so at least two fit in the window (the ACK keeps the pipe full).
+    const batch = Math.max(1, Math.min(BATCH, Math.floor(windowBytes / (2 * opts.payloadBytes))));
+    const maxBatches = Math.max(2, Math.floor(windowBytes / (batch * opts.payloadBytes)));
     const acks = new Fifo();
     let refused = 0;
     let ackErrors = 0;
@@ -73,7 +76,7 @@ export default {
 
     const pump = async () => {
       for (let iter = 1; running; iter++) {
-        for (let i = 0; i < BATCH; i++) if (!node.sendById(target, CMD.DATA, body)) refused++;
+        for (let i = 0; i < batch; i++) if (!node.sendById(target, CMD.DATA, body)) refused++;
         acks.push(node.request(target, CMD.ACK, EMPTY).catch(() => void ackErrors++));
         if (acks.size >= maxBatches) await acks.shift();
         else if ((iter & 15) === 0) await tick(); // let the link flush and timers run
