@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { XConfig } from '../config/schema.js';
 import { NodeType } from '../context.js';
-import { CanaryRollbackRequestSchema, RoutingPoliciesSchema, RoutingPolicySchema } from '../gen/xserver/v1/cluster_pb.js';
+import { CanaryTypeRequestSchema, RoutingPoliciesSchema, RoutingPolicySchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { COHORT_BUCKETS } from '../protocol/routing-policy.js';
 import { Cmd } from '../protocol/commands.js';
@@ -72,7 +72,12 @@ export async function requestCanarySet(config: XConfig, store: LeaseWatcher, log
   return request(config, store, logger, Cmd.CANARY_SET, encode(RoutingPolicySchema, policy));
 }
 
-/** `xserver canary rollback`: resolves with the policies left. */
+/** `xserver canary rollback` (the canary version gets no new sessions): resolves with the policies afterwards. */
 export async function requestCanaryRollback(config: XConfig, store: LeaseWatcher, logger: Logger, type: string): Promise<PolicyJson[]> {
-  return request(config, store, logger, Cmd.CANARY_ROLLBACK, encode(CanaryRollbackRequestSchema, { type: resolveType(config, type) }));
+  return request(config, store, logger, Cmd.CANARY_ROLLBACK, encode(CanaryTypeRequestSchema, { type: resolveType(config, type) }));
+}
+
+/** `xserver canary clear` (the policy is removed): resolves with the policies left. */
+export async function requestCanaryClear(config: XConfig, store: LeaseWatcher, logger: Logger, type: string): Promise<PolicyJson[]> {
+  return request(config, store, logger, Cmd.CANARY_CLEAR, encode(CanaryTypeRequestSchema, { type: resolveType(config, type) }));
 }

@@ -12,7 +12,7 @@ import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatCanary, formatDoctor, formatPolicies, formatStatus, requestDrain } from './status.js';
-import { requestCanaryRollback, requestCanarySet, type CanarySetFlags } from './canary.js';
+import { requestCanaryClear, requestCanaryRollback, requestCanarySet, resolveType, type CanarySetFlags } from './canary.js';
 import { runInit } from './init.js';
 import { runUp } from './up.js';
 import type { XConfig } from '../config/schema.js';
@@ -162,12 +162,23 @@ export function buildProgram(): Command {
         process.stdout.write(out + '\n');
       }),
     );
-  withCommon(canary.command('rollback').description("remove a type's policy: new sessions go to any version, running ones keep their nodes"))
+  withCommon(canary.command('rollback').description("the type's canary version gets no new sessions; running sessions keep their nodes"))
     .requiredOption('--type <type>', 'service type, by name (types) or number')
     .action((flags: CommonFlags & { type: string }) =>
       runTool('canary rollback', flags, async (config, store, logger) => {
-        const left = await requestCanaryRollback(config, store, logger, flags.type);
-        process.stdout.write(`canary rolled back for type ${flags.type}; ${left.length} polic${left.length === 1 ? 'y' : 'ies'} left\n`);
+        const policies = await requestCanaryRollback(config, store, logger, flags.type);
+        const p = policies.find((x) => x.type === resolveType(config, flags.type));
+        process.stdout.write(
+          `canary rolled back: version ${p?.version ?? '?'} of type ${flags.type} gets no new sessions; running sessions keep their nodes\n`,
+        );
+      }),
+    );
+  withCommon(canary.command('clear').description("remove the type's policy: new sessions go to any version"))
+    .requiredOption('--type <type>', 'service type, by name (types) or number')
+    .action((flags: CommonFlags & { type: string }) =>
+      runTool('canary clear', flags, async (config, store, logger) => {
+        const left = await requestCanaryClear(config, store, logger, flags.type);
+        process.stdout.write(`canary policy of type ${flags.type} cleared; ${left.length} polic${left.length === 1 ? 'y' : 'ies'} left\n`);
       }),
     );
 

@@ -135,7 +135,7 @@ export function formatPolicies(policies: PolicyJson[]): string[] {
   const rows = policies.map((p) => [
     String(p.type),
     p.version,
-    `${p.percent}%`,
+    p.percent === 0 && p.accounts.length === 0 ? '0% (rolled back)' : `${p.percent}%`,
     p.accounts.length ? p.accounts.join(',') : '-',
     new Date(p.setAt).toISOString(),
   ]);

@@ -32,7 +32,7 @@ import {
   type NodeInfo,
   DrainReplySchema,
   DrainRequestSchema,
-  CanaryRollbackRequestSchema,
+  CanaryTypeRequestSchema,
   RoutingPoliciesSchema,
   RoutingPolicySchema,
   VersionCountsSchema,
@@ -310,6 +310,8 @@ export class MgrServer {
           return this.answer(link, f, () => this.onCanarySet(link, f));
         case Cmd.CANARY_ROLLBACK:
           return this.answer(link, f, () => this.onCanaryRollback(link, f));
+        case Cmd.CANARY_CLEAR:
+          return this.answer(link, f, () => this.onCanaryClear(link, f));
         default:
           throw new XError('UNKNOWN_COMMAND', `mgr does not handle command 0x${f.cmd.toString(16)}`);
       }
@@ -410,20 +412,42 @@ export class MgrServer {
     return encode(RoutingPoliciesSchema, { policies: this.policyList() });
   }
 
-  /** `xserver canary rollback`: removes the type's policy; new sessions go to any version again. */
+  /**
+   * `xserver canary rollback`: the type's canary version gets no new sessions (the cohort becomes
+   * empty; the policy stays, so accounts whose allocation is on that version move off it at their
+   * next login). Running sessions keep their nodes.
+   */
   private async onCanaryRollback(link: Link, f: Frame): Promise<Uint8Array> {
-    this.checkTool(link);
-    const { type } = decode(CanaryRollbackRequestSchema, f.body);
-    checkServiceType(type);
-    if (!this.policies.has(type)) {
-      const have = [...this.policies.keys()];
-      throw new XError('NO_POLICY', `type ${type} has no canary policy (policies: ${have.length ? have.join(', ') : 'none'})`);
-    }
+    const old = this.policyOf(link, f);
+    const policy = create(RoutingPolicySchema, { type: old.type, version: old.version, basisPoints: 0, accounts: [], setAt: BigInt(Date.now()) });
+    await this.storePolicy(old.type, policy);
+    this.policies.set(old.type, policy);
+    this.broadcastPolicies();
+    this.log.info({ type: old.type, version: old.version }, `canary of type ${old.type} rolled back: version ${old.version} gets no new sessions`);
+    return encode(RoutingPoliciesSchema, { policies: this.policyList() });
+  }
+
+  /** `xserver canary clear`: removes the type's policy; new sessions go to any version again. */
+  private async onCanaryClear(link: Link, f: Frame): Promise<Uint8Array> {
+    const { type } = this.policyOf(link, f);
     await this.storePolicy(type, null);
     this.policies.delete(type);
     this.broadcastPolicies();
-    this.log.info({ type }, `canary policy of type ${type} rolled back`);
+    this.log.info({ type }, `canary policy of type ${type} cleared`);
     return encode(RoutingPoliciesSchema, { policies: this.policyList() });
+  }
+
+  /** The policy a CANARY_ROLLBACK / CANARY_CLEAR names. */
+  private policyOf(link: Link, f: Frame): RoutingPolicy {
+    this.checkTool(link);
+    const { type } = decode(CanaryTypeRequestSchema, f.body);
+    checkServiceType(type);
+    const p = this.policies.get(type);
+    if (!p) {
+      const have = [...this.policies.keys()];
+      throw new XError('NO_POLICY', `type ${type} has no canary policy (policies: ${have.length ? have.join(', ') : 'none'})`);
+    }
+    return p;
   }
 
   private async storePolicy(type: number, policy: RoutingPolicy | null): Promise<void> {

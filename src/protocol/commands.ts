@@ -42,6 +42,7 @@ export const Cmd = {
   CANARY_SET: 0xffff0019,
   CANARY_ROLLBACK: 0xffff001a,
   ACCOUNT_VERSIONS: 0xffff001b,
+  CANARY_CLEAR: 0xffff001c,
   // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,
   RELAY_FROM_CLIENT: 0xffff0021,

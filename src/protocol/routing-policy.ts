@@ -93,8 +93,9 @@ export function policyProblem(p: CohortPolicy & { type: number }, limits: Policy
   return null;
 }
 
-/** "1.4.0 for 20% + 2 listed accounts" */
+/** "1.4.0 for 20% + 2 listed account(s)"; "1.4.0 for no account (rolled back)" */
 export function describePolicy(p: CohortPolicy): string {
+  if (p.basisPoints === 0 && p.accounts.length === 0) return `${p.version} for no account (rolled back)`;
   const parts: string[] = [];
   if (p.basisPoints > 0) parts.push(`${p.basisPoints / 100}%`);
   if (p.accounts.length > 0) parts.push(`${p.accounts.length} listed account(s)`);
