@@ -180,6 +180,8 @@ export class Router {
     }
     let target: string | undefined;
     if (this.stateful.has(type)) {
+      // Taken at the first message, so a reallocation later in the session keeps the version.
+      this.cohortOf(s, type);
       target = r.allocations.get(type);
       if (target === undefined || !this.node.has(target)) {
         r.queue = [{ conn, f: { ...f, body: f.body.slice() } }];
