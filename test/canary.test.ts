@@ -7,7 +7,7 @@
  * The CLI's own output and errors are tested on real processes in test/cluster/canary-cli.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestCanaryRollback, requestCanarySet } from '../src/cli/canary.js';
+import { requestCanaryClear, requestCanaryRollback, requestCanarySet } from '../src/cli/canary.js';
 import { fetchStatus } from '../src/cli/status.js';
 import { Gateway } from '../src/gateway/gateway.js';
 import { LoginServer, type LoginResponse } from '../src/login/login.js';
@@ -158,6 +158,15 @@ describe('canary by account cohort', () => {
       for (let i = 0; i < 3; i++) expect((await ask(cl, MATCH)).split('/')[0], a).toBe(want);
     }
 
+    // A node's own one()/sendOne() for an account follow the policy too; without an account it is not canary traffic.
+    const from = lobby[A]!;
+    for (const a of [...cohort, ...rest]) {
+      const want = cohort.includes(a) ? B : A;
+      expect(from.one(MATCH, { account: a })?.info.version, a).toBe(want);
+      expect(from.one(MATCH, { account: a, version: A })?.info.version, 'an explicit version wins').toBe(A);
+    }
+    expect(from.one(MATCH)?.info.version).toBe(A);
+
     // Status counts what the gateway's sessions are allocated to.
     const st = await fetchStatus(c.config, c.store, silentLogger());
     expect(st.policies.map((p) => [p.type, p.version, p.percent])).toEqual([
@@ -197,6 +206,25 @@ describe('canary by account cohort', () => {
     await waitUntil(() => !lobby[B]!.accounts().includes(ended), 5000, 'the ended session lost on B');
     expect(versionOfLobby((await login(base, ended)).allocations[String(LOBBY)])).toBe(A);
   }, 60_000);
+
+  it('with no live node of the canary version, the cohort is served by the others', async () => {
+    await requestCanarySet(c.config, c.store, silentLogger(), { type: String(MATCH), version: '9.9.9', accounts: 'canary-lonely' });
+    await waitUntil(
+      () =>
+        runtimeOf(gw.node)
+          .policies()
+          .some((p) => p.version === '9.9.9'),
+      5000,
+      'the gateway has the policy',
+    );
+    const cl = await connect(gw, await login(base, 'canary-lonely'));
+    clients.push(cl);
+    expect([A, B]).toContain((await ask(cl, MATCH)).split('/')[0]);
+    expect(lobby[A]!.one(MATCH, { account: 'canary-lonely' })).toBeDefined();
+    await requestCanaryClear(c.config, c.store, silentLogger(), String(MATCH));
+    await requestCanaryClear(c.config, c.store, silentLogger(), 'lobby');
+    await waitUntil(() => runtimeOf(gw.node).policies().length === 0, 5000, 'the gateway saw the policies cleared');
+  }, 30_000);
 });
 
 describe('canary policy across an mgr takeover', () => {
