@@ -268,7 +268,7 @@ export class Router {
 
   /**
    * Accounts per service type and version: each live session's allocated nodes (stateful types),
-   * by the version the node runs now. For `xserver status` (ACCOUNT_VERSIONS); one pass over the sessions.
+   * by the version the node runs now. For `xserver status` (VERSION_COUNTS); one pass over the sessions.
    */
   countAccounts(): VersionCount[] {
     const counts = new Map<string, VersionCount>();

@@ -84,7 +84,7 @@ export class MgrServer {
   private readonly checking = new Set<string>();
   /** Where members dial this mgr (innerIp, or derived from bindHost); the lease carries it. */
   private readonly addr: string;
-  /** The mgr uses the store for its lease and the membership mirror only. */
+  /** The mgr uses the store for its lease, the membership mirror and the routing policies only. */
   private readonly store: LeaseStore & MirrorStore;
   /** Canary routing policy per service type; loaded from the store at takeover, written there first. */
   private readonly policies = new Map<number, RoutingPolicy>();
@@ -211,7 +211,7 @@ export class MgrServer {
     try {
       for (const [type, bytes] of await this.store.policyLoad()) this.policies.set(type, fromBinary(RoutingPolicySchema, bytes));
     } catch (e) {
-      // Members keep the policies they have (a snapshot without them would drop them): say so loudly.
+      // Serving none ends every canary (the cohorts go to the other versions): say so loudly.
       this.log.error({ err: (e as Error).message }, 'could not load the canary routing policies; serving none until `xserver canary set`');
     }
     this.pendingMembers.clear();
@@ -349,14 +349,14 @@ export class MgrServer {
 
   /**
    * Accounts per service type and version, summed over what each gateway's sessions are allocated
-   * to (ACCOUNT_VERSIONS). One request per gateway per `xserver status`, nothing kept between
+   * to (VERSION_COUNTS). One request per gateway per `xserver status`, nothing kept between
    * calls; a gateway that does not answer within mgr.accountCountTimeoutMs is left out.
    */
   private async countAccounts(): Promise<{ counts: VersionCount[]; gateways: number }> {
     const gateways = [...this.sessions.values()].filter((s) => s.info.type === NodeType.GATEWAY);
     const timeoutMs = this.ctx.config.mgr.accountCountTimeoutMs;
     const answers = await Promise.allSettled(
-      gateways.map(async (g) => decode(VersionCountsSchema, (await g.link.request(Cmd.ACCOUNT_VERSIONS, new Uint8Array(0), timeoutMs)).body)),
+      gateways.map(async (g) => decode(VersionCountsSchema, (await g.link.request(Cmd.VERSION_COUNTS, new Uint8Array(0), timeoutMs)).body)),
     );
     const sum = new Map<string, VersionCount>();
     let answered = 0;
@@ -393,7 +393,7 @@ export class MgrServer {
     if (problem) throw new XError('BAD_POLICY', problem);
     const max = this.ctx.config.mgr.canaryMaxPolicies;
     if (!this.policies.has(p.type) && this.policies.size >= max) {
-      throw new XError('BAD_POLICY', `${max} types have a policy already (mgr.canaryMaxPolicies); roll one back first`);
+      throw new XError('BAD_POLICY', `${max} types have a policy already (mgr.canaryMaxPolicies); clear one first (xserver canary clear)`);
     }
     const policy = create(RoutingPolicySchema, {
       type: p.type,

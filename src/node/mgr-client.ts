@@ -49,7 +49,7 @@ export interface MgrClientHost {
   onDrainRequested(): void;
   /** The canary routing policies changed (ROUTING_POLICIES: the whole table; a SNAPSHOT carries it too). */
   onPolicies(policies: RoutingPolicy[]): void;
-  /** Accounts this member holds per service type and version (gateways; ACCOUNT_VERSIONS from `xserver status`). */
+  /** Accounts this member holds per service type and version (gateways; VERSION_COUNTS from `xserver status`). */
   countAccounts(): VersionCount[];
   onConnected(lease: LeaseRecord): void;
   onLost(reason: string): void;
@@ -247,7 +247,7 @@ export class MgrClient {
           return this.host.onDrainRequested();
         case Cmd.ROUTING_POLICIES:
           return this.host.onPolicies(decode(RoutingPoliciesSchema, f.body).policies);
-        case Cmd.ACCOUNT_VERSIONS:
+        case Cmd.VERSION_COUNTS:
           this.link?.reply(f, encode(VersionCountsSchema, { counts: this.host.countAccounts() }));
           return;
         default:

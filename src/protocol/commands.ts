@@ -41,7 +41,7 @@ export const Cmd = {
   ROUTING_POLICIES: 0xffff0018,
   CANARY_SET: 0xffff0019,
   CANARY_ROLLBACK: 0xffff001a,
-  ACCOUNT_VERSIONS: 0xffff001b,
+  VERSION_COUNTS: 0xffff001b,
   CANARY_CLEAR: 0xffff001c,
   // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,

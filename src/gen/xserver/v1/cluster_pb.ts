@@ -835,7 +835,7 @@ export const VersionCountSchema: GenMessage<VersionCount> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 22);
 
 /**
- * gateway -> mgr, reply to ACCOUNT_VERSIONS (mgr -> gateway, request with an empty body).
+ * gateway -> mgr, reply to VERSION_COUNTS (mgr -> gateway, request with an empty body).
  *
  * @generated from message xserver.v1.VersionCounts
  */
