@@ -1,9 +1,16 @@
 /**
  * The canary cohort decision (src/protocol/routing-policy.ts): pure, so tested over many accounts
- * without a cluster. The cluster behaviour is in test/cluster/canary.test.ts.
+ * without a cluster; and a node runtime's log-once fallback. The cluster behaviour is in
+ * test/canary.test.ts (in-process, real TCP and Redis) and test/cluster/canary-cli.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../src/config/schema.js';
+import { createLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics.js';
+import { NodeRuntime } from '../src/node/runtime.js';
 import { NodeType } from '../src/protocol/commands.js';
+import { createRoleContext } from '../src/roles.js';
+import { MemoryStore } from '../src/store/memory-store.js';
 import { COHORT_BUCKETS, cohortBucket, decide, inCohort, policyProblem, routeCandidates } from '../src/protocol/routing-policy.js';
 
 const accounts = Array.from({ length: 10_000 }, (_, i) => `player${i}`);
@@ -94,5 +101,33 @@ describe('policyProblem', () => {
     expect(policyProblem({ ...ok, basisPoints: 0 }, limits, NodeType.FIRST_SERVICE)).toMatch(/cohort is empty/);
     expect(policyProblem({ ...ok, type: 3 }, limits, NodeType.FIRST_SERVICE)).toMatch(/not a service type/);
     expect(policyProblem({ ...ok, accounts: ['a', 'b'] }, { maxAccounts: 1 }, NodeType.FIRST_SERVICE)).toMatch(/mgr\.canaryMaxAccounts \(1\)/);
+  });
+});
+
+describe('NodeRuntime.routed (a built runtime, not started)', () => {
+  it('logs a fallback once per type and side until a node of the wanted version is back', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      pretty: 'false',
+      name: 'test',
+      destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+    });
+    const store = new MemoryStore('routing-policy-test');
+    const ctx = createRoleContext({ config: defaultConfig(), store, logger, metrics: new Metrics() });
+    const rt = new NodeRuntime(ctx, { type: 4 }, { emit: () => true });
+    const only = [{ id: 'a1', version: '1.0.0' }];
+    const canary = { version: '1.4.0', canary: true };
+    const warnings = (): Record<string, unknown>[] => lines.filter((l) => /no live node of type 5 runs canary version 1\.4\.0/.test(String(l.msg)));
+
+    expect(rt.routed(5, canary, only, (n) => n.version)).toEqual(only);
+    expect(rt.routed(5, canary, only, (n) => n.version)).toEqual(only);
+    expect(warnings()).toHaveLength(1);
+    // The canary node is back: no warning, and the next outage is logged again.
+    const both = [...only, { id: 'b1', version: '1.4.0' }];
+    expect(rt.routed(5, canary, both, (n) => n.version)).toEqual([both[1]]);
+    rt.routed(5, canary, only, (n) => n.version);
+    expect(warnings()).toHaveLength(2);
+    await store.close();
   });
 });

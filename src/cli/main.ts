@@ -109,7 +109,7 @@ export function buildProgram(): Command {
     });
 
   withCommon(program.command('status').description('print the cluster as the active mgr sees it'))
-    .option('--json', 'print JSON: {"mgr": {...}, "members": [...]}')
+    .option('--json', 'print JSON: {"mgr": {...}, "members": [...], "checks": [...], "policies": [...], "accounts": [...]}')
     .action((flags: CommonFlags & { json?: boolean }) =>
       runTool('status', flags, async (config, store, logger) => {
         const s = await fetchStatus(config, store, logger);
