@@ -205,7 +205,7 @@ describe('canary by account cohort', () => {
     sessions.get(ended)!.close();
     await waitUntil(() => !lobby[B]!.accounts().includes(ended), 5000, 'the ended session lost on B');
     expect(versionOfLobby((await login(base, ended)).allocations[String(LOBBY)])).toBe(A);
-  }, 60_000);
+  }, 120_000);
 
   it('with no live node of the canary version, the cohort is served by the others', async () => {
     await requestCanarySet(c.config, c.store, silentLogger(), { type: String(MATCH), version: '9.9.9', accounts: 'canary-lonely' });

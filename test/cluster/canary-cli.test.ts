@@ -75,7 +75,7 @@ describe('xserver canary', () => {
     const missingFlag = await c.cli(['canary', 'set', '--version', '1.4.0', '--percent', '5']);
     expect(missingFlag.code).not.toBe(0);
     expect(missingFlag.stderr).toMatch(/required option '--type <type>'/);
-  }, 60_000);
+  }, 180_000);
 
   it('a standby that takes over after the active mgr is killed serves the policy', async () => {
     const c = newCluster({ env: FAST });
@@ -97,5 +97,5 @@ describe('xserver canary', () => {
     );
     expect(shown.policies).toMatchObject([{ type: 4, version: '1.4.0', percent: 5, accounts: ['alice'] }]);
     expect(second.activeLog?.policies).toBe(1);
-  }, 60_000);
+  }, 180_000);
 });
