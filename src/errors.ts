@@ -40,6 +40,10 @@ export const ErrorCode = {
   UPDATE_REQUIRED: 42,
   CONTRACT_MISMATCH: 43,
   ADVERTISE_UNREACHABLE: 44,
+  // canary routing
+  BAD_POLICY: 51,
+  UNKNOWN_TYPE: 52,
+  NO_POLICY: 53,
   INTERNAL: 99,
 } as const;
 

@@ -49,6 +49,8 @@ function newClient(opts: MgrClientOptions = OPTS): MgrClient {
     },
     onLeft: () => rec.events.push('left'),
     onDrainRequested: () => rec.events.push('drain'),
+    onPolicies: () => rec.events.push('policies'),
+    countAccounts: () => [],
     onUpdated: () => rec.events.push('updated'),
     onConnected: (lease) => {
       rec.events.push('connected');

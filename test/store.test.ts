@@ -199,6 +199,26 @@ function contract(name: string, makeHarness: () => Harness): void {
       expect(await s.mirrorReplace('mgr-a', new Map())).toBe(false);
     });
 
+    it('fences canary policy writes to the lease holder and keeps them apart from the mirror', async () => {
+      const policy = new Uint8Array([8, 4, 0, 255, 10]);
+      expect(await s.policyPut('mgr-a', 4, policy)).toBe(false); // nobody holds the lease
+      expect(await s.acquireLease(mgr('mgr-a'), 5000)).not.toBeNull();
+      try {
+        expect(await s.policyPut('mgr-a', 4, policy)).toBe(true);
+        expect(await s.policyPut('mgr-a', 7, new Uint8Array([7]))).toBe(true);
+        expect(await peers[1].policyPut('mgr-b', 4, null)).toBe(false);
+        const loaded = await peers[1].policyLoad();
+        expect([...loaded.keys()].sort()).toEqual([4, 7]);
+        expect(Array.from(loaded.get(4)!)).toEqual(Array.from(policy));
+        expect([...(await s.mirrorLoad()).keys()]).not.toContain('4');
+        expect(await s.policyPut('mgr-a', 4, null)).toBe(true);
+        expect([...(await s.policyLoad()).keys()]).toEqual([7]);
+        expect(await s.policyPut('mgr-a', 7, null)).toBe(true);
+      } finally {
+        await s.releaseLease('mgr-a');
+      }
+    });
+
     it('manages accounts', async () => {
       const acct = `user-${uid()}`;
       expect(await s.getAccount(acct)).toBeNull();

@@ -11,7 +11,8 @@ import { MIN_SECRET_BITS } from '../config/security.js';
 import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
-import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
+import { fetchStatus, formatCanary, formatDoctor, formatPolicies, formatStatus, requestDrain } from './status.js';
+import { requestCanaryClear, requestCanaryRollback, requestCanarySet, resolveType, type CanarySetFlags } from './canary.js';
 import { runInit } from './init.js';
 import { DEFAULT_WATCH_DELAY_MS, runUp } from './up.js';
 import type { XConfig } from '../config/schema.js';
@@ -124,7 +125,7 @@ export function buildProgram(): Command {
     });
 
   withCommon(program.command('status').description('print the cluster as the active mgr sees it'))
-    .option('--json', 'print JSON: {"mgr": {...}, "members": [...]}')
+    .option('--json', 'print JSON: {"mgr": {...}, "members": [...], "checks": [...], "policies": [...], "accounts": [...]}')
     .action((flags: CommonFlags & { json?: boolean }) =>
       runTool('status', flags, async (config, store, logger) => {
         const s = await fetchStatus(config, store, logger);
@@ -153,6 +154,49 @@ export function buildProgram(): Command {
       process.stdout.write(`draining ${ids.length} member(s): ${ids.join(', ')}\n`);
     }),
   );
+
+  const canary = program.command('canary').description('route a share of accounts (a stable cohort) to one version of a service type');
+  withCommon(canary.command('set').description('new sessions of the cohort go to --version; everyone else to the other versions'))
+    .requiredOption('--type <type>', 'service type, by name (types) or number')
+    .requiredOption('--version <version>', 'the version the cohort gets (NodeInfo.version, node.version)')
+    .option('--percent <percent>', 'share of accounts, 0..100 in steps of 0.01 (a fixed hash of the account name)')
+    .option('--accounts <list>', 'comma-separated accounts that are always in the cohort')
+    .action((flags: CommonFlags & CanarySetFlags) =>
+      runTool('canary set', flags, async (config, store, logger) => {
+        const policies = await requestCanarySet(config, store, logger, flags);
+        process.stdout.write(`canary set; new sessions follow it, running sessions keep their nodes\n${formatPolicies(policies).join('\n')}\n`);
+      }),
+    );
+  withCommon(canary.command('show').description('the routing policies and how many accounts each version holds'))
+    .option('--json', 'print JSON: {"policies": [...], "accounts": [...], "gatewaysCounted": n}')
+    .action((flags: CommonFlags & { json?: boolean }) =>
+      runTool('canary show', flags, async (config, store, logger) => {
+        const { policies, accounts, gatewaysCounted } = await fetchStatus(config, store, logger);
+        const out = flags.json
+          ? JSON.stringify({ policies, accounts, gatewaysCounted }, null, 2)
+          : formatCanary({ policies, accounts, gatewaysCounted }).join('\n');
+        process.stdout.write(out + '\n');
+      }),
+    );
+  withCommon(canary.command('rollback').description("the type's canary version gets no new sessions; running sessions keep their nodes"))
+    .requiredOption('--type <type>', 'service type, by name (types) or number')
+    .action((flags: CommonFlags & { type: string }) =>
+      runTool('canary rollback', flags, async (config, store, logger) => {
+        const policies = await requestCanaryRollback(config, store, logger, flags.type);
+        const p = policies.find((x) => x.type === resolveType(config, flags.type));
+        process.stdout.write(
+          `canary rolled back: version ${p?.version ?? '?'} of type ${flags.type} gets no new sessions; running sessions keep their nodes\n`,
+        );
+      }),
+    );
+  withCommon(canary.command('clear').description("remove the type's policy: new sessions go to any version"))
+    .requiredOption('--type <type>', 'service type, by name (types) or number')
+    .action((flags: CommonFlags & { type: string }) =>
+      runTool('canary clear', flags, async (config, store, logger) => {
+        const left = await requestCanaryClear(config, store, logger, flags.type);
+        process.stdout.write(`canary policy of type ${flags.type} cleared; ${left.length} polic${left.length === 1 ? 'y' : 'ies'} left\n`);
+      }),
+    );
 
   // ---- login service and account administration (src/login) ----
   withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))

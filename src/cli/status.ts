@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { XConfig } from '../config/schema.js';
 import { linkOptions, NodeType } from '../context.js';
-import { DrainReplySchema, DrainRequestSchema, StatusReplySchema } from '../gen/xserver/v1/cluster_pb.js';
+import { DrainReplySchema, DrainRequestSchema, StatusReplySchema, type RoutingPolicy } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { Link } from '../link/link.js';
 import { infoToJson } from '../node/peer.js';
@@ -16,6 +16,23 @@ export interface ClusterStatus {
   members: Record<string, unknown>[];
   /** The mgr's dial-back of each member's advertised address, and recent refusals. */
   checks: AddressCheckJson[];
+  /** Canary routing policies in force (`xserver canary`). */
+  policies: PolicyJson[];
+  /** Accounts per service type and version, from the sessions of `gatewaysCounted` gateways. */
+  accounts: { type: number; version: string; accounts: number }[];
+  gatewaysCounted: number;
+}
+
+export interface PolicyJson {
+  type: number;
+  version: string;
+  percent: number;
+  accounts: string[];
+  setAt: number;
+}
+
+export function policyToJson(p: RoutingPolicy): PolicyJson {
+  return { type: p.type, version: p.version, percent: p.basisPoints / 100, accounts: [...p.accounts], setAt: Number(p.setAt) };
 }
 
 export interface AddressCheckJson {
@@ -48,7 +65,7 @@ export async function requestDrain(
 }
 
 /** An authenticated tool link (type 0) to the active mgr. */
-async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): Promise<{ link: Link; lease: LeaseRecord }> {
+export async function toolLink(config: XConfig, store: LeaseWatcher, logger: Logger): Promise<{ link: Link; lease: LeaseRecord }> {
   const lease = await store.readLease();
   if (!lease) throw new XError('NO_TARGET', `no active mgr in cluster "${config.cluster}" (no lease in the store)`);
   const link = await Link.dial(
@@ -83,6 +100,9 @@ export async function fetchStatus(config: XConfig, store: LeaseWatcher, logger: 
         rttMs: c.rttMs,
         error: c.error,
       })),
+      policies: reply.policies.map(policyToJson),
+      accounts: reply.accounts.map((c) => ({ type: c.type, version: c.version, accounts: c.accounts })),
+      gatewaysCounted: reply.gatewaysCounted,
     };
   } finally {
     link.close();
@@ -101,8 +121,36 @@ export function formatStatus(s: ClusterStatus): string {
     m.draining === true ? 'draining' : 'up',
   ]);
   const head = ['TYPE', 'NAME', 'ID', 'ADDR:PORTS', 'VERSION', 'OVERLOAD', 'STATE'];
-  lines.push(...table(head, rows), '', `${s.members.length} member(s)`);
+  lines.push(...table(head, rows), '', `${s.members.length} member(s)`, '', ...formatCanary(s));
   return lines.join('\n');
+}
+
+/** The canary part of `xserver status` and `xserver canary show`: each policy, then accounts per version. */
+export function formatCanary(s: Pick<ClusterStatus, 'policies' | 'accounts' | 'gatewaysCounted'>): string[] {
+  return [...formatPolicies(s.policies), '', ...formatAccountCounts(s.accounts, s.gatewaysCounted)];
+}
+
+export function formatPolicies(policies: PolicyJson[]): string[] {
+  if (policies.length === 0) return ['canary: no routing policy (every version gets new sessions)'];
+  const rows = policies.map((p) => [
+    String(p.type),
+    p.version,
+    p.percent === 0 && p.accounts.length === 0 ? '0% (rolled back)' : `${p.percent}%`,
+    p.accounts.length ? p.accounts.join(',') : '-',
+    new Date(p.setAt).toISOString(),
+  ]);
+  return table(['TYPE', 'CANARY VERSION', 'SHARE', 'LISTED ACCOUNTS', 'SET AT'], rows);
+}
+
+function formatAccountCounts(accounts: ClusterStatus['accounts'], gateways: number): string[] {
+  if (accounts.length === 0) return [`accounts by version: none allocated (${gateways} gateway(s) counted)`];
+  return [
+    ...table(
+      ['TYPE', 'VERSION', 'ACCOUNTS'],
+      accounts.map((c) => [String(c.type), c.version, String(c.accounts)]),
+    ),
+    `(allocated accounts of live sessions, from ${gateways} gateway(s))`,
+  ];
 }
 
 /**

@@ -207,6 +207,27 @@ const TABLE = [
   },
   { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
   {
+    key: 'mgr.canaryMaxPolicies',
+    type: 'int',
+    default: 64,
+    min: 1,
+    doc: 'Most service types with a canary routing policy at once (`xserver canary set`).',
+  },
+  {
+    key: 'mgr.canaryMaxAccounts',
+    type: 'int',
+    default: 1000,
+    min: 0,
+    doc: 'Most accounts one canary policy may list (`--accounts`); larger cohorts are given as a percentage.',
+  },
+  {
+    key: 'mgr.accountCountTimeoutMs',
+    type: 'int',
+    default: 1000,
+    min: 10,
+    doc: '`xserver status` asks every gateway how many accounts each service version holds; a gateway that has not answered within this long is left out of the count.',
+  },
+  {
     key: 'mgr.checkAdvertised',
     type: 'bool',
     default: true,

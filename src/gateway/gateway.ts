@@ -107,6 +107,7 @@ export class Gateway {
     );
     // Requests still unanswered when nothing more can come from their node fail now, typed.
     this.rt.onPeerLinkGone((id) => this.router.failInflight(id));
+    this.rt.setAccountCounter(() => this.router.countAccounts());
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;
     this.retireCounters = [

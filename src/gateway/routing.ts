@@ -6,6 +6,11 @@
  * meanwhile in order), a stateless one to a node picked per message. Requests are remembered
  * until answered, so they fail at once when their node leaves.
  *
+ * Canary policies (protocol/routing-policy.ts): the first time a session needs a node of a type
+ * with a policy, its decision (the policy's version or the rest) is taken and kept for the rest of
+ * the session, so a later `xserver canary set` or `rollback` never moves a running session; the
+ * allocated node of a stateful type is kept anyway while it lives.
+ *
  * Node -> gateway: the relay's system commands (RELAY_TO_CLIENT, RELAY_BROADCAST_CLIENTS,
  * RELAY_TO_NODES, KICK_ACCOUNT); and the gateway tells nodes about accounts (ACCOUNT_ARRIVED,
  * ACCOUNT_LOST).
@@ -33,6 +38,8 @@ import { encodeErrorNotice } from '../protocol/client-messages.js';
 import { errorBody, type ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
 import { isLive, type Session, type SessionTable } from './sessions.js';
+import type { CohortDecision } from '../protocol/routing-policy.js';
+import type { VersionCount } from '../gen/xserver/v1/cluster_pb.js';
 
 /** A client request forwarded and not answered yet. */
 interface InflightRequest {
@@ -46,6 +53,11 @@ export class AccountRoute {
   queue: { conn: ClientConnection; f: Frame }[] | null = null;
   /** Client requests forwarded and not answered yet: rid -> node id and client command (bounded). */
   readonly inflight = new Map<number, InflightRequest>();
+  /**
+   * Canary decisions of this session, per type with a policy, taken at first use (at most one per
+   * policy: types without one are not kept).
+   */
+  readonly cohorts = new Map<number, CohortDecision>();
 
   /** `allocations`: stateful type -> allocated node id. */
   constructor(readonly allocations: Map<number, string>) {}
@@ -171,6 +183,8 @@ export class Router {
     }
     let target: string | undefined;
     if (this.stateful.has(type)) {
+      // Taken at the first message, so a reallocation later in the session keeps the version.
+      this.cohortOf(s, type);
       target = r.allocations.get(type);
       if (target === undefined || !this.node.has(target)) {
         r.queue = [{ conn, f: { ...f, body: f.body.slice() } }];
@@ -178,7 +192,7 @@ export class Router {
         return;
       }
     } else {
-      target = this.node.one(type)?.id;
+      target = this.node.one(type, undefined, this.cohortOf(s, type))?.id;
     }
     this.forward(s, conn, f, type, target);
   }
@@ -216,7 +230,8 @@ export class Router {
 
   /** The allocated node of a stateful type is gone (or none yet): move the account atomically. */
   private async reallocate(s: GatewaySession, type: number, dead: string | undefined): Promise<void> {
-    const candidates = this.node.list(type).map((p) => ({ id: p.id, load: p.overload(0) }));
+    const live = this.node.routed(type, this.cohortOf(s, type), this.node.list(type), (p) => p.info.version);
+    const candidates = live.map((p) => ({ id: p.id, load: p.overload(0) }));
     let target: string | null = null;
     try {
       target =
@@ -243,6 +258,35 @@ export class Router {
       if (!isLive(s) || q.conn.closed) continue;
       this.forward(s, q.conn, q.f, type, target ?? undefined);
     }
+  }
+
+  /** The session's canary decision for `type`: the one taken at its first use, else now (null: no policy). */
+  private cohortOf(s: GatewaySession, type: number): CohortDecision | null {
+    const kept = s.route.cohorts.get(type);
+    if (kept) return kept;
+    const d = this.node.routingDecision(type, s.account);
+    if (d) s.route.cohorts.set(type, d);
+    return d;
+  }
+
+  /**
+   * Accounts per service type and version: each live session's allocated nodes (stateful types),
+   * by the version the node runs now. For `xserver status` (VERSION_COUNTS); one pass over the sessions.
+   */
+  countAccounts(): VersionCount[] {
+    const counts = new Map<string, VersionCount>();
+    for (const s of this.sessions.values()) {
+      if (!isLive(s)) continue;
+      for (const [type, id] of s.route.allocations) {
+        const version = this.node.get(id)?.info.version;
+        if (version === undefined) continue;
+        const k = `${type}\0${version}`;
+        const c = counts.get(k);
+        if (c) c.accounts++;
+        else counts.set(k, { $typeName: 'xserver.v1.VersionCount', type, version, accounts: 1 });
+      }
+    }
+    return [...counts.values()];
   }
 
   // ------------------------------------------------------------------ accounts, to their nodes

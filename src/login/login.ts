@@ -4,7 +4,8 @@
  * plain HTTP:
  *
  *   POST /login      {account, password} -> token bound to an account, a gateway and one node of
- *                    each stateful type (allocated atomically and sticky in the store)
+ *                    each stateful type (allocated atomically and sticky in the store; a canary
+ *                    policy of the type picks the version by the account's cohort)
  *   GET  /config.json {loginUrl} for browser pages
  *   GET  /sdk/...    the browser client SDK (dist/client/)
  *   GET  /protocol/... the wire protocol module the SDK imports (dist/protocol/)
@@ -383,8 +384,12 @@ export class LoginServer {
     const missing: number[] = [];
     await Promise.all(
       this.statefulTypes.map(async (type) => {
-        // A draining node takes no new logins (its allocations move at the next login).
-        const nodes = this.node.list(type).filter((n) => !n.info.draining);
+        // A draining node takes no new logins (its allocations move at the next login). A canary
+        // policy narrows the rest to the account's version; the store keeps the allocation while
+        // its node is still among them (sticky), so a new login of the account lands where it was.
+        const rt = runtimeOf(this.node);
+        const open = this.node.list(type).filter((n) => !n.info.draining);
+        const nodes = rt.routed(type, rt.routingDecision(type, account), open, (n) => n.info.version);
         const id = nodes.length ? await store.allocate(account, type, candidatesOf(nodes)) : null;
         if (id) allocations[String(type)] = id;
         else missing.push(type);
@@ -477,7 +482,7 @@ export class LoginServer {
 
 // ================================================================ helpers
 
-function candidatesOf(peers: Peer[]): AllocationCandidate[] {
+function candidatesOf(peers: readonly Peer[]): AllocationCandidate[] {
   return peers.map((p) => ({ id: p.id, load: p.overload(0) }));
 }
 

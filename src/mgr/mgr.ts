@@ -11,6 +11,10 @@
  *   `settleGraceMs`, treats those members as present (no JOINED when they come back, snapshots
  *   marked provisional); members that did not come back are then removed with LEFT(timeout) and
  *   every node that saw a provisional snapshot gets a settled one.
+ * - The canary routing policies (one per service type, `xserver canary`) are kept in the store
+ *   beside the mirror, written before they are applied; a new active mgr loads them with the
+ *   mirror, so a takeover serves the same policies. Members get them in every SNAPSHOT and, after
+ *   a change, in ROUTING_POLICIES (the whole table).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -28,7 +32,14 @@ import {
   type NodeInfo,
   DrainReplySchema,
   DrainRequestSchema,
+  CanaryTypeRequestSchema,
+  RoutingPoliciesSchema,
+  RoutingPolicySchema,
+  VersionCountsSchema,
+  type RoutingPolicy,
+  type VersionCount,
 } from '../gen/xserver/v1/cluster_pb.js';
+import { describePolicy, policyProblem } from '../protocol/routing-policy.js';
 import { XError } from '../errors.js';
 import { type Link, LinkListener } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
@@ -73,8 +84,10 @@ export class MgrServer {
   private readonly checking = new Set<string>();
   /** Where members dial this mgr (innerIp, or derived from bindHost); the lease carries it. */
   private readonly addr: string;
-  /** The mgr uses the store for its lease and the membership mirror only. */
+  /** The mgr uses the store for its lease, the membership mirror and the routing policies only. */
   private readonly store: LeaseStore & MirrorStore;
+  /** Canary routing policy per service type; loaded from the store at takeover, written there first. */
+  private readonly policies = new Map<number, RoutingPolicy>();
   private readonly m;
 
   constructor(private readonly ctx: RoleContext) {
@@ -194,6 +207,13 @@ export class MgrServer {
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not load the membership mirror; starting empty');
     }
+    this.policies.clear();
+    try {
+      for (const [type, bytes] of await this.store.policyLoad()) this.policies.set(type, fromBinary(RoutingPolicySchema, bytes));
+    } catch (e) {
+      // Serving none ends every canary (the cohorts go to the other versions): say so loudly.
+      this.log.error({ err: (e as Error).message }, 'could not load the canary routing policies; serving none until `xserver canary set`');
+    }
     this.pendingMembers.clear();
     for (const [id, bytes] of mirror) {
       if (this.sessions.has(id)) continue;
@@ -211,7 +231,7 @@ export class MgrServer {
     this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
     this.settleTimer.unref();
     await this.store.announceLease(rec).catch((e: Error) => this.log.warn({ err: e.message }, 'could not announce the takeover'));
-    this.log.info({ epoch: rec.epoch, port: this.port, mirrored: this.pendingMembers.size }, 'mgr is ACTIVE');
+    this.log.info({ epoch: rec.epoch, port: this.port, mirrored: this.pendingMembers.size, policies: this.policies.size }, 'mgr is ACTIVE');
   }
 
   private stepDown(reason: string): void {
@@ -220,6 +240,7 @@ export class MgrServer {
     this.m.active.set(0);
     this.clearSettle();
     this.pendingMembers.clear();
+    this.policies.clear();
     this.log.warn({ reason }, 'mgr lost the lease: stepping down to standby');
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
@@ -283,14 +304,14 @@ export class MgrServer {
           return this.onLeave(link, f);
         case Cmd.DRAIN:
           return this.onDrain(link, f);
-        case Cmd.STATUS: {
-          const st = this.status();
-          link.reply(
-            f,
-            encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling, checks: this.addresses.all() }),
-          );
-          return;
-        }
+        case Cmd.STATUS:
+          return this.answer(link, f, () => this.statusReply());
+        case Cmd.CANARY_SET:
+          return this.answer(link, f, () => this.onCanarySet(link, f));
+        case Cmd.CANARY_ROLLBACK:
+          return this.answer(link, f, () => this.onCanaryRollback(link, f));
+        case Cmd.CANARY_CLEAR:
+          return this.answer(link, f, () => this.onCanaryClear(link, f));
         default:
           throw new XError('UNKNOWN_COMMAND', `mgr does not handle command 0x${f.cmd.toString(16)}`);
       }
@@ -299,6 +320,149 @@ export class MgrServer {
       this.log.warn({ code: err.code, peer: link.describe() }, err.message);
       if (f.rid) link.replyError(f, err);
     }
+  }
+
+  /** Runs an async request handler; its failure is answered as an error like a synchronous one. */
+  private answer(link: Link, f: Frame, run: () => Promise<Uint8Array>): void {
+    run().then(
+      (body) => link.reply(f, body),
+      (e: unknown) => {
+        const err = e instanceof XError ? e : new XError('INTERNAL', String(e));
+        this.log.warn({ code: err.code, peer: link.describe() }, err.message);
+        link.replyError(f, err);
+      },
+    );
+  }
+
+  private async statusReply(): Promise<Uint8Array> {
+    const { counts, gateways } = await this.countAccounts();
+    return encode(StatusReplySchema, {
+      mgr: this.mgrInfo(),
+      members: this.memberInfos(),
+      settling: this.settling,
+      checks: this.addresses.all(),
+      policies: this.policyList(),
+      accounts: counts,
+      gatewaysCounted: gateways,
+    });
+  }
+
+  /**
+   * Accounts per service type and version, summed over what each gateway's sessions are allocated
+   * to (VERSION_COUNTS). One request per gateway per `xserver status`, nothing kept between
+   * calls; a gateway that does not answer within mgr.accountCountTimeoutMs is left out.
+   */
+  private async countAccounts(): Promise<{ counts: VersionCount[]; gateways: number }> {
+    const gateways = [...this.sessions.values()].filter((s) => s.info.type === NodeType.GATEWAY);
+    const timeoutMs = this.ctx.config.mgr.accountCountTimeoutMs;
+    const answers = await Promise.allSettled(
+      gateways.map(async (g) => decode(VersionCountsSchema, (await g.link.request(Cmd.VERSION_COUNTS, new Uint8Array(0), timeoutMs)).body)),
+    );
+    const sum = new Map<string, VersionCount>();
+    let answered = 0;
+    for (const a of answers) {
+      if (a.status !== 'fulfilled') continue;
+      answered++;
+      for (const c of a.value.counts) {
+        const k = `${c.type}\0${c.version}`;
+        const had = sum.get(k);
+        if (had) had.accounts += c.accounts;
+        else sum.set(k, { ...c });
+      }
+    }
+    const counts = [...sum.values()].sort((a, b) => a.type - b.type || a.version.localeCompare(b.version));
+    return { counts, gateways: answered };
+  }
+
+  private policyList(): RoutingPolicy[] {
+    return [...this.policies.values()].sort((a, b) => a.type - b.type);
+  }
+
+  /** Only tools (type 0, `xserver canary`) change the routing policies. */
+  private checkTool(link: Link): void {
+    if (!this.tools.has(link)) throw new XError('FORBIDDEN', 'only a tool link (xserver canary) may change routing policies');
+    if (this.state !== 'active' || !this.lease.isValid()) throw new XError('NOT_ACTIVE', 'this mgr is a standby');
+  }
+
+  /** `xserver canary set`: validates, stores (fenced by the lease), then tells every member. */
+  private async onCanarySet(link: Link, f: Frame): Promise<Uint8Array> {
+    this.checkTool(link);
+    const p = decode(RoutingPolicySchema, f.body);
+    checkServiceType(p.type);
+    const problem = policyProblem(p, { maxAccounts: this.ctx.config.mgr.canaryMaxAccounts }, NodeType.FIRST_SERVICE);
+    if (problem) throw new XError('BAD_POLICY', problem);
+    const max = this.ctx.config.mgr.canaryMaxPolicies;
+    if (!this.policies.has(p.type) && this.policies.size >= max) {
+      throw new XError('BAD_POLICY', `${max} types have a policy already (mgr.canaryMaxPolicies); clear one first (xserver canary clear)`);
+    }
+    const policy = create(RoutingPolicySchema, {
+      type: p.type,
+      version: p.version,
+      basisPoints: p.basisPoints,
+      accounts: [...new Set(p.accounts)],
+      setAt: BigInt(Date.now()),
+    });
+    await this.storePolicy(p.type, policy);
+    this.policies.set(p.type, policy);
+    this.broadcastPolicies();
+    this.log.info(
+      { type: p.type, version: p.version, basisPoints: p.basisPoints, listed: policy.accounts.length },
+      `canary policy set: type ${p.type} ${describePolicy(policy)}`,
+    );
+    return encode(RoutingPoliciesSchema, { policies: this.policyList() });
+  }
+
+  /**
+   * `xserver canary rollback`: the type's canary version gets no new sessions (the cohort becomes
+   * empty; the policy stays, so accounts whose allocation is on that version move off it at their
+   * next login). Running sessions keep their nodes.
+   */
+  private async onCanaryRollback(link: Link, f: Frame): Promise<Uint8Array> {
+    const old = this.policyOf(link, f);
+    const policy = create(RoutingPolicySchema, { type: old.type, version: old.version, basisPoints: 0, accounts: [], setAt: BigInt(Date.now()) });
+    await this.storePolicy(old.type, policy);
+    this.policies.set(old.type, policy);
+    this.broadcastPolicies();
+    this.log.info({ type: old.type, version: old.version }, `canary of type ${old.type} rolled back: version ${old.version} gets no new sessions`);
+    return encode(RoutingPoliciesSchema, { policies: this.policyList() });
+  }
+
+  /** `xserver canary clear`: removes the type's policy; new sessions go to any version again. */
+  private async onCanaryClear(link: Link, f: Frame): Promise<Uint8Array> {
+    const { type } = this.policyOf(link, f);
+    await this.storePolicy(type, null);
+    this.policies.delete(type);
+    this.broadcastPolicies();
+    this.log.info({ type }, `canary policy of type ${type} cleared`);
+    return encode(RoutingPoliciesSchema, { policies: this.policyList() });
+  }
+
+  /** The policy a CANARY_ROLLBACK / CANARY_CLEAR names. */
+  private policyOf(link: Link, f: Frame): RoutingPolicy {
+    this.checkTool(link);
+    const { type } = decode(CanaryTypeRequestSchema, f.body);
+    checkServiceType(type);
+    const p = this.policies.get(type);
+    if (!p) {
+      const have = [...this.policies.keys()];
+      throw new XError('NO_POLICY', `type ${type} has no canary policy (policies: ${have.length ? have.join(', ') : 'none'})`);
+    }
+    return p;
+  }
+
+  private async storePolicy(type: number, policy: RoutingPolicy | null): Promise<void> {
+    let ok: boolean;
+    try {
+      ok = await this.store.policyPut(this.instanceId, type, policy && toBinary(RoutingPolicySchema, policy));
+    } catch (e) {
+      throw new XError('STORE_UNAVAILABLE', `could not store the routing policy (${(e as Error).message}); nothing changed, try again`);
+    }
+    if (!ok) throw new XError('NOT_ACTIVE', 'this mgr no longer holds the lease; nothing changed, try again at the new active mgr');
+  }
+
+  private broadcastPolicies(): void {
+    const body = encode(RoutingPoliciesSchema, { policies: this.policyList() });
+    for (const s of this.sessions.values()) s.link.send(Cmd.ROUTING_POLICIES, body);
   }
 
   /** `xserver drain <id|name>`: tells each matching member to drain; answers with their ids. */
@@ -463,7 +627,20 @@ export class MgrServer {
   }
 
   private snapshotBytes(provisional: boolean): Uint8Array {
-    return toBinary(SnapshotSchema, create(SnapshotSchema, { members: this.memberInfos(), mgr: this.mgrInfo(), provisional }));
+    return toBinary(
+      SnapshotSchema,
+      create(SnapshotSchema, { members: this.memberInfos(), mgr: this.mgrInfo(), provisional, policies: this.policyList() }),
+    );
+  }
+}
+
+/** Policies are for service types only: 0-3 are the client, the mgr, login and the gateways. */
+function checkServiceType(type: number): void {
+  if (type < NodeType.FIRST_SERVICE) {
+    throw new XError(
+      'UNKNOWN_TYPE',
+      `type ${type} is not a service type (expected a number >= ${NodeType.FIRST_SERVICE}; 0-3 are client, mgr, login, gateway)`,
+    );
   }
 }
 

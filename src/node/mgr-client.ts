@@ -12,6 +12,10 @@ import {
   JoinedSchema,
   LeftSchema,
   RegisterSchema,
+  RoutingPoliciesSchema,
+  VersionCountsSchema,
+  type RoutingPolicy,
+  type VersionCount,
   SnapshotSchema,
   UpdatedSchema,
   type Joined,
@@ -43,6 +47,10 @@ export interface MgrClientHost {
   onUpdated(u: Updated): void;
   /** The mgr relays an operator's `xserver drain` for this member. */
   onDrainRequested(): void;
+  /** The canary routing policies changed (ROUTING_POLICIES: the whole table; a SNAPSHOT carries it too). */
+  onPolicies(policies: RoutingPolicy[]): void;
+  /** Accounts this member holds per service type and version (gateways; VERSION_COUNTS from `xserver status`). */
+  countAccounts(): VersionCount[];
   onConnected(lease: LeaseRecord): void;
   onLost(reason: string): void;
 }
@@ -237,6 +245,11 @@ export class MgrClient {
           return this.host.onUpdated(decode(UpdatedSchema, f.body));
         case Cmd.DRAIN:
           return this.host.onDrainRequested();
+        case Cmd.ROUTING_POLICIES:
+          return this.host.onPolicies(decode(RoutingPoliciesSchema, f.body).policies);
+        case Cmd.VERSION_COUNTS:
+          this.link?.reply(f, encode(VersionCountsSchema, { counts: this.host.countAccounts() }));
+          return;
         default:
           this.log.debug({ cmd: f.cmd }, 'ignoring unknown frame from mgr');
       }

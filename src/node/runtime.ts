@@ -15,7 +15,8 @@ import { advertisedAddresses, hostPort } from '../config/addresses.js';
 import type { Logger } from 'pino';
 import { create } from '@bufbuild/protobuf';
 import { contractHash, type Command } from '../protocol/contract.js';
-import { LeaveReason, NodeInfoSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
+import { LeaveReason, NodeInfoSchema, type NodeInfo, type RoutingPolicy, type Snapshot, type VersionCount } from '../gen/xserver/v1/cluster_pb.js';
+import { decide, describePolicy, routeCandidates, type CohortDecision } from '../protocol/routing-policy.js';
 import { XError } from '../errors.js';
 import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
@@ -97,6 +98,11 @@ export class NodeRuntime {
   private readonly mgrClient: MgrClient;
   private readonly membership = new MembershipTable();
   private readonly selector: Selector;
+  /** Canary routing policy per service type, as the mgr last sent it. */
+  private routing = new Map<number, RoutingPolicy>();
+  /** "type:canary" keys whose fallback (no node of the wanted version) was logged; reset when the policies change. */
+  private readonly fallbacksLogged = new Set<string>();
+  private accountCounter: () => VersionCount[] = () => [];
   private readonly peers = new Map<string, Peer>();
   private readonly links = new Map<string, PeerLink>();
   /**
@@ -217,6 +223,8 @@ export class NodeRuntime {
           this.log.info('drain requested by an operator (xserver drain)');
           this.emit('drain-requested');
         },
+        onPolicies: (p) => this.applyPolicies(p),
+        countAccounts: () => this.accountCounter(),
         onConnected: (lease) => this.onMgrConnected(lease),
         onLost: (why) => this.onMgrLost(why),
       },
@@ -466,10 +474,68 @@ export class NodeRuntime {
 
   // ================================================================ group 2: membership
 
-  /** One node of `type`, by the selection strategy (random by default); undefined if none. */
-  one(type: number, opts?: SelectOptions): Peer | undefined {
-    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+  /**
+   * One node of `type`, by the selection strategy (random by default); undefined if none. A canary
+   * policy of the type narrows the choice for `opts.account` (or for `decision`, one a caller took
+   * earlier); an explicit `opts.version` overrides the policy.
+   */
+  one(type: number, opts?: SelectOptions, decision?: CohortDecision | null): Peer | undefined {
+    const info = this.selector.pick(type, this.candidatesOf(type, opts, decision), opts);
     return info ? this.peerOf(info) : undefined;
+  }
+
+  /** The canary decision for an account and a type now (null: the type has no policy). */
+  routingDecision(type: number, account: string | undefined): CohortDecision | null {
+    return decide(this.routing.get(type), account);
+  }
+
+  /**
+   * The members of `list` (of one type) a decision allows; all of them, logged once per type and
+   * side, when none of the wanted version lives.
+   */
+  routed<T>(type: number, decision: CohortDecision | null, list: readonly T[], versionOf: (c: T) => string): readonly T[] {
+    const r = routeCandidates(decision, list, versionOf);
+    if (r.fallback && decision) {
+      const key = `${type}:${decision.canary}`;
+      if (!this.fallbacksLogged.has(key)) {
+        this.fallbacksLogged.add(key);
+        this.log.warn(
+          { type, version: decision.version, canary: decision.canary },
+          decision.canary
+            ? `no live node of type ${type} runs canary version ${decision.version}: its cohort goes to any version`
+            : `every live node of type ${type} runs canary version ${decision.version}: accounts outside the cohort go there too`,
+        );
+      }
+    } else if (decision) this.fallbacksLogged.delete(`${type}:${decision.canary}`);
+    return r.list;
+  }
+
+  /** The routing policies this node knows (what the mgr last sent). */
+  policies(): RoutingPolicy[] {
+    return [...this.routing.values()];
+  }
+
+  /** Framework roles that hold accounts (the gateway) answer the mgr's account count with this. */
+  setAccountCounter(fn: () => VersionCount[]): void {
+    this.accountCounter = fn;
+  }
+
+  private candidatesOf(type: number, opts: SelectOptions | undefined, decision: CohortDecision | null | undefined): readonly NodeInfo[] {
+    const all = this.membership.ofType(type);
+    if (opts?.version !== undefined || !this.routing.has(type)) return all;
+    const d = decision === undefined ? this.routingDecision(type, opts?.account) : decision;
+    // Draining and excluded members go first, so a fallback is about the members that could be chosen.
+    const open = all.filter((n) => n.id !== opts?.excludeId && (opts?.includeDraining === true || !n.draining));
+    return this.routed(type, d, open, (n) => n.version);
+  }
+
+  private applyPolicies(list: readonly RoutingPolicy[]): void {
+    const next = new Map(list.map((p) => [p.type, p]));
+    const same = next.size === this.routing.size && [...next].every(([t, p]) => samePolicy(this.routing.get(t), p));
+    this.routing = next;
+    if (same) return;
+    this.fallbacksLogged.clear();
+    this.log.info({ policies: list.map((p) => `type ${p.type}: ${describePolicy(p)}`) }, 'canary routing policies changed');
   }
 
   list(type: number): Peer[] {
@@ -503,7 +569,7 @@ export class NodeRuntime {
 
   /** Sends to one node of `type` chosen by the strategy. False at once when there is none. */
   sendOne(type: number, cmd: number, payload: Payload, opts?: SendOptions): boolean {
-    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+    const info = this.selector.pick(type, this.candidatesOf(type, opts, undefined), opts);
     return info ? this.sendById(info.id, cmd, payload) : false;
   }
 
@@ -581,7 +647,7 @@ export class NodeRuntime {
 
   /** Request to one node of `type` chosen by the strategy. */
   requestOne(type: number, cmd: number, payload: Payload, opts: RequestOptions & SelectOptions = {}): Promise<Uint8Array> {
-    const info = this.selector.pick(type, this.membership.ofType(type), opts);
+    const info = this.selector.pick(type, this.candidatesOf(type, opts, undefined), opts);
     if (!info) return Promise.reject(new XError('NO_TARGET', `no node of type ${type}`));
     return this.request(info.id, cmd, payload, opts);
   }
@@ -841,6 +907,7 @@ export class NodeRuntime {
   };
 
   private applySnapshot(s: Snapshot): void {
+    this.applyPolicies(s.policies);
     const diff = this.membership.reconcile(s.members, s.provisional);
     for (const i of diff.left) this.dropPeer(i, 'timeout');
     for (const i of diff.joined) if (i.id !== this.id) this.peerJoined(i);
@@ -1023,6 +1090,16 @@ function checkUserCmd(cmd: number): void {
   if (!Number.isInteger(cmd) || cmd < 0 || cmd >= SYSTEM_CMD_BASE) {
     throw new XError('BAD_REQUEST', `command must be an integer in 0..${SYSTEM_CMD_BASE - 1}, got ${cmd}`);
   }
+}
+
+function samePolicy(a: RoutingPolicy | undefined, b: RoutingPolicy): boolean {
+  return (
+    a !== undefined &&
+    a.version === b.version &&
+    a.basisPoints === b.basisPoints &&
+    a.setAt === b.setAt &&
+    a.accounts.join('\0') === b.accounts.join('\0')
+  );
 }
 
 export function nameOfType(types: Record<string, number>, type: number): string {

@@ -1,7 +1,8 @@
 /**
  * Selection strategies for "one node of a type" (SPEC §4): random (default), round-robin,
  * least-loaded (lowest overload[0], ties at random), with an optional version filter for gray
- * releases. Pure functions over the membership list.
+ * releases. Pure functions over the membership list; the canary policy narrows that list first
+ * (NodeRuntime.one, protocol/routing-policy.ts).
  */
 import type { NodeInfo } from '../gen/xserver/v1/cluster_pb.js';
 
@@ -15,6 +16,12 @@ export interface SelectOptions {
   excludeId?: string;
   /** Also pick members that are draining (default false: a draining member gets no new work). */
   includeDraining?: boolean;
+  /**
+   * The account the work is for: with a canary policy on the type (`xserver canary`), an account in
+   * the cohort gets a node of the policy's version, any other account (or none given) a node of
+   * another version. Ignored when `version` is given.
+   */
+  account?: string;
 }
 
 export class Selector {

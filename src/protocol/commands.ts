@@ -37,6 +37,12 @@ export const Cmd = {
   LEAVE: 0xffff0015,
   STATUS: 0xffff0016,
   DRAIN: 0xffff0017,
+  // canary routing (mgr -> member one-way; tool -> mgr requests; mgr -> gateway request)
+  ROUTING_POLICIES: 0xffff0018,
+  CANARY_SET: 0xffff0019,
+  CANARY_ROLLBACK: 0xffff001a,
+  VERSION_COUNTS: 0xffff001b,
+  CANARY_CLEAR: 0xffff001c,
   // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,
   RELAY_FROM_CLIENT: 0xffff0021,

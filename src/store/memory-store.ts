@@ -94,6 +94,7 @@ export class MemoryStore implements ClusterStore {
   private readonly lease = new TtlMap<LeaseRecord>();
   private epoch = 0;
   private readonly mirror = new Map<string, Uint8Array>();
+  private readonly policies = new Map<number, Uint8Array>();
   private readonly accounts = new Map<string, AccountRecord>();
   private readonly failures = new TtlMap<number>();
   private readonly tokens = new TtlMap<TokenRecord>();
@@ -133,7 +134,7 @@ export class MemoryStore implements ClusterStore {
     clearInterval(this.sweeper);
     this.announcements.removeAllListeners();
     for (const m of [this.lease, this.failures, this.tokens, this.allocations, this.kv]) m.clear();
-    for (const m of [this.mirror, this.accounts, this.generations, this.presence, this.hashes]) m.clear();
+    for (const m of [this.mirror, this.policies, this.accounts, this.generations, this.presence, this.hashes]) m.clear();
   }
 
   // ---- mgr lease ----
@@ -226,6 +227,19 @@ export class MemoryStore implements ClusterStore {
   async mirrorLoad(): Promise<Map<string, Uint8Array>> {
     this.check();
     return new Map([...this.mirror].map(([id, info]) => [id, info.slice()]));
+  }
+
+  async policyPut(instanceId: string, type: number, policy: Uint8Array | null): Promise<boolean> {
+    this.check();
+    if (!this.holdsLease(instanceId)) return false;
+    if (policy === null) this.policies.delete(type);
+    else this.policies.set(type, policy.slice());
+    return true;
+  }
+
+  async policyLoad(): Promise<Map<number, Uint8Array>> {
+    this.check();
+    return new Map([...this.policies].map(([t, p]) => [t, p.slice()]));
   }
 
   // ---- accounts ----

@@ -4,7 +4,7 @@
  * Every multi-step operation is one Lua script, so concurrent processes never observe or produce a
  * half-done state, and no script touches keys of two Redis Cluster slots. Key layout:
  *
- *   xs:{<cluster>}:lease, :lease:epoch, :mirror, :kv:<key>, :hash:<key>   one slot per cluster
+ *   xs:{<cluster>}:lease, :lease:epoch, :mirror, :routing, :kv:<key>, :hash:<key>   one slot per cluster
  *   channel xs:{<cluster>}:lease:announce
  *   xs:<cluster>:acct:{<account>}, :alloc:{..}, :gen:{..}, :presence:{..}  one slot per account
  *   xs:<cluster>:fail:{<counter>}, xs:<cluster>:token:{<token>}           one slot per key
@@ -788,6 +788,26 @@ export class RedisStore implements ClusterStore {
 
   mirrorLoad(): Promise<Map<string, Uint8Array>> {
     return this.run('mirrorLoad', async () => new Map(Object.entries(await this.client.hgetallBuffer(this.key('mirror')))));
+  }
+
+  // ---- canary routing policies: a hash beside the mirror, written with the mirror's fenced scripts ----
+
+  policyPut(instanceId: string, type: number, policy: Uint8Array | null): Promise<boolean> {
+    return this.run('policyPut', async () => {
+      const keys = [this.key('lease'), this.key('routing')];
+      const r =
+        policy === null
+          ? this.script('xsMirrorDelete', keys, [instanceId, String(type)])
+          : this.script('xsMirrorPut', keys, [instanceId, String(type), toBuffer(policy)]);
+      return (await r) === 1;
+    });
+  }
+
+  policyLoad(): Promise<Map<number, Uint8Array>> {
+    return this.run('policyLoad', async () => {
+      const all = await this.client.hgetallBuffer(this.key('routing'));
+      return new Map(Object.entries(all).map(([t, v]) => [Number(t), new Uint8Array(v)]));
+    });
   }
 
   // ---- accounts ----

@@ -107,6 +107,12 @@ export interface MirrorStore {
   /** Replaces the whole mirror (used when a new mgr settles). */
   mirrorReplace(instanceId: string, members: Map<string, Uint8Array>): Promise<boolean>;
   mirrorLoad(): Promise<Map<string, Uint8Array>>;
+  /**
+   * The canary routing policies (an encoded RoutingPolicy per service type), kept beside the
+   * mirror so a new active mgr serves them. Put with `policy` null deletes. Fenced like the mirror.
+   */
+  policyPut(instanceId: string, type: number, policy: Uint8Array | null): Promise<boolean>;
+  policyLoad(): Promise<Map<number, Uint8Array>>;
 }
 
 /** Login accounts and the failed-attempt counters that throttle guessing. */

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiJKCgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkSEAoIZHJhaW5pbmcYBCABKAgiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCKSAQoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIEigKBmNoZWNrcxgEIAMoCzIYLnhzZXJ2ZXIudjEuQWRkcmVzc0NoZWNrIoIBCgxBZGRyZXNzQ2hlY2sSCgoCaWQYASABKAkSEgoKYWR2ZXJ0aXNlZBgCIAEoCRIRCglzZWVuX2Zyb20YAyABKAkSDwoHcmVhY2hlZBgEIAEoCBIOCgZydHRfbXMYBSABKA0SDQoFZXJyb3IYBiABKAkSDwoHc2tpcHBlZBgHIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJIhkKCkRyYWluUmVwbHkSCwoDaWRzGAEgAygJKncKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhkKFUxFQVZFX1JFQVNPTl9HUkFDRUZVTBABEhUKEUxFQVZFX1JFQVNPTl9MT1NUEAISGAoUTEVBVkVfUkVBU09OX1RJTUVPVVQQA2IGcHJvdG8z");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -450,6 +450,13 @@ export type Snapshot = Message<"xserver.v1.Snapshot"> & {
    * @generated from field: bool provisional = 3;
    */
   provisional: boolean;
+
+  /**
+   * the canary routing policy of each service type that has one
+   *
+   * @generated from field: repeated xserver.v1.RoutingPolicy policies = 4;
+   */
+  policies: RoutingPolicy[];
 };
 
 /**
@@ -585,6 +592,27 @@ export type StatusReply = Message<"xserver.v1.StatusReply"> & {
    * @generated from field: repeated xserver.v1.AddressCheck checks = 4;
    */
   checks: AddressCheck[];
+
+  /**
+   * the canary routing policies in force
+   *
+   * @generated from field: repeated xserver.v1.RoutingPolicy policies = 5;
+   */
+  policies: RoutingPolicy[];
+
+  /**
+   * accounts per service type and version, from the gateways' sessions
+   *
+   * @generated from field: repeated xserver.v1.VersionCount accounts = 6;
+   */
+  accounts: VersionCount[];
+
+  /**
+   * gateways that answered the count (of those listed)
+   *
+   * @generated from field: uint32 gateways_counted = 7;
+   */
+  gatewaysCounted: number;
 };
 
 /**
@@ -689,6 +717,141 @@ export type DrainReply = Message<"xserver.v1.DrainReply"> & {
  */
 export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 18);
+
+/**
+ * Which version of a service type new sessions of an account go to. An account is in the cohort
+ * when it is listed, or when cohortBucket(account) (a fixed hash, 0..9999) is below basis_points.
+ * Accounts in the cohort go to nodes of `version`, the others to nodes of any other version.
+ *
+ * @generated from message xserver.v1.RoutingPolicy
+ */
+export type RoutingPolicy = Message<"xserver.v1.RoutingPolicy"> & {
+  /**
+   * @generated from field: uint32 type = 1;
+   */
+  type: number;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * share of accounts in hundredths of a percent, 0..10000 (20% = 2000)
+   *
+   * @generated from field: uint32 basis_points = 3;
+   */
+  basisPoints: number;
+
+  /**
+   * always in the cohort
+   *
+   * @generated from field: repeated string accounts = 4;
+   */
+  accounts: string[];
+
+  /**
+   * unix ms, set by the mgr
+   *
+   * @generated from field: uint64 set_at = 5;
+   */
+  setAt: bigint;
+};
+
+/**
+ * Describes the message xserver.v1.RoutingPolicy.
+ * Use `create(RoutingPolicySchema)` to create a new message.
+ */
+export const RoutingPolicySchema: GenMessage<RoutingPolicy> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 19);
+
+/**
+ * mgr -> every member, one-way (ROUTING_POLICIES), after a change: the whole table.
+ * The replies to CANARY_SET / CANARY_ROLLBACK / CANARY_CLEAR (mgr -> tool) carry it too.
+ *
+ * @generated from message xserver.v1.RoutingPolicies
+ */
+export type RoutingPolicies = Message<"xserver.v1.RoutingPolicies"> & {
+  /**
+   * @generated from field: repeated xserver.v1.RoutingPolicy policies = 1;
+   */
+  policies: RoutingPolicy[];
+};
+
+/**
+ * Describes the message xserver.v1.RoutingPolicies.
+ * Use `create(RoutingPoliciesSchema)` to create a new message.
+ */
+export const RoutingPoliciesSchema: GenMessage<RoutingPolicies> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 20);
+
+/**
+ * tool -> mgr, request: CANARY_ROLLBACK (the type's canary version gets no new sessions: the
+ * policy's cohort becomes empty) or CANARY_CLEAR (the type's policy is removed).
+ *
+ * @generated from message xserver.v1.CanaryTypeRequest
+ */
+export type CanaryTypeRequest = Message<"xserver.v1.CanaryTypeRequest"> & {
+  /**
+   * @generated from field: uint32 type = 1;
+   */
+  type: number;
+};
+
+/**
+ * Describes the message xserver.v1.CanaryTypeRequest.
+ * Use `create(CanaryTypeRequestSchema)` to create a new message.
+ */
+export const CanaryTypeRequestSchema: GenMessage<CanaryTypeRequest> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 21);
+
+/**
+ * How many accounts a type's nodes of one version hold.
+ *
+ * @generated from message xserver.v1.VersionCount
+ */
+export type VersionCount = Message<"xserver.v1.VersionCount"> & {
+  /**
+   * @generated from field: uint32 type = 1;
+   */
+  type: number;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * @generated from field: uint32 accounts = 3;
+   */
+  accounts: number;
+};
+
+/**
+ * Describes the message xserver.v1.VersionCount.
+ * Use `create(VersionCountSchema)` to create a new message.
+ */
+export const VersionCountSchema: GenMessage<VersionCount> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 22);
+
+/**
+ * gateway -> mgr, reply to VERSION_COUNTS (mgr -> gateway, request with an empty body).
+ *
+ * @generated from message xserver.v1.VersionCounts
+ */
+export type VersionCounts = Message<"xserver.v1.VersionCounts"> & {
+  /**
+   * @generated from field: repeated xserver.v1.VersionCount counts = 1;
+   */
+  counts: VersionCount[];
+};
+
+/**
+ * Describes the message xserver.v1.VersionCounts.
+ * Use `create(VersionCountsSchema)` to create a new message.
+ */
+export const VersionCountsSchema: GenMessage<VersionCounts> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 23);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
