@@ -105,7 +105,7 @@ export class Gateway {
       },
       tlsMaterial,
     );
-    this.node.on('left', (peer) => this.router.failInflight(peer.id));
+    this.node.on('left', (peer) => this.router.nodeLeft(peer.id));
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;
     this.retireCounters = [

@@ -6,4 +6,4 @@
  */
 import type { NodeRuntime } from '../node/internal.js';
 
-export type NodeChannel = Pick<NodeRuntime, 'id' | 'handleSystem' | 'sendSystem' | 'has' | 'one' | 'list' | 'isLinked'>;
+export type NodeChannel = Pick<NodeRuntime, 'id' | 'handleSystem' | 'sendSystem' | 'requestSystem' | 'has' | 'one' | 'list' | 'isLinked'>;
