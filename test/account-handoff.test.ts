@@ -25,8 +25,8 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   c = await startCluster((cfg) => {
-    cfg.statefulTypes = '4,5,6';
-    cfg.types = { lobby: 4, hall: 5, room: 6 };
+    cfg.statefulTypes = '4,5,6,7';
+    cfg.types = { lobby: 4, hall: 5, room: 6, den: 7 };
     cfg.node.handoffMaxBytes = MAX_STATE_BYTES;
   });
   gw = c.own(new Gateway(c.ctx));
@@ -207,5 +207,32 @@ describe('account handoff', () => {
     expect(refused?.account).toBe('big');
     expect(a.moved).toEqual(['big']);
     expect(await c.ctx.metrics.text()).toMatch(/xserver_node_account_handoffs_total\{type="6",result="too_large"\} 1/);
+  });
+
+  it('the old node leaves before it exported: the held messages go to a fresh allocation on B, in order', async () => {
+    const type = 7;
+    let exporting!: () => void;
+    const started = new Promise<void>((r) => (exporting = r));
+    let finish!: () => void;
+    const blocked = new Promise<void>((r) => (finish = r));
+    const [a, b] = await pair(type, {
+      hooks: true,
+      duringExport: async () => {
+        exporting();
+        await blocked;
+      },
+    });
+    const cl = await client('stuck', { [type]: a.node.id });
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 1 });
+    nodeRole(a.node).drain!();
+    await started; // the gateway holds the account now
+    const held = [count(cl, type), count(cl, type)];
+    await a.node.stop();
+    expect(await Promise.all(held)).toEqual([
+      { node: b.node.id, n: 1 },
+      { node: b.node.id, n: 2 },
+    ]);
+    expect(cl.state).toBe('open');
+    finish();
   });
 });

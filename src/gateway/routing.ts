@@ -355,6 +355,7 @@ export class Router {
       () => this.endHandoff(s, `not exported within gateway.handoffHoldMs (${this.settings.handoffHoldMs} ms)`),
       this.settings.handoffHoldMs,
     );
+    timer.unref();
     r.handoff = { from, type: m.type, phase: 'holding', timer };
     link.reply(f);
   }
