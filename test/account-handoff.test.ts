@@ -25,8 +25,8 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   c = await startCluster((cfg) => {
-    cfg.statefulTypes = '4,5,6,7';
-    cfg.types = { lobby: 4, hall: 5, room: 6, den: 7 };
+    cfg.statefulTypes = '4,5,6,7,8';
+    cfg.types = { lobby: 4, hall: 5, room: 6, den: 7, nook: 8 };
     cfg.node.handoffMaxBytes = MAX_STATE_BYTES;
   });
   gw = c.own(new Gateway(c.ctx));
@@ -100,8 +100,8 @@ function lineLogger(lines: string[]) {
   );
 }
 
-async function client(account: string, allocations: Record<string, string>): Promise<XClient> {
-  const lr = await issueLogin(c.store, gw, account, allocations);
+async function client(account: string, allocations: Record<string, string>, gateway = gw): Promise<XClient> {
+  const lr = await issueLogin(c.store, gateway, account, allocations);
   const cl = new XClient({ transport: 'tcp', requestTimeoutMs: 15_000 });
   cleanups.push(() => cl.close());
   await cl.connect(lr);
@@ -234,5 +234,42 @@ describe('account handoff', () => {
     ]);
     expect(cl.state).toBe('open');
     finish();
+  });
+
+  it('a gateway holds the messages at most gateway.handoffHoldMs: then they go to the old node, which keeps the account', async () => {
+    const type = 8;
+    const HOLD_MS = 300;
+    const config = structuredClone(c.config);
+    config.gateway.handoffHoldMs = HOLD_MS;
+    const impatient = c.own(new Gateway({ ...c.ctx, config }));
+    await impatient.start();
+    await impatient.node.ready(5000);
+    let exporting!: () => void;
+    const started = new Promise<void>((r) => (exporting = r));
+    let finish!: () => void;
+    const blocked = new Promise<void>((r) => (finish = r));
+    const logs: string[] = [];
+    const [a] = await pair(type, {
+      hooks: true,
+      logs,
+      duringExport: async () => {
+        exporting();
+        await blocked;
+      },
+    });
+    await waitUntil(() => impatient.node.list(type).length === 2 && a.node.has(impatient.node.id), 5000, 'the second gateway lists both');
+    const cl = await client('slow', { [type]: a.node.id }, impatient);
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 1 });
+    const st = nodeRole(a.node).drain!();
+    await started;
+    const t0 = performance.now();
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 2 }); // held, then back to A
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(HOLD_MS - 10);
+    finish(); // A's ACCOUNT_EXPORTED comes too late: refused, A keeps the account
+    await waitUntil(() => logs.some((l) => l.includes('the gateway did not rebind the account')), 5000, 'the late export refused');
+    expect(await c.ctx.metrics.text()).toMatch(/xserver_node_account_handoffs_total\{type="8",result="kept"\} 1/);
+    expect(st.bound()).toBe(1);
+    expect(a.moved).toEqual([]);
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 3 });
   });
 });
