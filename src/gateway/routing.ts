@@ -399,7 +399,8 @@ export class Router {
       this.deps.log.warn({ account, type: h.type, err: (e as Error).message }, 'handoff reallocation failed');
     }
     if (target === h.from || (target !== null && !this.node.has(target))) target = null;
-    if (target === null || s.route.handoff !== h) {
+    if (s.route.handoff !== h) throw new XError('HANDOFF_FAILED', `the session of "${account}" ended during its handoff`);
+    if (target === null) {
       this.endHandoff(s, 'no other live node to move it to');
       throw new XError('HANDOFF_FAILED', `no other live, non-draining node of type ${h.type} for "${account}": it stays on ${h.from}`);
     }
