@@ -26,8 +26,8 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   c = await startCluster((cfg) => {
-    cfg.statefulTypes = '4,5,6,7,8';
-    cfg.types = { lobby: 4, hall: 5, room: 6, den: 7, nook: 8 };
+    cfg.statefulTypes = '4,5,6,7,8,9';
+    cfg.types = { lobby: 4, hall: 5, room: 6, den: 7, nook: 8, cell: 9 };
     cfg.node.handoffMaxBytes = MAX_STATE_BYTES;
   });
   gw = c.own(new Gateway(c.ctx));
@@ -274,5 +274,18 @@ describe('account handoff', () => {
     expect(st.bound()).toBe(1);
     expect(a.moved).toEqual([]);
     expect(await count(cl, type)).toEqual({ node: a.node.id, n: 3 });
+  });
+
+  it('the only node of its type drains: nowhere to move, the account stays and is served there', async () => {
+    const type = 9;
+    const logs: string[] = [];
+    const a = await lobby(type, { hooks: true, logs });
+    await waitUntil(() => gw.node.list(type).length === 1 && a.node.list(3).length > 0, 5000, 'gateway and node list each other');
+    const cl = await client('alone', { [type]: a.node.id });
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 1 });
+    const st = nodeRole(a.node).drain!();
+    await waitUntil(() => logs.some((l) => l.includes('no other live, non-draining node of type 9')), 5000, 'the refusal logged');
+    expect(st.bound()).toBe(1);
+    expect(await count(cl, type)).toEqual({ node: a.node.id, n: 2 });
   });
 });
