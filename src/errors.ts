@@ -40,6 +40,9 @@ export const ErrorCode = {
   UPDATE_REQUIRED: 42,
   CONTRACT_MISMATCH: 43,
   ADVERTISE_UNREACHABLE: 44,
+  // account handoff between stateful nodes
+  STATE_TOO_LARGE: 48,
+  HANDOFF_FAILED: 49,
   // canary routing
   BAD_POLICY: 51,
   UNKNOWN_TYPE: 52,

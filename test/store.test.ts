@@ -338,6 +338,23 @@ function contract(name: string, makeHarness: () => Harness): void {
       expect(await s.getAllocations(acct)).toEqual({ '4': results[0] });
     });
 
+    it('keeps a handoff state for its TTL, binary intact, and gives it to exactly one taker', async () => {
+      const acct = `user-${uid()}`;
+      const state = new Uint8Array([0, 255, 1, 0, 128, 7]);
+      await s.putHandoffState(acct, 'h1', state, 60_000);
+      state[0] = 9; // the store keeps its own copy
+      const takers = await Promise.all(peers.map((p) => p.takeHandoffState(acct, 'h1')));
+      const won = takers.filter((t) => t !== null);
+      expect(won).toHaveLength(1);
+      expect([...won[0]!]).toEqual([0, 255, 1, 0, 128, 7]);
+      expect(await s.takeHandoffState(acct, 'h1')).toBeNull();
+      expect(await s.takeHandoffState(acct, 'other')).toBeNull();
+
+      await s.putHandoffState(acct, 'h2', new Uint8Array([1]), 100);
+      await sleep(250); // past the TTL (a slower machine only makes it later)
+      expect(await s.takeHandoffState(acct, 'h2')).toBeNull();
+    });
+
     it('keeps released allocations for the affinity window; allocate cancels the expiry', async () => {
       const acct = `user-${uid()}`;
       await s.allocate(acct, 4, [{ id: 'a', load: 0 }]);

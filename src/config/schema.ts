@@ -321,6 +321,34 @@ const TABLE = [
     min: 0,
     doc: 'On SIGTERM/SIGINT: after LEAVE, how long queued messages may take to flush before links close.',
   },
+  {
+    key: 'node.handoffMaxBytes',
+    type: 'int',
+    default: 256 * 1024,
+    min: 0,
+    doc: 'Largest state one account may hand off when its stateful node drains (onAccountExport); a larger one is refused with STATE_TOO_LARGE (logged) and the account starts fresh on its new node.',
+  },
+  {
+    key: 'node.handoffStateTtlMs',
+    type: 'int',
+    default: 60_000,
+    min: 1000,
+    doc: 'How long a handed-off account state stays in the store for its new node to import; state nobody imported expires after this.',
+  },
+  {
+    key: 'node.handoffTimeoutMs',
+    type: 'int',
+    default: 10_000,
+    min: 100,
+    doc: 'Bound of each step of an account handoff: the export and import hooks, and each handoff request between node and gateway. A step that runs out leaves the account on the draining node (export) or fresh on the new one (import).',
+  },
+  {
+    key: 'node.handoffConcurrency',
+    type: 'int',
+    default: 16,
+    min: 1,
+    doc: 'Accounts a draining stateful node hands off at the same time.',
+  },
 
   // ---- gateway ----
   { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
@@ -448,7 +476,14 @@ const TABLE = [
     type: 'int',
     default: 1000,
     min: 1,
-    doc: 'Client messages held while the account is being reallocated to a live node.',
+    doc: 'Client messages held while the account is being reallocated to a live node (or handed off to another node of its type).',
+  },
+  {
+    key: 'gateway.handoffHoldMs',
+    type: 'int',
+    default: 15_000,
+    min: 100,
+    doc: "Longest time the gateway holds an account's messages for a handoff before its node says the state is exported; after it they go to the old node again (or, if it is gone, to a fresh allocation).",
   },
 
   // ---- login ----

@@ -105,6 +105,7 @@ export class Gateway {
       },
       tlsMaterial,
     );
+    this.node.on('left', (peer) => this.router.nodeLeft(peer.id));
     // Requests still unanswered when nothing more can come from their node fail now, typed.
     this.rt.onPeerLinkGone((id) => this.router.failInflight(id));
     this.rt.setAccountCounter(() => this.router.countAccounts());

@@ -8,5 +8,5 @@ import type { NodeRuntime } from '../node/internal.js';
 
 export type NodeChannel = Pick<
   NodeRuntime,
-  'id' | 'handleSystem' | 'sendSystem' | 'has' | 'get' | 'one' | 'list' | 'isLinked' | 'routingDecision' | 'routed'
+  'id' | 'handleSystem' | 'sendSystem' | 'requestSystem' | 'has' | 'get' | 'one' | 'list' | 'isLinked' | 'routingDecision' | 'routed'
 >;

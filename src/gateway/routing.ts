@@ -14,11 +14,24 @@
  * Node -> gateway: the relay's system commands (RELAY_TO_CLIENT, RELAY_BROADCAST_CLIENTS,
  * RELAY_TO_NODES, KICK_ACCOUNT); and the gateway tells nodes about accounts (ACCOUNT_ARRIVED,
  * ACCOUNT_LOST).
+ *
+ * Account handoff (node/handoff.ts has the whole sequence): a draining stateful node asks to move
+ * an account (ACCOUNT_HANDOFF); its messages are held in the route's queue, the node exports
+ * (ACCOUNT_EXPORTED), the account is reallocated away from it (compare-and-set in the store), the
+ * new node imports (ACCOUNT_IMPORT), and the held messages go to it in order. One handoff per
+ * account at a time:
+ *
+ *   none --ACCOUNT_HANDOFF--> holding --ACCOUNT_EXPORTED--> rebinding --imported / import failed--> none
+ *                               \--gateway.handoffHoldMs, or the old node left--> none (messages to the old node or a fresh allocation)
  */
 import type { Logger } from 'pino';
 import {
   AccountArrivedSchema,
+  AccountExportedSchema,
+  AccountHandoffSchema,
+  AccountImportSchema,
   AccountLostSchema,
+  AccountReboundSchema,
   BroadcastClientsSchema,
   FromNodeSchema,
   KickAccountSchema,
@@ -47,10 +60,21 @@ interface InflightRequest {
   cmd: number;
 }
 
+/** An account's handoff between two nodes of a stateful type (see the diagram at the top); messages wait in the route's queue. */
+interface Handoff {
+  readonly from: string;
+  readonly type: number;
+  phase: 'holding' | 'rebinding';
+  /** gateway.handoffHoldMs while holding; cleared once rebinding. */
+  timer: NodeJS.Timeout;
+}
+
 /** The routing state of one account, carried by its session and changed only here. */
 export class AccountRoute {
-  /** Client frames waiting while a stateful type is being reallocated (keeps their order); null when none is. */
+  /** Client frames waiting while a stateful type is being reallocated or handed off (keeps their order); null when none is. */
   queue: { conn: ClientConnection; f: Frame }[] | null = null;
+  /** The account's handoff in progress, if any. */
+  handoff: Handoff | null = null;
   /** Client requests forwarded and not answered yet: rid -> node id and client command (bounded). */
   readonly inflight = new Map<number, InflightRequest>();
   /**
@@ -100,6 +124,8 @@ export class Router {
     this.node.handleSystem(Cmd.RELAY_BROADCAST_CLIENTS, (f, link) => this.onBroadcast(f, link));
     this.node.handleSystem(Cmd.RELAY_TO_NODES, (f, link) => this.onToNodes(f, link));
     this.node.handleSystem(Cmd.KICK_ACCOUNT, (f) => this.onKickAccount(f));
+    this.node.handleSystem(Cmd.ACCOUNT_HANDOFF, (f, link) => this.onHandoff(f, link));
+    this.node.handleSystem(Cmd.ACCOUNT_EXPORTED, (f, link) => this.onExported(f, link));
   }
 
   // ------------------------------------------------------------------ client frames
@@ -306,6 +332,10 @@ export class Router {
 
   /** The session expired: clear its presence, then tell its nodes (unless a newer login took over meanwhile). */
   accountLost(s: GatewaySession): void {
+    if (s.route.handoff) {
+      clearTimeout(s.route.handoff.timer);
+      s.route.handoff = null;
+    }
     void (async () => {
       let current = true;
       try {
@@ -322,7 +352,20 @@ export class Router {
     })();
   }
 
-  /** A node left: requests it never answered fail now instead of timing out in the client. */
+  /**
+   * A node left: requests it never answered fail now instead of timing out in the client, and
+   * handoffs it had not exported yet end (their messages go to a fresh allocation).
+   */
+  nodeLeft(nodeId: string): void {
+    for (const s of this.sessions.values()) {
+      const h = s.route.handoff;
+      if (h?.from === nodeId && h.phase === 'holding') this.endHandoff(s, 'the node left before it exported the account');
+    }
+    // Its unanswered requests fail once its link is gone (failInflight): a node that left
+    // gracefully still sends the answers it owes.
+  }
+
+  /** Requests `nodeId` never answered fail now instead of timing out in the client. */
   failInflight(nodeId: string): void {
     for (const s of this.sessions.values()) {
       const inflight = s.route.inflight;
@@ -334,6 +377,119 @@ export class Router {
         if (s.conn) s.conn.sendFrame(cmd, errorBody(err), Flags.RESPONSE | Flags.ERROR, rid);
       }
     }
+  }
+
+  // ------------------------------------------------------------------ account handoff
+
+  /** ACCOUNT_HANDOFF: hold the account's messages, then answer (the node exports after the answer). */
+  private onHandoff(f: Frame, link: Link): void {
+    const m = decode(AccountHandoffSchema, f.body);
+    const from = link.remote.id;
+    const s = this.sessions.get(m.account);
+    if (!s || !isLive(s) || s.generation !== Number(m.generation) || s.route.allocations.get(m.type) !== from) {
+      link.replyError(
+        f,
+        new XError('HANDOFF_FAILED', `account "${m.account}" (generation ${m.generation}) is not bound to ${from} through this gateway`),
+      );
+      return;
+    }
+    const r = s.route;
+    if (r.queue || r.handoff) {
+      link.replyError(f, new XError('HANDOFF_FAILED', `account "${m.account}" is being moved already; it stays on ${from}`));
+      return;
+    }
+    r.queue = [];
+    const timer = setTimeout(
+      () => this.endHandoff(s, `not exported within gateway.handoffHoldMs (${this.settings.handoffHoldMs} ms)`),
+      this.settings.handoffHoldMs,
+    );
+    timer.unref();
+    r.handoff = { from, type: m.type, phase: 'holding', timer };
+    link.reply(f);
+  }
+
+  /** ACCOUNT_EXPORTED: reallocate away from the sender, let the new node import, answer with AccountRebound. */
+  private onExported(f: Frame, link: Link): void {
+    const m = decode(AccountExportedSchema, f.body);
+    const s = this.sessions.get(m.account);
+    const h = s?.route.handoff;
+    if (!s || !h || h.phase !== 'holding' || h.from !== link.remote.id || h.type !== m.type || s.generation !== Number(m.generation)) {
+      link.replyError(
+        f,
+        new XError('HANDOFF_FAILED', `no handoff of "${m.account}" from ${link.remote.id} is held here (it may have expired: gateway.handoffHoldMs)`),
+      );
+      return;
+    }
+    h.phase = 'rebinding';
+    clearTimeout(h.timer);
+    void this.rebind(s, h, m.handoffId, m.hasState).then(
+      (rebound) => link.reply(f, encode(AccountReboundSchema, rebound)),
+      (e: XError) => link.replyError(f, e),
+    );
+  }
+
+  private async rebind(
+    s: GatewaySession,
+    h: Handoff,
+    handoffId: string,
+    hasState: boolean,
+  ): Promise<{ account: string; nodeId: string; imported: boolean }> {
+    const account = s.account;
+    const candidates = this.node
+      .list(h.type)
+      .filter((p) => p.id !== h.from && !p.info.draining)
+      .map((p) => ({ id: p.id, load: p.overload(0) }));
+    let target: string | null = null;
+    try {
+      // Compare-and-set: only one of several racers moves the account, the others get its node.
+      target = await this.deps.store.reallocate(account, h.type, h.from, candidates);
+    } catch (e) {
+      this.deps.log.warn({ account, type: h.type, err: (e as Error).message }, 'handoff reallocation failed');
+    }
+    if (target === h.from || (target !== null && !this.node.has(target))) target = null;
+    if (s.route.handoff !== h) throw new XError('HANDOFF_FAILED', `the session of "${account}" ended during its handoff`);
+    if (target === null) {
+      this.endHandoff(s, 'no other live node to move it to');
+      throw new XError('HANDOFF_FAILED', `no other live, non-draining node of type ${h.type} for "${account}": it stays on ${h.from}`);
+    }
+    s.route.allocations.set(h.type, target);
+    let imported = true;
+    try {
+      const body = encode(AccountImportSchema, {
+        account,
+        generation: BigInt(s.generation),
+        gatewayId: this.node.id,
+        type: h.type,
+        fromNode: h.from,
+        handoffId,
+        hasState,
+      });
+      const reply = await this.node.requestSystem(target, Cmd.ACCOUNT_IMPORT, body, this.deps.config.node.handoffTimeoutMs);
+      imported = decode(AccountReboundSchema, reply.body).imported;
+    } catch (e) {
+      imported = false;
+      this.deps.log.warn(
+        { account, to: target, err: (e as Error).message },
+        'the new node did not confirm the import; the account arrives there fresh',
+      );
+      this.announce(s, target);
+    }
+    this.deps.log.info({ account, type: h.type, from: h.from, to: target, imported }, 'account handed off');
+    this.endHandoff(s);
+    return { account, nodeId: target, imported };
+  }
+
+  /** The handoff is over (done or abandoned): the held messages are routed again, in order, to the account's node now. */
+  private endHandoff(s: GatewaySession, abandoned?: string): void {
+    const r = s.route;
+    const h = r.handoff;
+    if (!h) return;
+    clearTimeout(h.timer);
+    r.handoff = null;
+    if (abandoned !== undefined) this.deps.log.warn({ account: s.account, type: h.type, from: h.from }, `account handoff abandoned: ${abandoned}`);
+    const queue = r.queue ?? [];
+    r.queue = null;
+    for (const q of queue) if (isLive(s) && !q.conn.closed) this.route(s, q.conn, q.f);
   }
 
   // ------------------------------------------------------------------ node -> client

@@ -18,7 +18,8 @@ import type { ClientContext, ClientHandler, RelayHandler } from './relay.js';
 import { bindFacade, NodeRuntime } from './runtime.js';
 import type { SelectOptions } from './select.js';
 import type { MessageContext, NodeEvents, NodeOptions, Payload, RawHandler, RequestOptions, SendOptions, TypedHandler } from './types.js';
-import { isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
+import { isCommand, type Codec, type Command, type RequestCommand } from '../protocol/contract.js';
+import type { AccountExporter, AccountImporter } from './handoff.js';
 
 export type { NodeOptions, SendOptions } from './types.js';
 
@@ -268,6 +269,47 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
   /** The seed's RegisterFuncOnLoseAccount: called when an account's client is gone for good. */
   onAccountLost(fn: (account: string) => void): this {
     return this.on('account-lost', fn);
+  }
+
+  // ================================================================ account handoff (SPEC §12)
+
+  /**
+   * When this stateful node drains, each bound account's state is handed to the next node of the
+   * type: `fn` returns it (undefined: none, the account starts fresh there). It runs once the
+   * gateway holds the account's messages and none of its handlers is running; the state goes
+   * through the store (node.handoffMaxBytes, node.handoffStateTtlMs). Without this hook a drained
+   * node's accounts start fresh on their next node. The account then leaves with 'account-moved'.
+   */
+  onAccountExport(fn: (account: string) => Uint8Array | undefined | Promise<Uint8Array | undefined>): this;
+  /** The export hook with the state coded by `codec` (e.g. a contract's codec); undefined: no state. */
+  onAccountExport<S>(codec: Codec<S>, fn: (account: string) => S | undefined | Promise<S | undefined>): this;
+  onAccountExport(a: unknown, b?: unknown): this {
+    if (typeof a === 'function') {
+      this.#rt.onAccountExport(a as AccountExporter);
+      return this;
+    }
+    const codec = a as Codec<unknown>;
+    const fn = b as (account: string) => unknown;
+    this.#rt.onAccountExport(async (account) => {
+      const v = await fn(account);
+      return v === undefined ? undefined : codec.encode(v);
+    });
+    return this;
+  }
+
+  /** Receives a handed-off account's state before the account's first message reaches this node. */
+  onAccountImport(fn: (account: string, state: Uint8Array) => void | Promise<void>): this;
+  /** The import hook with the state decoded by `codec`. */
+  onAccountImport<S>(codec: Codec<S>, fn: (account: string, state: S) => void | Promise<void>): this;
+  onAccountImport(a: unknown, b?: unknown): this {
+    if (typeof a === 'function') {
+      this.#rt.onAccountImport(a as AccountImporter);
+      return this;
+    }
+    const codec = a as Codec<unknown>;
+    const fn = b as (account: string, state: unknown) => void | Promise<void>;
+    this.#rt.onAccountImport((account, bytes) => fn(account, codec.decode(bytes)));
+    return this;
   }
 
   // ================================================================ handlers

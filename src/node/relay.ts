@@ -79,6 +79,8 @@ export interface RelayHost {
   dispatchRelayed(cmd: number, body: Uint8Array, fromId: string, fromType: number): boolean;
   emitArrived(account: string, gatewayId: string, generation: number): void;
   emitLost(account: string): void;
+  /** The account was handed off to `nodeId` (it lives on there, not lost). */
+  emitMoved(account: string, nodeId: string): void;
 }
 
 interface AccountEntry {
@@ -98,6 +100,8 @@ export class RelayEndpoint {
   /** Messages waiting for a presence lookup, per account. */
   private readonly waiting = new Map<string, Uint8Array[]>();
   private waitingCount = 0;
+  /** Client handlers of an account still running (async ones), and who waits for none to be. */
+  private readonly busy = new Map<string, { running: number; idle: (() => void)[] }>();
   dropped = 0;
   /** Async client handlers not settled yet (a stopping node waits for them). */
   handlersRunning = 0;
@@ -163,6 +167,28 @@ export class RelayEndpoint {
   /** Accounts allocated to this node right now. */
   accounts(): string[] {
     return [...this.arrived.keys()];
+  }
+
+  /** The gateway and generation of an account allocated here. */
+  entry(account: string): { gatewayId: string; generation: number } | undefined {
+    const e = this.arrived.get(account);
+    return e ? { gatewayId: e.gatewayId, generation: e.generation } : undefined;
+  }
+
+  /** An account handed off to `nodeId`: forgotten here without a loss (unless a newer session arrived meanwhile). */
+  release(account: string, generation: number, nodeId: string): void {
+    const cur = this.arrived.get(account);
+    if (!cur || cur.generation > generation) return;
+    if (cur.lostTimer) clearTimeout(cur.lostTimer);
+    this.arrived.delete(account);
+    this.host.emitMoved(account, nodeId);
+  }
+
+  /** Resolves once none of the account's client handlers is running. */
+  whenIdle(account: string): Promise<void> {
+    const b = this.busy.get(account);
+    if (!b) return Promise.resolve();
+    return new Promise((r) => b.idle.push(r));
   }
 
   sendToClient(account: string, cmd: number, payload: Payload): boolean {
@@ -246,26 +272,47 @@ export class RelayEndpoint {
     try {
       const r = fn();
       if (r instanceof Promise) {
+        const done = this.running(ctx.account);
         this.handlersRunning++;
         r.then((v) => ctx.reply(v ?? undefined))
           .catch(fail)
-          .finally(() => this.handlersRunning--);
+          .finally(() => {
+            this.handlersRunning--;
+            done();
+          });
       } else if (r !== undefined) ctx.reply(r);
     } catch (e) {
       fail(e);
     }
   }
 
+  /** Counts a running async handler of `account` (a handoff exports only once none runs); returns its end. */
+  private running(account: string): () => void {
+    if (account === '') return () => {};
+    let b = this.busy.get(account);
+    if (!b) this.busy.set(account, (b = { running: 0, idle: [] }));
+    b.running++;
+    return () => {
+      if (--b.running > 0) return;
+      this.busy.delete(account);
+      for (const r of b.idle) r();
+    };
+  }
+
   private onArrived(f: Frame): void {
     const m = decode(AccountArrivedSchema, f.body);
-    const gen = Number(m.generation);
-    const cur = this.arrived.get(m.account);
+    this.adopt(m.account, m.gatewayId, Number(m.generation));
+  }
+
+  /** The account is allocated here, reached through `gatewayId` (ACCOUNT_ARRIVED, or a handoff's import). */
+  adopt(account: string, gatewayId: string, gen: number): void {
+    const cur = this.arrived.get(account);
     if (cur && cur.generation > gen) return; // stale
     if (cur?.lostTimer) clearTimeout(cur.lostTimer);
-    this.arrived.set(m.account, { gatewayId: m.gatewayId, generation: gen, lostTimer: null });
-    this.seen.delete(m.account);
-    this.flushWaiting(m.account, m.gatewayId);
-    this.host.emitArrived(m.account, m.gatewayId, gen);
+    this.arrived.set(account, { gatewayId, generation: gen, lostTimer: null });
+    this.seen.delete(account);
+    this.flushWaiting(account, gatewayId);
+    this.host.emitArrived(account, gatewayId, gen);
   }
 
   private onLost(f: Frame): void {

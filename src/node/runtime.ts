@@ -21,7 +21,7 @@ import { XError } from '../errors.js';
 import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
 import { Flags, type Frame } from '../protocol/frame.js';
-import { cmdName, isSystemCmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
+import { Cmd, cmdName, isSystemCmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
 import type { LeaseRecord } from '../store/store.js';
 import { MembershipTable } from './membership.js';
 import { MgrClient } from './mgr-client.js';
@@ -29,6 +29,7 @@ import { Peer, infoToJson, type IpKind } from './peer.js';
 import { PeerLink, type PeerLinkHost } from './peer-link.js';
 import { toBytes } from './payload.js';
 import { RelayEndpoint, type ClientHandler, type RelayHandler } from './relay.js';
+import { AccountHandoff, type AccountExporter, type AccountImporter } from './handoff.js';
 import { Selector, type SelectOptions } from './select.js';
 import type {
   HandlerResult,
@@ -119,6 +120,7 @@ export class NodeRuntime {
   private readonly handlers = new Map<number, RawHandler>();
   private readonly peerLinkHost: PeerLinkHost;
   private readonly relay: RelayEndpoint;
+  private readonly handoff: AccountHandoff;
   private readonly systemHandlers = new Map<number, SystemFrameHandler>();
   private readonly gate: SystemFrameGate;
   private version: string;
@@ -245,9 +247,36 @@ export class NodeRuntime {
       sendSystem: (id, cmd, body) => this.sendSystem(id, cmd, body),
       handleSystem: (cmd, h) => this.handleSystem(cmd, h),
       dispatchRelayed: (cmd, body, fromId, fromType) => this.dispatchRelayed(cmd, body, fromId, fromType),
-      emitArrived: (a, g, gen) => this.emit('account-arrived', a, g, gen),
+      emitArrived: (a, g, gen) => {
+        this.emit('account-arrived', a, g, gen);
+        this.handoff.arrived(a);
+      },
       emitLost: (a) => this.emit('account-lost', a),
+      emitMoved: (a, to) => this.emit('account-moved', a, to),
     });
+    const handoffs = ctx.metrics.counter('node_account_handoffs_total', 'Accounts a draining stateful node handed off, by result', [
+      'type',
+      'result',
+    ]);
+    this.handoff = new AccountHandoff({
+      type: this.type,
+      log: this.log,
+      settings: {
+        maxBytes: ctx.config.node.handoffMaxBytes,
+        stateTtlMs: ctx.config.node.handoffStateTtlMs,
+        timeoutMs: ctx.config.node.handoffTimeoutMs,
+        concurrency: ctx.config.node.handoffConcurrency,
+      },
+      store: ctx.store,
+      accounts: () => this.relay.accounts(),
+      entry: (a) => this.relay.entry(a),
+      whenIdle: (a) => this.relay.whenIdle(a),
+      request: async (id, cmd, body, timeoutMs) => (await this.requestSystem(id, cmd, body, timeoutMs)).body,
+      release: (a, gen, to) => this.relay.release(a, gen, to),
+      adopt: (a, gw, gen) => this.relay.adopt(a, gw, gen),
+      counted: (result) => handoffs.inc({ type: String(this.type), result }),
+    });
+    this.handleSystem(Cmd.ACCOUNT_IMPORT, (f, link) => this.handoff.onImport(f, link));
     const lbl = { type: String(this.type) };
     // Per-message counts are plain numbers read at scrape time (label hashing per message cost ~20% CPU).
     this.retireCounters = [
@@ -699,6 +728,16 @@ export class NodeRuntime {
     return this.relay.accounts();
   }
 
+  /** The export hook of account handoff: a draining node hands each bound account's state to its successor. */
+  onAccountExport(fn: AccountExporter): void {
+    this.handoff.setExporter(fn);
+  }
+
+  /** The import hook of account handoff: runs before the handed-off account's first message. */
+  onAccountImport(fn: AccountImporter): void {
+    this.handoff.setImporter(fn);
+  }
+
   // ================================================================ handlers
 
   /** Handles user command `cmd`; the facade decodes typed messages before this handler. */
@@ -1073,6 +1112,8 @@ export class NodeRuntime {
     this.isDraining = true;
     this.log.info('draining: no new work; bound work continues');
     this.scheduleUpdate(true);
+    // With an export hook, bound accounts move to other nodes of the type (handoff.ts).
+    this.handoff.startDraining();
   }
 
   /** JSON view for /api/self. */

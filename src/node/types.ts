@@ -51,6 +51,8 @@ export interface NodeEvents {
   'account-arrived': [account: string, gatewayId: string, generation: number];
   /** The account's client is gone for good (the seed's lose-account callback). */
   'account-lost': [account: string];
+  /** The account was handed off to node `nodeId` (this node drains); it is not lost, only no longer here. */
+  'account-moved': [account: string, nodeId: string];
   /** An operator asked this member to drain (`xserver drain`); `xserver` processes drain as on SIGTERM. */
   'drain-requested': [];
 }

@@ -52,6 +52,10 @@ export const Cmd = {
   ACCOUNT_ARRIVED: 0xffff0025,
   ACCOUNT_LOST: 0xffff0026,
   KICK_ACCOUNT: 0xffff0027,
+  // account handoff between stateful nodes (docs/protocol.md, "Account handoff")
+  ACCOUNT_HANDOFF: 0xffff0028,
+  ACCOUNT_EXPORTED: 0xffff0029,
+  ACCOUNT_IMPORT: 0xffff002a,
 } as const;
 
 export type CmdName = keyof typeof Cmd;

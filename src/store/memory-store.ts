@@ -103,6 +103,8 @@ export class MemoryStore implements ClusterStore {
   private readonly generations = new Map<string, number>();
   private readonly presence = new Map<string, PresenceRecord>();
   private readonly kv = new TtlMap<string>();
+  /** account + "\0" + handoff id -> exported state. */
+  private readonly handoffs = new TtlMap<Uint8Array>();
   private readonly hashes = new Map<string, Map<string, string>>();
 
   constructor(cluster = 'default', opts: MemoryStoreOptions = {}) {
@@ -116,7 +118,7 @@ export class MemoryStore implements ClusterStore {
 
   private sweep(): void {
     const now = Date.now();
-    for (const m of [this.lease, this.failures, this.tokens, this.allocations, this.kv]) m.sweep(now);
+    for (const m of [this.lease, this.failures, this.tokens, this.allocations, this.kv, this.handoffs]) m.sweep(now);
   }
 
   /** Operations after close() fail as they would on a closed Redis connection. */
@@ -133,7 +135,7 @@ export class MemoryStore implements ClusterStore {
     this.closed = true;
     clearInterval(this.sweeper);
     this.announcements.removeAllListeners();
-    for (const m of [this.lease, this.failures, this.tokens, this.allocations, this.kv]) m.clear();
+    for (const m of [this.lease, this.failures, this.tokens, this.allocations, this.kv, this.handoffs]) m.clear();
     for (const m of [this.mirror, this.policies, this.accounts, this.generations, this.presence, this.hashes]) m.clear();
   }
 
@@ -334,6 +336,21 @@ export class MemoryStore implements ClusterStore {
     this.check();
     if (affinityMs > 0) this.allocations.expire(account, affinityMs);
     else this.allocations.delete(account);
+  }
+
+  // ---- handoff ----
+
+  async putHandoffState(account: string, handoffId: string, state: Uint8Array, ttlMs: number): Promise<void> {
+    this.check();
+    this.handoffs.set(`${account}\0${handoffId}`, state.slice(), ttlMs);
+  }
+
+  async takeHandoffState(account: string, handoffId: string): Promise<Uint8Array | null> {
+    this.check();
+    const k = `${account}\0${handoffId}`;
+    const v = this.handoffs.get(k);
+    this.handoffs.delete(k);
+    return v ?? null;
   }
 
   // ---- presence ----

@@ -7,6 +7,7 @@
  *   xs:{<cluster>}:lease, :lease:epoch, :mirror, :routing, :kv:<key>, :hash:<key>   one slot per cluster
  *   channel xs:{<cluster>}:lease:announce
  *   xs:<cluster>:acct:{<account>}, :alloc:{..}, :gen:{..}, :presence:{..}  one slot per account
+ *   xs:<cluster>:handoff:{<account>}:<handoff id>                           (the account's slot)
  *   xs:<cluster>:fail:{<counter>}, xs:<cluster>:token:{<token>}           one slot per key
  *
  * The cluster-wide keys share the hash tag `{<cluster>}` because the lease scripts and the mirror
@@ -616,7 +617,7 @@ export class RedisStore implements ClusterStore {
   }
 
   /** A key of one account, counter or token (the slot of `id`). */
-  private keyOf(kind: 'acct' | 'alloc' | 'gen' | 'presence' | 'fail' | 'token', id: string): string {
+  private keyOf(kind: 'acct' | 'alloc' | 'gen' | 'presence' | 'fail' | 'token' | 'handoff', id: string): string {
     return `${this.entityPrefix}${kind}:{${tagOf(id)}}`;
   }
 
@@ -961,6 +962,21 @@ export class RedisStore implements ClusterStore {
     return this.run('releaseAllocations', async () => {
       const k = this.keyOf('alloc', account);
       await (affinityMs > 0 ? this.client.pexpire(k, px(affinityMs)) : this.client.del(k));
+    });
+  }
+
+  // ---- handoff ----
+
+  putHandoffState(account: string, handoffId: string, state: Uint8Array, ttlMs: number): Promise<void> {
+    return this.run('putHandoffState', async () => {
+      await this.client.set(`${this.keyOf('handoff', account)}:${handoffId}`, toBuffer(state), 'PX', px(ttlMs));
+    });
+  }
+
+  takeHandoffState(account: string, handoffId: string): Promise<Uint8Array | null> {
+    return this.run('takeHandoffState', async () => {
+      const v = await this.client.getdelBuffer(`${this.keyOf('handoff', account)}:${handoffId}`);
+      return v === null ? null : new Uint8Array(v);
     });
   }
 

@@ -158,6 +158,13 @@ export interface SessionStore {
   /** After logout: keep the allocations for `affinityMs` (login affinity window), then forget them. */
   releaseAllocations(account: string, affinityMs: number): Promise<void>;
 
+  // ---- handoff: an account's state between a draining stateful node and its successor ----
+
+  /** Stores an account's exported state under `handoffId` for `ttlMs` (a draining node's onAccountExport). */
+  putHandoffState(account: string, handoffId: string, state: Uint8Array, ttlMs: number): Promise<void>;
+  /** Returns the state stored under `handoffId` and deletes it atomically (one importer wins); null when absent or expired. */
+  takeHandoffState(account: string, handoffId: string): Promise<Uint8Array | null>;
+
   // ---- presence: which gateway holds the account's session ----
 
   /** Issues the next session generation of an account (monotonic). */

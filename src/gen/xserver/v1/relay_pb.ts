@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/relay.proto.
  */
 export const file_xserver_v1_relay: GenFile = /*@__PURE__*/
-  fileDesc("ChZ4c2VydmVyL3YxL3JlbGF5LnByb3RvEgp4c2VydmVyLnYxIm4KCFRvQ2xpZW50Eg8KB2FjY291bnQYASABKAkSCwoDY21kGAIgASgNEgwKBGRhdGEYAyABKAwSCwoDcmlkGAQgASgNEhIKCmVycm9yX2NvZGUYBSABKA0SFQoNZXJyb3JfbWVzc2FnZRgGIAEoCSJZCgpGcm9tQ2xpZW50Eg8KB2FjY291bnQYASABKAkSCwoDY21kGAIgASgNEgwKBGRhdGEYAyABKAwSCwoDcmlkGAQgASgNEhIKCmdlbmVyYXRpb24YBSABKAQiLQoQQnJvYWRjYXN0Q2xpZW50cxILCgNjbWQYASABKA0SDAoEZGF0YRgCIAEoDCKJAQoHVG9Ob2RlcxIjCgRtb2RlGAEgASgOMhUueHNlcnZlci52MS5SZWxheU1vZGUSEwoLdGFyZ2V0X3R5cGUYAiABKA0SEQoJdGFyZ2V0X2lkGAMgASgJEgsKA2NtZBgEIAEoDRIMCgRkYXRhGAUgASgMEhYKDmV4Y2x1ZGVfc2VuZGVyGAYgASgIIk0KCEZyb21Ob2RlEhMKC3NvdXJjZV90eXBlGAEgASgNEhEKCXNvdXJjZV9pZBgCIAEoCRILCgNjbWQYAyABKA0SDAoEZGF0YRgEIAEoDCJJCg5BY2NvdW50QXJyaXZlZBIPCgdhY2NvdW50GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAQSEgoKZ2F0ZXdheV9pZBgDIAEoCSIyCgtBY2NvdW50TG9zdBIPCgdhY2NvdW50GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAQiQgoLS2lja0FjY291bnQSDwoHYWNjb3VudBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEg4KBnJlYXNvbhgDIAEoCSprCglSZWxheU1vZGUSGgoWUkVMQVlfTU9ERV9VTlNQRUNJRklFRBAAEhIKDlJFTEFZX01PREVfT05FEAESGAoUUkVMQVlfTU9ERV9CUk9BRENBU1QQAhIUChBSRUxBWV9NT0RFX0JZX0lEEANiBnByb3RvMw");
+  fileDesc("ChZ4c2VydmVyL3YxL3JlbGF5LnByb3RvEgp4c2VydmVyLnYxIm4KCFRvQ2xpZW50Eg8KB2FjY291bnQYASABKAkSCwoDY21kGAIgASgNEgwKBGRhdGEYAyABKAwSCwoDcmlkGAQgASgNEhIKCmVycm9yX2NvZGUYBSABKA0SFQoNZXJyb3JfbWVzc2FnZRgGIAEoCSJZCgpGcm9tQ2xpZW50Eg8KB2FjY291bnQYASABKAkSCwoDY21kGAIgASgNEgwKBGRhdGEYAyABKAwSCwoDcmlkGAQgASgNEhIKCmdlbmVyYXRpb24YBSABKAQiLQoQQnJvYWRjYXN0Q2xpZW50cxILCgNjbWQYASABKA0SDAoEZGF0YRgCIAEoDCKJAQoHVG9Ob2RlcxIjCgRtb2RlGAEgASgOMhUueHNlcnZlci52MS5SZWxheU1vZGUSEwoLdGFyZ2V0X3R5cGUYAiABKA0SEQoJdGFyZ2V0X2lkGAMgASgJEgsKA2NtZBgEIAEoDRIMCgRkYXRhGAUgASgMEhYKDmV4Y2x1ZGVfc2VuZGVyGAYgASgIIk0KCEZyb21Ob2RlEhMKC3NvdXJjZV90eXBlGAEgASgNEhEKCXNvdXJjZV9pZBgCIAEoCRILCgNjbWQYAyABKA0SDAoEZGF0YRgEIAEoDCJJCg5BY2NvdW50QXJyaXZlZBIPCgdhY2NvdW50GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAQSEgoKZ2F0ZXdheV9pZBgDIAEoCSIyCgtBY2NvdW50TG9zdBIPCgdhY2NvdW50GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAQiQgoLS2lja0FjY291bnQSDwoHYWNjb3VudBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEg4KBnJlYXNvbhgDIAEoCSJDCg5BY2NvdW50SGFuZG9mZhIPCgdhY2NvdW50GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAQSDAoEdHlwZRgDIAEoDSJrCg9BY2NvdW50RXhwb3J0ZWQSDwoHYWNjb3VudBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEgwKBHR5cGUYAyABKA0SEgoKaGFuZG9mZl9pZBgEIAEoCRIRCgloYXNfc3RhdGUYBSABKAgikAEKDUFjY291bnRJbXBvcnQSDwoHYWNjb3VudBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEhIKCmdhdGV3YXlfaWQYAyABKAkSDAoEdHlwZRgEIAEoDRIRCglmcm9tX25vZGUYBSABKAkSEgoKaGFuZG9mZl9pZBgGIAEoCRIRCgloYXNfc3RhdGUYByABKAgiRAoOQWNjb3VudFJlYm91bmQSDwoHYWNjb3VudBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhAKCGltcG9ydGVkGAMgASgIKmsKCVJlbGF5TW9kZRIaChZSRUxBWV9NT0RFX1VOU1BFQ0lGSUVEEAASEgoOUkVMQVlfTU9ERV9PTkUQARIYChRSRUxBWV9NT0RFX0JST0FEQ0FTVBACEhQKEFJFTEFZX01PREVfQllfSUQQA2IGcHJvdG8z");
 
 /**
  * node -> gateway: deliver to one client.
@@ -290,6 +290,157 @@ export type KickAccount = Message<"xserver.v1.KickAccount"> & {
  */
 export const KickAccountSchema: GenMessage<KickAccount> = /*@__PURE__*/
   messageDesc(file_xserver_v1_relay, 7);
+
+/**
+ * node -> gateway (request): hold this account's messages of `type`, the sender is handing it
+ * off. Answered (empty) once the gateway holds them: every earlier message was sent before it.
+ *
+ * @generated from message xserver.v1.AccountHandoff
+ */
+export type AccountHandoff = Message<"xserver.v1.AccountHandoff"> & {
+  /**
+   * @generated from field: string account = 1;
+   */
+  account: string;
+
+  /**
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * @generated from field: uint32 type = 3;
+   */
+  type: number;
+};
+
+/**
+ * Describes the message xserver.v1.AccountHandoff.
+ * Use `create(AccountHandoffSchema)` to create a new message.
+ */
+export const AccountHandoffSchema: GenMessage<AccountHandoff> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_relay, 8);
+
+/**
+ * node -> gateway (request): the account's state is in the store under `handoff_id` (or there is
+ * none: has_state false); bind the account to another node. Answered with AccountRebound.
+ *
+ * @generated from message xserver.v1.AccountExported
+ */
+export type AccountExported = Message<"xserver.v1.AccountExported"> & {
+  /**
+   * @generated from field: string account = 1;
+   */
+  account: string;
+
+  /**
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * @generated from field: uint32 type = 3;
+   */
+  type: number;
+
+  /**
+   * @generated from field: string handoff_id = 4;
+   */
+  handoffId: string;
+
+  /**
+   * @generated from field: bool has_state = 5;
+   */
+  hasState: boolean;
+};
+
+/**
+ * Describes the message xserver.v1.AccountExported.
+ * Use `create(AccountExportedSchema)` to create a new message.
+ */
+export const AccountExportedSchema: GenMessage<AccountExported> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_relay, 9);
+
+/**
+ * gateway -> new node (request): take the account's state from the store, import it, then the
+ * account is allocated here (as with AccountArrived). Answered (empty) once imported.
+ *
+ * @generated from message xserver.v1.AccountImport
+ */
+export type AccountImport = Message<"xserver.v1.AccountImport"> & {
+  /**
+   * @generated from field: string account = 1;
+   */
+  account: string;
+
+  /**
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * @generated from field: string gateway_id = 3;
+   */
+  gatewayId: string;
+
+  /**
+   * @generated from field: uint32 type = 4;
+   */
+  type: number;
+
+  /**
+   * @generated from field: string from_node = 5;
+   */
+  fromNode: string;
+
+  /**
+   * @generated from field: string handoff_id = 6;
+   */
+  handoffId: string;
+
+  /**
+   * @generated from field: bool has_state = 7;
+   */
+  hasState: boolean;
+};
+
+/**
+ * Describes the message xserver.v1.AccountImport.
+ * Use `create(AccountImportSchema)` to create a new message.
+ */
+export const AccountImportSchema: GenMessage<AccountImport> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_relay, 10);
+
+/**
+ * gateway -> old node: the answer to AccountExported; the account is bound to `node_id` now.
+ *
+ * @generated from message xserver.v1.AccountRebound
+ */
+export type AccountRebound = Message<"xserver.v1.AccountRebound"> & {
+  /**
+   * @generated from field: string account = 1;
+   */
+  account: string;
+
+  /**
+   * @generated from field: string node_id = 2;
+   */
+  nodeId: string;
+
+  /**
+   * false: the new node started without the state (it failed or timed out)
+   *
+   * @generated from field: bool imported = 3;
+   */
+  imported: boolean;
+};
+
+/**
+ * Describes the message xserver.v1.AccountRebound.
+ * Use `create(AccountReboundSchema)` to create a new message.
+ */
+export const AccountReboundSchema: GenMessage<AccountRebound> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_relay, 11);
 
 /**
  * @generated from enum xserver.v1.RelayMode
