@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiJKCgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkSEAoIZHJhaW5pbmcYBCABKAgiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCKSAQoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIEigKBmNoZWNrcxgEIAMoCzIYLnhzZXJ2ZXIudjEuQWRkcmVzc0NoZWNrIoIBCgxBZGRyZXNzQ2hlY2sSCgoCaWQYASABKAkSEgoKYWR2ZXJ0aXNlZBgCIAEoCRIRCglzZWVuX2Zyb20YAyABKAkSDwoHcmVhY2hlZBgEIAEoCBIOCgZydHRfbXMYBSABKA0SDQoFZXJyb3IYBiABKAkSDwoHc2tpcHBlZBgHIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJIhkKCkRyYWluUmVwbHkSCwoDaWRzGAEgAygJKncKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhkKFUxFQVZFX1JFQVNPTl9HUkFDRUZVTBABEhUKEUxFQVZFX1JFQVNPTl9MT1NUEAISGAoUTEVBVkVfUkVBU09OX1RJTUVPVVQQA2IGcHJvdG8z");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiJKCgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkSEAoIZHJhaW5pbmcYBCABKAgiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCKSAQoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIEigKBmNoZWNrcxgEIAMoCzIYLnhzZXJ2ZXIudjEuQWRkcmVzc0NoZWNrIoIBCgxBZGRyZXNzQ2hlY2sSCgoCaWQYASABKAkSEgoKYWR2ZXJ0aXNlZBgCIAEoCRIRCglzZWVuX2Zyb20YAyABKAkSDwoHcmVhY2hlZBgEIAEoCBIOCgZydHRfbXMYBSABKA0SDQoFZXJyb3IYBiABKAkSDwoHc2tpcHBlZBgHIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJIhkKCkRyYWluUmVwbHkSCwoDaWRzGAEgAygJIoYBCgxDb250cmFjdEluZm8SDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgNEgsKA2NtZBgDIAEoDRIUCgxyZXF1ZXN0X2tpbmQYBCABKAkSFQoNcmVzcG9uc2Vfa2luZBgFIAEoCRIPCgdvbmVfd2F5GAYgASgIEg8KB2V4YW1wbGUYByABKAkqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -142,6 +142,13 @@ export type NodeInfo = Message<"xserver.v1.NodeInfo"> & {
    * @generated from field: repeated xserver.v1.Listener listeners = 18;
    */
   listeners: Listener[];
+
+  /**
+   * services: the contracts of its type it serves, for the login playground (bounded by node.maxPublishedContracts, node.maxContractInfoBytes)
+   *
+   * @generated from field: repeated xserver.v1.ContractInfo contracts = 19;
+   */
+  contracts: ContractInfo[];
 };
 
 /**
@@ -689,6 +696,70 @@ export type DrainReply = Message<"xserver.v1.DrainReply"> & {
  */
 export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 18);
+
+/**
+ * One contract a service serves, as the login playground lists it (src/node/contract-info.ts).
+ * Not part of the contract hash: the hash in NodeInfo.contract_hash is what gateways check.
+ *
+ * @generated from message xserver.v1.ContractInfo
+ */
+export type ContractInfo = Message<"xserver.v1.ContractInfo"> & {
+  /**
+   * e.g. "lobby.getRoles"
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * service type a client addresses
+   *
+   * @generated from field: uint32 type = 2;
+   */
+  type: number;
+
+  /**
+   * command number the service sees
+   *
+   * @generated from field: uint32 cmd = 3;
+   */
+  cmd: number;
+
+  /**
+   * codec kind of the request (or pushed message): "json", "json:<schema>", "empty", "proto:<type>"
+   *
+   * @generated from field: string request_kind = 4;
+   */
+  requestKind: string;
+
+  /**
+   * codec kind of the response ("" when one_way)
+   *
+   * @generated from field: string response_kind = 5;
+   */
+  responseKind: string;
+
+  /**
+   * a one-way command, or a message the service pushes to clients
+   *
+   * @generated from field: bool one_way = 6;
+   */
+  oneWay: boolean;
+
+  /**
+   * JSON text of the contract's example request ("" = none declared, or not a JSON codec)
+   *
+   * @generated from field: string example = 7;
+   */
+  example: string;
+};
+
+/**
+ * Describes the message xserver.v1.ContractInfo.
+ * Use `create(ContractInfoSchema)` to create a new message.
+ */
+export const ContractInfoSchema: GenMessage<ContractInfo> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 19);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
