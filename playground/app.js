@@ -88,6 +88,12 @@ function choose() {
   sendBtn.disabled = !sendable;
 }
 
+/**
+ * @param {number} n
+ * @param {string} what
+ */
+const plural = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 /** @param {string} jsonText */
 function pretty(jsonText) {
   try {
@@ -110,12 +116,20 @@ async function loadContracts() {
   }
   byClientCmd.clear();
   select.replaceChildren();
+  $('services').textContent =
+    'services: ' +
+    (listing.services
+      .map(
+        (s) =>
+          `${s.name} (type ${s.type}, ${plural(s.nodes, 'node')}, ${s.contracts.length ? plural(s.contracts.length, 'contract') : 'no contracts declared'})`,
+      )
+      .join(', ') || 'none live');
   for (const s of listing.services) {
     if (s.contractHashes.length > 1)
       log('system', `${s.name} (type ${s.type}): its nodes serve different contracts (${s.contractHashes.join(', ')})`);
     if (s.contracts.length === 0) continue;
     const group = document.createElement('optgroup');
-    group.label = `${s.name} (type ${s.type}, ${s.nodes} node${s.nodes === 1 ? '' : 's'})`;
+    group.label = `${s.name} (type ${s.type})`;
     for (const c of s.contracts) {
       byClientCmd.set(c.clientCmd, c);
       const opt = document.createElement('option');

@@ -94,6 +94,7 @@ describe('playground page in headless Chromium', () => {
         const cmdOf = (c: { type: number; cmd: number }): string => String(c.type * dev!.config.gateway.cmdOffset + c.cmd);
         await page.locator(`#command option[value="${cmdOf(Echo)}"]`).waitFor({ state: 'attached' });
         await expect(page.locator('#command option').allTextContents()).resolves.toEqual(['pg.echo — request', 'pg.news — one-way']);
+        await expect(page.locator('#services').textContent()).resolves.toBe('services: pg (type 9, 1 node, 2 contracts)');
         await page.locator('#command').selectOption(cmdOf(Echo));
         await expect(page.locator('#body').inputValue()).resolves.toBe(JSON.stringify({ text: 'hello' }, null, 2));
         await expect(page.locator('#send-btn').textContent()).resolves.toBe('Send request');
