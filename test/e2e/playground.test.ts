@@ -13,16 +13,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { XError } from '../../dist/errors.js';
 import { startDevCluster, type DevCluster } from '../../dist/dev.js';
 import { defineService } from '../../dist/service.js';
 import { command, jsonCodec } from '../../dist/client/index.js';
+import { haveChromium, launchChromium, pageProblems, sayIfNoChromium, watchPage } from '../helpers/chromium.js';
 import { tag } from '../helpers/demo.js';
 
-const CHROMIUM = process.env.XSERVER_E2E_CHROMIUM ?? '/usr/bin/chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium) console.log(`[e2e/playground] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set XSERVER_E2E_CHROMIUM)`);
+sayIfNoChromium('e2e/playground');
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/login/login.js');
 
 const T = 9;
@@ -51,42 +50,24 @@ const service = defineService({
   },
 });
 
-/** What the page printed to its console, and its uncaught errors: shown when a test fails. */
-function watch(page: Page, sink: string[]): void {
-  page.on('console', (m) => sink.push(`[console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => sink.push(`[pageerror] ${e.message}`));
-  page.on('requestfailed', (r) => sink.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
-}
-
 describe('playground page in headless Chromium', () => {
   it.skipIf(!haveChromium)(
     'log in, pick the command, edit the JSON, send: the reply shows; a push shows live; bad JSON is an error, not a crash',
     async () => {
       if (!fs.existsSync(DIST)) throw new Error('dist/ is not built: run `npm run build` first');
-      const { chromium } = await import('playwright-core');
       const pageLog: string[] = [];
       let browser: Browser | undefined;
       let dev: DevCluster | undefined;
       try {
-        [dev, browser] = await Promise.all([
-          startDevCluster({ services: [service], configure: (c) => (c.login.port = 0) }),
-          chromium.launch({
-            executablePath: CHROMIUM,
-            args: [
-              '--headless',
-              '--no-sandbox',
-              '--disable-gpu',
-              '--no-first-run',
-              '--disable-background-networking',
-              '--disable-component-update',
-              '--disable-sync',
-            ],
-            timeout: 20_000,
-          }),
+        // Each assigned as it comes, so the finally block stops whichever started when the other failed.
+        await Promise.all([
+          startDevCluster({ services: [service], configure: (c) => (c.login.port = 0) }).then((d) => (dev = d)),
+          launchChromium().then((b) => (browser = b)),
         ]);
+        if (!dev || !browser) throw new Error('unreachable: both started');
         const page = await browser.newPage();
         page.setDefaultTimeout(10_000);
-        watch(page, pageLog);
+        watchPage(page, 'playground', pageLog);
         await page.goto(dev.playgroundUrl!);
         await expect(page.title()).resolves.toBe('xserver playground');
 
@@ -135,10 +116,7 @@ describe('playground page in headless Chromium', () => {
         await page.locator('#send-btn').click();
         await page.locator('#log div.push', { hasText: `push pg.news: ${JSON.stringify({ headline: 'back: from the page' })}` }).waitFor();
 
-        expect(
-          pageLog.filter((l) => /pageerror|requestfailed|console\.error/.test(l)),
-          'no page errors, failed requests or console errors',
-        ).toEqual([]);
+        expect(pageProblems(pageLog), 'no page errors, failed requests or console errors').toEqual([]);
       } catch (e) {
         if (pageLog.length) console.error(`[e2e/playground] page output:\n${pageLog.join('\n')}`);
         throw e;
