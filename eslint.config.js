@@ -42,8 +42,8 @@ const config = tseslint.config(
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   {
-    // Runs in browsers (and Node): the chat page and the client SDK.
-    files: ['examples/chat/**/*.ts', 'examples/contracts.ts', 'src/client/**/*.ts'],
+    // Runs in browsers (and Node): the chat page, the playground page and the client SDK.
+    files: ['examples/chat/**/*.ts', 'examples/contracts.ts', 'playground/**/*.js', 'src/client/**/*.ts'],
     languageOptions: { globals: { ...globals.browser } },
   },
 );

@@ -1,6 +1,7 @@
 /**
  * A development cluster in this one process, on the in-memory store: an mgr, the login service
- * (unknown accounts register at first login), one gateway and the given services. What a project
+ * (unknown accounts register at first login; the playground at /playground/), one gateway and
+ * the given services. What a project
  * made by `xserver init` runs with `npm start` and starts in its tests; nothing persists and every
  * listener is on loopback.
  *
@@ -30,7 +31,7 @@ export interface DevClusterOptions {
   services: ServiceDefinition[];
   /**
    * Changes to the settings before anything starts. The base is `defaultConfig()` with a random
-   * cluster name, `login.autoRegister` on and `statefulTypes` empty (a service type is stateful
+   * cluster name, `login.autoRegister` and `login.playground` on and `statefulTypes` empty (a service type is stateful
    * only when you list it here); `login.port` stays 7080 unless you set it (0 = any free port).
    */
   configure?: (config: XConfig) => void;
@@ -44,6 +45,8 @@ export interface DevCluster {
   readonly config: XConfig;
   /** The login service's base URL, for the SDK's `login(url, account, password)`. */
   readonly loginUrl: string;
+  /** The playground page (`${loginUrl}/playground/`), or null when `configure` turned it off. */
+  readonly playgroundUrl: string | null;
   readonly gateway: Gateway;
   /** The service nodes, in the order of `services`. */
   readonly nodes: readonly ClusterNode[];
@@ -56,6 +59,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   config.cluster = `dev-${randomBytes(4).toString('hex')}`;
   config.redisUrl = 'memory://';
   config.login.autoRegister = true;
+  config.login.playground = true;
   config.statefulTypes = '';
   for (const def of opts.services) {
     if (def.name !== undefined && typeof def.type === 'number' && config.types[def.name] === undefined) config.types[def.name] = def.type;
@@ -100,7 +104,8 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       await new Promise((r) => setTimeout(r, DEV_POLL_MS));
     }
     const scheme = config.login.tls ? 'https' : 'http';
-    return { config, loginUrl: `${scheme}://${config.login.host}:${login.port}`, gateway, nodes, stop };
+    const loginUrl = `${scheme}://${config.login.host}:${login.port}`;
+    return { config, loginUrl, playgroundUrl: config.login.playground ? `${loginUrl}/playground/` : null, gateway, nodes, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -7,6 +7,8 @@ import { Cmd } from '../src/protocol/commands.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../src/protocol/frame.js';
 import { ErrorReplySchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { createIdentity } from '../src/link/identity.js';
+import { DiallerHandshake } from '../src/link/handshake-dialler.js';
+import { encodeFrames } from '../src/link/handshake.js';
 import { decode } from '../src/wire/codec.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
 
@@ -122,6 +124,35 @@ describe('link handshake', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
     const e = decode(ErrorReplySchema, r.frames[0]!.body);
     expect(XError.fromWire(e.code, e.message).code).toBe('HANDSHAKE_TIMEOUT');
+  });
+
+  it('an address check reset by the prober right after WELCOME does not crash the acceptor', async () => {
+    const { port } = await listen();
+    const uncaught: Error[] = [];
+    const onUncaught = (e: Error): void => void uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    cleanups.push(() => process.off('uncaughtException', onUncaught));
+    const o = opts();
+    const machine = new DiallerHandshake({ ...o, self: client, expect: { type: 4, id: '' }, peer: `127.0.0.1:${port}`, probe: true });
+    // The mgr's probe destroys its socket on WELCOME; a reset (RST) is the harshest form of that.
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(encodeFrames([machine.hello])));
+      s.on('data', (chunk) => {
+        const step = machine.receive(chunk);
+        if (step.refuse) return reject(step.refuse);
+        if (step.send.length > 0) s.write(encodeFrames(step.send));
+        if (step.done) {
+          s.resetAndDestroy();
+          resolve();
+        }
+      });
+      s.on('error', reject);
+    });
+    // The acceptor still serves, and its side of the reset socket raised nothing uncaught.
+    const link = await Link.dial('127.0.0.1', port, client, { type: 4, id: '' }, opts());
+    cleanups.push(() => link.close());
+    expect(link.isOpen).toBe(true);
+    expect(uncaught).toEqual([]);
   });
 
   it('fails the dial when the address is not an xserver process', async () => {

@@ -58,6 +58,14 @@ describe('secure defaults', () => {
     expect(() => loadConfig({ env: {}, overrides: { 'login.autoRegister': true } })).not.toThrow();
   });
 
+  it('the playground is off by default and refused on a non-loopback login host, even with a strong secret', () => {
+    expect(defaultConfig().login.playground).toBe(false);
+    expect(refusal({ 'login.host': '0.0.0.0', 'login.playground': true, secret: STRONG })).toMatch(
+      /^login\.playground: .* allowed only on loopback/m,
+    );
+    expect(loadConfig({ env: {}, overrides: { 'login.playground': true } }).login.playground).toBe(true);
+  });
+
   it('loopback is 127.0.0.0/8, ::1 and localhost; nothing else', () => {
     for (const h of ['127.0.0.1', '127.8.9.10', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) expect(isLoopback(h), h).toBe(true);
     for (const h of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.5', 'example.com', '', '128.0.0.1']) expect(isLoopback(h), h).toBe(false);

@@ -62,7 +62,7 @@ export function clusterPlan(): PlanStep[] {
   return [
     { name: 'mgr-1', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
     { name: 'mgr-2', role: 'mgr', set: { adminPort: STANDBY_DASHBOARD_PORT } },
-    { name: 'login', role: 'login', set: { 'login.staticDir': example('web'), 'login.autoRegister': true } },
+    { name: 'login', role: 'login', set: { 'login.staticDir': example('web'), 'login.autoRegister': true, 'login.playground': true } },
     { name: 'gateway-1', role: 'gateway' },
     { name: 'gateway-2', role: 'gateway' },
     { name: 'lobby-1', role: 'node', entry: example('lobby/service.js') },
@@ -98,6 +98,7 @@ function banner(config: XConfig, mode: string, redis: boolean): string {
     '',
     `  xserver cluster "${config.cluster}" is up (${mode})`,
     `  chat demo:  http://127.0.0.1:${loginPort}/    (open it in two tabs; any account/password registers)`,
+    `  playground: http://127.0.0.1:${loginPort}/playground/   (send any service's commands as any account)`,
     `  login API:  POST http://127.0.0.1:${loginPort}/login`,
     `  dashboard:  http://127.0.0.1:${DASHBOARD_PORT}/dashboard   (standby mgr: http://127.0.0.1:${STANDBY_DASHBOARD_PORT}/dashboard)`,
     redis ? `  status:     npx xserver status --cluster ${config.cluster}` : '  status:     the dashboard (xserver status needs Redis)',

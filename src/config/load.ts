@@ -502,7 +502,8 @@ function crossChecks(
   }
   if (byKey.has('secret') && LISTEN_KEYS.every((k) => byKey.has(k)) && byKey.has('login.autoRegister')) {
     const hosts = Object.fromEntries(LISTEN_KEYS.map((k) => [k, getPath(cfg, k) as string])) as Record<ListenKey, string>;
-    problems.push(...securityProblems({ secret: cfg.secret as string, hosts, autoRegister: getPath(cfg, 'login.autoRegister') as boolean }, at));
+    const flags = { autoRegister: getPath(cfg, 'login.autoRegister') as boolean, playground: getPath(cfg, 'login.playground') === true };
+    problems.push(...securityProblems({ secret: cfg.secret as string, hosts, ...flags }, at));
   }
   if (byKey.has('gateway.publicUrl')) {
     const url = getPath(cfg, 'gateway.publicUrl') as string;

@@ -349,6 +349,20 @@ const TABLE = [
     min: 1,
     doc: 'Accounts a draining stateful node hands off at the same time.',
   },
+  {
+    key: 'node.maxPublishedContracts',
+    type: 'int',
+    default: 64,
+    min: 0,
+    doc: 'Contracts a service lists in its NodeInfo for the login playground (in command order); the rest are served but not listed (the contract hash covers them all).',
+  },
+  {
+    key: 'node.maxContractInfoBytes',
+    type: 'int',
+    default: 8192,
+    min: 0,
+    doc: "Encoded size of that list, examples included (every member's info is in every membership snapshot): an example that does not fit is left out first, then the contract.",
+  },
 
   // ---- gateway ----
   { key: 'gateway.tcpPort', type: 'int', default: 0, min: 0, max: 65535, doc: 'Client TCP port (ports[1]; 0 = any free port).' },
@@ -548,6 +562,12 @@ const TABLE = [
   { key: 'login.staticDir', type: 'string', default: '', doc: 'Directory served at / by the login HTTP server (the demo chat page); empty = none.' },
   { key: 'login.corsOrigin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin of the login API; empty = no CORS header.' },
   { key: 'login.tls', type: 'bool', default: false, doc: 'The login HTTP server over HTTPS with tls.cert/tls.key.' },
+  {
+    key: 'login.playground',
+    type: 'bool',
+    default: false,
+    doc: "Serve the playground at /playground: log in as any account, send the commands of the live services' contracts, see replies and pushes (development only: refused with a login.host other than loopback; `xserver up` turns it on).",
+  },
   {
     key: 'login.probeGateways',
     type: 'bool',

@@ -46,6 +46,8 @@ export interface SecurityInput {
   secret: string;
   hosts: Record<ListenKey, string>;
   autoRegister: boolean;
+  /** login.playground (absent: off). */
+  playground?: boolean;
 }
 
 /** The refusals for a config (empty when it is acceptable). Each names the settings to change. */
@@ -70,6 +72,12 @@ export function securityProblems(cfg: SecurityInput, describe: (key: string) => 
     problems.push(
       `login.autoRegister: anyone who reaches login.host can create accounts, so it is allowed only on loopback, but login.host is ${describe('login.host')}; ` +
         `create accounts with \`xserver account add\` or a login.verifier instead`,
+    );
+  }
+  if (cfg.playground && !isLoopback(cfg.hosts['login.host'])) {
+    problems.push(
+      `login.playground: the playground lists every service's contracts and sends any of them, so it is allowed only on loopback, but login.host is ${describe('login.host')}; ` +
+        `turn login.playground off outside development`,
     );
   }
   return problems;

@@ -151,7 +151,10 @@ export function acceptHandshake(
       socket.off('error', onError);
     }
     if (step.done?.probe) {
-      // An address check: it has its answer (WELCOME); no link.
+      // An address check: it has its answer (WELCOME); no link. The prober destroys its end as
+      // soon as it reads WELCOME, which can reset this one: without a listener that error would
+      // be an uncaught exception in this process.
+      socket.on('error', () => socket.destroy());
       socket.end(encodeFrames(step.send));
       setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
       return;

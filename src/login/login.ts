@@ -9,6 +9,8 @@
  *   GET  /config.json {loginUrl} for browser pages
  *   GET  /sdk/...    the browser client SDK (dist/client/)
  *   GET  /protocol/... the wire protocol module the SDK imports (dist/protocol/)
+ *   GET  /playground/ the playground page (playground/), with login.playground only (development)
+ *   GET  /playground/contracts.json  the contracts the live services publish (playground.ts)
  *   GET  /...        files of login.staticDir (the demo page), when set
  *
  * Failed logins are throttled per account and per client address (login.maxFailures within
@@ -37,6 +39,7 @@ import { withCallDeadline } from './store-deadline.js';
 import { tlsMaterialFor } from '../tls.js';
 import { clientEndpoints } from '../node/endpoints.js';
 import { GatewayProbe } from './gateway-probe.js';
+import { playgroundListing } from './playground.js';
 import { hostPort } from '../config/addresses.js';
 
 /** On stop(), open requests may finish for this long before their connections are cut. */
@@ -105,6 +108,8 @@ export class LoginServer {
   private readonly sdkRoot = fileURLToPath(new URL('../client/', import.meta.url));
   /** The SDK imports ../protocol/*.js; from /sdk/ that is /protocol/. */
   private readonly protocolRoot = fileURLToPath(new URL('../protocol/', import.meta.url));
+  /** The playground page: playground/ at the package root (from dist/login/ and src/login/ alike). */
+  private readonly playgroundRoot = fileURLToPath(new URL('../../playground/', import.meta.url));
   private staticRoot: string | null = null;
   private verifier: Verifier | null;
   private server: Server | null = null;
@@ -193,6 +198,7 @@ export class LoginServer {
         url: `${lc.tls ? 'https' : 'http'}://${lc.host}:${this.boundPort}/login`,
         statefulTypes: this.statefulTypes,
         static: this.staticRoot ?? undefined,
+        playground: lc.playground ? `${lc.tls ? 'https' : 'http'}://${lc.host}:${this.boundPort}/playground/` : undefined,
       },
       'login listening',
     );
@@ -280,11 +286,27 @@ export class LoginServer {
         return await serveFile(req, res, this.sdkRoot, pathname.slice('/sdk'.length), '/sdk', this.log);
       if (pathname.startsWith('/protocol/'))
         return await serveFile(req, res, this.protocolRoot, pathname.slice('/protocol'.length), '/protocol', this.log);
+      if (pathname === '/playground' || pathname.startsWith('/playground/')) {
+        if (this.cfg.login.playground) return await this.servePlayground(req, res, pathname);
+        if (!this.staticRoot) {
+          throw new HttpError(404, 'NOT_FOUND', `nothing at ${pathname}: the playground is off (login.playground; \`xserver up\` turns it on)`);
+        }
+      }
       if (this.staticRoot) return await serveFile(req, res, this.staticRoot, pathname, '', this.log);
       throw new HttpError(404, 'NOT_FOUND', `nothing at ${pathname}; POST /login to log in`);
     } catch (e) {
       this.sendError(req, res, e);
     }
+  }
+
+  /** The page, or the contracts of the live services (read from the membership at each request). */
+  private async servePlayground(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    if (pathname === '/playground/contracts.json') {
+      const infos = this.node.all().map((p) => p.info);
+      res.setHeader('cache-control', 'no-store');
+      return sendJson(res, 200, playgroundListing(infos, this.cfg.gateway.cmdOffset, this.cfg.node.maxPublishedContracts), req.method === 'HEAD');
+    }
+    return serveFile(req, res, this.playgroundRoot, pathname.slice('/playground'.length), '/playground', this.log);
   }
 
   private setCors(res: ServerResponse): void {

@@ -108,7 +108,9 @@ export class ClusterNode extends EventEmitter<NodeEvents> {
    * Declares the contracts this service serves (usually its whole contracts module:
    * `node.useContracts(contractSet(Contracts))`). The hash of those of this node's type travels in
    * its NodeInfo; a gateway refuses a client whose AUTH names another hash for the type with
-   * CONTRACT_MISMATCH. A node that declares none is not checked. Call before start().
+   * CONTRACT_MISMATCH. A node that declares none is not checked. Those of its type are also listed
+   * in its NodeInfo for the login playground (bounded: node.maxPublishedContracts,
+   * node.maxContractInfoBytes; a warning names any left out). Call before start().
    */
   useContracts(contracts: Iterable<Command<unknown, unknown>>): this {
     this.#rt.useContracts(contracts);

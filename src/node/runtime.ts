@@ -15,8 +15,9 @@ import { advertisedAddresses, hostPort } from '../config/addresses.js';
 import type { Logger } from 'pino';
 import { create } from '@bufbuild/protobuf';
 import { contractHash, type Command } from '../protocol/contract.js';
-import { LeaveReason, NodeInfoSchema, type NodeInfo, type RoutingPolicy, type Snapshot, type VersionCount } from '../gen/xserver/v1/cluster_pb.js';
+import { LeaveReason, NodeInfoSchema, type ContractInfo, type NodeInfo, type RoutingPolicy, type Snapshot, type VersionCount } from '../gen/xserver/v1/cluster_pb.js';
 import { decide, describePolicy, routeCandidates, type CohortDecision } from '../protocol/routing-policy.js';
+import { publishedContracts } from './contract-info.js';
 import { XError } from '../errors.js';
 import { LinkListener, type Link, type LinkIdentity, type LinkOptions } from '../link/link.js';
 import { linkOptions, NodeType, type RoleContext } from '../context.js';
@@ -126,6 +127,8 @@ export class NodeRuntime {
   private version: string;
   /** contractHash() of the contracts of this node's type it declared ("" = none). */
   private contractHash = '';
+  /** The contracts of this node's type it lists in its info, for the login playground (bounded). */
+  private contractInfos: ContractInfo[] = [];
   private overloads: number[];
   private extraPorts: number[];
   private readonly extraListeners: { name: string; bind: string; advertised: string }[] = [];
@@ -462,7 +465,23 @@ export class NodeRuntime {
    */
   useContracts(contracts: Iterable<Command<unknown, unknown>>): void {
     if (this.started) throw new XError('CONFIG', 'useContracts() must be called before start()');
-    this.contractHash = contractHash(contracts, this.type);
+    const list = [...contracts];
+    this.contractHash = contractHash(list, this.type);
+    const { maxPublishedContracts: maxCount, maxContractInfoBytes: maxBytes } = this.cfg.node;
+    const pub = publishedContracts(list, this.type, { maxCount, maxBytes });
+    this.contractInfos = pub.infos;
+    if (pub.examplesDropped.length > 0) {
+      this.log.warn(
+        { contracts: pub.examplesDropped, maxContractInfoBytes: maxBytes },
+        "contract examples left out of this node's info to stay within node.maxContractInfoBytes; raise it to list them in the playground",
+      );
+    }
+    if (pub.unlisted.length > 0) {
+      this.log.warn(
+        { contracts: pub.unlisted, maxPublishedContracts: maxCount, maxContractInfoBytes: maxBytes },
+        'contracts served but not listed for the playground (over node.maxPublishedContracts or node.maxContractInfoBytes); raise them to list these',
+      );
+    }
   }
 
   /** Advertises extra ports (ports[1..]); call before start(). */
@@ -498,6 +517,7 @@ export class NodeRuntime {
         ...this.extraListeners,
       ],
       contractHash: this.contractHash,
+      contracts: this.contractInfos,
     });
   }
 

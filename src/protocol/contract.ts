@@ -72,6 +72,11 @@ export interface Command<Req, Res> {
   readonly request: Codec<Req>;
   /** The response codec; undefined for one-way commands. */
   readonly response: Codec<Res> | undefined;
+  /**
+   * A sample request (or message), shown by the login playground as the body to start from. Not
+   * part of the contract hash. Only JSON codecs publish it (docs/protocol.md, "Contracts").
+   */
+  readonly example?: Req;
 }
 
 /** A command with a response: what request() takes. */
@@ -91,14 +96,38 @@ export function command<Req, Res>(def: {
   name?: string;
   request: Codec<Req>;
   response: Codec<Res>;
+  example?: Req;
 }): RequestCommand<Req, Res>;
 /** A one-way command (or a message a service pushes to clients). */
-export function command<Req>(def: { type: number; cmd: number; name?: string; request: Codec<Req> }): MessageCommand<Req>;
-export function command<Req, Res>(def: { type: number; cmd: number; name?: string; request: Codec<Req>; response?: Codec<Res> }): Command<Req, Res> {
+export function command<Req>(def: { type: number; cmd: number; name?: string; request: Codec<Req>; example?: Req }): MessageCommand<Req>;
+export function command<Req, Res>(def: {
+  type: number;
+  cmd: number;
+  name?: string;
+  request: Codec<Req>;
+  response?: Codec<Res>;
+  example?: Req;
+}): Command<Req, Res> {
   if (!Number.isInteger(def.type) || def.type < 0 || !Number.isInteger(def.cmd) || def.cmd < 0) {
     throw new RangeError(`command(): type and cmd must be non-negative integers, got ${def.type}/${def.cmd}`);
   }
-  return Object.freeze({ type: def.type, cmd: def.cmd, name: def.name ?? `${def.type}.${def.cmd}`, request: def.request, response: def.response });
+  const name = def.name ?? `${def.type}.${def.cmd}`;
+  // Encoded once here, so an example the codec cannot take fails where it is declared.
+  if (def.example !== undefined) {
+    try {
+      def.request.encode(def.example);
+    } catch (e) {
+      throw new TypeError(`command(): the example of ${name} does not encode with its request codec: ${(e as Error).message}`);
+    }
+  }
+  return Object.freeze({
+    type: def.type,
+    cmd: def.cmd,
+    name,
+    request: def.request,
+    response: def.response,
+    ...(def.example === undefined ? {} : { example: def.example }),
+  });
 }
 
 /** True when `x` is a contract (the overloads that take one tell it from a command number this way). */

@@ -9,23 +9,14 @@
  * Needs Debian's chromium at /usr/bin/chromium (CI installs it); skipped with a message otherwise.
  * Run: npm run build && npx vitest run test/e2e/browser.test.ts
  */
-import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { haveChromium, launchChromium, pageProblems, sayIfNoChromium, watchPage as watch } from '../helpers/chromium.js';
 import { demoSuite, tag } from '../helpers/demo.js';
 
-const CHROMIUM = process.env.XSERVER_E2E_CHROMIUM ?? '/usr/bin/chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium) console.log(`[e2e/browser] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set XSERVER_E2E_CHROMIUM)`);
+sayIfNoChromium('e2e/browser');
 
 const { newDemo } = demoSuite('e2e/browser');
-
-/** What a page printed to its console, and its uncaught errors: shown when a test fails. */
-function watch(page: Page, label: string, sink: string[]): void {
-  page.on('console', (m) => sink.push(`[${label} console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => sink.push(`[${label} pageerror] ${e.message}`));
-  page.on('requestfailed', (r) => sink.push(`[${label} requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
-}
 
 /** Logs in through the form and creates (and enters with) a role; returns once in game. */
 async function joinAs(page: Page, account: string, role: string): Promise<void> {
@@ -45,27 +36,10 @@ describe('chat page in headless Chromium', () => {
     'two pages: world chat from A shows in B, a private message from B shows in A',
     async () => {
       const demo = newDemo();
-      const { chromium } = await import('playwright-core');
       const pageLog: string[] = [];
       let browser: Browser | undefined;
       try {
-        const [, b] = await Promise.all([
-          demo.start(),
-          chromium.launch({
-            executablePath: CHROMIUM,
-            args: [
-              '--headless',
-              '--no-sandbox',
-              '--disable-gpu',
-              '--disable-quic',
-              '--no-first-run',
-              '--disable-background-networking',
-              '--disable-component-update',
-              '--disable-sync',
-            ],
-            timeout: 20_000,
-          }),
-        ]);
+        const [, b] = await Promise.all([demo.start(), launchChromium()]);
         browser = b;
         // Two independent browser contexts: two players, no shared storage.
         const [pageA, pageB] = await Promise.all([browser.newContext().then((c) => c.newPage()), browser.newContext().then((c) => c.newPage())]);
@@ -123,10 +97,7 @@ describe('chat page in headless Chromium', () => {
         await pageA.locator('#world-btn').click();
         await pageB.locator('#log div.world', { hasText: `[world] ${roleA}: ${again}` }).waitFor();
 
-        expect(
-          pageLog.filter((l) => /pageerror|requestfailed|console\.error/.test(l)),
-          'no page errors, failed requests or console errors',
-        ).toEqual([]);
+        expect(pageProblems(pageLog), 'no page errors, failed requests or console errors').toEqual([]);
       } catch (e) {
         if (pageLog.length) console.error(`[e2e/browser] page output:\n${pageLog.join('\n')}`);
         throw e;

@@ -18,6 +18,7 @@ export const AddScore = command({
   name: 'game.addScore',
   request: jsonCodec<{ points: number }>('addScore@1'),
   response: jsonCodec<Player>('player@1'),
+  example: { points: 10 },
 });
 
 /** The best players, highest score first. */
@@ -27,6 +28,7 @@ export const Top = command({
   name: 'game.top',
   request: jsonCodec<{ limit: number }>('top@1'),
   response: jsonCodec<Player[]>('players@1'),
+  example: { limit: 10 },
 });
 
 /** Pushed to a player whose score passed a hundred. */

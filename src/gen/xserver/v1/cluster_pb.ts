@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQqdwoLTGVhdmVSZWFzb24SHAoYTEVBVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASGQoVTEVBVkVfUkVBU09OX0dSQUNFRlVMEAESFQoRTEVBVkVfUkVBU09OX0xPU1QQAhIYChRMRUFWRV9SRUFTT05fVElNRU9VVBADYgZwcm90bzM");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQihgEKDENvbnRyYWN0SW5mbxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKA0SCwoDY21kGAMgASgNEhQKDHJlcXVlc3Rfa2luZBgEIAEoCRIVCg1yZXNwb25zZV9raW5kGAUgASgJEg8KB29uZV93YXkYBiABKAgSDwoHZXhhbXBsZRgHIAEoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -142,6 +142,13 @@ export type NodeInfo = Message<"xserver.v1.NodeInfo"> & {
    * @generated from field: repeated xserver.v1.Listener listeners = 18;
    */
   listeners: Listener[];
+
+  /**
+   * services: the contracts of its type it serves, for the login playground (bounded by node.maxPublishedContracts, node.maxContractInfoBytes)
+   *
+   * @generated from field: repeated xserver.v1.ContractInfo contracts = 19;
+   */
+  contracts: ContractInfo[];
 };
 
 /**
@@ -852,6 +859,70 @@ export type VersionCounts = Message<"xserver.v1.VersionCounts"> & {
  */
 export const VersionCountsSchema: GenMessage<VersionCounts> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 23);
+
+/**
+ * One contract a service serves, as the login playground lists it (src/node/contract-info.ts).
+ * Not part of the contract hash: the hash in NodeInfo.contract_hash is what gateways check.
+ *
+ * @generated from message xserver.v1.ContractInfo
+ */
+export type ContractInfo = Message<"xserver.v1.ContractInfo"> & {
+  /**
+   * e.g. "lobby.getRoles"
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * service type a client addresses
+   *
+   * @generated from field: uint32 type = 2;
+   */
+  type: number;
+
+  /**
+   * command number the service sees
+   *
+   * @generated from field: uint32 cmd = 3;
+   */
+  cmd: number;
+
+  /**
+   * codec kind of the request (or pushed message): "json", "json:<schema>", "empty", "proto:<type>"
+   *
+   * @generated from field: string request_kind = 4;
+   */
+  requestKind: string;
+
+  /**
+   * codec kind of the response ("" when one_way)
+   *
+   * @generated from field: string response_kind = 5;
+   */
+  responseKind: string;
+
+  /**
+   * a one-way command, or a message the service pushes to clients
+   *
+   * @generated from field: bool one_way = 6;
+   */
+  oneWay: boolean;
+
+  /**
+   * JSON text of the contract's example request ("" = none declared, or not a JSON codec)
+   *
+   * @generated from field: string example = 7;
+   */
+  example: string;
+};
+
+/**
+ * Describes the message xserver.v1.ContractInfo.
+ * Use `create(ContractInfoSchema)` to create a new message.
+ */
+export const ContractInfoSchema: GenMessage<ContractInfo> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 24);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
