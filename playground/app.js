@@ -2,11 +2,11 @@
 // lists the contracts the live services publish (/playground/contracts.json), logs in as any
 // account, connects with the client SDK (served at /sdk/) and sends the chosen command with the
 // JSON typed in; replies, errors and every message the gateway pushes show up in the log.
-import { XClient, command, empty, jsonCodec, login } from '/sdk/index.js';
+import { XClient, command, empty, jsonCodec, login } from 'xserver/client';
 
 /** @typedef {import('../src/login/playground.js').PlaygroundListing} PlaygroundListing */
 /** @typedef {import('../src/login/playground.js').PlaygroundContract} PlaygroundContract */
-/** @typedef {import('/sdk/index.js').Codec<unknown>} AnyCodec */
+/** @typedef {import('xserver/client').Codec<unknown>} AnyCodec */
 
 /** Log lines kept on the page: older ones are removed, so a chatty service cannot grow it without end. */
 const MAX_LOG_LINES = 500;
