@@ -16,6 +16,7 @@ import { MemoryStore, RedisStore, isMemoryUrl } from '../store/index.js';
 import { setPath, type XConfig } from '../config/schema.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { Logger } from '../log.js';
+import type { LeaseWatcher } from '../store/store.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
 const UP_DRAIN_TIMEOUT_MS = 1000;
@@ -63,18 +64,38 @@ export function clusterPlan(): PlanStep[] {
   ];
 }
 
-function banner(config: XConfig, mode: string, redis: boolean): string {
+function banner(config: XConfig, mode: string, redis: boolean, activeAdminPort: number | null): string {
   const loginPort = config.login.port;
+  const url = (port: number): string => `http://${config.adminHost}:${port}/dashboard`;
+  // The active mgr's dashboard first; either mgr serves it (a standby shows the active one's view).
+  const [first, other] =
+    activeAdminPort === STANDBY_DASHBOARD_PORT ? [STANDBY_DASHBOARD_PORT, DASHBOARD_PORT] : [DASHBOARD_PORT, STANDBY_DASHBOARD_PORT];
+  const which = activeAdminPort === null ? 'the active mgr is not known yet' : 'active mgr';
   return [
     '',
     `  xserver cluster "${config.cluster}" is up (${mode})`,
     `  chat demo:  http://127.0.0.1:${loginPort}/    (open it in two tabs; any account/password registers)`,
     `  login API:  POST http://127.0.0.1:${loginPort}/login`,
-    `  dashboard:  http://127.0.0.1:${DASHBOARD_PORT}/dashboard   (standby mgr: http://127.0.0.1:${STANDBY_DASHBOARD_PORT}/dashboard)`,
+    `  dashboard:  ${url(first)}   (${which}; the standby's, showing the same: ${url(other)})`,
     redis ? `  status:     npx xserver status --cluster ${config.cluster}` : '  status:     the dashboard (xserver status needs Redis)',
     '  Ctrl-C stops everything.',
     '',
   ].join('\n');
+}
+
+/** How long the banner waits for an mgr to hold the lease (it names the active mgr's dashboard). */
+const LEASE_WAIT_MS = 10_000;
+const LEASE_POLL_MS = 100;
+
+/** The admin port of the mgr holding the lease; null when none does within `timeoutMs`. */
+async function activeMgrAdminPort(store: LeaseWatcher, timeoutMs: number): Promise<number | null> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const lease = await store.readLease().catch(() => null);
+    if (lease?.adminPort) return lease.adminPort;
+    await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+  }
+  return null;
 }
 
 async function redisReachable(url: string, cluster: string): Promise<boolean> {
@@ -144,7 +165,9 @@ export async function runUp(loadOpts: LoadOptions, opts: { memory: boolean }): P
   }
   log.info(`started: ${children.map((c) => `${c.name} (pid ${c.proc.pid})`).join(', ')}`);
   await waitForLogin(config.login.port, LOGIN_WAIT_MS);
-  process.stdout.write(banner(config, 'one process per role, Redis store', true) + '\n');
+  const leases = new RedisStore(config.redisUrl, config.cluster);
+  const active = await activeMgrAdminPort(leases, LEASE_WAIT_MS).finally(() => void leases.close().catch(() => {}));
+  process.stdout.write(banner(config, 'one process per role, Redis store', true, active) + '\n');
 }
 
 /** Waits until the login service answers, so the printed URLs work when they appear. */
@@ -194,7 +217,8 @@ async function runInProcess(base: XConfig, log: Logger): Promise<void> {
       admins.push(admin);
     }
   }
-  process.stdout.write(banner(base, 'every role in this process, in-memory store', false) + '\n');
+  const active = await activeMgrAdminPort(store, LEASE_WAIT_MS);
+  process.stdout.write(banner(base, 'every role in this process, in-memory store', false, active) + '\n');
 }
 
 /** Flags of `up` that every child must see too. */

@@ -33,11 +33,14 @@ import { encodeErrorNotice } from '../protocol/client-messages.js';
 import { errorBody, type ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
 import { isLive, type Session, type SessionTable } from './sessions.js';
+import { LatencyHistogram } from '../protocol/latency.js';
 
 /** A client request forwarded and not answered yet. */
 interface InflightRequest {
   target: string;
   cmd: number;
+  /** performance.now() when it was forwarded: the dashboard's request latency. */
+  at: number;
 }
 
 /** The routing state of one account, carried by its session and changed only here. */
@@ -70,7 +73,9 @@ export interface RouterDeps {
 
 export class Router {
   /** Per-message counts, plain numbers read at scrape time. */
-  readonly count = { inbound: 0, outbound: 0 };
+  readonly count = { inbound: 0, outbound: 0, accountsLost: 0 };
+  /** Client requests answered since the previous dashboard report (forwarded -> reply delivered). */
+  readonly latency = new LatencyHistogram();
   private readonly settings: XConfig['gateway'];
   private readonly stateful: Set<number>;
   private readonly node: NodeChannel;
@@ -203,7 +208,7 @@ export class Router {
       this.count.inbound++;
       if (rid !== 0) {
         if (inflight.size >= this.settings.routeQueueMax) inflight.delete(inflight.keys().next().value as number);
-        inflight.set(rid, { target, cmd: f.cmd });
+        inflight.set(rid, { target, cmd: f.cmd, at: performance.now() });
       }
     } else {
       this.deps.refused('node_queue_full');
@@ -270,6 +275,7 @@ export class Router {
       if (!current) return; // a newer login elsewhere owns the account now
       const body = encode(AccountLostSchema, { account: s.account, generation: BigInt(s.generation) });
       for (const id of new Set(s.route.allocations.values())) this.node.sendSystem(id, Cmd.ACCOUNT_LOST, body);
+      this.count.accountsLost++;
       this.deps.accountLost();
       this.deps.log.debug({ account: s.account }, 'account lost');
     })();
@@ -302,6 +308,8 @@ export class Router {
     let flags = 0;
     let body: Uint8Array = m.data;
     if (m.rid !== 0) {
+      const req = s.route.inflight.get(m.rid);
+      if (req) this.latency.record(performance.now() - req.at);
       s.route.inflight.delete(m.rid);
       flags = Flags.RESPONSE;
       if (m.errorCode !== 0) {

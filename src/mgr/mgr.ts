@@ -28,6 +28,10 @@ import {
   type NodeInfo,
   DrainReplySchema,
   DrainRequestSchema,
+  DashboardReplySchema,
+  DashboardRequestSchema,
+  StatsReportSchema,
+  type StatusReply,
 } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { type Link, LinkListener } from '../link/link.js';
@@ -40,6 +44,8 @@ import { MgrLease } from './lease.js';
 import { sameKey } from '../link/identity.js';
 import { AddressChecker } from './address-check.js';
 import { advertisedAddresses } from '../config/addresses.js';
+import { ClusterHistory } from './history.js';
+import { DashboardViews, dashboardJson } from './dashboard.js';
 
 interface Session {
   info: NodeInfo;
@@ -76,6 +82,10 @@ export class MgrServer {
   /** The mgr uses the store for its lease and the membership mirror only. */
   private readonly store: LeaseStore & MirrorStore;
   private readonly m;
+  /** The dashboard's samples and timeline (kept while active). */
+  readonly history: ClusterHistory;
+  /** The dashboard's data: this mgr's when active, the active mgr's (asked over a link) when not. */
+  readonly dashboard: DashboardViews;
 
   constructor(private readonly ctx: RoleContext) {
     this.store = ctx.store;
@@ -100,6 +110,24 @@ export class MgrServer {
       events: ctx.metrics.counter('mgr_membership_events_total', 'JOINED/LEFT/UPDATED broadcasts', ['event', 'reason']),
       takeovers: ctx.metrics.counter('mgr_takeovers_total', 'Times this process became the active mgr'),
     };
+    const d = ctx.config.dashboard;
+    this.history = new ClusterHistory(
+      { sampleIntervalMs: d.sampleIntervalMs, samples: d.samples, memberSamples: d.memberSamples, events: d.events },
+      () => this.memberInfos().map((i) => ({ id: i.id, type: i.type, load: i.overload[0] ?? 0 })),
+    );
+    this.dashboard = new DashboardViews(
+      {
+        instanceId: this.instanceId,
+        state: () => this.state,
+        adminPort: ctx.config.adminPort,
+        statusReply: () => this.statusReply(),
+        history: this.history,
+      },
+      ctx.store,
+      linkOpts,
+      { timeoutMs: d.relayTimeoutMs, idleMs: d.relayIdleMs, sampleIntervalMs: d.sampleIntervalMs },
+      this.log,
+    );
   }
 
   get isActive(): boolean {
@@ -141,6 +169,8 @@ export class MgrServer {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.history.stop();
+    this.dashboard.close();
     await this.lease?.stop();
     this.clearSettle();
     for (const s of this.sessions.values()) {
@@ -207,6 +237,8 @@ export class MgrServer {
     this.state = 'active';
     this.m.active.set(1);
     this.m.takeovers.inc();
+    this.history.event({ kind: 'takeover', detail: `epoch ${rec.epoch}, ${this.pendingMembers.size} member(s) mirrored` });
+    this.history.start();
     this.settling = true;
     this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
     this.settleTimer.unref();
@@ -218,6 +250,7 @@ export class MgrServer {
     if (this.state !== 'active' && this.state !== 'activating') return;
     this.state = 'standby';
     this.m.active.set(0);
+    this.history.stop();
     this.clearSettle();
     this.pendingMembers.clear();
     this.log.warn({ reason }, 'mgr lost the lease: stepping down to standby');
@@ -241,9 +274,12 @@ export class MgrServer {
     this.settleTimer = null;
     if (this.state !== 'active') return;
     this.settling = false;
-    const gone = [...this.pendingMembers.keys()];
+    const gone = [...this.pendingMembers.values()];
     this.pendingMembers.clear();
-    for (const id of gone) this.broadcastLeft(id, LeaveReason.TIMEOUT);
+    for (const info of gone) {
+      this.broadcastLeft(info.id, LeaveReason.TIMEOUT);
+      this.noteLeft(info, LeaveReason.TIMEOUT);
+    }
     const snapshot = this.snapshotBytes(false);
     for (const s of this.sessions.values()) {
       if (s.provisional) {
@@ -283,14 +319,13 @@ export class MgrServer {
           return this.onLeave(link, f);
         case Cmd.DRAIN:
           return this.onDrain(link, f);
-        case Cmd.STATUS: {
-          const st = this.status();
-          link.reply(
-            f,
-            encode(StatusReplySchema, { mgr: this.mgrInfo(), members: st.members, settling: this.settling, checks: this.addresses.all() }),
-          );
+        case Cmd.STATUS:
+          link.reply(f, encode(StatusReplySchema, this.statusReply()));
           return;
-        }
+        case Cmd.STATS:
+          return this.onStats(link, f);
+        case Cmd.DASHBOARD:
+          return this.onDashboard(link, f);
         default:
           throw new XError('UNKNOWN_COMMAND', `mgr does not handle command 0x${f.cmd.toString(16)}`);
       }
@@ -301,6 +336,41 @@ export class MgrServer {
     }
   }
 
+  /** What STATUS answers; the dashboard shows it too. */
+  private statusReply(): Omit<StatusReply, '$typeName'> {
+    return { mgr: this.mgrInfo(), members: this.memberInfos(), settling: this.settling, checks: this.addresses.all() };
+  }
+
+  /** A member's dashboard figures (StatsReport): into the history. */
+  private onStats(link: Link, f: Frame): void {
+    const s = this.sessionOf(link);
+    if (!s || this.state !== 'active') return;
+    const r = decode(StatsReportSchema, f.body);
+    this.history.report(s.info, {
+      connections: r.connections,
+      messagesIn: Number(r.messagesIn),
+      messagesOut: Number(r.messagesOut),
+      latency: r.latency,
+      accountsLost: Number(r.accountsLost),
+      peers: r.peers,
+      linked: r.linked,
+      links: r.links,
+    });
+  }
+
+  /** A standby mgr's dashboard asks for this (active) mgr's data. */
+  private onDashboard(link: Link, f: Frame): void {
+    if (this.state !== 'active') throw new XError('NOT_ACTIVE', 'this mgr is a standby; ask the one holding the lease');
+    const { memberId } = decode(DashboardRequestSchema, f.body);
+    link.reply(f, encode(DashboardReplySchema, { json: dashboardJson(this.dashboard.local(memberId)) }));
+  }
+
+  /** A member left (or did not come back after a takeover): on the dashboard's timeline. */
+  private noteLeft(info: NodeInfo, reason: LeaveReason): void {
+    this.history.forget(info.id);
+    this.history.event({ kind: 'left', id: info.id, name: info.name, type: info.type, reason: leaveReasonName(reason) });
+  }
+
   /** `xserver drain <id|name>`: tells each matching member to drain; answers with their ids. */
   private onDrain(link: Link, f: Frame): void {
     const { target } = decode(DrainRequestSchema, f.body);
@@ -309,6 +379,7 @@ export class MgrServer {
       if (s.info.id !== target && s.info.name !== target) continue;
       s.link.send(Cmd.DRAIN, new Uint8Array(0));
       ids.push(s.info.id);
+      this.history.event({ kind: 'drain-requested', id: s.info.id, name: s.info.name, type: s.info.type });
     }
     if (ids.length === 0) throw new XError('NO_TARGET', `no member with id or name "${target}"`);
     this.log.info({ target, ids }, 'drain requested');
@@ -381,6 +452,13 @@ export class MgrServer {
     } else {
       this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
       this.m.events.inc({ event: 'joined', reason: '' });
+      this.history.event({
+        kind: 'joined',
+        id: info.id,
+        name: info.name,
+        type: info.type,
+        detail: `${info.innerIp}:${info.ports[0]} ${info.version}`,
+      });
       this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
     }
     void this.store
@@ -398,6 +476,7 @@ export class MgrServer {
     const drainingChanged = s.info.draining !== u.draining;
     s.info.draining = u.draining;
     if (drainingChanged) {
+      if (u.draining) this.history.event({ kind: 'draining', id: s.info.id, name: s.info.name, type: s.info.type });
       if (s.updateTimer) clearTimeout(s.updateTimer);
       return this.flushUpdate(s);
     }
@@ -449,6 +528,7 @@ export class MgrServer {
     this.m.members.set(this.sessions.size);
     if (this.state !== 'active') return;
     this.broadcastLeft(s.info.id, reason);
+    this.noteLeft(s.info, reason);
     this.log.info({ id: s.info.id, type: s.info.type, name: s.info.name, reason: LeaveReason[reason] }, 'node left');
   }
 
@@ -465,6 +545,10 @@ export class MgrServer {
   private snapshotBytes(provisional: boolean): Uint8Array {
     return toBinary(SnapshotSchema, create(SnapshotSchema, { members: this.memberInfos(), mgr: this.mgrInfo(), provisional }));
   }
+}
+
+function leaveReasonName(r: LeaveReason): string {
+  return (LeaveReason[r] ?? String(r)).toLowerCase();
 }
 
 function sameInfo(a: NodeInfo, b: NodeInfo): boolean {

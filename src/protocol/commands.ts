@@ -46,6 +46,9 @@ export const Cmd = {
   ACCOUNT_ARRIVED: 0xffff0025,
   ACCOUNT_LOST: 0xffff0026,
   KICK_ACCOUNT: 0xffff0027,
+  // dashboard: member -> mgr figures (one-way); standby mgr -> active mgr data (request, tool link)
+  STATS: 0xffff0038,
+  DASHBOARD: 0xffff0039,
 } as const;
 
 export type CmdName = keyof typeof Cmd;

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiJKCgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkSEAoIZHJhaW5pbmcYBCABKAgiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCKSAQoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIEigKBmNoZWNrcxgEIAMoCzIYLnhzZXJ2ZXIudjEuQWRkcmVzc0NoZWNrIoIBCgxBZGRyZXNzQ2hlY2sSCgoCaWQYASABKAkSEgoKYWR2ZXJ0aXNlZBgCIAEoCRIRCglzZWVuX2Zyb20YAyABKAkSDwoHcmVhY2hlZBgEIAEoCBIOCgZydHRfbXMYBSABKA0SDQoFZXJyb3IYBiABKAkSDwoHc2tpcHBlZBgHIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJIhkKCkRyYWluUmVwbHkSCwoDaWRzGAEgAygJKncKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhkKFUxFQVZFX1JFQVNPTl9HUkFDRUZVTBABEhUKEUxFQVZFX1JFQVNPTl9MT1NUEAISGAoUTEVBVkVfUkVBU09OX1RJTUVPVVQQA2IGcHJvdG8z");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEi2QIKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXIiOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSJoCghTbmFwc2hvdBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIgCgNtZ3IYAiABKAsyEy54c2VydmVyLnYxLk1nckluZm8SEwoLcHJvdmlzaW9uYWwYAyABKAgiLAoGSm9pbmVkEiIKBGluZm8YASABKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvIjsKBExlZnQSCgoCaWQYASABKAkSJwoGcmVhc29uGAIgASgOMhcueHNlcnZlci52MS5MZWF2ZVJlYXNvbiJKCgdVcGRhdGVkEgoKAmlkGAEgASgJEhAKCG92ZXJsb2FkGAIgAygNEg8KB3ZlcnNpb24YAyABKAkSEAoIZHJhaW5pbmcYBCABKAgiBwoFTGVhdmUiDwoNU3RhdHVzUmVxdWVzdCKSAQoLU3RhdHVzUmVwbHkSIAoDbWdyGAEgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEiUKB21lbWJlcnMYAiADKAsyFC54c2VydmVyLnYxLk5vZGVJbmZvEhAKCHNldHRsaW5nGAMgASgIEigKBmNoZWNrcxgEIAMoCzIYLnhzZXJ2ZXIudjEuQWRkcmVzc0NoZWNrIoIBCgxBZGRyZXNzQ2hlY2sSCgoCaWQYASABKAkSEgoKYWR2ZXJ0aXNlZBgCIAEoCRIRCglzZWVuX2Zyb20YAyABKAkSDwoHcmVhY2hlZBgEIAEoCBIOCgZydHRfbXMYBSABKA0SDQoFZXJyb3IYBiABKAkSDwoHc2tpcHBlZBgHIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJIhkKCkRyYWluUmVwbHkSCwoDaWRzGAEgAygJIqMBCgtTdGF0c1JlcG9ydBITCgtjb25uZWN0aW9ucxgBIAEoDRITCgttZXNzYWdlc19pbhgCIAEoBBIUCgxtZXNzYWdlc19vdXQYAyABKAQSDwoHbGF0ZW5jeRgEIAMoDRIVCg1hY2NvdW50c19sb3N0GAUgASgEEg0KBXBlZXJzGAYgASgNEg4KBmxpbmtlZBgHIAMoCRINCgVsaW5rcxgIIAEoDSIlChBEYXNoYm9hcmRSZXF1ZXN0EhEKCW1lbWJlcl9pZBgBIAEoCSIeCg5EYXNoYm9hcmRSZXBseRIMCgRqc29uGAEgASgJKncKC0xlYXZlUmVhc29uEhwKGExFQVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhkKFUxFQVZFX1JFQVNPTl9HUkFDRUZVTBABEhUKEUxFQVZFX1JFQVNPTl9MT1NUEAISGAoUTEVBVkVfUkVBU09OX1RJTUVPVVQQA2IGcHJvdG8z");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -689,6 +689,117 @@ export type DrainReply = Message<"xserver.v1.DrainReply"> & {
  */
 export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 18);
+
+/**
+ * member -> mgr, one-way (STATS), every dashboard.statsIntervalMs while registered: what the mgr's
+ * dashboard charts. Totals count from the process start, so a lost report loses no messages.
+ *
+ * @generated from message xserver.v1.StatsReport
+ */
+export type StatsReport = Message<"xserver.v1.StatsReport"> & {
+  /**
+   * gateways: client connections now; others 0
+   *
+   * @generated from field: uint32 connections = 1;
+   */
+  connections: number;
+
+  /**
+   * total: gateways client messages routed to nodes, others messages received from peers
+   *
+   * @generated from field: uint64 messages_in = 2;
+   */
+  messagesIn: bigint;
+
+  /**
+   * total: gateways messages delivered to clients, others messages sent to peers
+   *
+   * @generated from field: uint64 messages_out = 3;
+   */
+  messagesOut: bigint;
+
+  /**
+   * gateways: client requests answered since the previous report, per bucket of src/protocol/latency.ts
+   *
+   * @generated from field: repeated uint32 latency = 4;
+   */
+  latency: number[];
+
+  /**
+   * total: gateways accounts reported lost to their nodes
+   *
+   * @generated from field: uint64 accounts_lost = 5;
+   */
+  accountsLost: bigint;
+
+  /**
+   * members in its view
+   *
+   * @generated from field: uint32 peers = 6;
+   */
+  peers: number;
+
+  /**
+   * ids of peers it has an open direct link to (at most dashboard.reportLinksMax)
+   *
+   * @generated from field: repeated string linked = 7;
+   */
+  linked: string[];
+
+  /**
+   * open direct links (all of them)
+   *
+   * @generated from field: uint32 links = 8;
+   */
+  links: number;
+};
+
+/**
+ * Describes the message xserver.v1.StatsReport.
+ * Use `create(StatsReportSchema)` to create a new message.
+ */
+export const StatsReportSchema: GenMessage<StatsReport> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 19);
+
+/**
+ * standby mgr -> active mgr, request (DASHBOARD) over a tool link: the active mgr's dashboard
+ * data, which a standby's dashboard shows. The reply's JSON is the shape of src/mgr/history.ts
+ * (OverviewJson / MemberJson), the same document the active mgr's /dashboard/api/* returns.
+ *
+ * @generated from message xserver.v1.DashboardRequest
+ */
+export type DashboardRequest = Message<"xserver.v1.DashboardRequest"> & {
+  /**
+   * "" = the overview
+   *
+   * @generated from field: string member_id = 1;
+   */
+  memberId: string;
+};
+
+/**
+ * Describes the message xserver.v1.DashboardRequest.
+ * Use `create(DashboardRequestSchema)` to create a new message.
+ */
+export const DashboardRequestSchema: GenMessage<DashboardRequest> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 20);
+
+/**
+ * @generated from message xserver.v1.DashboardReply
+ */
+export type DashboardReply = Message<"xserver.v1.DashboardReply"> & {
+  /**
+   * @generated from field: string json = 1;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message xserver.v1.DashboardReply.
+ * Use `create(DashboardReplySchema)` to create a new message.
+ */
+export const DashboardReplySchema: GenMessage<DashboardReply> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 21);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
