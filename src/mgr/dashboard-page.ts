@@ -18,7 +18,7 @@ export const DASHBOARD_HTML = `<!doctype html>
  body{font:14px system-ui,sans-serif;margin:1.5rem 2rem;color:#222;background:#fafafa}
  h1{font-size:1.3rem;margin:0 0 .3rem} h2{font-size:1rem;margin:1.2rem 0 .4rem}
  a{color:#0b5cad} .muted{color:#777} .bad{color:#b00} .warn{background:#fff4d6;border:1px solid #e0c060;padding:.5rem .8rem;margin:.6rem 0}
- .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:.8rem}
+ .charts{margin-top:.8rem;display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:.8rem}
  .chart{background:#fff;border:1px solid #ddd;padding:.4rem .6rem}
  .chart h3{font-size:.85rem;margin:0 0 .2rem;font-weight:600} .chart canvas{width:100%;height:140px;display:block}
  .legend span{margin-right:.8rem;font-size:12px} .legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
