@@ -27,7 +27,7 @@ const GW = create(NodeInfoSchema, {
 });
 const LOBBY = create(NodeInfoSchema, { id: 'lobby-1', type: 4, name: 'lobby', innerIp: '127.0.0.1', ports: [4100], version: '1.2.3' });
 
-function views(opts: { state?: string; lease?: LeaseRecord | null; extra?: Record<string, unknown> } = {}): {
+function views(opts: { state?: string; lease?: LeaseRecord | null; extra?: Record<string, unknown>; membersMax?: number } = {}): {
   v: DashboardViews;
   history: ClusterHistory;
 } {
@@ -43,7 +43,7 @@ function views(opts: { state?: string; lease?: LeaseRecord | null; extra?: Recor
     { instanceId: 'mgr-self', state: () => opts.state ?? 'active', adminPort: 0, statusReply: () => ({ ...reply, ...opts.extra }), history },
     { readLease: () => Promise.resolve(opts.lease ?? null) },
     linkOptions(cfg, silentLogger()),
-    { timeoutMs: 500, idleMs: 1000, sampleIntervalMs: 1000 },
+    { timeoutMs: 500, idleMs: 1000, sampleIntervalMs: 1000, membersMax: opts.membersMax ?? 100 },
     silentLogger(),
   );
   return { v, history };
@@ -64,6 +64,13 @@ describe('dashboard views', () => {
     expect(o.policy).toBeNull();
     // What a standby receives over the link parses back to the same view.
     expect(JSON.parse(dashboardJson(o))).toEqual(JSON.parse(JSON.stringify(o)));
+  });
+
+  it('the overview lists at most membersMax members, and counts them all', async () => {
+    const { v } = views({ membersMax: 1 });
+    const o = (await v.view('')) as OverviewJson;
+    expect(o.members.map((m) => m.id)).toEqual([GW.id]);
+    expect(o.membersTotal).toBe(2);
   });
 
   it("a member's page has its info, address check and linked peers by name", () => {

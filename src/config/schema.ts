@@ -129,6 +129,13 @@ const TABLE = [
     doc: 'Events (joined, left with reason, takeover, drain, lost accounts) the active mgr keeps for the timeline; the oldest go first.',
   },
   {
+    key: 'dashboard.overviewMembersMax',
+    type: 'int',
+    default: 500,
+    min: 1,
+    doc: "Most members the dashboard's overview lists (by type and name; the count is always exact): bounds what each poll of the page carries, and the standby's relayed view within link.maxFrame. Every member keeps its own page.",
+  },
+  {
     key: 'dashboard.reportLinksMax',
     type: 'int',
     default: 64,

@@ -110,12 +110,14 @@ function header(d) {
 function overview(d) {
   var v = document.getElementById('view');
   if (!document.getElementById('charts')) {
-    v.innerHTML = '<div class="charts" id="charts"></div><h2>Members</h2><div id="members"></div>' +
+    v.innerHTML = '<div class="charts" id="charts"></div><h2>Members</h2><p id="members-note" class="muted"></p><div id="members"></div>' +
       '<h2>Events</h2><div id="events"></div>' +
       '<h2>Canary policy</h2><div id="policy" class="muted"></div>';
   }
   var s = d.samples, t = col(s, 'at');
-  document.getElementById('title').textContent = '· ' + d.members.length + ' members';
+  document.getElementById('title').textContent = '· ' + d.membersTotal + ' members';
+  document.getElementById('members-note').textContent = d.members.length < d.membersTotal
+    ? 'the first ' + d.members.length + ' of ' + d.membersTotal + ' (dashboard.overviewMembersMax); every member has its own page' : '';
   chart('members', 'members', [{ label: 'members', values: col(s, 'members') }], t);
   chart('connections', 'client connections', [{ label: 'connections', values: col(s, 'connections') }], t);
   chart('messages', 'client messages/s', [{ label: 'in', values: col(s, 'msgsInPerSec') }, { label: 'out', values: col(s, 'msgsOutPerSec') }], t);

@@ -48,7 +48,10 @@ export interface OverviewJson {
   sampleIntervalMs: number;
   samples: ClusterSample[];
   events: TimelineEvent[];
+  /** At most dashboard.overviewMembersMax of them, by type and name. */
   members: MemberRowJson[];
+  /** How many members there are (members may list fewer). */
+  membersTotal: number;
   /**
    * StatusReply fields the dashboard does not know itself (the canary policy, once the mgr has
    * one): rendered as they are in the policy panel. null when there are none.
@@ -94,6 +97,8 @@ export interface DashboardViewOptions {
   /** dashboard.relayIdleMs */
   idleMs: number;
   sampleIntervalMs: number;
+  /** dashboard.overviewMembersMax */
+  membersMax: number;
 }
 
 /** The StatusReply fields the dashboard renders itself; any other is shown in the policy panel. */
@@ -161,12 +166,20 @@ export class DashboardViews {
       const members = st.members
         .slice()
         .sort((a, b) => a.type - b.type || a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+        .slice(0, this.opts.membersMax)
         .map((i): MemberRowJson => {
           const s = h.memberSamples(i.id);
           return { ...infoToJson(i), figures: h.latest(i.id), last: s[s.length - 1] ?? null };
         });
       const extra = Object.entries(st).filter(([k]) => !KNOWN_STATUS_FIELDS.has(k));
-      return { ...base, samples: h.clusterSamples(), events: h.timeline(), members, policy: extra.length > 0 ? Object.fromEntries(extra) : null };
+      return {
+        ...base,
+        samples: h.clusterSamples(),
+        events: h.timeline(),
+        members,
+        membersTotal: st.members.length,
+        policy: extra.length > 0 ? Object.fromEntries(extra) : null,
+      };
     }
     const info = st.members.find((i) => i.id === memberId);
     if (!info) throw new XError('BAD_REQUEST', `no member ${memberId} is listed by the active mgr (it may have left; see the timeline)`);

@@ -125,7 +125,7 @@ export class MgrServer {
       },
       ctx.store,
       linkOpts,
-      { timeoutMs: d.relayTimeoutMs, idleMs: d.relayIdleMs, sampleIntervalMs: d.sampleIntervalMs },
+      { timeoutMs: d.relayTimeoutMs, idleMs: d.relayIdleMs, sampleIntervalMs: d.sampleIntervalMs, membersMax: d.overviewMembersMax },
       this.log,
     );
   }
