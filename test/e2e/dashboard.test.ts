@@ -3,7 +3,8 @@
  * as real processes, both mgrs with an admin server: under client load (SDK clients sending
  * requests in a loop) the client messages/s chart's values rise above 0 and the drawn chart
  * changes; a kill -9 of a lobby shows on the timeline as left with reason "lost"; a member's page
- * shows its figures; the standby mgr's dashboard shows the active mgr's view (relayed).
+ * shows its figures; the standby mgr's dashboard shows the active mgr's view (relayed), and its own,
+ * opening with the takeover, once the active mgr is killed.
  *
  * Needs Debian's chromium at /usr/bin/chromium; skipped with a message otherwise.
  * Run: npm run build && npx vitest run test/e2e/dashboard.test.ts
@@ -51,7 +52,7 @@ async function loadLoop(p: Player, stop: { done: boolean }, count: { ok: number 
 
 describe('mgr dashboard in headless Chromium', () => {
   it.skipIf(!haveChromium)(
-    'charts move under client load, a kill -9 shows as left (lost), the standby shows the active view',
+    'charts move under client load, a kill -9 shows as left (lost), the standby shows the active view, then its own after a takeover',
     async () => {
       const demo = newDemo({ mgrAdmin: true });
       const { chromium } = await import('playwright-core');
@@ -125,6 +126,13 @@ describe('mgr dashboard in headless Chromium', () => {
         await lostRow(spage).waitFor();
         await expect.poll(() => spage.locator('#mgr').textContent()).toContain(String(active.logsMatching(/^mgr is ACTIVE/)[0]!.epoch));
         await expect.poll(async () => (await chartValues(spage, 'messages'))?.[0] ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
+
+        // kill -9 of the active mgr: the standby takes over, and its dashboard is its own (no longer
+        // relayed), its timeline opening with the takeover.
+        demo.kill9(active);
+        await spage.locator('tr.ev[data-kind="takeover"]').waitFor({ timeout: 20_000 });
+        await expect.poll(() => spage.locator('#relayed').count()).toBe(0);
+        await expect.poll(() => spage.locator('tr.member').count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(5);
 
         expect(
           pageLog.filter((l) => /pageerror|requestfailed|console\.error/.test(l)),
