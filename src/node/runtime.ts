@@ -960,7 +960,14 @@ export class NodeRuntime {
       open++;
       if (linked.length < this.cfg.dashboard.reportLinksMax) linked.push(id);
     }
-    const own = { connections: 0, messagesIn: this.count.received, messagesOut: this.count.sent, latency: [], accountsLost: 0 };
+    // Latency: the client requests this node answered (a gateway reports the round trip instead).
+    const own = {
+      connections: 0,
+      messagesIn: this.count.received,
+      messagesOut: this.count.sent,
+      latency: this.relay.latency.take(),
+      accountsLost: 0,
+    };
     return { ...own, ...this.statsOverride?.(), peers: this.membership.size, linked, links: open };
   }
 

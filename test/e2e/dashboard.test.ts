@@ -116,6 +116,11 @@ describe('mgr dashboard in headless Chromium', () => {
         await expect.poll(() => page.locator('#member-info').textContent()).toContain(gw.id);
         await expect.poll(() => page.locator('#member-info').textContent()).toContain('address check');
         await expect.poll(async () => (await chartValues(page, 'messages'))?.[0] ?? 0, { timeout: 10_000 }).toBeGreaterThan(0);
+        // The surviving lobby's page: the client requests it answered have a latency.
+        const lobby = demo.lobbies[0]!;
+        await page.goto(`http://127.0.0.1:${active.adminPort}/dashboard#/member/${lobby.id}`);
+        await expect.poll(() => page.locator('#member-info').textContent()).toContain(lobby.id);
+        await expect.poll(async () => (await chartValues(page, 'latency'))?.[1] ?? null, { timeout: 10_000 }).toBeGreaterThan(0);
 
         // The standby's dashboard shows the active mgr's view: marked relayed, same timeline.
         const spage = await browser.newPage();

@@ -719,7 +719,7 @@ export type StatsReport = Message<"xserver.v1.StatsReport"> & {
   messagesOut: bigint;
 
   /**
-   * gateways: client requests answered since the previous report, per bucket of src/protocol/latency.ts
+   * client requests answered since the previous report, per bucket of src/protocol/latency.ts: gateways time the round trip through them, service nodes their own answer
    *
    * @generated from field: repeated uint32 latency = 4;
    */
