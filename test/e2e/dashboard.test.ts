@@ -134,6 +134,7 @@ describe('mgr dashboard in headless Chromium', () => {
 
         // kill -9 of the active mgr: the standby takes over, and its dashboard is its own (no longer
         // relayed), its timeline opening with the takeover.
+        await page.close(); // it polls the mgr about to die: its failed requests would be expected ones
         demo.kill9(active);
         await spage.locator('tr.ev[data-kind="takeover"]').waitFor({ timeout: 20_000 });
         await expect.poll(() => spage.locator('#relayed').count()).toBe(0);
