@@ -16,7 +16,8 @@ import { Gateway } from './gateway/gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { LoginServer } from './login/login.js';
 import { Metrics } from './metrics.js';
-import { DASHBOARD_HTML } from './mgr/dashboard.js';
+import { DASHBOARD_HTML } from './mgr/dashboard-page.js';
+import type { RouteHandler } from './admin/http.js';
 import { MgrServer } from './mgr/mgr.js';
 import { runtimeOf } from './node/internal.js';
 import { ClusterNode } from './node/node.js';
@@ -56,7 +57,7 @@ export interface Role {
   /** "mgr", "gateway", "login", or the service's name. */
   readonly name: string;
   /** Admin JSON routes of this role, e.g. { '/api/self': () => ... }. */
-  routes?: Record<string, () => unknown>;
+  routes?: Record<string, RouteHandler>;
   pages?: Record<string, string>;
   ready(): boolean;
   /**
@@ -152,6 +153,13 @@ export function mgrRole(mgr: MgrServer): Role {
         const s = mgr.status();
         const { instanceId, epoch, addr, port, state, settling } = s.mgr;
         return { mgr: { instanceId, epoch: Number(epoch), addr, port, state, settling }, members: s.members.map(infoToJson) };
+      },
+      // A standby answers with the active mgr's view (see src/mgr/dashboard.ts).
+      '/dashboard/api/overview': () => mgr.dashboard.view(''),
+      '/dashboard/api/member': (req) => {
+        const id = req.query.get('id');
+        if (!id) throw new XError('BAD_REQUEST', 'give the member as ?id=<member id>');
+        return mgr.dashboard.view(id);
       },
     },
   };

@@ -19,6 +19,7 @@ import type { Logger } from '../log.js';
 import { XError } from '../errors.js';
 import { isReadyMessage } from './process.js';
 import { ServiceWatcher, watchDirs, type WatchedService } from './watch.js';
+import type { LeaseWatcher } from '../store/store.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
 const UP_DRAIN_TIMEOUT_MS = 1000;
@@ -92,19 +93,39 @@ export function servicePlan(entries: string[]): PlanStep[] {
   ];
 }
 
-function banner(config: XConfig, mode: string, redis: boolean): string {
+function banner(config: XConfig, mode: string, redis: boolean, activeAdminPort: number | null): string {
   const loginPort = config.login.port;
+  const url = (port: number): string => `http://${config.adminHost}:${port}/dashboard`;
+  // The active mgr's dashboard first; either mgr serves it (a standby shows the active one's view).
+  const [first, other] =
+    activeAdminPort === STANDBY_DASHBOARD_PORT ? [STANDBY_DASHBOARD_PORT, DASHBOARD_PORT] : [DASHBOARD_PORT, STANDBY_DASHBOARD_PORT];
+  const which = activeAdminPort === null ? 'the active mgr is not known yet' : 'active mgr';
   return [
     '',
     `  xserver cluster "${config.cluster}" is up (${mode})`,
     `  chat demo:  http://127.0.0.1:${loginPort}/    (open it in two tabs; any account/password registers)`,
     `  playground: http://127.0.0.1:${loginPort}/playground/   (send any service's commands as any account)`,
     `  login API:  POST http://127.0.0.1:${loginPort}/login`,
-    `  dashboard:  http://127.0.0.1:${DASHBOARD_PORT}/dashboard   (standby mgr: http://127.0.0.1:${STANDBY_DASHBOARD_PORT}/dashboard)`,
+    `  dashboard:  ${url(first)}   (${which}; the standby's, showing the same: ${url(other)})`,
     redis ? `  status:     npx xserver status --cluster ${config.cluster}` : '  status:     the dashboard (xserver status needs Redis)',
     '  Ctrl-C stops everything.',
     '',
   ].join('\n');
+}
+
+/** How long the banner waits for an mgr to hold the lease (it names the active mgr's dashboard). */
+const LEASE_WAIT_MS = 10_000;
+const LEASE_POLL_MS = 100;
+
+/** The admin port of the mgr holding the lease; null when none does within `timeoutMs`. */
+async function activeMgrAdminPort(store: LeaseWatcher, timeoutMs: number): Promise<number | null> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const lease = await store.readLease().catch(() => null);
+    if (lease?.adminPort) return lease.adminPort;
+    await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+  }
+  return null;
 }
 
 async function redisReachable(url: string, cluster: string): Promise<boolean> {
@@ -233,7 +254,9 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
     };
     log.info(`watching ${dirs.join(', ')}: a change restarts the service it belongs to, clients stay connected`);
   }
-  process.stdout.write(banner(config, 'one process per role, Redis store', true) + '\n');
+  const leases = new RedisStore(config.redisUrl, config.cluster);
+  const active = await activeMgrAdminPort(leases, LEASE_WAIT_MS).finally(() => void leases.close().catch(() => {}));
+  process.stdout.write(banner(config, 'one process per role, Redis store', true, active) + '\n');
 }
 
 const WATCH_NEEDS_REDIS = '--watch replaces service processes, so it needs one process per role, on Redis';
@@ -335,7 +358,8 @@ async function runInProcess(base: XConfig, plan: PlanStep[], log: Logger): Promi
       admins.push(admin);
     }
   }
-  process.stdout.write(banner(base, 'every role in this process, in-memory store', false) + '\n');
+  const active = await activeMgrAdminPort(store, LEASE_WAIT_MS);
+  process.stdout.write(banner(base, 'every role in this process, in-memory store', false, active) + '\n');
 }
 
 /** Flags of `up` that every child must see too. */

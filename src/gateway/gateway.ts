@@ -111,6 +111,13 @@ export class Gateway {
     this.rt.setAccountCounter(() => this.router.countAccounts());
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;
+    this.rt.setStatsOverride(() => ({
+      connections: this.listeners.size,
+      messagesIn: count.inbound,
+      messagesOut: count.outbound,
+      latency: this.router.latency.take(),
+      accountsLost: count.accountsLost,
+    }));
     this.retireCounters = [
       mm.polledCounter('gateway_client_messages_in_total', 'Client messages routed to nodes').add({}, () => count.inbound),
       mm.polledCounter('gateway_client_messages_out_total', 'Messages delivered to clients').add({}, () => count.outbound),

@@ -53,11 +53,14 @@ import type { NodeChannel } from './node-channel.js';
 import { isLive, type Session, type SessionTable } from './sessions.js';
 import type { CohortDecision } from '../protocol/routing-policy.js';
 import type { VersionCount } from '../gen/xserver/v1/cluster_pb.js';
+import { LatencyHistogram } from '../protocol/latency.js';
 
 /** A client request forwarded and not answered yet. */
 interface InflightRequest {
   target: string;
   cmd: number;
+  /** performance.now() when it was forwarded: the dashboard's request latency. */
+  at: number;
 }
 
 /** An account's handoff between two nodes of a stateful type (see the diagram at the top); messages wait in the route's queue. */
@@ -106,7 +109,9 @@ export interface RouterDeps {
 
 export class Router {
   /** Per-message counts, plain numbers read at scrape time. */
-  readonly count = { inbound: 0, outbound: 0 };
+  readonly count = { inbound: 0, outbound: 0, accountsLost: 0 };
+  /** Client requests answered since the previous dashboard report (forwarded -> reply delivered). */
+  readonly latency = new LatencyHistogram();
   private readonly settings: XConfig['gateway'];
   private readonly stateful: Set<number>;
   private readonly node: NodeChannel;
@@ -246,7 +251,7 @@ export class Router {
       this.count.inbound++;
       if (rid !== 0) {
         if (inflight.size >= this.settings.routeQueueMax) inflight.delete(inflight.keys().next().value as number);
-        inflight.set(rid, { target, cmd: f.cmd });
+        inflight.set(rid, { target, cmd: f.cmd, at: performance.now() });
       }
     } else {
       this.deps.refused('node_queue_full');
@@ -347,6 +352,7 @@ export class Router {
       if (!current) return; // a newer login elsewhere owns the account now
       const body = encode(AccountLostSchema, { account: s.account, generation: BigInt(s.generation) });
       for (const id of new Set(s.route.allocations.values())) this.node.sendSystem(id, Cmd.ACCOUNT_LOST, body);
+      this.count.accountsLost++;
       this.deps.accountLost();
       this.deps.log.debug({ account: s.account }, 'account lost');
     })();
@@ -505,6 +511,8 @@ export class Router {
     let flags = 0;
     let body: Uint8Array = m.data;
     if (m.rid !== 0) {
+      const req = s.route.inflight.get(m.rid);
+      if (req) this.latency.record(performance.now() - req.at);
       s.route.inflight.delete(m.rid);
       flags = Flags.RESPONSE;
       if (m.errorCode !== 0) {

@@ -38,6 +38,10 @@ import {
   VersionCountsSchema,
   type RoutingPolicy,
   type VersionCount,
+  DashboardReplySchema,
+  DashboardRequestSchema,
+  StatsReportSchema,
+  type StatusReply,
 } from '../gen/xserver/v1/cluster_pb.js';
 import { describePolicy, policyProblem } from '../protocol/routing-policy.js';
 import { XError } from '../errors.js';
@@ -51,6 +55,8 @@ import { MgrLease } from './lease.js';
 import { sameKey } from '../link/identity.js';
 import { AddressChecker } from './address-check.js';
 import { advertisedAddresses } from '../config/addresses.js';
+import { ClusterHistory } from './history.js';
+import { DashboardViews, dashboardJson } from './dashboard.js';
 
 interface Session {
   info: NodeInfo;
@@ -89,6 +95,10 @@ export class MgrServer {
   /** Canary routing policy per service type; loaded from the store at takeover, written there first. */
   private readonly policies = new Map<number, RoutingPolicy>();
   private readonly m;
+  /** The dashboard's samples and timeline (kept while active). */
+  readonly history: ClusterHistory;
+  /** The dashboard's data: this mgr's when active, the active mgr's (asked over a link) when not. */
+  readonly dashboard: DashboardViews;
 
   constructor(private readonly ctx: RoleContext) {
     this.store = ctx.store;
@@ -113,6 +123,24 @@ export class MgrServer {
       events: ctx.metrics.counter('mgr_membership_events_total', 'JOINED/LEFT/UPDATED broadcasts', ['event', 'reason']),
       takeovers: ctx.metrics.counter('mgr_takeovers_total', 'Times this process became the active mgr'),
     };
+    const d = ctx.config.dashboard;
+    this.history = new ClusterHistory(
+      { sampleIntervalMs: d.sampleIntervalMs, samples: d.samples, memberSamples: d.memberSamples, events: d.events },
+      () => this.memberInfos().map((i) => ({ id: i.id, type: i.type, load: i.overload[0] ?? 0 })),
+    );
+    this.dashboard = new DashboardViews(
+      {
+        instanceId: this.instanceId,
+        state: () => this.state,
+        adminPort: ctx.config.adminPort,
+        statusReply: () => this.statusReply(),
+        history: this.history,
+      },
+      ctx.store,
+      linkOpts,
+      { timeoutMs: d.relayTimeoutMs, idleMs: d.relayIdleMs, sampleIntervalMs: d.sampleIntervalMs, membersMax: d.overviewMembersMax },
+      this.log,
+    );
   }
 
   get isActive(): boolean {
@@ -154,6 +182,8 @@ export class MgrServer {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.history.stop();
+    this.dashboard.close();
     await this.lease?.stop();
     this.clearSettle();
     for (const s of this.sessions.values()) {
@@ -227,6 +257,8 @@ export class MgrServer {
     this.state = 'active';
     this.m.active.set(1);
     this.m.takeovers.inc();
+    this.history.event({ kind: 'takeover', detail: `epoch ${rec.epoch}, ${this.pendingMembers.size} member(s) mirrored` });
+    this.history.start();
     this.settling = true;
     this.settleTimer = setTimeout(() => this.settle(), this.ctx.config.mgr.settleGraceMs);
     this.settleTimer.unref();
@@ -238,6 +270,7 @@ export class MgrServer {
     if (this.state !== 'active' && this.state !== 'activating') return;
     this.state = 'standby';
     this.m.active.set(0);
+    this.history.stop();
     this.clearSettle();
     this.pendingMembers.clear();
     this.policies.clear();
@@ -262,9 +295,12 @@ export class MgrServer {
     this.settleTimer = null;
     if (this.state !== 'active') return;
     this.settling = false;
-    const gone = [...this.pendingMembers.keys()];
+    const gone = [...this.pendingMembers.values()];
     this.pendingMembers.clear();
-    for (const id of gone) this.broadcastLeft(id, LeaveReason.TIMEOUT);
+    for (const info of gone) {
+      this.broadcastLeft(info.id, LeaveReason.TIMEOUT);
+      this.noteLeft(info, LeaveReason.TIMEOUT);
+    }
     const snapshot = this.snapshotBytes(false);
     for (const s of this.sessions.values()) {
       if (s.provisional) {
@@ -305,13 +341,17 @@ export class MgrServer {
         case Cmd.DRAIN:
           return this.onDrain(link, f);
         case Cmd.STATUS:
-          return this.answer(link, f, () => this.statusReply());
+          return this.answer(link, f, () => this.statusReplyWithCounts());
         case Cmd.CANARY_SET:
           return this.answer(link, f, () => this.onCanarySet(link, f));
         case Cmd.CANARY_ROLLBACK:
           return this.answer(link, f, () => this.onCanaryRollback(link, f));
         case Cmd.CANARY_CLEAR:
           return this.answer(link, f, () => this.onCanaryClear(link, f));
+        case Cmd.STATS:
+          return this.onStats(link, f);
+        case Cmd.DASHBOARD:
+          return this.onDashboard(link, f);
         default:
           throw new XError('UNKNOWN_COMMAND', `mgr does not handle command 0x${f.cmd.toString(16)}`);
       }
@@ -334,17 +374,10 @@ export class MgrServer {
     );
   }
 
-  private async statusReply(): Promise<Uint8Array> {
+  /** STATUS: what the dashboard shows, plus the accounts per version counted by the gateways. */
+  private async statusReplyWithCounts(): Promise<Uint8Array> {
     const { counts, gateways } = await this.countAccounts();
-    return encode(StatusReplySchema, {
-      mgr: this.mgrInfo(),
-      members: this.memberInfos(),
-      settling: this.settling,
-      checks: this.addresses.all(),
-      policies: this.policyList(),
-      accounts: counts,
-      gatewaysCounted: gateways,
-    });
+    return encode(StatusReplySchema, { ...this.statusReply(), accounts: counts, gatewaysCounted: gateways });
   }
 
   /**
@@ -465,6 +498,41 @@ export class MgrServer {
     for (const s of this.sessions.values()) s.link.send(Cmd.ROUTING_POLICIES, body);
   }
 
+  /** What STATUS answers (without the account counts); the dashboard shows it too. */
+  private statusReply(): Omit<StatusReply, '$typeName' | 'accounts' | 'gatewaysCounted'> {
+    return { mgr: this.mgrInfo(), members: this.memberInfos(), settling: this.settling, checks: this.addresses.all(), policies: this.policyList() };
+  }
+
+  /** A member's dashboard figures (StatsReport): into the history. */
+  private onStats(link: Link, f: Frame): void {
+    const s = this.sessionOf(link);
+    if (!s || this.state !== 'active') return;
+    const r = decode(StatsReportSchema, f.body);
+    this.history.report(s.info, {
+      connections: r.connections,
+      messagesIn: Number(r.messagesIn),
+      messagesOut: Number(r.messagesOut),
+      latency: r.latency,
+      accountsLost: Number(r.accountsLost),
+      peers: r.peers,
+      linked: r.linked,
+      links: r.links,
+    });
+  }
+
+  /** A standby mgr's dashboard asks for this (active) mgr's data. */
+  private onDashboard(link: Link, f: Frame): void {
+    if (this.state !== 'active') throw new XError('NOT_ACTIVE', 'this mgr is a standby; ask the one holding the lease');
+    const { memberId } = decode(DashboardRequestSchema, f.body);
+    link.reply(f, encode(DashboardReplySchema, { json: dashboardJson(this.dashboard.local(memberId)) }));
+  }
+
+  /** A member left (or did not come back after a takeover): on the dashboard's timeline. */
+  private noteLeft(info: NodeInfo, reason: LeaveReason): void {
+    this.history.forget(info.id);
+    this.history.event({ kind: 'left', id: info.id, name: info.name, type: info.type, reason: leaveReasonName(reason) });
+  }
+
   /** `xserver drain <id|name>`: tells each matching member to drain; answers with their ids. */
   private onDrain(link: Link, f: Frame): void {
     const { target } = decode(DrainRequestSchema, f.body);
@@ -473,6 +541,7 @@ export class MgrServer {
       if (s.info.id !== target && s.info.name !== target) continue;
       s.link.send(Cmd.DRAIN, new Uint8Array(0));
       ids.push(s.info.id);
+      this.history.event({ kind: 'drain-requested', id: s.info.id, name: s.info.name, type: s.info.type });
     }
     if (ids.length === 0) throw new XError('NO_TARGET', `no member with id or name "${target}"`);
     this.log.info({ target, ids }, 'drain requested');
@@ -545,6 +614,13 @@ export class MgrServer {
     } else {
       this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
       this.m.events.inc({ event: 'joined', reason: '' });
+      this.history.event({
+        kind: 'joined',
+        id: info.id,
+        name: info.name,
+        type: info.type,
+        detail: `${info.innerIp}:${info.ports[0]} ${info.version}`,
+      });
       this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
     }
     void this.store
@@ -562,6 +638,7 @@ export class MgrServer {
     const drainingChanged = s.info.draining !== u.draining;
     s.info.draining = u.draining;
     if (drainingChanged) {
+      if (u.draining) this.history.event({ kind: 'draining', id: s.info.id, name: s.info.name, type: s.info.type });
       if (s.updateTimer) clearTimeout(s.updateTimer);
       return this.flushUpdate(s);
     }
@@ -613,6 +690,7 @@ export class MgrServer {
     this.m.members.set(this.sessions.size);
     if (this.state !== 'active') return;
     this.broadcastLeft(s.info.id, reason);
+    this.noteLeft(s.info, reason);
     this.log.info({ id: s.info.id, type: s.info.type, name: s.info.name, reason: LeaveReason[reason] }, 'node left');
   }
 
@@ -642,6 +720,10 @@ function checkServiceType(type: number): void {
       `type ${type} is not a service type (expected a number >= ${NodeType.FIRST_SERVICE}; 0-3 are client, mgr, login, gateway)`,
     );
   }
+}
+
+function leaveReasonName(r: LeaveReason): string {
+  return (LeaveReason[r] ?? String(r)).toLowerCase();
 }
 
 function sameInfo(a: NodeInfo, b: NodeInfo): boolean {

@@ -120,6 +120,11 @@ export class MgrClient {
     return this.link?.send(Cmd.UPDATED, encode(UpdatedSchema, { id: this.self.id, overload, version, draining })) ?? false;
   }
 
+  /** A StatsReport body for the dashboard (one-way); false without an mgr link. */
+  sendStats(body: Uint8Array): boolean {
+    return this.link?.isOpen ? this.link.send(Cmd.STATS, body) : false;
+  }
+
   private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;

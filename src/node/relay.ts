@@ -32,6 +32,7 @@ import { NodeType } from '../context.js';
 import type { Peer } from './peer.js';
 import type { HandlerResult, Payload } from './types.js';
 import { toBytes } from './payload.js';
+import { LatencyHistogram } from '../protocol/latency.js';
 
 /** Bytes of the reference that ties a client's HANDLER_ERROR to its log line. */
 const ERROR_REF_BYTES = 4;
@@ -92,6 +93,8 @@ interface AccountEntry {
 export class RelayEndpoint {
   private enabled = false;
   private readonly clientHandlers = new Map<number, ClientHandler>();
+  /** Client requests this node answered since the previous dashboard report (arrival -> answer sent). */
+  readonly latency = new LatencyHistogram();
   private relayHandler: RelayHandler | null = null;
   /** Accounts allocated to this node (ACCOUNT_ARRIVED), until lost. */
   private readonly arrived = new Map<string, AccountEntry>();
@@ -235,7 +238,7 @@ export class RelayEndpoint {
     const m = decodeFromClient(f.body);
     const gatewayId = link.remote.id;
     if (!this.arrived.has(m.account)) this.remember(m.account, gatewayId);
-    const ctx = new GatewayClientContext(link, m.account, m.cmd, m.rid, this.host.get(gatewayId));
+    const ctx = new GatewayClientContext(link, m.account, m.cmd, m.rid, this.host.get(gatewayId), this.latency);
     const h = this.clientHandlers.get(m.cmd);
     const rh = this.relayHandler;
     if (!h && !rh) {
@@ -386,6 +389,8 @@ class GatewayClientContext implements ClientContext {
   readonly isRequest: boolean;
   readonly #link: Link;
   readonly #rid: number;
+  readonly #latency: LatencyHistogram;
+  readonly #at = performance.now();
   #replied = false;
 
   constructor(
@@ -394,15 +399,18 @@ class GatewayClientContext implements ClientContext {
     readonly cmd: number,
     rid: number,
     readonly peer: Peer | undefined,
+    latency: LatencyHistogram,
   ) {
     this.#link = link;
     this.#rid = rid;
+    this.#latency = latency;
     this.isRequest = rid !== 0;
   }
 
   reply(p?: Payload): void {
     if (!this.isRequest || this.#replied) return;
     this.#replied = true;
+    this.#latency.record(performance.now() - this.#at);
     this.#link.send(
       Cmd.RELAY_TO_CLIENT,
       encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }),
@@ -412,6 +420,7 @@ class GatewayClientContext implements ClientContext {
   replyError(e: XError): void {
     if (!this.isRequest || this.#replied) return;
     this.#replied = true;
+    this.#latency.record(performance.now() - this.#at);
     this.#link.send(
       Cmd.RELAY_TO_CLIENT,
       encodeToClient({

@@ -46,6 +46,7 @@ import type {
 import { SystemFrameGate } from './authorization.js';
 import { sameKey } from '../link/identity.js';
 import { LogThrottle } from '../log.js';
+import { StatsReporter, type StatsFigures, type StatsOverride } from './stats.js';
 
 /** Frames of commands >= SYSTEM_CMD_BASE that a node handles besides the user's (relay etc.). */
 export type SystemFrameHandler = (frame: Frame, link: Link) => void;
@@ -151,6 +152,9 @@ export class NodeRuntime {
   private isDraining = false;
   private registeredOnce: Promise<void>;
   private resolveRegistered!: () => void;
+  /** The dashboard's figures, to the mgr (dashboard.statsIntervalMs). */
+  private readonly stats: StatsReporter;
+  private statsOverride: StatsOverride | null = null;
   private readonly m;
 
   constructor(
@@ -236,6 +240,11 @@ export class NodeRuntime {
       this.log,
     );
     this.registeredOnce = new Promise((r) => (this.resolveRegistered = r));
+    this.stats = new StatsReporter(
+      ctx.config.dashboard.statsIntervalMs,
+      () => this.statsFigures(),
+      (body) => this.mgrClient.sendStats(body),
+    );
     this.relay = new RelayEndpoint({
       id: this.id,
       log: this.log,
@@ -337,6 +346,7 @@ export class NodeRuntime {
     this.started = true;
     this.listenPort = await this.listener.listen(this.cfg.node.port, this.cfg.bindHost);
     await this.mgrClient.start();
+    this.stats.start();
     this.log.info({ port: this.listenPort, type: this.type }, 'node started; looking for the mgr');
   }
 
@@ -361,6 +371,7 @@ export class NodeRuntime {
     if (this.updateTimer) clearTimeout(this.updateTimer);
     if (this.fenceTimer) clearTimeout(this.fenceTimer);
     this.fenceTimer = null;
+    this.stats.stop();
     await this.mgrClient.stop(Math.max(MIN_LEAVE_WAIT_MS, this.cfg.node.shutdownDrainMs));
     // Peers learn of LEFT about now; until they stop sending, the handlers answered and the
     // answers are out (or node.shutdownDrainMs), the links stay.
@@ -1134,6 +1145,30 @@ export class NodeRuntime {
     this.scheduleUpdate(true);
     // With an export hook, bound accounts move to other nodes of the type (handoff.ts).
     this.handoff.startDraining();
+  }
+
+  /** The gateway reports its client traffic instead of this node's peer messages. */
+  setStatsOverride(fn: StatsOverride): void {
+    this.statsOverride = fn;
+  }
+
+  private statsFigures(): StatsFigures {
+    const linked: string[] = [];
+    let open = 0;
+    for (const [id, l] of this.links) {
+      if (!l.isOpen) continue;
+      open++;
+      if (linked.length < this.cfg.dashboard.reportLinksMax) linked.push(id);
+    }
+    // Latency: the client requests this node answered (a gateway reports the round trip instead).
+    const own = {
+      connections: 0,
+      messagesIn: this.count.received,
+      messagesOut: this.count.sent,
+      latency: this.relay.latency.take(),
+      accountsLost: 0,
+    };
+    return { ...own, ...this.statsOverride?.(), peers: this.membership.size, linked, links: open };
   }
 
   /** JSON view for /api/self. */

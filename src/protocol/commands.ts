@@ -56,6 +56,9 @@ export const Cmd = {
   ACCOUNT_HANDOFF: 0xffff0028,
   ACCOUNT_EXPORTED: 0xffff0029,
   ACCOUNT_IMPORT: 0xffff002a,
+  // dashboard: member -> mgr figures (one-way); standby mgr -> active mgr data (request, tool link)
+  STATS: 0xffff0038,
+  DASHBOARD: 0xffff0039,
 } as const;
 
 export type CmdName = keyof typeof Cmd;

@@ -54,6 +54,7 @@ import {
   REPO_ROOT,
   clusterKeyPatterns,
   deleteKeys,
+  freePort,
   killGroups,
   timingsEnv,
   waitFor,
@@ -109,6 +110,8 @@ export interface LostEvent {
 export class Proc extends GroupProcess {
   /** The node id (from `xserver status --json`, matched by pid); '' for mgrs. */
   id = '';
+  /** Its admin HTTP port (mgrs with DemoOptions.mgrAdmin); 0 = none. */
+  adminPort = 0;
 
   constructor(
     readonly role: 'mgr' | 'login' | 'gateway' | 'node',
@@ -128,6 +131,8 @@ export interface DemoOptions {
    * disconnected; waiting for a reconnect") or { match: 'debug' } ("player queued", "match found").
    */
   logLevels?: Record<string, string>;
+  /** Give each mgr an admin HTTP server (dashboard) on a free port: `proc.adminPort`. */
+  mgrAdmin?: boolean;
 }
 
 export class Demo {
@@ -193,11 +198,13 @@ export class Demo {
       const set: Record<string, string | number | boolean> = { ...(step.set ?? {}) };
       delete set.adminPort; // fixed 7090/7091 in the plan: tests must not collide with `npm start`
       if (step.role === 'login') set['login.port'] = 0;
+      const adminPort = this.opts.mgrAdmin && step.role === 'mgr' ? await freePort() : 0;
+      if (adminPort) set.adminPort = adminPort;
       const args: string[] = [step.role, ...(step.entry ? ['--entry', step.entry] : [])];
       for (const [k, v] of Object.entries(set)) args.push('--set', `${k}=${String(v)}`);
       const level = Object.entries(this.opts.logLevels ?? {}).find(([prefix]) => step.name.startsWith(prefix))?.[1];
       if (level) args.push('--log-level', level);
-      this.spawn(step.name, step.role, [...args, ...extra]);
+      this.spawn(step.name, step.role, [...args, ...extra]).adminPort = adminPort;
     }
     const want = { login: 1, gateway: 2, node: plan.filter((s) => s.role === 'node').length };
     // The login's HTTP port: its 'login listening' line (url http://0.0.0.0:<port>/login).

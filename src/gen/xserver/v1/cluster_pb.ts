@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQihgEKDENvbnRyYWN0SW5mbxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKA0SCwoDY21kGAMgASgNEhQKDHJlcXVlc3Rfa2luZBgEIAEoCRIVCg1yZXNwb25zZV9raW5kGAUgASgJEg8KB29uZV93YXkYBiABKAgSDwoHZXhhbXBsZRgHIAEoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQihgEKDENvbnRyYWN0SW5mbxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKA0SCwoDY21kGAMgASgNEhQKDHJlcXVlc3Rfa2luZBgEIAEoCRIVCg1yZXNwb25zZV9raW5kGAUgASgJEg8KB29uZV93YXkYBiABKAgSDwoHZXhhbXBsZRgHIAEoCSKjAQoLU3RhdHNSZXBvcnQSEwoLY29ubmVjdGlvbnMYASABKA0SEwoLbWVzc2FnZXNfaW4YAiABKAQSFAoMbWVzc2FnZXNfb3V0GAMgASgEEg8KB2xhdGVuY3kYBCADKA0SFQoNYWNjb3VudHNfbG9zdBgFIAEoBBINCgVwZWVycxgGIAEoDRIOCgZsaW5rZWQYByADKAkSDQoFbGlua3MYCCABKA0iJQoQRGFzaGJvYXJkUmVxdWVzdBIRCgltZW1iZXJfaWQYASABKAkiHgoORGFzaGJvYXJkUmVwbHkSDAoEanNvbhgBIAEoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -923,6 +923,117 @@ export type ContractInfo = Message<"xserver.v1.ContractInfo"> & {
  */
 export const ContractInfoSchema: GenMessage<ContractInfo> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 24);
+
+/**
+ * member -> mgr, one-way (STATS), every dashboard.statsIntervalMs while registered: what the mgr's
+ * dashboard charts. Totals count from the process start, so a lost report loses no messages.
+ *
+ * @generated from message xserver.v1.StatsReport
+ */
+export type StatsReport = Message<"xserver.v1.StatsReport"> & {
+  /**
+   * gateways: client connections now; others 0
+   *
+   * @generated from field: uint32 connections = 1;
+   */
+  connections: number;
+
+  /**
+   * total: gateways client messages routed to nodes, others messages received from peers
+   *
+   * @generated from field: uint64 messages_in = 2;
+   */
+  messagesIn: bigint;
+
+  /**
+   * total: gateways messages delivered to clients, others messages sent to peers
+   *
+   * @generated from field: uint64 messages_out = 3;
+   */
+  messagesOut: bigint;
+
+  /**
+   * client requests answered since the previous report, per bucket of src/protocol/latency.ts: gateways time the round trip through them, service nodes their own answer
+   *
+   * @generated from field: repeated uint32 latency = 4;
+   */
+  latency: number[];
+
+  /**
+   * total: gateways accounts reported lost to their nodes
+   *
+   * @generated from field: uint64 accounts_lost = 5;
+   */
+  accountsLost: bigint;
+
+  /**
+   * members in its view
+   *
+   * @generated from field: uint32 peers = 6;
+   */
+  peers: number;
+
+  /**
+   * ids of peers it has an open direct link to (at most dashboard.reportLinksMax)
+   *
+   * @generated from field: repeated string linked = 7;
+   */
+  linked: string[];
+
+  /**
+   * open direct links (all of them)
+   *
+   * @generated from field: uint32 links = 8;
+   */
+  links: number;
+};
+
+/**
+ * Describes the message xserver.v1.StatsReport.
+ * Use `create(StatsReportSchema)` to create a new message.
+ */
+export const StatsReportSchema: GenMessage<StatsReport> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 25);
+
+/**
+ * standby mgr -> active mgr, request (DASHBOARD) over a tool link: the active mgr's dashboard
+ * data, which a standby's dashboard shows. The reply's JSON is the shape of src/mgr/history.ts
+ * (OverviewJson / MemberJson), the same document the active mgr's /dashboard/api/* returns.
+ *
+ * @generated from message xserver.v1.DashboardRequest
+ */
+export type DashboardRequest = Message<"xserver.v1.DashboardRequest"> & {
+  /**
+   * "" = the overview
+   *
+   * @generated from field: string member_id = 1;
+   */
+  memberId: string;
+};
+
+/**
+ * Describes the message xserver.v1.DashboardRequest.
+ * Use `create(DashboardRequestSchema)` to create a new message.
+ */
+export const DashboardRequestSchema: GenMessage<DashboardRequest> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 26);
+
+/**
+ * @generated from message xserver.v1.DashboardReply
+ */
+export type DashboardReply = Message<"xserver.v1.DashboardReply"> & {
+  /**
+   * @generated from field: string json = 1;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message xserver.v1.DashboardReply.
+ * Use `create(DashboardReplySchema)` to create a new message.
+ */
+export const DashboardReplySchema: GenMessage<DashboardReply> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 27);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
