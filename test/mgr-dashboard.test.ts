@@ -32,11 +32,12 @@ function views(opts: { state?: string; lease?: LeaseRecord | null; extra?: Recor
   history: ClusterHistory;
 } {
   const history = new ClusterHistory({ sampleIntervalMs: 1000, samples: 10, memberSamples: 10, events: 10 }, () => []);
-  const reply: Omit<StatusReply, '$typeName'> = {
+  const reply: Omit<StatusReply, '$typeName' | 'accounts' | 'gatewaysCounted'> = {
     mgr: create(MgrInfoSchema, { instanceId: 'mgr-a', epoch: 7n, addr: '127.0.0.1', port: 5000 }),
     members: [LOBBY, GW],
     settling: false,
     checks: [create(AddressCheckSchema, { id: GW.id, advertised: '127.0.0.1:4000', seenFrom: '127.0.0.1', reached: true, rttMs: 3 })],
+    policies: [],
   };
   const cfg = defaultConfig();
   const v = new DashboardViews(

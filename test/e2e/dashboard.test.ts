@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { LobbyCmd } from '../../examples/protocol.js';
+import { RoleList } from '../../examples/contracts.js';
 import { demoSuite, tag, type Player, type Proc } from '../helpers/demo.js';
 
 const CHROMIUM = process.env.XSERVER_E2E_CHROMIUM ?? '/usr/bin/chromium';
@@ -39,10 +39,10 @@ async function chartValues(page: Page, id: string): Promise<(number | null)[] | 
   return raw ? (JSON.parse(raw) as (number | null)[]) : null;
 }
 
-/** ROLE_LIST requests in a loop until `stop.done`; counts answers. */
+/** RoleList requests in a loop until `stop.done`; counts answers. */
 async function loadLoop(p: Player, stop: { done: boolean }, count: { ok: number }): Promise<void> {
   while (!stop.done) {
-    await p.ask(LobbyCmd.ROLE_LIST).then(
+    await p.ask(RoleList, undefined).then(
       () => count.ok++,
       () => {},
     );
