@@ -232,12 +232,14 @@ class FakeGateway {
       this.auths.push({ kind: 'token', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_TOKEN', 'unknown or used token');
       this.welcome(c, account, false);
-    } else {
+    } else if ('resume' in a) {
       const account = this.resumes.get(a.resume);
       this.auths.push({ kind: 'resume', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_RESUME', 'no session to resume');
       this.resumes.delete(a.resume);
       this.welcome(c, account, true);
+    } else {
+      refuse('BAD_HANDOFF_TOKEN', 'this fake gateway takes no handoff');
     }
   }
 

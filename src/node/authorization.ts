@@ -7,9 +7,10 @@
  *   command                                   sender
  *   RELAY_FROM_CLIENT, RELAY_FROM_NODE,       a gateway (type 3)
  *   ACCOUNT_ARRIVED, ACCOUNT_LOST,
- *   KICK_ACCOUNT
+ *   KICK_ACCOUNT, HANDOFF_CLAIM, HANDOFF_STATE,
+ *   HANDOFF_FORWARD, HANDOFF_DONE
  *   RELAY_TO_CLIENT, RELAY_BROADCAST_CLIENTS, a service node (type >= 4)
- *   RELAY_TO_NODES
+ *   RELAY_TO_NODES, HANDOFF_FENCE
  *
  * Anything else (a tool, an unregistered id, a service forging ACCOUNT_LOST) is FORBIDDEN: the
  * link is closed, counted and logged. User commands (below SYSTEM_CMD_BASE) may come from any
@@ -23,8 +24,18 @@ import type { Frame } from '../protocol/frame.js';
 
 export type SenderRule = 'gateway' | 'service';
 
-const FROM_GATEWAY: readonly number[] = [Cmd.RELAY_FROM_CLIENT, Cmd.RELAY_FROM_NODE, Cmd.ACCOUNT_ARRIVED, Cmd.ACCOUNT_LOST, Cmd.KICK_ACCOUNT];
-const FROM_SERVICE: readonly number[] = [Cmd.RELAY_TO_CLIENT, Cmd.RELAY_BROADCAST_CLIENTS, Cmd.RELAY_TO_NODES];
+const FROM_GATEWAY: readonly number[] = [
+  Cmd.RELAY_FROM_CLIENT,
+  Cmd.RELAY_FROM_NODE,
+  Cmd.ACCOUNT_ARRIVED,
+  Cmd.ACCOUNT_LOST,
+  Cmd.KICK_ACCOUNT,
+  Cmd.HANDOFF_CLAIM,
+  Cmd.HANDOFF_STATE,
+  Cmd.HANDOFF_FORWARD,
+  Cmd.HANDOFF_DONE,
+];
+const FROM_SERVICE: readonly number[] = [Cmd.RELAY_TO_CLIENT, Cmd.RELAY_BROADCAST_CLIENTS, Cmd.RELAY_TO_NODES, Cmd.HANDOFF_FENCE];
 
 /** The one table: framework command -> who may send it. */
 export const SYSTEM_SENDERS: ReadonlyMap<number, SenderRule> = new Map<number, SenderRule>([
