@@ -24,6 +24,7 @@ const CLIENTS = 6;
 /** Sub-commands of the lobby (type 4) in this file. */
 const PUSH = 1;
 const SLOW_ECHO = 2;
+const PUSH_BURST = 20;
 
 let c: Cluster;
 let lobby: ClusterNode;
@@ -91,38 +92,54 @@ describe('session handoff', () => {
     await waitUntil(() => clients.every((e) => lobby.accounts().includes(e.account)), 5000, 'the lobby has every account');
     const b = await startGateway();
 
-    // The service pushes a numbered stream to every client, before, during and after the move.
-    let next = 0;
+    // The service pushes a numbered stream to every client, before, during and after the move, in
+    // bursts; and a burst at the very moment it learns the account is at B (its first messages
+    // straight to B, while its last ones to A may still be on their way there): the fences keep
+    // those in order.
+    const next = new Map(clients.map((e) => [e.account, 0]));
+    const push = (account: string): void => {
+      for (let k = 0; k < PUSH_BURST; k++) {
+        const n = next.get(account)!;
+        lobby.sendToClient(account, PUSH, String(n));
+        next.set(account, n + 1);
+      }
+    };
+    const pushing = { on: true };
+    lobby.on('account-arrived', (account, gatewayId) => {
+      if (pushing.on && gatewayId === b.node.id && next.has(account)) push(account);
+    });
     const pusher = setInterval(() => {
-      for (const e of clients) lobby.sendToClient(e.account, PUSH, String(next));
-      next++;
+      for (const e of clients) push(e.account);
     }, 2);
+    const least = (): number => Math.min(...next.values());
     try {
-      await waitUntil(() => next >= 30, 5000, 'the stream is running');
+      await waitUntil(() => least() >= 30 * PUSH_BURST, 5000, 'the stream is running');
       // Requests in flight across the move: answered, through whichever gateway holds the session.
       const requests = clients.flatMap((e) => [0, 1, 2].map((k) => e.client.request(e.client.cmd(4, SLOW_ECHO), `${e.account}/${k}`)));
       const drained = drainRoles([gatewayRole(a)], 15_000, silentLogger());
       const more = clients.map((e) => e.client.request(e.client.cmd(4, SLOW_ECHO), `${e.account}/late`));
       expect(await drained).toEqual({ cut: {} });
       const answers = await Promise.all([...requests, ...more]);
-      expect(answers.map((x) => Buffer.from(x).toString())).toEqual(
-        [...clients.flatMap((e) => [0, 1, 2].map((k) => `re:${e.account}/${k}`)), ...clients.map((e) => `re:${e.account}/late`)],
-      );
-      const stopAt = next + 30;
-      await waitUntil(() => next >= stopAt, 5000, 'the stream runs on after the move');
+      expect(answers.map((x) => Buffer.from(x).toString())).toEqual([
+        ...clients.flatMap((e) => [0, 1, 2].map((k) => `re:${e.account}/${k}`)),
+        ...clients.map((e) => `re:${e.account}/late`),
+      ]);
+      const stopAt = least() + 30 * PUSH_BURST;
+      await waitUntil(() => least() >= stopAt, 5000, 'the stream runs on after the move');
     } finally {
       clearInterval(pusher);
+      pushing.on = false;
     }
-    const last = next - 1;
-    await waitUntil(() => clients.every((e) => e.got.at(-1) === last), 10_000, 'every client got the last number');
+    await waitUntil(() => clients.every((e) => e.got.at(-1) === next.get(e.account)! - 1), 10_000, 'every client got its last number');
     for (const e of clients) {
-      expect(e.moved.map((g) => g.id), e.account).toEqual([b.node.id]);
+      expect(
+        e.moved.map((g) => g.id),
+        e.account,
+      ).toEqual([b.node.id]);
       expect(e.client.state).toBe('open');
       expect(e.client.welcome?.moved).toBe(true);
-      // Every number exactly once, in order, from the first (the stream started after every login).
-      const first = e.got[0]!;
-      expect(e.got, e.account).toEqual(Array.from({ length: last - first + 1 }, (_, k) => first + k));
-      expect(first).toBe(0);
+      // Every number exactly once, in order, from 0.
+      expect(e.got, e.account).toEqual(Array.from({ length: next.get(e.account)! }, (_, k) => k));
       expect((await c.store.getPresence(e.account))?.gatewayId).toBe(b.node.id);
     }
     expect(loginOk()).toBe(logins); // nobody logged in again
@@ -132,8 +149,8 @@ describe('session handoff', () => {
     expect(arrived.filter((x) => moved.has(x.account) && x.gatewayId === b.node.id).length).toBe(CLIENTS);
     await a.stop();
     // A has stopped: the lobby still reaches every client (through B), and never saw them lost.
-    for (const e of clients) lobby.sendToClient(e.account, PUSH, String(last + 1));
-    await waitUntil(() => clients.every((e) => e.got.at(-1) === last + 1), 5000, 'a push after the old gateway stopped arrives');
+    for (const e of clients) push(e.account);
+    await waitUntil(() => clients.every((e) => e.got.length === next.get(e.account)), 5000, 'a push after the old gateway stopped arrives');
     await sleep(GRACE_MS * 2);
     expect(lost.filter((x) => moved.has(x))).toEqual([]);
     await Promise.all(clients.map((e) => e.client.close()));

@@ -538,7 +538,10 @@ export class XClient {
     let newClosed: string | null = null;
     const answer = await new Promise<Welcome | ClientError>((resolve) => {
       let welcomed = false;
-      const timer = setTimeout(() => resolve(new ClientError('TIMEOUT', `no WELCOME within ${this.opts.connectTimeoutMs} ms`)), this.opts.connectTimeoutMs);
+      const timer = setTimeout(
+        () => resolve(new ClientError('TIMEOUT', `no WELCOME within ${this.opts.connectTimeoutMs} ms`)),
+        this.opts.connectTimeoutMs,
+      );
       t.onMessage = (f) => {
         if (welcomed) {
           held.push(f);

@@ -37,13 +37,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  HandoffClaimSchema,
-  HandoffDoneSchema,
-  HandoffFenceSchema,
-  HandoffForwardSchema,
-  HandoffStateSchema,
-} from '../gen/xserver/v1/handoff_pb.js';
+import { HandoffClaimSchema, HandoffDoneSchema, HandoffFenceSchema, HandoffForwardSchema, HandoffStateSchema } from '../gen/xserver/v1/handoff_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { XConfig } from '../config/schema.js';
 import { NodeType } from '../context.js';
@@ -351,7 +345,10 @@ export class SessionHandoff {
         this.claims.delete(claimId);
         this.deps.refuse(
           conn,
-          new XError('HANDOFF_FAILED', `gateway ${from} did not hand the session over within ${this.deps.settings.handoffTimeoutMs} ms; reconnect there or log in again`),
+          new XError(
+            'HANDOFF_FAILED',
+            `gateway ${from} did not hand the session over within ${this.deps.settings.handoffTimeoutMs} ms; reconnect there or log in again`,
+          ),
         );
         resolve();
       }, this.deps.settings.handoffTimeoutMs);
@@ -387,7 +384,8 @@ export class SessionHandoff {
     const answer = (st: MessageInitShape<typeof HandoffStateSchema>): void => {
       this.deps.node.sendSystem(b, Cmd.HANDOFF_STATE, encode(HandoffStateSchema, st));
     };
-    const refuse = (code: ErrorCodeName, message: string): void => answer({ claimId: m.claimId, errorCode: new XError(code, message).codeNumber, errorMessage: message });
+    const refuse = (code: ErrorCodeName, message: string): void =>
+      answer({ claimId: m.claimId, errorCode: new XError(code, message).codeNumber, errorMessage: message });
     const ticket = this.tokens.take(m.token, b);
     if (!ticket) return refuse('BAD_HANDOFF_TOKEN', 'unknown, used or expired handoff token; log in again');
     const s = this.deps.sessions.get(ticket.account);
@@ -398,11 +396,22 @@ export class SessionHandoff {
     if (r.queue) return refuse('HANDOFF_FAILED', 'the session is being reassigned to a service node; stay connected to the old gateway');
     const size = s.bufferedBytes + STATE_ENTRY_BYTES * (s.bufferedCount + r.inflight.size + r.allocations.size);
     const max = this.deps.settings.handoffStateMaxBytes;
-    if (size > max) return refuse('HANDOFF_TOO_LARGE', `the session state (${size} bytes) exceeds gateway.handoffStateMaxBytes (${max}); stay connected to the old gateway`);
+    if (size > max)
+      return refuse(
+        'HANDOFF_TOO_LARGE',
+        `the session state (${size} bytes) exceeds gateway.handoffStateMaxBytes (${max}); stay connected to the old gateway`,
+      );
     const inflight = [...r.inflight].map(([rid, x]) => ({ rid, target: x.target, cmd: x.cmd }));
     const allocations = Object.fromEntries([...r.allocations].map(([t, id]) => [t, id]));
     const frames = this.deps.sessions.handOff(s);
-    answer({ claimId: m.claimId, account: s.account, generation: BigInt(s.generation), allocations, frames: frames.map((x) => ({ ...x })), inflight });
+    answer({
+      claimId: m.claimId,
+      account: s.account,
+      generation: BigInt(s.generation),
+      allocations,
+      frames: frames.map((x) => ({ ...x })),
+      inflight,
+    });
     const mv = new MovedSession(s.account, s.generation, b, new Set(r.allocations.values()), new Set(r.inflight.keys()));
     const timer = setTimeout(() => {
       if (this.moved.get(s.account)?.m === mv) this.moved.delete(s.account);
@@ -531,7 +540,8 @@ export class SessionHandoff {
     if (!h) return;
     this.holds.delete(account);
     const held = h.hold.releaseAll();
-    if (held.length > 0) this.deps.log.warn({ account, held: held.length }, 'session handoff: fences did not arrive in time; delivering what was held');
+    if (held.length > 0)
+      this.deps.log.warn({ account, held: held.length }, 'session handoff: fences did not arrive in time; delivering what was held');
     for (const x of held) this.deps.deliver(x.body, x.sourceType);
   }
 

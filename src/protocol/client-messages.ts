@@ -178,7 +178,8 @@ export function parseGoingAway(body: Uint8Array): GoingAway {
     wsUrl: typeof g.wsUrl === 'string' ? g.wsUrl : '',
     tls: g.tls === true,
   };
-  if (gateway.wsUrl === '' && (gateway.host === '' || gateway.tcpPort <= 0)) throw new MessageError('BAD_FRAME', 'GOING_AWAY names no gateway endpoint');
+  if (gateway.wsUrl === '' && (gateway.host === '' || gateway.tcpPort <= 0))
+    throw new MessageError('BAD_FRAME', 'GOING_AWAY names no gateway endpoint');
   return { gateway, handoff: o.handoff };
 }
 

@@ -983,8 +983,7 @@ export class RedisStore implements ClusterStore {
   movePresence(account: string, generation: number, fromGatewayId: string, toGatewayId: string): Promise<boolean> {
     return this.run(
       'movePresence',
-      async () =>
-        (await this.script('xsMovePresence', [this.keyOf('presence', account)], [String(generation), fromGatewayId, toGatewayId])) === 1,
+      async () => (await this.script('xsMovePresence', [this.keyOf('presence', account)], [String(generation), fromGatewayId, toGatewayId])) === 1,
     );
   }
 
