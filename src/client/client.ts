@@ -388,9 +388,10 @@ export class XClient {
   /** The attached transport closed (or its heartbeat died). */
   private lost(t: Transport, reason: string): void {
     if (t !== this.transport) return;
-    if (this._state === 'moving' && this.oldGone) {
-      // The old gateway closes the connection once the session is handed over: expected.
-      this.oldGone();
+    if (this._state === 'moving') {
+      // The old gateway closes the connection once the session is handed over: expected. Whether
+      // the session goes on here or there is the move's to decide (move()).
+      this.oldGone?.();
       return;
     }
     this.transport = null;
@@ -471,6 +472,7 @@ export class XClient {
     const wake = this.wakeRetry;
     this.wakeRetry = null;
     wake?.();
+    this.oldGone?.(); // a move in progress stops waiting
     this.failQueued(err);
     for (const p of this.pending.takeAll()) p.reject(err);
     before?.();
@@ -572,12 +574,12 @@ export class XClient {
       };
       t.send(encodeFrame(Cmd.AUTH, encodeAuth({ handoff: g.handoff, ...this.versionField() })));
     });
-    if (this.opening === t) this.opening = null;
     if (epoch !== this.epoch) {
       void t.close();
       return;
     }
     if (answer instanceof ClientError) {
+      if (this.opening === t) this.opening = null;
       void t.close();
       return fail(answer);
     }
@@ -588,6 +590,7 @@ export class XClient {
       clearTimeout(timer);
     }
     this.oldGone = null;
+    if (this.opening === t) this.opening = null;
     if (epoch !== this.epoch) {
       void t.close();
       return;
@@ -597,7 +600,6 @@ export class XClient {
     this.stopHeartbeat();
     void old.close();
     this.attach(t, answer);
-    if (newClosed === null) t.onClose = (reason) => this.lost(t, reason);
     for (const f of held) this.dispatch(t, f);
     this.emit('moved', answer, gw);
     if (newClosed !== null) this.lost(t, newClosed);
