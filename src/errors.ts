@@ -40,6 +40,10 @@ export const ErrorCode = {
   UPDATE_REQUIRED: 42,
   CONTRACT_MISMATCH: 43,
   ADVERTISE_UNREACHABLE: 44,
+  // session handoff between gateways
+  MOVE_FAILED: 45,
+  BAD_HANDOFF_TOKEN: 46,
+  HANDOFF_TOO_LARGE: 47,
   // account handoff between stateful nodes
   STATE_TOO_LARGE: 48,
   HANDOFF_FAILED: 49,

@@ -179,10 +179,7 @@ export function gatewayRole(gw: Gateway): Role {
   return {
     name: 'gateway',
     ready: () => gw.node.mgrConnected && !rt.draining,
-    drain: () => {
-      rt.startDraining();
-      return { what: 'sessions', bound: () => gw.sessionCount };
-    },
+    drain: () => gw.drain(),
     onDrainRequest: (fn) => void gw.node.on('drain-requested', fn),
     stop: () => gw.stop(),
     routes: { '/api/self': () => rt.selfJson(), '/api/peers': () => rt.peersJson(), '/api/gateway': () => gw.statusJson() },

@@ -102,8 +102,15 @@ describe('the table', () => {
     for (const t of [NodeType.CLIENT, NodeType.MGR, NodeType.LOGIN, 4, 9]) expect(typeMaySend(Cmd.ACCOUNT_LOST, t)).toBe(false);
     expect(typeMaySend(Cmd.RELAY_TO_CLIENT, 4)).toBe(true);
     for (const t of [NodeType.CLIENT, NodeType.MGR, NodeType.LOGIN, NodeType.GATEWAY]) expect(typeMaySend(Cmd.RELAY_TO_CLIENT, t)).toBe(false);
+    // Session handoff: gateway <-> gateway, except the fence a service node sends its old gateway.
+    expect(typeMaySend(Cmd.HANDOFF_STATE, NodeType.GATEWAY)).toBe(true);
+    expect(typeMaySend(Cmd.HANDOFF_STATE, 4)).toBe(false);
+    expect(typeMaySend(Cmd.HANDOFF_FENCE, 4)).toBe(true);
+    expect(typeMaySend(Cmd.HANDOFF_FENCE, NodeType.GATEWAY)).toBe(false);
     // Every relay command is in the table.
-    for (const name of Object.keys(Cmd).filter((k) => k.startsWith('RELAY_') || k.startsWith('ACCOUNT_') || k === 'KICK_ACCOUNT')) {
+    for (const name of Object.keys(Cmd).filter(
+      (k) => k.startsWith('RELAY_') || k.startsWith('ACCOUNT_') || k.startsWith('HANDOFF_') || k === 'KICK_ACCOUNT',
+    )) {
       expect(SYSTEM_SENDERS.has(Cmd[name as keyof typeof Cmd]), name).toBe(true);
     }
   });

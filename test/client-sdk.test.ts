@@ -35,7 +35,7 @@ import {
   type Welcome,
   type XClientOptions,
 } from '../src/client/index.js';
-import { encodeErrorNotice, encodeWelcome, parseAuth } from '../src/protocol/client-messages.js';
+import { encodeErrorNotice, encodeGoingAway, encodeWelcome, parseAuth } from '../src/protocol/client-messages.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -101,6 +101,10 @@ class FakeGateway {
   silentNew = false;
   /** Messages (cmd 7000) sent in the same write right after a resume WELCOME. */
   resumeBacklog: string[] = [];
+  /** Handoff tokens this gateway takes (AUTH {handoff}) -> account. */
+  readonly handoffs = new Map<string, string>();
+  /** Frames sent right behind the WELCOME of a handoff (what a moved session brings). */
+  handoffBacklog: Uint8Array[] = [];
   tcpPort = 0;
   wsPort = 0;
   private n = 0;
@@ -232,13 +236,27 @@ class FakeGateway {
       this.auths.push({ kind: 'token', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_TOKEN', 'unknown or used token');
       this.welcome(c, account, false);
-    } else {
+    } else if ('resume' in a) {
       const account = this.resumes.get(a.resume);
       this.auths.push({ kind: 'resume', ok: account !== undefined });
       if (account === undefined) return refuse('BAD_RESUME', 'no session to resume');
       this.resumes.delete(a.resume);
       this.welcome(c, account, true);
+    } else {
+      const account = this.handoffs.get(a.handoff);
+      if (account === undefined) return refuse('BAD_HANDOFF_TOKEN', 'unknown handoff token');
+      this.handoffs.delete(a.handoff);
+      c.authed = true;
+      c.account = account;
+      const w = encodeWelcome({ account, generation: 1, resume: `moved-${++this.n}`, heartbeatMs: this.heartbeatMs, resumed: true, moved: true });
+      c.sendAll([encodeFrame(Cmd.WELCOME, w), ...this.handoffBacklog.splice(0)]);
     }
+  }
+
+  /** GOING_AWAY to `c`, naming `to`. */
+  goingAway(c: FakeConn, to: FakeGateway, handoff: string): void {
+    const gateway = { id: 'gw-2', host: '127.0.0.1', tcpPort: to.tcpPort, wsUrl: `ws://127.0.0.1:${to.wsPort}`, tls: false };
+    c.send(Cmd.GOING_AWAY, encodeGoingAway({ gateway, handoff }));
   }
 
   private welcome(c: FakeConn, account: string, resumed: boolean): void {
@@ -462,6 +480,62 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     expect(gw.latest().frames[0]).toMatchObject({ cmd: Cmd.AUTH, flags: 0, rid: 0 });
     expect(json(gw.latest().frames[0]!.body)).toEqual({ token: 'good-token' });
     await expect(c.connect(gw.login())).rejects.toMatchObject({ code: 'ALREADY_CONNECTED' });
+  });
+
+  it('GOING_AWAY: moves to the named gateway with AUTH {handoff}, no login; the old connection is read to its end first, sends are queued, a pending request is answered by the new gateway', async () => {
+    const to = await new FakeGateway().start();
+    cleanups.push(() => to.stop());
+    const c = mk();
+    const got: string[] = [];
+    c.on(7000, (d) => got.push(text(d)));
+    const moved: string[] = [];
+    c.on('moved', (w, g) => moved.push(`${g.id}:${w.moved}`));
+    await c.connect(gw.login());
+    const old = gw.latest();
+    const pending = c.request(4003, 'in flight'); // the old gateway never answers it
+    await waitFor(() => old.frames.some((f) => f.cmd === 4003), 'the request reached the old gateway');
+    const rid = old.frames.find((f) => f.cmd === 4003)!.rid;
+    to.handoffs.set('h-1', 'alice');
+    // What the session brings: its answer to the pending request (forwarded), then a push.
+    to.handoffBacklog = [encodeFrame(4003, toBytes('answered at the new gateway'), Flags.RESPONSE, rid), encodeFrame(7000, toBytes('new-1'))];
+    gw.goingAway(old, to, 'h-1');
+    await waitFor(() => to.conns.some((x) => x.authed), 'the client authenticated at the new gateway');
+    expect(c.state).toBe('moving');
+    c.send(4010, 'sent while moving');
+    // The old gateway's last frames arrive after the new WELCOME: they still come first.
+    old.send(7000, 'old-1');
+    old.send(7000, 'old-2');
+    await sleep(30);
+    expect(got).toEqual(['old-1', 'old-2']);
+    old.end();
+    await waitFor(() => moved.length === 1, 'moved');
+    expect(moved).toEqual(['gw-2:true']);
+    expect(got).toEqual(['old-1', 'old-2', 'new-1']);
+    expect(text(await pending)).toBe('answered at the new gateway');
+    const fresh = to.conns.find((x) => x.authed)!;
+    expect(json(fresh.frames[0]!.body)).toEqual({ handoff: 'h-1' });
+    await waitFor(() => to.received.some((m) => m.cmd === 4010), 'the queued send reached the new gateway');
+    expect(gw.received.some((m) => m.cmd === 4010)).toBe(false);
+    expect(c.state).toBe('open');
+    expect(c.welcome?.resume).toMatch(/^moved-/);
+    expect(gw.auths.filter((a) => a.kind === 'token')).toHaveLength(1);
+  });
+
+  it('a refused handoff leaves the client on the old gateway: an error event, queued sends go there', async () => {
+    const to = await new FakeGateway().start();
+    cleanups.push(() => to.stop());
+    const c = mk();
+    const log = record(c);
+    await c.connect(gw.login());
+    const old = gw.latest();
+    gw.goingAway(old, to, 'unknown-token');
+    c.send(4010, 'while moving');
+    await waitFor(() => log.some((e) => e[0] === 'error'), 'the move failed');
+    expect(log).toEqual([['error', 'BAD_HANDOFF_TOKEN']]);
+    expect(c.state).toBe('open');
+    await waitFor(() => gw.received.some((m) => m.cmd === 4010), 'the queued send went to the old gateway');
+    c.send(4012, 'after');
+    await waitFor(() => gw.received.some((m) => m.cmd === 4012), 'the old gateway still serves the client');
   });
 
   it('a refused AUTH rejects with the gateway code; the client can connect again afterwards', async () => {

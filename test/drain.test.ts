@@ -11,6 +11,7 @@ import { create } from '@bufbuild/protobuf';
 import { NodeInfoSchema } from '../src/gen/xserver/v1/cluster_pb.js';
 import { drainRoles, gatewayRole, nodeRole } from '../src/roles.js';
 import { Metrics } from '../src/metrics.js';
+import { Cmd } from '../src/protocol/commands.js';
 import { Flags } from '../src/protocol/frame.js';
 import { rawLogin, startCluster, waitUntil } from './helpers/inproc.js';
 
@@ -72,6 +73,8 @@ describe('drain', () => {
     expect(done).toBe(false);
     cl.close(); // away, then expired after the 300 ms grace: nothing bound
     expect(await drained).toEqual({ cut: {} });
+    // No other live gateway: nobody was asked to move (SPEC §12 session handoff needs a target).
+    expect(cl.frames.some((f) => f.cmd === Cmd.GOING_AWAY)).toBe(false);
     expect(gw.sessionCount).toBe(0);
   });
 
@@ -83,6 +86,8 @@ describe('drain', () => {
     const t0 = performance.now();
     const metrics = new Metrics();
     expect(await drainRoles([gatewayRole(gw)], 300, silentLogger(), metrics)).toEqual({ cut: { 'gateway sessions': 1 } });
+    // The only other gateway is draining too: no GOING_AWAY.
+    expect(cl.frames.some((f) => f.cmd === Cmd.GOING_AWAY)).toBe(false);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
     expect(await metrics.text()).toMatch(/xserver_drain_cut_total\{role="gateway",what="sessions"\} 1/);
     cl.close();

@@ -8,9 +8,11 @@ import {
   MessageError,
   encodeAuth,
   encodeErrorNotice,
+  encodeGoingAway,
   encodeWelcome,
   parseAuth,
   parseErrorNotice,
+  parseGoingAway,
   parseWelcome,
   type Welcome,
 } from '../src/protocol/client-messages.js';
@@ -23,6 +25,19 @@ describe('client messages', () => {
     expect(parseAuth(toBytes('{"token":"t","resume":"r"}'))).toEqual({ resume: 'r' });
     // Neither: an empty token, which the gateway refuses as BAD_TOKEN.
     expect(parseAuth(toBytes('{"token":5}'))).toEqual({ token: '' });
+  });
+
+  it('AUTH carries a handoff token; a resume key wins over it', () => {
+    expect(parseAuth(encodeAuth({ handoff: 'h1', version: '1.2' }))).toEqual({ handoff: 'h1', version: '1.2' });
+    expect(parseAuth(toBytes('{"handoff":"h","resume":"r"}'))).toEqual({ resume: 'r' });
+  });
+
+  it('GOING_AWAY round-trips; one without a token or an endpoint is BAD_FRAME', () => {
+    const g = { gateway: { id: 'gw-b', host: '10.0.0.2', tcpPort: 7001, wsUrl: 'ws://10.0.0.2:7002/', tls: false }, handoff: 'gw-a.tok' };
+    expect(parseGoingAway(encodeGoingAway(g))).toEqual(g);
+    expect(() => parseGoingAway(toBytes('{"gateway":{"wsUrl":"ws://x/"}}'))).toThrowError(expect.objectContaining({ code: 'BAD_FRAME' }));
+    expect(() => parseGoingAway(toBytes('{"handoff":"t","gateway":{"host":"h"}}'))).toThrowError(expect.objectContaining({ code: 'BAD_FRAME' }));
+    expect(() => parseGoingAway(toBytes('nope'))).toThrowError(expect.objectContaining({ code: 'BAD_FRAME' }));
   });
 
   it('AUTH that is not a JSON object is BAD_REQUEST naming the expected shape', () => {

@@ -305,4 +305,64 @@ describe('SessionTable', () => {
     expect(table.resume(conn(), key, welcome)).toBeNull();
     expect(table.login(conn(), 'e', 1, '')).toBeNull();
   });
+
+  it('handOff moves a session away: its connection closed without an error, its undelivered frames returned, never reported lost', () => {
+    const { table, conn, expired } = setup();
+    const c = conn();
+    const s = table.login(c, 'h', 1, 'route')!;
+    table.detach(c);
+    table.deliver(s, 7, bytes('kept-1'), 0, 0);
+    table.deliver(s, 7, bytes('kept-2'), 0, 0);
+    const c2 = conn();
+    const key = s.resumeKey;
+    expect(table.resume(c2, key, () => {})).not.toBeNull();
+    table.deliver(s, 7, bytes('direct'), 0, 0); // attached: sent, not kept
+    const frames = table.handOff(s);
+    expect(frames).toEqual([]);
+    expect(c2.closed).toBe(true);
+    expect(c2.closedWith).toBeUndefined();
+    expect(s.state).toBe('moved');
+    expect(table.get('h')).toBeUndefined();
+    expect(table.of(c2)).toBeUndefined();
+    expect(table.handOff(s)).toEqual([]); // final
+    vi.advanceTimersByTime(GRACE_MS * 2);
+    expect(expired).toEqual([]);
+
+    // Away when the claim arrives: the kept frames travel with it, and its grace ends.
+    const c3 = conn();
+    const s3 = table.login(c3, 'h2', 1, '')!;
+    table.detach(c3);
+    table.deliver(s3, 7, bytes('a'), 0, 0);
+    table.deliver(s3, 8, bytes('b'), 2, 9);
+    expect(table.handOff(s3).map((f) => [f.cmd, Buffer.from(f.body).toString(), f.flags, f.rid])).toEqual([
+      [7, 'a', 0, 0],
+      [8, 'b', 2, 9],
+    ]);
+    vi.advanceTimersByTime(GRACE_MS * 2);
+    expect(expired).toEqual([]);
+  });
+
+  it('adopt attaches a moved session: WELCOME first, then the frames it brought, in order; a newer login here wins', () => {
+    const { table, conn, welcome, expired } = setup();
+    const c = conn();
+    const frames = [
+      { cmd: 7, body: bytes('one'), flags: 0, rid: 0 },
+      { cmd: 7, body: bytes('two'), flags: 0, rid: 0 },
+    ];
+    const s = table.adopt(c, 'm', 5, 'r', frames, welcome)!;
+    expect(s.state).toBe('attached');
+    expect(c.sent.map((f) => f.cmd)).toEqual([WELCOME, 7, 7]);
+    expect(c.bodies(7)).toEqual(['one', 'two']);
+    expect(table.of(c)).toBe(s);
+    // A newer login of the account already here: the moved (older) session is refused.
+    table.login(conn(), 'n', 9, '');
+    expect(table.adopt(conn(), 'n', 5, '', [], welcome)).toBeNull();
+
+    // The client left while the state travelled: away, frames kept for a resume, lost once after the grace.
+    const away = table.adopt(null, 'g', 3, '', frames, welcome)!;
+    expect(away.state).toBe('away');
+    expect(away.bufferedCount).toBe(2);
+    vi.advanceTimersByTime(GRACE_MS + 1);
+    expect(expired.map((x) => x.account)).toEqual(['g']);
+  });
 });

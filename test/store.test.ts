@@ -399,6 +399,24 @@ function contract(name: string, makeHarness: () => Harness): void {
       expect(await s.getPresence(acct)).toEqual({ gatewayId: 'gw-2', generation: g2 });
     });
 
+    it('moves presence between gateways only from the recorded gateway and generation (session handoff)', async () => {
+      const acct = `user-${uid()}`;
+      const g1 = await s.nextGeneration(acct);
+      const g2 = await s.nextGeneration(acct);
+      expect(await s.movePresence(acct, g1, 'gw-a', 'gw-b')).toBe(false); // no presence: nothing to move
+      expect(await s.getPresence(acct)).toBeNull();
+      await s.setPresence(acct, { gatewayId: 'gw-a', generation: g1 });
+      expect(await s.movePresence(acct, g1, 'gw-x', 'gw-b')).toBe(false); // not held by gw-x
+      expect(await s.movePresence(acct, g2, 'gw-a', 'gw-b')).toBe(false); // another generation
+      expect(await peers[1].movePresence(acct, g1, 'gw-a', 'gw-b')).toBe(true);
+      expect(await s.getPresence(acct)).toEqual({ gatewayId: 'gw-b', generation: g1 });
+      expect(await s.movePresence(acct, g1, 'gw-a', 'gw-c')).toBe(false); // single switch: gw-a no longer holds it
+      // A newer login recorded meanwhile wins: the move is refused.
+      await s.setPresence(acct, { gatewayId: 'gw-c', generation: g2 });
+      expect(await s.movePresence(acct, g1, 'gw-b', 'gw-a')).toBe(false);
+      expect(await s.getPresence(acct)).toEqual({ gatewayId: 'gw-c', generation: g2 });
+    });
+
     it('provides key-value and hash storage', async () => {
       const k = `role-${uid()}`;
       expect(await s.kvGet(k)).toBeNull();

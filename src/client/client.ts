@@ -13,7 +13,17 @@ import { ClientError } from './errors.js';
 import { Backoff } from '../protocol/backoff.js';
 import { toBytes } from '../protocol/bytes.js';
 import { PendingRequests } from '../protocol/pending.js';
-import { DEFAULT_HEARTBEAT_MS, encodeAuth, parseErrorNotice, parseWelcome, type AuthRequest, type Welcome } from '../protocol/client-messages.js';
+import {
+  DEFAULT_HEARTBEAT_MS,
+  encodeAuth,
+  parseErrorNotice,
+  parseGoingAway,
+  parseWelcome,
+  type AuthRequest,
+  type GoingAway,
+  type HandoffGateway,
+  type Welcome,
+} from '../protocol/client-messages.js';
 import { Cmd, DEFAULT_CMD_OFFSET, SYSTEM_CMD_BASE, isUserCmd } from '../protocol/commands.js';
 import { contractHashes, isCommand, type Command, type RequestCommand } from '../protocol/contract.js';
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
@@ -58,8 +68,13 @@ export interface XClientOptions {
 
 export type { Welcome };
 
-/** 'idle' (never connected) → 'connecting' → 'open' ⇄ 'reconnecting' → 'closed'. */
-export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+/**
+ * 'idle' (never connected) → 'connecting' → 'open' ⇄ 'reconnecting' → 'closed', and
+ * 'open' → 'moving' → 'open' when a draining gateway sends GOING_AWAY (the session moves to
+ * another gateway without a login; a failed move goes back to 'open' on the old connection, or
+ * on to 'reconnecting' when that one is gone). Any state → 'closed' on close() or a kick.
+ */
+export type ClientState = 'idle' | 'connecting' | 'open' | 'moving' | 'reconnecting' | 'closed';
 
 export type MessageHandler = (data: Uint8Array, cmd: number) => void;
 
@@ -72,6 +87,12 @@ export interface ClientEvents {
   reconnecting: (attempt: number) => void;
   /** The session was resumed on a new connection; queued messages have been sent. */
   reconnected: (welcome: Welcome) => void;
+  /**
+   * The gateway drained and the session moved to `gateway` (GOING_AWAY, then AUTH {handoff}; no
+   * login). Everything the old gateway sent was handled first; messages sent meanwhile were queued
+   * and have been sent on the new connection; requests in flight are answered there.
+   */
+  moved: (welcome: Welcome, gateway: HandoffGateway) => void;
   /**
    * The gateway refused this client as too old (UPDATE_REQUIRED, `gateway.minClientVersion`):
    * the app should update before it logs in again. connect() rejects with the same code.
@@ -174,6 +195,8 @@ export class XClient {
   private lastNotice: { code: string; message: string; at: number } | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeRetry: (() => void) | null = null;
+  /** While 'moving': called when the old connection is gone (instead of a reconnect). */
+  private oldGone: (() => void) | null = null;
 
   constructor(opts: XClientOptions = {}) {
     this.opts = {
@@ -197,9 +220,9 @@ export class XClient {
     return this._state;
   }
 
-  /** True while a connection is authenticated. */
+  /** True while a connection is authenticated (also while the session moves to another gateway). */
   get connected(): boolean {
-    return this._state === 'open';
+    return this._state === 'open' || this._state === 'moving';
   }
 
   /** The last WELCOME (null before the first). */
@@ -242,7 +265,7 @@ export class XClient {
    * or CONNECT_FAILED / TIMEOUT / DISCONNECTED / CLOSED. Starts the heartbeat.
    */
   async connect(login: LoginResult): Promise<Welcome> {
-    if (this._state === 'connecting' || this._state === 'open' || this._state === 'reconnecting') {
+    if (this._state === 'connecting' || this._state === 'open' || this._state === 'moving' || this._state === 'reconnecting') {
       throw new ClientError('ALREADY_CONNECTED', `connect() while ${this._state}`);
     }
     const epoch = ++this.epoch;
@@ -359,21 +382,18 @@ export class XClient {
     t.onClose = (reason) => this.lost(t, reason);
     this.startHeartbeat(t, this.opts.heartbeatMs ?? w.heartbeatMs);
     // Flush what was sent while (re)connecting, skipping requests that timed out meanwhile.
-    const q = this.queue;
-    this.queue = [];
-    for (const m of q) {
-      if (m.rid !== 0) {
-        const p = this.pending.get(m.rid);
-        if (!p) continue;
-        p.sent = true;
-      }
-      t.send(m.bytes);
-    }
+    this.flushQueue(t);
   }
 
   /** The attached transport closed (or its heartbeat died). */
   private lost(t: Transport, reason: string): void {
     if (t !== this.transport) return;
+    if (this._state === 'moving') {
+      // The old gateway closes the connection once the session is handed over: expected. Whether
+      // the session goes on here or there is the move's to decide (move()).
+      this.oldGone?.();
+      return;
+    }
     this.transport = null;
     this.stopHeartbeat();
     const n = this.lastNotice;
@@ -452,10 +472,151 @@ export class XClient {
     const wake = this.wakeRetry;
     this.wakeRetry = null;
     wake?.();
+    this.oldGone?.(); // a move in progress stops waiting
     this.failQueued(err);
     for (const p of this.pending.takeAll()) p.reject(err);
     before?.();
     this.emit('disconnected', reason);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Moving to another gateway (GOING_AWAY)
+
+  private goingAway(old: Transport, body: Uint8Array): void {
+    if (this._state !== 'open') return;
+    let g: GoingAway;
+    try {
+      g = parseGoingAway(body);
+    } catch (e) {
+      this.emit('error', new ClientError('BAD_FRAME', (e as Error).message));
+      return;
+    }
+    this._state = 'moving';
+    void this.move(old, g, this.epoch);
+  }
+
+  /**
+   * Connects to the named gateway with AUTH {handoff} while the old connection stays attached:
+   * frames from the old one are handled until it closes (the old gateway closes it once it handed
+   * the session over), frames from the new one are held until then, so every message is handled
+   * once and in order. Sends are queued meanwhile. Requests in flight stay pending: the old
+   * gateway forwards their answers. A refused or failed move goes back to the old connection.
+   */
+  private async move(old: Transport, g: GoingAway, epoch: number): Promise<void> {
+    let oldClosed = false;
+    const oldGone = new Promise<void>((resolve) => {
+      this.oldGone = () => {
+        oldClosed = true;
+        this.oldGone = null;
+        resolve();
+      };
+    });
+    const gw = g.gateway;
+    const fail = (err: ClientError): void => {
+      if (epoch !== this.epoch) return;
+      this.emit('error', new ClientError(err.code, `moving to gateway ${gw.id} failed: ${err.message}`, { cause: err }));
+      const closed = oldClosed;
+      this.oldGone = null;
+      this._state = 'open';
+      if (closed) this.lost(old, 'DISCONNECTED');
+      else this.flushQueue(old);
+    };
+    let t: Transport;
+    try {
+      t = await openTransport(
+        this.opts.transport,
+        { wsUrl: gw.wsUrl, host: gw.host, port: gw.tcpPort, tls: gw.tls },
+        { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs, ...(this.tls ? { tls: this.tls } : {}) },
+      );
+    } catch (e) {
+      return fail(e instanceof ClientError ? e : new ClientError('CONNECT_FAILED', String(e)));
+    }
+    if (epoch !== this.epoch) {
+      void t.close();
+      return;
+    }
+    this.opening = t;
+    const held: Frame[] = [];
+    let newClosed: string | null = null;
+    const answer = await new Promise<Welcome | ClientError>((resolve) => {
+      let welcomed = false;
+      const timer = setTimeout(
+        () => resolve(new ClientError('TIMEOUT', `no WELCOME within ${this.opts.connectTimeoutMs} ms`)),
+        this.opts.connectTimeoutMs,
+      );
+      t.onMessage = (f) => {
+        if (welcomed) {
+          held.push(f);
+          // The old connection does not close: stop waiting for it rather than hold without end.
+          if (held.length >= this.opts.maxQueue) this.oldGone?.();
+          return;
+        }
+        if (f.cmd === Cmd.WELCOME) {
+          clearTimeout(timer);
+          try {
+            welcomed = true;
+            resolve(parseWelcome(f.body));
+          } catch (e) {
+            resolve(new ClientError('BAD_FRAME', (e as Error).message));
+          }
+        } else if (f.cmd === Cmd.ERROR) {
+          clearTimeout(timer);
+          const n = parseErrorNotice(f.body, 'MOVE_FAILED');
+          resolve(new ClientError(n.code, n.message));
+        } else if (f.cmd === Cmd.PING) {
+          t.send(encodeFrame(Cmd.PONG));
+        }
+      };
+      t.onClose = (reason) => {
+        newClosed = reason;
+        clearTimeout(timer);
+        resolve(new ClientError('DISCONNECTED', `connection closed before WELCOME (${reason})`));
+      };
+      t.send(encodeFrame(Cmd.AUTH, encodeAuth({ handoff: g.handoff, ...this.versionField() })));
+    });
+    if (epoch !== this.epoch) {
+      void t.close();
+      return;
+    }
+    if (answer instanceof ClientError) {
+      if (this.opening === t) this.opening = null;
+      void t.close();
+      return fail(answer);
+    }
+    // The session is at the new gateway now: its answers and the old connection's last frames.
+    if (!oldClosed) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([oldGone, new Promise<void>((r) => (timer = setTimeout(r, this.opts.connectTimeoutMs)))]);
+      clearTimeout(timer);
+    }
+    this.oldGone = null;
+    if (this.opening === t) this.opening = null;
+    if (epoch !== this.epoch) {
+      void t.close();
+      return;
+    }
+    this.target = { ...this.target!, gateway: { ...gw } };
+    this.transport = null;
+    this.stopHeartbeat();
+    void old.close();
+    this.attach(t, answer);
+    for (const f of held) this.dispatch(t, f);
+    this.emit('moved', answer, gw);
+    if (newClosed !== null) this.lost(t, newClosed);
+  }
+
+  /** Sends what was queued (while connecting or moving), skipping requests that timed out meanwhile. */
+  private flushQueue(t: Transport): void {
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) {
+      if (m.rid !== 0) {
+        const p = this.pending.get(m.rid);
+        if (!p) continue;
+        p.sent = true;
+      }
+      t.send(m.bytes);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -505,6 +666,7 @@ export class XClient {
     if (f.cmd >= SYSTEM_CMD_BASE) {
       if (f.cmd === Cmd.PING) t.send(encodeFrame(Cmd.PONG));
       else if (f.cmd === Cmd.ERROR) this.notice(f.body);
+      else if (f.cmd === Cmd.GOING_AWAY) this.goingAway(t, f.body);
       return; // PONG and unknown framework commands
     }
     const list = this.handlers.get(f.cmd);
@@ -535,7 +697,7 @@ export class XClient {
   // Sending
 
   /**
-   * Sends a message. While connecting or reconnecting it is queued (up to `maxQueue`) and sent
+   * Sends a message. While connecting, reconnecting or moving it is queued (up to `maxQueue`) and sent
    * after WELCOME. Throws ClientError NOT_CONNECTED (idle/closed), QUEUE_FULL, BAD_COMMAND,
    * FRAME_TOO_LARGE.
    */
@@ -609,7 +771,7 @@ export class XClient {
       this.transport.send(bytes);
       return;
     }
-    if (this._state === 'connecting' || this._state === 'reconnecting') {
+    if (this._state === 'connecting' || this._state === 'reconnecting' || this._state === 'moving') {
       if (this.queue.length >= this.opts.maxQueue) {
         throw new ClientError('QUEUE_FULL', `${this.queue.length} messages already wait for the connection`);
       }

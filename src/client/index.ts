@@ -35,14 +35,16 @@ export {
   encodeAuth,
   encodeErrorNotice,
   encodeFrame,
+  encodeGoingAway,
   encodeWelcome,
   isSystemCmd,
   isUserCmd,
   parseAuth,
   parseErrorNotice,
+  parseGoingAway,
   parseWelcome,
 } from '../protocol/index.js';
-export type { AuthRequest, ErrorNotice, Frame, FrameErrorCode, FrameErrorFactory } from '../protocol/index.js';
+export type { AuthRequest, ErrorNotice, GoingAway, HandoffGateway, Frame, FrameErrorCode, FrameErrorFactory } from '../protocol/index.js';
 // Contracts: one declaration types the service and the client.
 export * from '../protocol/contract.js';
 export { openTransport } from './transport.js';

@@ -566,6 +566,27 @@ const TABLE = [
     min: 100,
     doc: "Longest time the gateway holds an account's messages for a handoff before its node says the state is exported; after it they go to the old node again (or, if it is gone, to a fresh allocation).",
   },
+  {
+    key: 'gateway.handoffTokenTtlMs',
+    type: 'int',
+    default: 10000,
+    min: 100,
+    doc: 'A draining gateway: how long the handoff token of a GOING_AWAY works; a client that has not moved by then stays until the drain deadline.',
+  },
+  {
+    key: 'gateway.handoffTimeoutMs',
+    type: 'int',
+    default: 5000,
+    min: 100,
+    doc: 'Session handoff: how long the new gateway waits for the old one to answer a claim, and how long messages of a moved account are forwarded and held for their fences before delivery goes on without them.',
+  },
+  {
+    key: 'gateway.handoffStateMaxBytes',
+    type: 'int',
+    default: 1048576,
+    min: 1024,
+    doc: 'Largest session state (undelivered messages and bookkeeping) moved to another gateway; a larger session is not moved and stays until the drain deadline.',
+  },
 
   // ---- login ----
   { key: 'login.port', type: 'int', default: 7080, min: 0, max: 65535, doc: 'Login HTTP port (POST /login).' },

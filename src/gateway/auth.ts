@@ -1,6 +1,7 @@
 /**
  * Client authentication (SPEC §6.2): the first frame is AUTH with a single-use token from the
- * login service, or a resume key of a session within its reconnect grace. Also the deadlines of
+ * login service, a resume key of a session within its reconnect grace, or the handoff token of a
+ * GOING_AWAY (handoff.ts takes the session over from the gateway that issued it). Also the deadlines of
  * every connection: AUTH within gateway.authTimeoutMs, then a frame at least every
  * gateway.idleTimeoutMs.
  *
@@ -43,6 +44,8 @@ export interface AuthDeps {
   onLogin(s: GatewaySession): void;
   /** A session was resumed (a counter). */
   onResumed(): void;
+  /** AUTH {handoff}: take the session over from the gateway that issued the token (handoff.ts); resolves once decided. */
+  claimHandoff(conn: ClientConnection, token: string): Promise<void>;
   /** Something was refused, by reason (a counter). */
   refused(reason: string): void;
 }
@@ -115,6 +118,12 @@ export class ClientAuth {
     const mismatch = req.contracts ? this.contractMismatch(req.contracts) : undefined;
     if (mismatch) return this.refuse(conn, mismatch);
     if ('resume' in req) return this.resume(conn, req.resume);
+    if ('handoff' in req) {
+      if (req.handoff.length === 0 || req.handoff.length > MAX_TOKEN_LENGTH) {
+        return this.refuse(conn, new XError('BAD_HANDOFF_TOKEN', 'AUTH "handoff" must be the token of a GOING_AWAY'));
+      }
+      return this.deps.claimHandoff(conn, req.handoff);
+    }
     if (req.token.length === 0 || req.token.length > MAX_TOKEN_LENGTH) {
       return this.refuse(conn, new XError('BAD_TOKEN', 'AUTH needs a "token" from the login service'));
     }
@@ -186,7 +195,12 @@ export class ClientAuth {
     if (!s) this.refuse(conn, new XError('BAD_TOKEN', 'unknown or expired session; log in again'));
   }
 
-  private welcome(conn: ClientConnection, s: GatewaySession, resumed: boolean): void {
+  /** WELCOME {moved} for a session that moved here from another gateway. */
+  welcomeMoved(conn: ClientConnection, s: GatewaySession): void {
+    this.welcome(conn, s, true, true);
+  }
+
+  private welcome(conn: ClientConnection, s: GatewaySession, resumed: boolean, moved = false): void {
     const g = this.deps.settings;
     // The idle deadline starts now, not at the AUTH frame (the store may have taken a while).
     conn.lastRx = performance.now();
@@ -200,11 +214,13 @@ export class ClientAuth {
         heartbeatMs: g.heartbeatMs,
         graceMs: g.reconnectGraceMs,
         resumed,
+        ...(moved ? { moved } : {}),
       }),
     );
   }
 
-  private refuse(conn: ClientConnection, err: XError): void {
+  /** Refuses a client: counted by code, logged, ERROR then the close. */
+  refuse(conn: ClientConnection, err: XError): void {
     this.deps.refused(err.code.toLowerCase());
     this.deps.log.info({ from: conn.remote, code: err.code }, `client refused: ${err.message}`);
     conn.close(err);

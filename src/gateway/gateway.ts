@@ -8,6 +8,7 @@
  *   auth.ts       AUTH (token or resume key) and the auth/idle deadlines
  *   sessions.ts   the SessionTable: one session per account, the reconnect grace, generations
  *   routing.ts    client -> node routing, replies, and the relay's node -> gateway commands
+ *   handoff.ts    live session handoff to another gateway while this one drains
  */
 import type { Logger } from 'pino';
 import { statefulTypeNumbers } from '../config/schema.js';
@@ -21,6 +22,7 @@ import { ClientListeners } from './listeners.js';
 import type { NodeChannel } from './node-channel.js';
 import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
+import { SessionHandoff } from './handoff.js';
 import { tlsMaterialFor } from '../tls.js';
 import { hostPort } from '../config/addresses.js';
 import { clientEndpoints } from '../node/endpoints.js';
@@ -34,6 +36,7 @@ export class Gateway {
   private readonly sessions: GatewaySessions;
   private readonly auth: ClientAuth;
   private readonly router: Router;
+  private readonly handoff: SessionHandoff;
   private readonly retireCounters: (() => void)[];
   private stopping = false;
 
@@ -52,6 +55,8 @@ export class Gateway {
       refused: mm.counter('gateway_refused_total', 'Client frames, connections or messages refused', ['reason']),
       lost: mm.counter('gateway_accounts_lost_total', 'Accounts reported lost to nodes'),
       resumed: mm.counter('gateway_sessions_resumed_total', 'Sessions resumed within the grace period'),
+      movedIn: mm.counter('gateway_sessions_moved_in_total', 'Sessions taken over from a draining gateway'),
+      movedOut: mm.counter('gateway_sessions_moved_out_total', 'Sessions handed over to another gateway while draining'),
     };
     const refused = (reason: string): void => m.refused.inc({ reason });
 
@@ -73,6 +78,7 @@ export class Gateway {
         onAuth: (conn, f) => this.auth.onAuthFrame(conn, f),
         refused,
         accountLost: () => m.lost.inc(),
+        handoff: () => this.handoff,
       },
       statefulTypeNumbers(ctx.config),
     );
@@ -85,7 +91,22 @@ export class Gateway {
       connections: () => this.listeners.connections(),
       onLogin: (s) => this.router.announceAll(s),
       onResumed: () => m.resumed.inc(),
+      claimHandoff: (conn, token) => this.handoff.claim(conn, token),
       refused,
+    });
+    this.handoff = new SessionHandoff({
+      settings: g,
+      store: ctx.store,
+      node: channel,
+      sessions: this.sessions,
+      log: this.log,
+      welcome: (conn, s) => this.auth.welcomeMoved(conn, s),
+      refuse: (conn, err) => this.auth.refuse(conn, err),
+      announce: (s) => this.router.announceAll(s),
+      deliver: (body, sourceType) => this.router.deliverMoved(body, sourceType),
+      refused,
+      onMovedIn: () => m.movedIn.inc(),
+      onMovedOut: () => m.movedOut.inc(),
     });
     const tlsMaterial = g.tls ? tlsMaterialFor(ctx.config.tls, this.log) : undefined;
     this.listeners = new ClientListeners(
@@ -141,6 +162,18 @@ export class Gateway {
     return this.sessions.size;
   }
 
+  /**
+   * Drains: the member is listed as draining (login sends nobody here), and every attached client
+   * is asked to move to another live gateway (GOING_AWAY), when there is one. Bound: the sessions
+   * still here plus those handed over whose move is not confirmed yet.
+   */
+  drain(): { what: string; bound(): number } {
+    const first = !this.rt.draining;
+    this.rt.startDraining();
+    if (first) this.handoff.offerAll();
+    return { what: 'sessions', bound: () => this.sessions.size + this.handoff.moving };
+  }
+
   async start(): Promise<void> {
     await this.listeners.listen();
     this.rt.setExtraPorts([this.tcpPort, this.wsPort]);
@@ -161,6 +194,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     this.auth.stop();
+    this.handoff.stop();
     this.listeners.close(new XError('SHUTTING_DOWN', 'gateway is shutting down; log in again'));
     this.sessions.stop();
     await this.node.stop();

@@ -44,7 +44,7 @@ import { XError, errorCodeName } from '../errors.js';
 import type { Link } from '../link/link.js';
 import type { SessionStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
-import { decodeToClient, encodeFromClient } from '../wire/relay-codec.js';
+import { decodeToClient, encodeFromClient, type ToClientMsg } from '../wire/relay-codec.js';
 import { Cmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
 import { Flags, type Frame } from '../protocol/frame.js';
 import { encodeErrorNotice } from '../protocol/client-messages.js';
@@ -93,6 +93,14 @@ export class AccountRoute {
 export type GatewaySession = Session<ClientConnection, AccountRoute>;
 export type GatewaySessions = SessionTable<ClientConnection, AccountRoute>;
 
+/** What the router asks of the session handoff (handoff.ts). */
+export interface RouterHandoff {
+  /** A message for an account that is not here: true when it moved away from here and the message was forwarded. */
+  forwardIfMoved(account: string, body: Uint8Array, rid: number, sourceType: number, sourceId: string): boolean;
+  /** A node's direct message for a session that moved here: true when it waits for the node's fence. */
+  holdIfFenced(s: GatewaySession, body: Uint8Array, sourceType: number, sourceId: string): boolean;
+}
+
 export interface RouterDeps {
   config: XConfig;
   store: Pick<SessionStore, 'allocate' | 'reallocate' | 'clearPresence' | 'releaseAllocations'>;
@@ -105,6 +113,8 @@ export interface RouterDeps {
   refused(reason: string): void;
   /** An account was reported lost to its nodes (a counter). */
   accountLost(): void;
+  /** The session handoff between gateways. */
+  handoff(): RouterHandoff;
 }
 
 export class Router {
@@ -322,7 +332,7 @@ export class Router {
 
   // ------------------------------------------------------------------ accounts, to their nodes
 
-  /** A fresh login: every allocated node learns that the account is here. */
+  /** A fresh login (or a session moved here): every allocated node learns that the account is here. */
   announceAll(s: GatewaySession): void {
     for (const id of s.route.allocations.values()) this.announce(s, id);
   }
@@ -503,11 +513,28 @@ export class Router {
   private onToClient(f: Frame, link: Link): void {
     const m = decodeToClient(f.body);
     const s = this.sessions.get(m.account);
+    const { type, id } = link.remote;
+    if (!s) {
+      if (!this.deps.handoff().forwardIfMoved(m.account, f.body, m.rid, type, id)) this.deps.refused('account_not_here');
+      return;
+    }
+    if (this.deps.handoff().holdIfFenced(s, f.body, type, id)) return;
+    this.toClient(s, m, type);
+  }
+
+  /** A node's message (a ToClient body) the gateway the account moved from forwarded, or one held for its fence. */
+  deliverMoved(body: Uint8Array, sourceType: number): void {
+    const m = decodeToClient(body);
+    const s = this.sessions.get(m.account);
     if (!s) {
       this.deps.refused('account_not_here');
       return;
     }
-    const cmd = link.remote.type * this.settings.cmdOffset + m.cmd;
+    this.toClient(s, m, sourceType);
+  }
+
+  private toClient(s: GatewaySession, m: ToClientMsg, sourceType: number): void {
+    const cmd = sourceType * this.settings.cmdOffset + m.cmd;
     let flags = 0;
     let body: Uint8Array = m.data;
     if (m.rid !== 0) {

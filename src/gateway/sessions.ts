@@ -13,16 +13,28 @@
  *                                              |  +--resume() on another connection (the old one is kicked)
  *                                              |
  *   attached | away --login() or kick() of a newer generation--> superseded (its connection is kicked)
+ *   attached | away --handOff()--> moved (to another gateway: its connection closed, its buffer returned)
  *   attached | away --stop()--> closed
  *
- * expired, superseded and closed are final: the session is out of every map, and nothing about it
+ *   adopt() (a session moved here from another gateway) enters at attached, or at away when its
+ *   client left while the state was on its way.
+ *
+ * expired, superseded, moved and closed are final: the session is out of every map, and nothing about it
  * is reported again. Only the methods of this class change a session; everything else reads it.
  * The table knows its surroundings only through SessionHost, so it runs without sockets.
  */
 import { randomBytes } from 'node:crypto';
 import { XError } from '../errors.js';
 
-export type SessionState = 'attached' | 'away' | 'expired' | 'superseded' | 'closed';
+export type SessionState = 'attached' | 'away' | 'expired' | 'superseded' | 'moved' | 'closed';
+
+/** A frame of a session as the client will receive it (the resume buffer, a moved session's state). */
+export interface SessionFrame {
+  cmd: number;
+  body: Uint8Array;
+  flags: number;
+  rid: number;
+}
 
 /** What the table needs of a client connection. */
 export interface SessionConn {
@@ -68,12 +80,7 @@ export interface SessionLimits {
 /** 144 random bits: not guessable, and a whole number of base64url characters (24). */
 const RESUME_KEY_BYTES = 18;
 
-interface BufferedFrame {
-  cmd: number;
-  body: Uint8Array;
-  flags: number;
-  rid: number;
-}
+type BufferedFrame = SessionFrame;
 
 /** The mutable record behind a Session; only this file writes it. */
 class SessionRecord<C extends SessionConn, R> implements Session<C, R> {
@@ -180,6 +187,64 @@ export class SessionTable<C extends SessionConn, R> {
   }
 
   /**
+   * A session moved here from another gateway (AUTH {handoff}): like a login of `generation`, then
+   * `welcome` (the caller sends WELCOME) and the frames the old gateway had not delivered, in order.
+   * With `conn` null (the client left while the state travelled) the session starts away, the
+   * frames kept for a resume within the grace. Null when a newer login holds the account here.
+   */
+  adopt(
+    conn: C | null,
+    account: string,
+    generation: number,
+    route: R,
+    frames: readonly SessionFrame[],
+    welcome: (s: Session<C, R>) => void,
+  ): Session<C, R> | null {
+    if (this.stopped) return null;
+    const old = this.byAccount.get(account);
+    if (old && old.generation > generation) return null;
+    if (old) this.supersede(old, 'moved here from another gateway');
+    const s = new SessionRecord(account, generation, conn, newResumeKey(), route);
+    this.byAccount.set(account, s);
+    this.byResumeKey.set(s.resumeKey, s);
+    this.host.onCountChanged(this.byAccount.size);
+    if (conn === null || conn.closed) {
+      s.conn = null;
+      s.state = 'away';
+      for (const f of frames) this.deliver(s, f.cmd, f.body, f.flags, f.rid, true);
+      s.graceTimer = setTimeout(() => this.expire(s), this.limits.graceMs);
+      s.graceTimer.unref();
+      return s;
+    }
+    this.byConn.set(conn, s);
+    welcome(s);
+    for (const f of frames) conn.sendFrame(f.cmd, f.body, f.flags, f.rid);
+    return s;
+  }
+
+  /**
+   * The session moves to another gateway (its claim arrived there): out of every map, its
+   * connection closed without an error (the client is on its way), nothing reported lost. Returns
+   * the frames kept for it and not delivered, oldest first.
+   */
+  handOff(session: Session<C, R>): SessionFrame[] {
+    const s = session as SessionRecord<C, R>;
+    if (!isLive(s)) return [];
+    this.clearGrace(s);
+    this.remove(s, 'moved');
+    const frames = s.buffer;
+    s.buffer = [];
+    s.bufferedBytes = 0;
+    const c = s.conn;
+    s.conn = null;
+    if (c) {
+      this.byConn.delete(c);
+      c.close();
+    }
+    return frames;
+  }
+
+  /**
    * `conn` closed: its session (if `conn` still is its connection) goes away and waits the grace.
    * Returns that session, or undefined when the close changes nothing (a kicked or replaced
    * connection, one that never authenticated).
@@ -262,7 +327,7 @@ export class SessionTable<C extends SessionConn, R> {
     this.host.onExpired(s);
   }
 
-  private remove(s: SessionRecord<C, R>, final: 'expired' | 'superseded'): void {
+  private remove(s: SessionRecord<C, R>, final: 'expired' | 'superseded' | 'moved'): void {
     s.state = final;
     this.byAccount.delete(s.account);
     this.byResumeKey.delete(s.resumeKey);

@@ -7,10 +7,12 @@
  *   command                                   sender
  *   RELAY_FROM_CLIENT, RELAY_FROM_NODE,       a gateway (type 3)
  *   ACCOUNT_ARRIVED, ACCOUNT_LOST,
- *   KICK_ACCOUNT, ACCOUNT_IMPORT
+ *   KICK_ACCOUNT, ACCOUNT_IMPORT,
+ *   HANDOFF_CLAIM, HANDOFF_STATE,
+ *   HANDOFF_FORWARD, HANDOFF_DONE
  *   RELAY_TO_CLIENT, RELAY_BROADCAST_CLIENTS, a service node (type >= 4)
  *   RELAY_TO_NODES, ACCOUNT_HANDOFF,
- *   ACCOUNT_EXPORTED
+ *   ACCOUNT_EXPORTED, HANDOFF_FENCE
  *
  * Anything else (a tool, an unregistered id, a service forging ACCOUNT_LOST) is FORBIDDEN: the
  * link is closed, counted and logged. User commands (below SYSTEM_CMD_BASE) may come from any
@@ -31,6 +33,10 @@ const FROM_GATEWAY: readonly number[] = [
   Cmd.ACCOUNT_LOST,
   Cmd.KICK_ACCOUNT,
   Cmd.ACCOUNT_IMPORT,
+  Cmd.HANDOFF_CLAIM,
+  Cmd.HANDOFF_STATE,
+  Cmd.HANDOFF_FORWARD,
+  Cmd.HANDOFF_DONE,
 ];
 const FROM_SERVICE: readonly number[] = [
   Cmd.RELAY_TO_CLIENT,
@@ -38,6 +44,7 @@ const FROM_SERVICE: readonly number[] = [
   Cmd.RELAY_TO_NODES,
   Cmd.ACCOUNT_HANDOFF,
   Cmd.ACCOUNT_EXPORTED,
+  Cmd.HANDOFF_FENCE,
 ];
 
 /** The one table: framework command -> who may send it. */

@@ -10,6 +10,8 @@
  * - Lost accounts: ACCOUNT_LOST from the gateway after its reconnect grace; or, when a gateway
  *   dies with accounts on it, after the same grace here unless the account arrives elsewhere.
  *   Generation-aware: a loss older than the account's latest arrival is ignored.
+ * - A session moved between gateways (same generation, another gateway in ACCOUNT_ARRIVED): the
+ *   node sends HANDOFF_FENCE to the old gateway, behind its earlier messages for the account.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -21,6 +23,7 @@ import {
   RelayMode,
   ToNodesSchema,
 } from '../gen/xserver/v1/relay_pb.js';
+import { HandoffFenceSchema } from '../gen/xserver/v1/handoff_pb.js';
 import { XError } from '../errors.js';
 import type { Link } from '../link/link.js';
 import type { SessionStore } from '../store/store.js';
@@ -312,6 +315,11 @@ export class RelayEndpoint {
     const cur = this.arrived.get(account);
     if (cur && cur.generation > gen) return; // stale
     if (cur?.lostTimer) clearTimeout(cur.lostTimer);
+    // The session moved between gateways: the fence follows everything sent to the old one for it,
+    // so the new one can deliver this node's messages in order (src/gateway/handoff.ts).
+    if (cur && cur.generation === gen && cur.gatewayId !== gatewayId) {
+      this.host.sendSystem(cur.gatewayId, Cmd.HANDOFF_FENCE, encode(HandoffFenceSchema, { account, generation: BigInt(gen) }));
+    }
     this.arrived.set(account, { gatewayId, generation: gen, lostTimer: null });
     this.seen.delete(account);
     this.flushWaiting(account, gatewayId);

@@ -47,7 +47,11 @@ export interface NodeEvents {
   updated: [peer: Peer];
   'mgr-connected': [mgr: { instanceId: string; epoch: number; addr: string; port: number }];
   'mgr-lost': [reason: string];
-  /** A gateway says this account's client arrived and this node is allocated to it. */
+  /**
+   * A gateway says this account's client arrived and this node is allocated to it. Again, with the
+   * same generation and the new gateway, when the session moved off a draining gateway (no
+   * 'account-lost' comes for that move).
+   */
   'account-arrived': [account: string, gatewayId: string, generation: number];
   /** The account's client is gone for good (the seed's lose-account callback). */
   'account-lost': [account: string];

@@ -3,9 +3,10 @@
  * each message has one type, one encoder and one parser, used by the gateway, the client SDK and
  * the test fakes alike.
  *
- *   client -> gateway   AUTH     {"token": "...", "version"?, "contracts"?} | {"resume": "...", "version"?, "contracts"?}
- *   gateway -> client   WELCOME  {account, generation, resume, heartbeatMs, graceMs, resumed}
- *   gateway -> client   ERROR    {code, message, cmd?}   (also the body of an error response)
+ *   client -> gateway   AUTH        {"token"} | {"resume"} | {"handoff"}, each with "version"?, "contracts"?
+ *   gateway -> client   WELCOME     {account, generation, resume, heartbeatMs, graceMs, resumed, moved?}
+ *   gateway -> client   ERROR       {code, message, cmd?}   (also the body of an error response)
+ *   gateway -> client   GOING_AWAY  {gateway: {id, host, tcpPort, wsUrl, tls}, handoff}
  */
 import { jsonBytes, parseJson } from './bytes.js';
 
@@ -13,12 +14,16 @@ import { jsonBytes, parseJson } from './bytes.js';
 export const DEFAULT_HEARTBEAT_MS = 10_000;
 
 /**
- * AUTH: a single-use token from the login service, or the resume key of a session within its
- * grace; `version` is the client's own version, which a gateway may require to be recent enough;
+ * AUTH: a single-use token from the login service, the resume key of a session within its
+ * grace, or the handoff token of a GOING_AWAY (the session moves here from the draining gateway
+ * that issued it, without a login); `version` is the client's own version, which a gateway may require to be recent enough;
  * `contracts` maps a service type (decimal) to the contractHash() of the client's contracts of
  * that type, which must equal the hash the type's services registered.
  */
-export type AuthRequest = ({ token: string } | { resume: string }) & { version?: string; contracts?: Record<string, string> };
+export type AuthRequest = ({ token: string } | { resume: string } | { handoff: string }) & {
+  version?: string;
+  contracts?: Record<string, string>;
+};
 
 /** Most service types an AUTH `contracts` map may name (the gateway refuses more as BAD_REQUEST). */
 export const MAX_AUTH_CONTRACT_TYPES = 256;
@@ -35,6 +40,30 @@ export interface Welcome {
   resumed: boolean;
   /** How long the gateway keeps the session after a disconnect; resuming stops after it. */
   graceMs?: number;
+  /** True when the session moved here from another gateway (AUTH {"handoff"}). */
+  moved?: boolean;
+}
+
+/** Where a GOING_AWAY sends the client: the endpoints login hands out for that gateway (src/node/endpoints.ts). */
+export interface HandoffGateway {
+  id: string;
+  host: string;
+  /** 0: no TCP listener. */
+  tcpPort: number;
+  /** "": no WebSocket listener. */
+  wsUrl: string;
+  tls: boolean;
+}
+
+/**
+ * GOING_AWAY: the gateway is draining. The client connects to `gateway` and sends
+ * AUTH {"handoff": handoff}; its session (generation, undelivered messages, allocations, requests
+ * in flight) follows it there. The token works once, within `gateway.handoffTokenTtlMs`. A client
+ * that ignores the message keeps its session here until the drain deadline.
+ */
+export interface GoingAway {
+  gateway: HandoffGateway;
+  handoff: string;
 }
 
 /** An ERROR notice, or the body of an error response. `cmd` names the client frame it answers. */
@@ -79,7 +108,7 @@ export function encodeAuth(req: AuthRequest): Uint8Array {
  * and validity are the gateway's to judge). Throws MessageError BAD_REQUEST otherwise.
  */
 export function parseAuth(body: Uint8Array): AuthRequest {
-  const shape = 'AUTH body must be JSON {"token": "..."} or {"resume": "..."}';
+  const shape = 'AUTH body must be JSON {"token": "..."}, {"resume": "..."} or {"handoff": "..."}';
   let o: Record<string, unknown>;
   try {
     o = object(body, 'BAD_REQUEST', 'AUTH');
@@ -89,6 +118,7 @@ export function parseAuth(body: Uint8Array): AuthRequest {
   const extra: { version?: string; contracts?: Record<string, string> } = typeof o.version === 'string' ? { version: o.version } : {};
   if (o.contracts !== undefined) extra.contracts = parseContractHashes(o.contracts);
   if (typeof o.resume === 'string') return { resume: o.resume, ...extra };
+  if (typeof o.handoff === 'string') return { handoff: o.handoff, ...extra };
   if (typeof o.token === 'string') return { token: o.token, ...extra };
   return { token: '', ...extra };
 }
@@ -126,7 +156,31 @@ export function parseWelcome(body: Uint8Array): Welcome {
     resumed: o.resumed === true,
   };
   if (typeof o.graceMs === 'number' && o.graceMs >= 0) w.graceMs = o.graceMs;
+  if (o.moved === true) w.moved = true;
   return w;
+}
+
+export function encodeGoingAway(g: GoingAway): Uint8Array {
+  return jsonBytes(g);
+}
+
+/** Parses GOING_AWAY. Throws MessageError BAD_FRAME when it names no gateway endpoint or token. */
+export function parseGoingAway(body: Uint8Array): GoingAway {
+  const o = object(body, 'BAD_FRAME', 'GOING_AWAY');
+  const g = o.gateway as Record<string, unknown> | undefined;
+  if (typeof o.handoff !== 'string' || o.handoff === '' || typeof g !== 'object' || g === null) {
+    throw new MessageError('BAD_FRAME', 'malformed GOING_AWAY (no gateway or handoff token)');
+  }
+  const gateway: HandoffGateway = {
+    id: typeof g.id === 'string' ? g.id : '',
+    host: typeof g.host === 'string' ? g.host : '',
+    tcpPort: typeof g.tcpPort === 'number' ? g.tcpPort : 0,
+    wsUrl: typeof g.wsUrl === 'string' ? g.wsUrl : '',
+    tls: g.tls === true,
+  };
+  if (gateway.wsUrl === '' && (gateway.host === '' || gateway.tcpPort <= 0))
+    throw new MessageError('BAD_FRAME', 'GOING_AWAY names no gateway endpoint');
+  return { gateway, handoff: o.handoff };
 }
 
 export function encodeErrorNotice(e: ErrorNotice): Uint8Array {

@@ -28,6 +28,8 @@ export const Cmd = {
   ERROR: 0xffff0005,
   PING: 0xffff0006,
   PONG: 0xffff0007,
+  // a draining gateway tells its client where to move (client-messages.ts)
+  GOING_AWAY: 0xffff0008,
   // membership (node <-> mgr)
   REGISTER: 0xffff0010,
   SNAPSHOT: 0xffff0011,
@@ -56,6 +58,12 @@ export const Cmd = {
   ACCOUNT_HANDOFF: 0xffff0028,
   ACCOUNT_EXPORTED: 0xffff0029,
   ACCOUNT_IMPORT: 0xffff002a,
+  // session handoff (gateway <-> gateway, node -> gateway; proto/xserver/v1/handoff.proto)
+  HANDOFF_CLAIM: 0xffff0030,
+  HANDOFF_STATE: 0xffff0031,
+  HANDOFF_FORWARD: 0xffff0032,
+  HANDOFF_FENCE: 0xffff0033,
+  HANDOFF_DONE: 0xffff0034,
   // dashboard: member -> mgr figures (one-way); standby mgr -> active mgr data (request, tool link)
   STATS: 0xffff0038,
   DASHBOARD: 0xffff0039,

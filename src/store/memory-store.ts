@@ -383,6 +383,14 @@ export class MemoryStore implements ClusterStore {
     return this.presence.delete(account);
   }
 
+  async movePresence(account: string, generation: number, fromGatewayId: string, toGatewayId: string): Promise<boolean> {
+    this.check();
+    const cur = this.presence.get(account);
+    if (!cur || cur.generation !== generation || cur.gatewayId !== fromGatewayId) return false;
+    this.presence.set(account, { gatewayId: toGatewayId, generation });
+    return true;
+  }
+
   // ---- key-value area ----
 
   async kvGet(key: string): Promise<string | null> {

@@ -262,6 +262,15 @@ if g ~= false and tonumber(g) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'gatewayId', ARGV[1], 'generation', ARGV[2])
 return 1`,
   },
+  // KEYS: presence. ARGV: generation, from gateway, to gateway. A session handoff's switch.
+  xsMovePresence: {
+    keys: 1,
+    lua: `
+local h = redis.call('HMGET', KEYS[1], 'gatewayId', 'generation')
+if h[1] ~= ARGV[2] or h[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'gatewayId', ARGV[3])
+return 1`,
+  },
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -1004,6 +1013,13 @@ export class RedisStore implements ClusterStore {
     return this.run(
       'clearPresence',
       async () => (await this.script('xsClearPresence', [this.keyOf('presence', account)], [String(generation)])) === 1,
+    );
+  }
+
+  movePresence(account: string, generation: number, fromGatewayId: string, toGatewayId: string): Promise<boolean> {
+    return this.run(
+      'movePresence',
+      async () => (await this.script('xsMovePresence', [this.keyOf('presence', account)], [String(generation), fromGatewayId, toGatewayId])) === 1,
     );
   }
 

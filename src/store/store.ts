@@ -177,6 +177,12 @@ export interface SessionStore {
    * True also when there is none (e.g. Redis restarted empty): no newer login owns the account.
    */
   clearPresence(account: string, generation: number): Promise<boolean>;
+  /**
+   * A live session handoff (docs/protocol.md, "Session handoff"): compare-and-set the account's
+   * presence from `fromGatewayId` to `toGatewayId`, same generation. False (nothing changed) when the
+   * presence is not `{fromGatewayId, generation}` any more: a newer login owns the account.
+   */
+  movePresence(account: string, generation: number, fromGatewayId: string, toGatewayId: string): Promise<boolean>;
 }
 
 /** A small key-value area for services (the examples keep role names in it). */
