@@ -505,7 +505,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     // The old gateway's last frames arrive after the new WELCOME: they still come first.
     old.send(7000, 'old-1');
     old.send(7000, 'old-2');
-    await sleep(30);
+    await waitFor(() => got.length === 2, "the old gateway's last frames");
     expect(got).toEqual(['old-1', 'old-2']);
     old.end();
     await waitFor(() => moved.length === 1, 'moved');

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { create } from '@bufbuild/protobuf';
-import { AddressCheckSchema, MgrInfoSchema, NodeInfoSchema, type StatusReply } from '../src/gen/xserver/v1/cluster_pb.js';
+import { AddressCheckSchema, MgrInfoSchema, NodeInfoSchema, RoutingPolicySchema, type StatusReply } from '../src/gen/xserver/v1/cluster_pb.js';
+import { describePolicy } from '../src/protocol/routing-policy.js';
 import { defaultConfig } from '../src/config/schema.js';
 import { linkOptions } from '../src/context.js';
 import { isXError } from '../src/errors.js';
@@ -111,6 +112,13 @@ describe('dashboard views', () => {
     const { v } = views({ extra: { canary: [{ version: '1.3.0', share: 10 }] } });
     const o = (await v.view('')) as OverviewJson;
     expect(o.policy).toEqual({ canary: [{ version: '1.3.0', share: 10 }] });
+  });
+
+  it("the mgr's canary policies show in the panel, one line per type; none: the panel says so", async () => {
+    const policies = [create(RoutingPolicySchema, { type: 4, version: '1.4.0', basisPoints: 2000, accounts: [] })];
+    const o = (await views({ extra: { policies } }).v.view('')) as OverviewJson;
+    expect(o.policy).toEqual({ canary: [{ type: 4, version: '1.4.0', policy: describePolicy(policies[0]!) }] });
+    expect(((await views().v.view('')) as OverviewJson).policy).toBeNull();
   });
 
   it('a standby without an active mgr says so', async () => {

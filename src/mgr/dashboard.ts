@@ -8,9 +8,10 @@
  * marked as relayed. When it cannot, it says why and links to the active mgr's admin address
  * from the lease.
  */
+import { describePolicy } from '../protocol/routing-policy.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AddressCheck, StatusReply } from '../gen/xserver/v1/cluster_pb.js';
+import type { AddressCheck, RoutingPolicy, StatusReply } from '../gen/xserver/v1/cluster_pb.js';
 import { DashboardReplySchema, DashboardRequestSchema } from '../gen/xserver/v1/cluster_pb.js';
 import { XError } from '../errors.js';
 import { Link, type LinkOptions } from '../link/link.js';
@@ -171,7 +172,14 @@ export class DashboardViews {
           const s = h.memberSamples(i.id);
           return { ...infoToJson(i), figures: h.latest(i.id), last: s[s.length - 1] ?? null };
         });
-      const extra = Object.entries(st).filter(([k]) => !KNOWN_STATUS_FIELDS.has(k));
+      // The canary policies as one line per type; other fields as they are; empty lists left out.
+      const extra = Object.entries(st)
+        .filter(([k, v]) => !KNOWN_STATUS_FIELDS.has(k) && !(Array.isArray(v) && v.length === 0))
+        .map(([k, v]): [string, unknown] =>
+          k === 'policies'
+            ? ['canary', (v as RoutingPolicy[]).map((p) => ({ type: p.type, version: p.version, policy: describePolicy(p) }))]
+            : [k, v],
+        );
       return {
         ...base,
         samples: h.clusterSamples(),
