@@ -40,6 +40,8 @@ export const ErrorCode = {
   UPDATE_REQUIRED: 42,
   CONTRACT_MISMATCH: 43,
   ADVERTISE_UNREACHABLE: 44,
+  // operations
+  ROLL_FAILED: 56,
   INTERNAL: 99,
 } as const;
 
