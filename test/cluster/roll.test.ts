@@ -42,6 +42,8 @@ interface Bot {
   player: Player;
   /** Numbered world chat messages sent (send() returned). */
   sent: number;
+  /** World chat the SDK refused at once, by code (not promised, so not expected anywhere). */
+  refused: Record<string, number>;
   requests: { issued: number; ok: number; typed: Record<string, number>; untyped: string[] };
 }
 
@@ -63,8 +65,14 @@ function load(bots: Bot[]): { stop(): Promise<void> } {
     const next = bots[(b.index + 1) % bots.length]!;
     const inFlight: Promise<unknown>[] = [];
     for (let i = 0; running; i++) {
-      b.player.worldChat(`bot${b.index}:${b.sent + 1}`);
-      b.sent++;
+      try {
+        b.player.worldChat(`bot${b.index}:${b.sent + 1}`);
+        b.sent++; // promised: send() took it
+      } catch (e) {
+        // Not promised: the SDK refused it at once (not connected, queue full), with its code.
+        const code = e instanceof ClientError ? e.code : String(e);
+        b.refused[code] = (b.refused[code] ?? 0) + 1;
+      }
       if (i % REQUEST_EVERY === 0) {
         b.requests.issued++;
         const ask = i % (2 * REQUEST_EVERY) === 0 ? b.player.ask(LobbyCmd.ROLE_LIST) : b.player.whisper(next.player.role, `hi ${i}`);
@@ -109,7 +117,7 @@ describe('xserver roll', () => {
     for (let i = 0; i < BOTS; i++) {
       const player = await demo.player(`roll${i}-${tag()}`);
       await player.enter(`bot${i}_${tag()}`);
-      bots.push({ index: i, player, sent: 0, requests: { issued: 0, ok: 0, typed: {}, untyped: [] } });
+      bots.push({ index: i, player, sent: 0, refused: {}, requests: { issued: 0, ok: 0, typed: {}, untyped: [] } });
     }
     const traffic = load(bots);
     await everyoneHeardEveryone(demo, bots, () => 3, 'steady world chat between every pair of bots');
@@ -165,6 +173,7 @@ describe('xserver roll', () => {
       expect(b.requests.untyped, `bot${b.index}: requests failed without a typed error`).toEqual([]);
       expect(b.requests.ok + Object.values(b.requests.typed).reduce((a, n) => a + n, 0)).toBe(b.requests.issued);
       expect(b.requests.typed, `bot${b.index}: request errors`).toEqual({});
+      expect(b.refused, `bot${b.index}: world chat refused by the SDK`).toEqual({});
       expect(b.player.event('disconnected'), `bot${b.index} stayed connected`).toBeUndefined();
     }
     expect(demo.lost().filter((l) => bots.some((b) => b.player.account === l.account))).toEqual([]);
