@@ -14,6 +14,7 @@ import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
 import { runInit } from './init.js';
 import { runUp } from './up.js';
+import { requestRoll } from './roll-control.js';
 import type { XConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ClusterStore } from '../store/store.js';
@@ -137,6 +138,23 @@ export function buildProgram(): Command {
       process.stdout.write(`draining ${ids.length} member(s): ${ids.join(', ')}\n`);
     }),
   );
+
+  withCommon(
+    program
+      .command('roll')
+      .description(
+        'rolling restart of a cluster run by `xserver up` on this host: each process replaced by a new one, one at a time (docs/operations.md)',
+      ),
+  ).action(async (flags: CommonFlags) => {
+    const { config } = loadOrExit(loadOptions(flags));
+    try {
+      const done = await requestRoll(config, (e) => process.stdout.write(`${e.name}: ${e.state}${e.detail ? ` (${e.detail})` : ''}\n`));
+      for (const d of done) process.stdout.write(`replaced ${d.name}: pid ${d.oldPid} -> ${d.newPid} in ${(d.ms / 1000).toFixed(1)} s\n`);
+    } catch (e) {
+      process.stderr.write(`xserver roll: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  });
 
   // ---- login service and account administration (src/login) ----
   withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))

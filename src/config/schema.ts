@@ -112,6 +112,12 @@ const TABLE = [
     min: 100,
     doc: '`xserver roll`: how long each wait of one step may take (the replacement ready, the old process gone). Keep it above drainTimeoutMs: the old process may drain that long. The roll stops with ROLL_FAILED beyond it.',
   },
+  {
+    key: 'roll.controlSocket',
+    type: 'string',
+    default: '',
+    doc: 'Unix socket on which `xserver up` takes `xserver roll` (it owns the processes it replaces). Empty = xserver-up-<cluster>.sock in the system temp directory.',
+  },
   { key: 'roll.pollMs', type: 'int', default: 200, min: 10, doc: '`xserver roll`: how often it asks the mgr (and the processes) whether a step is done.' },
 
   // ---- TLS (used where link.tls, gateway.tls or login.tls is on) ----
