@@ -111,7 +111,10 @@ async function removeStaleSocket(file: string): Promise<void> {
 }
 
 /** `xserver roll`'s side: asks up to roll, calls `onEvent` per step change; resolves with what was replaced. */
-export function requestRoll(config: XConfig, onEvent: (e: RollEvent) => void): Promise<{ name: string; oldPid?: number; newPid?: number; ms: number }[]> {
+export function requestRoll(
+  config: XConfig,
+  onEvent: (e: RollEvent) => void,
+): Promise<{ name: string; oldPid?: number; newPid?: number; ms: number }[]> {
   const file = controlSocketPath(config);
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -145,6 +148,8 @@ export function requestRoll(config: XConfig, onEvent: (e: RollEvent) => void): P
         else finish(() => reject(new XError(r.code === 'ROLL_FAILED' ? 'ROLL_FAILED' : 'INTERNAL', r.error)));
       });
     });
-    sock.once('close', () => finish(() => reject(new XError('ROLL_FAILED', `\`xserver up\` closed ${file} before the roll finished; see its output`))));
+    sock.once('close', () =>
+      finish(() => reject(new XError('ROLL_FAILED', `\`xserver up\` closed ${file} before the roll finished; see its output`))),
+    );
   });
 }

@@ -185,7 +185,10 @@ export class Roll<P extends RollProcess> {
               oldMgrId = await this.host.mgrInstanceId(old);
               this.host.terminate(old);
             } else {
-              oldMemberId = await this.until(`the old process (pid ${old.pid}) to be listed`, async () => (await this.memberOf(old.pid))?.id as string | undefined);
+              oldMemberId = await this.until(
+                `the old process (pid ${old.pid}) to be listed`,
+                async () => (await this.memberOf(old.pid))?.id as string | undefined,
+              );
               await this.cluster.drain(oldMemberId);
             }
             break;
@@ -201,7 +204,10 @@ export class Roll<P extends RollProcess> {
     } catch (e) {
       const failedIn = state;
       enter('failed', (e as Error).message);
-      throw new XError('ROLL_FAILED', `roll stopped at ${old.step.name} (${failedIn}): ${(e as Error).message}`, { step: old.step.name, state: failedIn });
+      throw new XError('ROLL_FAILED', `roll stopped at ${old.step.name} (${failedIn}): ${(e as Error).message}`, {
+        step: old.step.name,
+        state: failedIn,
+      });
     }
   }
 

@@ -24,6 +24,7 @@ import { Roll, rollCluster, type RollEvent } from '../../src/cli/roll.js';
 import { ClientError } from '../../dist/client/index.js';
 import { LobbyCmd } from '../../examples/protocol.js';
 import { REDIS_URL, demoSuite, tag, type Demo, type Player, type Proc } from '../helpers/demo.js';
+import { freePort, spawnXserver, xserverCommand } from '../../testkit/index.js';
 
 const { newDemo } = demoSuite('cluster/roll');
 
@@ -100,12 +101,7 @@ function load(bots: Bot[]): { stop(): Promise<void> } {
 
 /** Waits until every bot received at least `n` messages from every other bot. */
 async function everyoneHeardEveryone(demo: Demo, bots: Bot[], n: (sender: Bot) => number, what: string): Promise<void> {
-  await demo.until(
-    what,
-    () => bots.every((r) => bots.every((s) => r === s || seqFrom(r, s).length >= n(s))),
-    30_000,
-    50,
-  );
+  await demo.until(what, () => bots.every((r) => bots.every((s) => r === s || seqFrom(r, s).length >= n(s))), 30_000, 50);
 }
 
 describe('xserver roll', () => {
@@ -182,6 +178,51 @@ describe('xserver roll', () => {
     const late = await demo.player(`late-${tag()}`);
     await late.enter(`late_${tag()}`);
     late.worldChat('late:1');
-    await bots[0]!.player.waitMessage(LobbyCmd.WORLD_MESSAGE, (m) => m.text === 'late:1', 'world chat from the player who logged in after the roll', 10_000);
+    await bots[0]!.player.waitMessage(
+      LobbyCmd.WORLD_MESSAGE,
+      (m) => m.text === 'late:1',
+      'world chat from the player who logged in after the roll',
+      10_000,
+    );
+  }, 180_000);
+
+  it('`xserver roll` replaces every process of an `xserver up`, one at a time, and the cluster is whole afterwards', async () => {
+    const demo = newDemo(); // its name, env and cleanup; the processes are up's
+    const [adminPort, loginPort] = [await freePort(), await freePort()];
+    const up = spawnXserver({
+      label: 'up',
+      args: ['up', '--admin-port', String(adminPort), '--set', `login.port=${loginPort}`],
+      env: demo.childEnv(),
+    });
+    demo.others.push(up);
+    // Eight processes start at once: on a busy machine that takes a while.
+    await demo.until('`xserver up` prints its banner', () => up.hasLine(/xserver cluster ".*" is up/) || (!up.alive && up.tail()), 60_000, 100);
+    expect(up.alive, up.tail()).toBe(true);
+    const listed = async () => (await demo.status()).members;
+    const before = await demo.untilAsync(
+      'the 6 members of the plan listed (mgrs are not members)',
+      async () => {
+        const m = await listed();
+        return m.length === 6 ? m : undefined;
+      },
+      60_000,
+      200,
+    );
+
+    const r = await xserverCommand(['roll'], demo.childEnv(), 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    const replaced = [...r.stdout.matchAll(/^replaced (\S+): pid (\d+) -> (\d+)/gm)].map((m) => m[1]);
+    expect(new Set(replaced.slice(0, 2))).toEqual(new Set(['mgr-1', 'mgr-2']));
+    expect(replaced.slice(2)).toEqual(['login', 'gateway-1', 'gateway-2', 'lobby-1', 'lobby-2', 'match']);
+    const after = await listed();
+    expect(after.length).toBe(6);
+    expect(after.filter((m) => before.some((b) => b.pid === m.pid))).toEqual([]);
+    expect(after.filter((m) => m.draining === true)).toEqual([]);
+    expect(up.alive).toBe(true);
+
+    // Nothing to roll for a cluster without an `xserver up` here: a clear error.
+    const none = await xserverCommand(['roll', '--cluster', `${demo.name}-none`], demo.childEnv(), 20_000);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no `xserver up` of cluster .* runs on this host/);
   }, 180_000);
 });

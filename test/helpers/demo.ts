@@ -118,6 +118,8 @@ export interface DemoOptions {
 export class Demo {
   readonly name = `e2e-${randomBytes(5).toString('hex')}`;
   readonly procs: Proc[] = [];
+  /** Other process groups of the test (e.g. an `xserver up`), killed by destroy() too. */
+  readonly others: GroupProcess[] = [];
   loginUrl = '';
   loginPort = 0;
   private destroyed = false;
@@ -345,7 +347,7 @@ export class Demo {
   dumpLogs(): string {
     const dir = path.join(os.tmpdir(), 'xserver-e2e-logs', this.name);
     fs.mkdirSync(dir, { recursive: true });
-    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
+    for (const p of [...this.procs, ...this.others]) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
     fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
     return dir;
   }
@@ -355,7 +357,7 @@ export class Demo {
     if (this.destroyed) return;
     this.destroyed = true;
     await Promise.all(this.players.map((p) => p.client.close().catch(() => {})));
-    await killGroups(this.procs);
+    await killGroups([...this.procs, ...this.others]);
     for (const r of this.redisClients) r.disconnect();
     await deleteKeys(REDIS_URL, clusterKeyPatterns(this.name));
   }
