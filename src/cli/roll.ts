@@ -13,7 +13,7 @@
  *                        its replacement starts as the next standby. One failover for two mgrs.
  *   3. login             stop-first: it holds nothing, but it listens on the one login port
  *                        (login.port) that clients know, which its replacement cannot bind while
- *                        the old one has it. Logins during the gap fail and the SDK retries;
+ *                        the old one has it. Logins during the gap fail (a client tries again);
  *                        behind a load balancer with two logins there is no gap.
  *   4. gateways          surge: the replacement first (listed, not draining), then DRAIN of the old
  *                        one, until it has left the membership. The sessions on the old one go

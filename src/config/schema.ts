@@ -118,7 +118,13 @@ const TABLE = [
     default: '',
     doc: 'Unix socket on which `xserver up` takes `xserver roll` (it owns the processes it replaces). Empty = xserver-up-<cluster>.sock in the system temp directory.',
   },
-  { key: 'roll.pollMs', type: 'int', default: 200, min: 10, doc: '`xserver roll`: how often it asks the mgr (and the processes) whether a step is done.' },
+  {
+    key: 'roll.pollMs',
+    type: 'int',
+    default: 200,
+    min: 10,
+    doc: '`xserver roll`: how often it asks the mgr (and the processes) whether a step is done.',
+  },
 
   // ---- TLS (used where link.tls, gateway.tls or login.tls is on) ----
   { key: 'tls.cert', type: 'string', default: '', doc: 'PEM certificate (chain) this process presents; re-read when the file changes.' },
