@@ -26,7 +26,7 @@ class FakeProc implements RollProcess {
  * registers after `registerMs`; a drained one leaves (and exits) after `drainMs`; a stopped
  * mgr releases the lease to the longest-waiting standby.
  */
-class FakeCluster implements RollHost<FakeProc>, RollCluster {
+class FakeCluster implements RollHost<FakeProc> {
   procs: FakeProc[] = [];
   members = new Map<number, { id: string; type: number; draining: boolean }>();
   lease: LeaseRecord | null = null;

@@ -142,7 +142,12 @@ export function requestRoll(
       const lines = createInterface({ input: sock });
       lines.on('error', () => {}); // the socket's own error handler above says what happened
       lines.on('line', (line) => {
-        const r = JSON.parse(line) as Reply;
+        let r: Reply;
+        try {
+          r = JSON.parse(line) as Reply;
+        } catch {
+          return finish(() => reject(new XError('INTERNAL', `${file} answered something that is not a roll reply: ${line.slice(0, 80)}`)));
+        }
         if ('event' in r) onEvent(r.event);
         else if ('done' in r) finish(() => resolve(r.done));
         else finish(() => reject(new XError(r.code === 'ROLL_FAILED' ? 'ROLL_FAILED' : 'INTERNAL', r.error)));

@@ -31,7 +31,8 @@
  *                any state ──(timeout, exit, refused drain)──▶ failed
  *
  * The processes themselves are started and watched by a RollHost: `xserver up` (which owns its
- * children) in the CLI, the test harness in the tests.
+ * children) in the CLI, the test harness in the tests. A host's processes run on one machine, so
+ * a process is matched to its member by pid.
  */
 import { fetchStatus, requestDrain, type ClusterStatus } from './status.js';
 import type { PlanStep } from './up.js';
