@@ -205,7 +205,8 @@ export class Roll<P extends RollProcess> {
     } catch (e) {
       const failedIn = state;
       enter('failed', (e as Error).message);
-      throw new XError('ROLL_FAILED', `roll stopped at ${old.step.name} (${failedIn}): ${(e as Error).message}`, {
+      const after = 'the steps before it are done, the ones after it still run the old processes; fix the cause and run `xserver roll` again';
+      throw new XError('ROLL_FAILED', `roll stopped at ${old.step.name} (${failedIn}): ${(e as Error).message}; ${after}`, {
         step: old.step.name,
         state: failedIn,
       });
