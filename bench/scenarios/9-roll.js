@@ -12,6 +12,8 @@
 // A bot whose connection is gone for good (the SDK's resume failed) logs in again and enters the
 // game with its role, as a game client would. Bounded: every wait has a deadline (SETUP_MS, ROLL_MS).
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePort, spawnXserver, xserverCommand, xserverEnv, waitFor, REPO_ROOT } from '../../testkit/index.js';
@@ -96,7 +98,9 @@ async function measure(scenario, row, cfg, env, log) {
   const o = { ...scenario.defaults, ...row.options };
   const client = await sdk();
   const [adminPort, loginPort] = [await freePort(), await freePort()];
-  const upEnv = xserverEnv({ XSERVER_CLUSTER: env.namespace, XSERVER_REDIS_URL: env.redisUrl });
+  // Its own control socket, removed below even if up has to be killed.
+  const socket = path.join(os.tmpdir(), `xserver-up-${env.namespace}.sock`);
+  const upEnv = xserverEnv({ XSERVER_CLUSTER: env.namespace, XSERVER_REDIS_URL: env.redisUrl, XSERVER_ROLL_CONTROL_SOCKET: socket });
   const up = spawnXserver({ label: 'up', args: ['up', '--admin-port', String(adminPort), '--set', `login.port=${loginPort}`], env: upEnv });
   const samples = [];
   const bots = [];
@@ -176,6 +180,7 @@ async function measure(scenario, row, cfg, env, log) {
     for (const t of timers) clearInterval(t);
     await Promise.all(bots.map((b) => b.stop()));
     await up.kill();
+    fs.rmSync(socket, { force: true });
   }
   return { values, errors };
 }

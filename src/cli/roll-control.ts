@@ -63,9 +63,16 @@ export async function serveRollControl<P extends RollProcess>(
     server.listen(file, () => resolve());
   });
   log.info({ socket: file }, 'rolling restarts: `xserver roll` talks to this process');
+  // However up ends (process.exit after Ctrl-C included), the socket file goes with it.
+  const unlink = (): void => fs.rmSync(file, { force: true });
+  process.once('exit', unlink);
   return {
     path: file,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        process.off('exit', unlink);
+        server.close(() => r());
+      }),
   };
 }
 

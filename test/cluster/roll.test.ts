@@ -16,7 +16,10 @@
  *
  * Run: npm run build && npx vitest run test/cluster/roll.test.ts
  */
-import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createStore } from '../../src/store/index.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
@@ -189,11 +192,11 @@ describe('xserver roll', () => {
   it('`xserver roll` replaces every process of an `xserver up`, one at a time, and the cluster is whole afterwards', async () => {
     const demo = newDemo(); // its name, env and cleanup; the processes are up's
     const [adminPort, loginPort] = [await freePort(), await freePort()];
-    const up = spawnXserver({
-      label: 'up',
-      args: ['up', '--admin-port', String(adminPort), '--set', `login.port=${loginPort}`],
-      env: demo.childEnv(),
-    });
+    // Its own control socket, removed even when the cleanup SIGKILLs up.
+    const socket = path.join(os.tmpdir(), `xserver-up-${demo.name}.sock`);
+    onTestFinished(() => fs.rmSync(socket, { force: true }));
+    const env = { ...demo.childEnv(), XSERVER_ROLL_CONTROL_SOCKET: socket };
+    const up = spawnXserver({ label: 'up', args: ['up', '--admin-port', String(adminPort), '--set', `login.port=${loginPort}`], env });
     demo.others.push(up);
     // Eight processes start at once: on a busy machine that takes a while.
     await demo.until('`xserver up` prints its banner', () => up.hasLine(/xserver cluster ".*" is up/) || (!up.alive && up.tail()), 60_000, 100);
@@ -209,7 +212,7 @@ describe('xserver roll', () => {
       200,
     );
 
-    const r = await xserverCommand(['roll'], demo.childEnv(), 120_000);
+    const r = await xserverCommand(['roll'], env, 120_000);
     expect(r.code, r.stderr).toBe(0);
     const replaced = [...r.stdout.matchAll(/^replaced (\S+): pid (\d+) -> (\d+)/gm)].map((m) => m[1]);
     expect(new Set(replaced.slice(0, 2))).toEqual(new Set(['mgr-1', 'mgr-2']));
