@@ -51,6 +51,8 @@ export const ErrorCode = {
   BAD_POLICY: 51,
   UNKNOWN_TYPE: 52,
   NO_POLICY: 53,
+  // operations
+  ROLL_FAILED: 56,
   INTERNAL: 99,
 } as const;
 

@@ -166,9 +166,17 @@ export function mgrRole(mgr: MgrServer): Role {
 }
 
 export function loginRole(login: LoginServer): Role {
+  const rt = runtimeOf(login.node);
   return {
     name: 'login',
-    ready: () => login.ready(),
+    ready: () => login.ready() && !rt.draining,
+    // A login holds nothing between requests: draining lists it as draining (readyz 503, a load
+    // balancer stops sending) and it stops at once; `xserver drain login` and `xserver roll` use it.
+    drain: () => {
+      rt.startDraining();
+      return { what: 'requests', bound: () => 0 };
+    },
+    onDrainRequest: (fn) => void login.node.on('drain-requested', fn),
     stop: () => login.stop(),
     routes: login.routes,
   };

@@ -15,6 +15,7 @@ import { fetchStatus, formatCanary, formatDoctor, formatPolicies, formatStatus, 
 import { requestCanaryClear, requestCanaryRollback, requestCanarySet, resolveType, type CanarySetFlags } from './canary.js';
 import { runInit } from './init.js';
 import { DEFAULT_WATCH_DELAY_MS, runUp } from './up.js';
+import { requestRoll } from './roll-control.js';
 import type { XConfig } from '../config/schema.js';
 import { XError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -197,6 +198,22 @@ export function buildProgram(): Command {
         process.stdout.write(`canary policy of type ${flags.type} cleared; ${left.length} polic${left.length === 1 ? 'y' : 'ies'} left\n`);
       }),
     );
+  withCommon(
+    program
+      .command('roll')
+      .description(
+        'rolling restart of a cluster run by `xserver up` on this host: each process replaced by a new one, one at a time (docs/operations.md)',
+      ),
+  ).action(async (flags: CommonFlags) => {
+    const { config } = loadOrExit(loadOptions(flags));
+    try {
+      const done = await requestRoll(config, (e) => process.stdout.write(`${e.name}: ${e.state}${e.detail ? ` (${e.detail})` : ''}\n`));
+      for (const d of done) process.stdout.write(`replaced ${d.name}: pid ${d.oldPid} -> ${d.newPid} in ${(d.ms / 1000).toFixed(1)} s\n`);
+    } catch (e) {
+      process.stderr.write(`xserver roll: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  });
 
   // ---- login service and account administration (src/login) ----
   withCommon(program.command('login').description('run the login service (HTTP POST /login; allocates a gateway and stateful nodes)'))

@@ -20,6 +20,8 @@ import { XError } from '../errors.js';
 import { isReadyMessage } from './process.js';
 import { ServiceWatcher, watchDirs, type WatchedService } from './watch.js';
 import type { LeaseWatcher } from '../store/store.js';
+import { serveRollControl } from './roll-control.js';
+import type { RollHost, RollProcess } from './roll.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
 const UP_DRAIN_TIMEOUT_MS = 1000;
@@ -27,9 +29,11 @@ const UP_DRAIN_TIMEOUT_MS = 1000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'xserver.js');
 
-/** Admin ports of the two mgrs of the demo: fixed, because a person opens their dashboards. */
+/**
+ * Admin ports of the two mgrs of the demo: fixed, because a person opens their dashboards
+ * (`up --admin-port N` moves them to N and N+1).
+ */
 const DASHBOARD_PORT = 7090;
-const STANDBY_DASHBOARD_PORT = 7091;
 /** How long `up` tries Redis before it falls back to one process on the in-memory store. */
 const REDIS_PROBE_TIMEOUT_MS = 1500;
 /** On Ctrl-C, how long the children get to exit after SIGTERM before SIGKILL. */
@@ -42,6 +46,8 @@ const LOGIN_POLL_MS = 200;
 const WATCH_READY_TIMEOUT_MS = 20_000;
 /** `up --watch-delay` default: the quiet time after a change (an editor's save is several writes). */
 export const DEFAULT_WATCH_DELAY_MS = 200;
+/** One admin request of `xserver roll` to a child mgr (it is on this host). */
+const MGR_ADMIN_TIMEOUT_MS = 2000;
 
 export interface PlanStep {
   name: string;
@@ -59,10 +65,10 @@ const example = (p: string): string => path.join(root, 'dist', 'examples', p);
  * two lobbies and a match. Fixed ports are only for the URLs a person opens; everything else
  * finds everything else through the mgr.
  */
-export function clusterPlan(): PlanStep[] {
+export function clusterPlan(dashboardPort = DASHBOARD_PORT): PlanStep[] {
   return [
-    { name: 'mgr-1', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
-    { name: 'mgr-2', role: 'mgr', set: { adminPort: STANDBY_DASHBOARD_PORT } },
+    { name: 'mgr-1', role: 'mgr', set: { adminPort: dashboardPort } },
+    { name: 'mgr-2', role: 'mgr', set: { adminPort: dashboardPort + 1 } },
     { name: 'login', role: 'login', set: { 'login.staticDir': example('web'), 'login.autoRegister': true, 'login.playground': true } },
     { name: 'gateway-1', role: 'gateway' },
     { name: 'gateway-2', role: 'gateway' },
@@ -76,7 +82,7 @@ export function clusterPlan(): PlanStep[] {
  * `xserver up --service <entry>...`: your services instead of the demo's, behind one mgr, login
  * (unknown accounts register at first login) and one gateway; one process per entry.
  */
-export function servicePlan(entries: string[]): PlanStep[] {
+export function servicePlan(entries: string[], dashboardPort = DASHBOARD_PORT): PlanStep[] {
   const names = new Set<string>();
   const services = entries.map((entry): PlanStep => {
     const base = path.basename(entry).replace(/\.[cm]?js$/, '');
@@ -86,19 +92,24 @@ export function servicePlan(entries: string[]): PlanStep[] {
     return { name, role: 'node', entry: path.resolve(entry) };
   });
   return [
-    { name: 'mgr', role: 'mgr', set: { adminPort: DASHBOARD_PORT } },
-    { name: 'login', role: 'login', set: { 'login.autoRegister': true } },
+    { name: 'mgr', role: 'mgr', set: { adminPort: dashboardPort } },
+    { name: 'login', role: 'login', set: { 'login.autoRegister': true, 'login.playground': true } },
     { name: 'gateway', role: 'gateway' },
     ...services,
   ];
+}
+
+/** The first mgr's admin port: `up --admin-port`, else 7090 (the second mgr's is the next one). */
+function dashboardPortOf(config: XConfig): number {
+  return config.adminPort > 0 ? config.adminPort : DASHBOARD_PORT;
 }
 
 function banner(config: XConfig, mode: string, redis: boolean, activeAdminPort: number | null): string {
   const loginPort = config.login.port;
   const url = (port: number): string => `http://${config.adminHost}:${port}/dashboard`;
   // The active mgr's dashboard first; either mgr serves it (a standby shows the active one's view).
-  const [first, other] =
-    activeAdminPort === STANDBY_DASHBOARD_PORT ? [STANDBY_DASHBOARD_PORT, DASHBOARD_PORT] : [DASHBOARD_PORT, STANDBY_DASHBOARD_PORT];
+  const ports = [dashboardPortOf(config), dashboardPortOf(config) + 1];
+  const [first, other] = activeAdminPort === ports[1] ? [ports[1], ports[0]] : [ports[0], ports[1]];
   const which = activeAdminPort === null ? 'the active mgr is not known yet' : 'active mgr';
   return [
     '',
@@ -159,7 +170,8 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
   const resolved = resolveConfig(loadOpts);
   const { config } = resolved;
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty, name: 'up' });
-  const plan = opts.services && opts.services.length > 0 ? servicePlan(opts.services) : clusterPlan();
+  const dashboardPort = dashboardPortOf(config);
+  const plan = opts.services && opts.services.length > 0 ? servicePlan(opts.services, dashboardPort) : clusterPlan(dashboardPort);
   if (opts.watch && opts.memory) throw new XError('CONFIG', WATCH_NEEDS_REDIS + ' (drop --memory)');
   const useRedis = !opts.memory && (await redisReachable(config.redisUrl, config.cluster));
   if (!useRedis) {
@@ -178,25 +190,28 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
     return;
   }
   log.info({ store: redactUrl(config.redisUrl), cluster: config.cluster }, 'starting the cluster, one process per role');
-  const children = new Map<string, ChildProcess>();
+  const children: UpChild[] = [];
   let stopping = false;
+  let control: { close(): Promise<void> } | null = null;
   let stopWatching = (): void => {};
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     stopWatching();
     log.info('stopping the cluster');
-    const procs = [...children.values()].reverse();
-    for (const p of procs) p.kill('SIGTERM');
+    await control?.close().catch(() => {});
+    for (const c of [...children].reverse()) c.proc.kill('SIGTERM');
     const deadline = Date.now() + STOP_GRACE_MS;
-    while (procs.some(running) && Date.now() < deadline) await delay(EXIT_POLL_MS);
-    for (const p of procs) if (running(p)) p.kill('SIGKILL');
+    while (children.some((c) => c.alive) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, EXIT_POLL_MS));
+    }
+    for (const c of children) if (c.alive) c.proc.kill('SIGKILL');
     process.exit(0);
   };
   process.once('SIGINT', () => void stopAll());
   process.once('SIGTERM', () => void stopAll());
   const passArgs = forwardedArgs(loadOpts);
-  const spawnStep = (step: PlanStep): ChildProcess => {
+  const spawnStep = (step: PlanStep): UpChild => {
     const args = [step.role, ...(step.entry ? ['--entry', step.entry] : []), ...passArgs];
     for (const [k, v] of Object.entries(step.set ?? {})) args.push('--set', `${k}=${String(v)}`);
     const proc = spawn(process.execPath, [bin, ...args], {
@@ -210,34 +225,45 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
       // The IPC channel carries the child's "ready" (watch mode waits for it before draining the old process).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
+    const child = new UpChild(step, proc);
     prefixLines(proc, step.name);
     proc.on('exit', (code, signal) => {
-      if (!stopping && children.get(step.name) === proc) log.warn({ role: step.name, code, signal }, 'a cluster process exited');
+      if (stopping) return;
+      // Code 0: it drained and stopped (`xserver drain`, `xserver roll`); anything else is a crash.
+      if (code === 0) log.info({ role: step.name, pid: proc.pid }, 'a cluster process drained and exited');
+      else log.warn({ role: step.name, code, signal }, 'a cluster process exited');
     });
-    return proc;
+    proc.once('exit', () => {
+      // Replaced (watch, roll) or gone: the list holds the live processes and those still exiting.
+      const i = children.indexOf(child);
+      if (i >= 0 && !stopping) children.splice(i, 1);
+    });
+    children.push(child);
+    return child;
   };
-  for (const step of plan) children.set(step.name, spawnStep(step));
-  log.info(`started: ${[...children].map(([name, p]) => `${name} (pid ${p.pid})`).join(', ')}`);
+  for (const step of plan) spawnStep(step);
+  log.info(`started: ${children.map((c) => `${c.step.name} (pid ${c.pid})`).join(', ')}`);
+  control = await serveRollControl(config, upRollHost(children, spawnStep), log).catch((e: unknown) => {
+    log.warn(`\`xserver roll\` is not available for this cluster: ${(e as Error).message}`);
+    return null;
+  });
   await waitForLogin(config.login.port, LOGIN_WAIT_MS);
   if (opts.watch) {
-    const steps = new Map(plan.map((s) => [s.name, s]));
     const replace = async (name: string): Promise<void> => {
-      const step = steps.get(name);
-      const old = children.get(name);
-      if (!step || !old || stopping) return;
-      const next = spawnStep(step);
+      const old = children.find((c) => c.step.name === name && c.alive);
+      if (!old || stopping) return;
+      const next = spawnStep(old.step);
       try {
-        await whenReady(next, WATCH_READY_TIMEOUT_MS);
+        await whenReady(next.proc, WATCH_READY_TIMEOUT_MS);
       } catch (e) {
         log.error(`${name}: the new process did not start (${(e as Error).message}); the old one keeps serving`);
-        if (running(next)) next.kill('SIGKILL');
+        if (next.alive) next.proc.kill('SIGKILL');
         return;
       }
-      children.set(name, next);
-      old.kill('SIGTERM');
+      old.proc.kill('SIGTERM');
       const deadline = Date.now() + STOP_GRACE_MS + config.drainTimeoutMs;
-      while (running(old) && Date.now() < deadline) await delay(EXIT_POLL_MS);
-      if (running(old)) old.kill('SIGKILL');
+      while (old.alive && Date.now() < deadline) await delay(EXIT_POLL_MS);
+      if (old.alive) old.proc.kill('SIGKILL');
       log.info(`${name} restarted (pid ${next.pid})`);
     };
     const services = watchedServices(plan);
@@ -261,7 +287,6 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
 
 const WATCH_NEEDS_REDIS = '--watch replaces service processes, so it needs one process per role, on Redis';
 
-const running = (p: ChildProcess): boolean => p.exitCode === null && p.signalCode === null;
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves when the child reports ready over IPC (src/cli/process.ts); rejects if it exits or times out first. */
@@ -309,6 +334,46 @@ function runBuild(command: string, log: Logger): Promise<boolean> {
       resolve(code === 0);
     });
   });
+}
+
+/** A child of `xserver up`: its plan step and process. */
+class UpChild implements RollProcess {
+  constructor(
+    readonly step: PlanStep,
+    readonly proc: ChildProcess,
+  ) {}
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+}
+
+/** How `xserver roll` reaches a child mgr: its admin port (every mgr step of the plan has one). */
+async function mgrAdmin(c: UpChild, route: string): Promise<Response | undefined> {
+  const port = Number(c.step.set?.adminPort ?? 0);
+  if (port === 0) return undefined;
+  try {
+    return await fetch(`http://127.0.0.1:${port}${route}`, { signal: AbortSignal.timeout(MGR_ADMIN_TIMEOUT_MS) });
+  } catch {
+    return undefined; // not listening yet, or gone
+  }
+}
+
+/** The RollHost of `xserver up`: replacements are new children of the same step. */
+function upRollHost(children: UpChild[], spawnStep: (step: PlanStep) => UpChild): RollHost<UpChild> {
+  return {
+    processes: () => children.filter((c) => c.alive),
+    start: async (old) => spawnStep(old.step),
+    terminate: (c) => void c.proc.kill('SIGTERM'),
+    mgrInstanceId: async (c) => {
+      const r = await mgrAdmin(c, '/api/cluster');
+      if (!r?.ok) return undefined;
+      return ((await r.json()) as { mgr?: { instanceId?: string } }).mgr?.instanceId;
+    },
+    mgrReady: async (c) => (await mgrAdmin(c, '/readyz'))?.ok === true,
+  };
 }
 
 /** Waits until the login service answers, so the printed URLs work when they appear. */

@@ -171,6 +171,28 @@ const TABLE = [
     doc: 'On SIGTERM/SIGINT a process drains first: /readyz answers 503, the member is listed as draining and gets no new work, and it stops once nothing is bound to it (gateway sessions, service accounts) or after this long. A second signal stops at once; 0 stops at once.',
   },
 
+  // ---- rolling restart (`xserver roll`) ----
+  {
+    key: 'roll.stepTimeoutMs',
+    type: 'int',
+    default: 60000,
+    min: 100,
+    doc: '`xserver roll`: how long each wait of one step may take (the replacement ready, the old process gone). Keep it above drainTimeoutMs: the old process may drain that long. The roll stops with ROLL_FAILED beyond it.',
+  },
+  {
+    key: 'roll.controlSocket',
+    type: 'string',
+    default: '',
+    doc: 'Unix socket on which `xserver up` takes `xserver roll` (it owns the processes it replaces). Empty = xserver-up-<cluster>.sock in the system temp directory.',
+  },
+  {
+    key: 'roll.pollMs',
+    type: 'int',
+    default: 200,
+    min: 10,
+    doc: '`xserver roll`: how often it asks the mgr (and the processes) whether a step is done.',
+  },
+
   // ---- TLS (used where link.tls, gateway.tls or login.tls is on) ----
   { key: 'tls.cert', type: 'string', default: '', doc: 'PEM certificate (chain) this process presents; re-read when the file changes.' },
   { key: 'tls.key', type: 'string', default: '', doc: 'PEM private key of tls.cert; re-read when the file changes.' },

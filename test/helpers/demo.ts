@@ -63,6 +63,8 @@ import {
   xserverStatus,
 } from '../../testkit/index.js';
 import type { SpawnOptions } from '../../testkit/process-group.js';
+import type { PlanStep } from '../../src/cli/up.js';
+import type { RollHost } from '../../src/cli/roll.js';
 import { processSuite } from '../../testkit/suite.js';
 
 export const ROOT = REPO_ROOT;
@@ -112,6 +114,8 @@ export class Proc extends GroupProcess {
   id = '';
   /** Its admin HTTP port (mgrs with DemoOptions.mgrAdmin); 0 = none. */
   adminPort = 0;
+  /** The step of the plan this process runs. */
+  step!: PlanStep;
 
   constructor(
     readonly role: 'mgr' | 'login' | 'gateway' | 'node',
@@ -138,6 +142,8 @@ export interface DemoOptions {
 export class Demo {
   readonly name = `e2e-${randomBytes(5).toString('hex')}`;
   readonly procs: Proc[] = [];
+  /** Other process groups of the test (e.g. an `xserver up`), killed by destroy() too. */
+  readonly others: GroupProcess[] = [];
   loginUrl = '';
   loginPort = 0;
   private destroyed = false;
@@ -192,19 +198,10 @@ export class Demo {
   async start(timeoutMs = 20_000): Promise<void> {
     if (!fs.existsSync(path.join(ROOT, 'dist/cli/up.js'))) throw new Error('dist/ is missing: run `npm run build` first');
     const { clusterPlan } = (await import(path.join(ROOT, 'dist/cli/up.js'))) as typeof import('../../src/cli/up.js');
-    const extra = Object.entries(this.opts.set ?? {}).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
     const plan = clusterPlan();
     for (const step of plan) {
-      const set: Record<string, string | number | boolean> = { ...(step.set ?? {}) };
-      delete set.adminPort; // fixed 7090/7091 in the plan: tests must not collide with `npm start`
-      if (step.role === 'login') set['login.port'] = 0;
       const adminPort = this.opts.mgrAdmin && step.role === 'mgr' ? await freePort() : 0;
-      if (adminPort) set.adminPort = adminPort;
-      const args: string[] = [step.role, ...(step.entry ? ['--entry', step.entry] : [])];
-      for (const [k, v] of Object.entries(set)) args.push('--set', `${k}=${String(v)}`);
-      const level = Object.entries(this.opts.logLevels ?? {}).find(([prefix]) => step.name.startsWith(prefix))?.[1];
-      if (level) args.push('--log-level', level);
-      this.spawn(step.name, step.role, [...args, ...extra]).adminPort = adminPort;
+      this.startStep(step, step.name, adminPort).adminPort = adminPort;
     }
     const want = { login: 1, gateway: 2, node: plan.filter((s) => s.role === 'node').length };
     // The login's HTTP port: its 'login listening' line (url http://0.0.0.0:<port>/login).
@@ -250,6 +247,49 @@ export class Demo {
       timeoutMs,
       100,
     );
+  }
+
+  /**
+   * Starts the process of one step of the plan (as start() does for every step), labelled
+   * `label` (default the step's name): a replacement in a rolling restart is a second process
+   * of the same step. Returns at once; the process registers by itself.
+   */
+  startStep(step: PlanStep, label = step.name, adminPort = 0): Proc {
+    const set: Record<string, string | number | boolean> = { ...(step.set ?? {}) };
+    delete set.adminPort; // fixed 7090/7091 in the plan: tests must not collide with `npm start`
+    if (adminPort) set.adminPort = adminPort;
+    if (step.role === 'login') set['login.port'] = 0;
+    const args: string[] = [step.role, ...(step.entry ? ['--entry', step.entry] : [])];
+    for (const [k, v] of Object.entries(set)) args.push('--set', `${k}=${String(v)}`);
+    const level = Object.entries(this.opts.logLevels ?? {}).find(([prefix]) => step.name.startsWith(prefix))?.[1];
+    if (level) args.push('--log-level', level);
+    const extra = Object.entries(this.opts.set ?? {}).flatMap(([k, v]) => ['--set', `${k}=${String(v)}`]);
+    const p = this.spawn(label, step.role, [...args, ...extra]);
+    p.step = step;
+    return p;
+  }
+
+  /**
+   * The demo as a RollHost (src/cli/roll.ts): its live processes; a replacement is a new process
+   * of the same step, labelled `<step>.<n>`; a new login's URL becomes `loginUrl` once it listens.
+   */
+  rollHost(): RollHost<Proc> {
+    return {
+      processes: () => this.procs.filter((p) => p.alive),
+      start: async (old) => {
+        const n = this.procs.filter((p) => p.step.name === old.step.name).length;
+        const p = this.startStep(old.step, `${old.step.name}.${n + 1}`);
+        if (p.role === 'login') {
+          const listening = await p.waitForLog('login listening', { timeoutMs: 20_000 });
+          this.loginPort = Number(new URL(String(listening.url)).port);
+          this.loginUrl = `http://127.0.0.1:${this.loginPort}`;
+        }
+        return p;
+      },
+      terminate: (p) => p.signal('SIGTERM'),
+      mgrInstanceId: async (p) => p.log('mgr started')?.instanceId as string | undefined,
+      mgrReady: async (p) => p.log('mgr started') !== undefined,
+    };
   }
 
   private failIfExited(): undefined {
@@ -335,7 +375,7 @@ export class Demo {
   dumpLogs(): string {
     const dir = path.join(os.tmpdir(), 'xserver-e2e-logs', this.name);
     fs.mkdirSync(dir, { recursive: true });
-    for (const p of this.procs) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
+    for (const p of [...this.procs, ...this.others]) fs.writeFileSync(path.join(dir, `${p.label}.log`), p.tail(p.lines.length) + '\n');
     fs.writeFileSync(path.join(dir, 'timeline.txt'), this.timeline() + '\n');
     return dir;
   }
@@ -345,7 +385,7 @@ export class Demo {
     if (this.destroyed) return;
     this.destroyed = true;
     await Promise.all(this.players.map((p) => p.client.close().catch(() => {})));
-    await killGroups(this.procs);
+    await killGroups([...this.procs, ...this.others]);
     for (const r of this.redisClients) r.disconnect();
     await deleteKeys(REDIS_URL, clusterKeyPatterns(this.name));
   }
