@@ -78,6 +78,9 @@ class FakeCluster implements RollHost<FakeProc> {
       mgr: { instanceId: this.lease?.instanceId ?? '', epoch: 1, addr: '', port: 1, settling: false },
       members: [...this.members].map(([pid, m]) => ({ ...m, pid })),
       checks: [],
+      policies: [],
+      accounts: [],
+      gatewaysCounted: 0,
     };
   }
   async readLease(): Promise<LeaseRecord | null> {

@@ -25,7 +25,7 @@ import { defaultConfig } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
 import { Roll, rollCluster, type RollEvent } from '../../src/cli/roll.js';
 import { ClientError } from '../../dist/client/index.js';
-import { LobbyCmd } from '../../examples/protocol.js';
+import { RoleList, WorldMessage } from '../../examples/contracts.js';
 import { REDIS_URL, demoSuite, tag, type Demo, type Player, type Proc } from '../helpers/demo.js';
 import { freePort, spawnXserver, xserverCommand } from '../../testkit/index.js';
 
@@ -55,7 +55,7 @@ interface Bot {
 function seqFrom(receiver: Bot, sender: Bot): number[] {
   const out: number[] = [];
   for (const m of receiver.player.inbox) {
-    if (m.cmd !== 4000 + LobbyCmd.WORLD_MESSAGE || m.body.from !== sender.player.role) continue;
+    if (m.name !== WorldMessage.name || m.body.from !== sender.player.role) continue;
     const [who, n] = String(m.body.text).split(':');
     if (who === `bot${sender.index}`) out.push(Number(n));
   }
@@ -79,7 +79,7 @@ function load(bots: Bot[]): { stop(): Promise<void> } {
       }
       if (i % REQUEST_EVERY === 0) {
         b.requests.issued++;
-        const ask = i % (2 * REQUEST_EVERY) === 0 ? b.player.ask(LobbyCmd.ROLE_LIST) : b.player.whisper(next.player.role, `hi ${i}`);
+        const ask = i % (2 * REQUEST_EVERY) === 0 ? b.player.ask(RoleList, undefined) : b.player.whisper(next.player.role, `hi ${i}`);
         inFlight.push(
           ask.then(
             () => b.requests.ok++,
@@ -182,7 +182,7 @@ describe('xserver roll', () => {
     await late.enter(`late_${tag()}`);
     late.worldChat('late:1');
     await bots[0]!.player.waitMessage(
-      LobbyCmd.WORLD_MESSAGE,
+      WorldMessage,
       (m) => m.text === 'late:1',
       'world chat from the player who logged in after the roll',
       10_000,
