@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACCEPT_VERIFIER, REPO_ROOT, XSERVER_BIN, spawnGroup, xserverEnv } from '../testkit/index.js';
+import { ACCEPT_VERIFIER, type GroupProcess, REPO_ROOT, XSERVER_BIN, spawnGroup, waitFor, xserverEnv } from '../testkit/index.js';
 import { startDevCluster, type DevCluster } from '../src/dev.js';
 import { defineService } from '../src/service.js';
 import type { BotsReport } from '../src/bots/report.js';
@@ -61,8 +61,11 @@ afterAll(async () => {
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-/** Runs `xserver bots <args>` to its end; kills its process group if it outlives the slack. */
-async function bots(args: string[], timeoutMs = RUN_SLACK_MS) {
+/**
+ * Runs `xserver bots <args>` to its end (`during` may act on it meanwhile); kills its process group
+ * if it outlives the slack.
+ */
+async function bots(args: string[], during?: (p: GroupProcess) => Promise<void>, timeoutMs = RUN_SLACK_MS) {
   const p = spawnGroup({
     label: 'bots',
     command: process.execPath,
@@ -73,6 +76,7 @@ async function bots(args: string[], timeoutMs = RUN_SLACK_MS) {
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
+    await during?.(p);
     const exit = await Promise.race([
       p.exited,
       new Promise<never>(
@@ -207,6 +211,32 @@ describe('xserver bots', () => {
     for (const [, s] of mine) expect([...s.tags]).toEqual(['session']);
     expect(mine.reduce((n, [, s]) => n + s.ticks, 0)).toBe(report.messages.answered);
     expect(report.errors.total).toBe(0);
+  });
+
+  it('Ctrl-C (SIGINT to the process group) ends the run early with its report, and no worker outlives it', async () => {
+    const file = path.join(tmp, `sigint-${randomBytes(3).toString('hex')}.json`);
+    let pgid = 0;
+    const r = await bots(['-n', '4', '-r', '2', '-d', '10m', '--login', dev.loginUrl, '--type', String(ECHO_TYPE), '--json', file], async (p) => {
+      pgid = p.pid!;
+      await waitFor(() => p.hasLine(/connected 4\/4 /) || !p.alive, { timeoutMs: RUN_SLACK_MS, what: 'all 4 bots connected', wake: p.changes });
+      p.signal('SIGINT');
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/bots: stopping/);
+    const report = await readReport(file);
+    expect(report.ccu.reached).toBe(4);
+    expect(report.errors.total).toBe(0);
+    expect(report.elapsedMs).toBeLessThan(10 * 60_000);
+    // The workers were in the bots process's group; the group is empty now.
+    const groupAlive = (): boolean => {
+      try {
+        process.kill(-pgid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => !groupAlive(), { timeoutMs: 5000, what: 'no process left in the bots process group' });
   });
 
   it('bad flags: a clear message and exit code 2', async () => {
