@@ -14,6 +14,7 @@
  * Logins go at this worker's share of bots.rampPerSec, at most its share of bots.maxPendingLogins
  * at once. An open bot ticks every 1000/rate ms from a random phase (so bots do not tick in step).
  */
+import { setMaxListeners } from 'node:events';
 import { XClient } from '../client/client.js';
 import { isClientError } from '../client/errors.js';
 import { login, type LoginResult } from '../client/login.js';
@@ -163,7 +164,7 @@ function contextOf(bot: Bot, client: XClient): BotContext {
     },
     next: () =>
       new Promise<boolean>((resolve) => {
-        if (bot.state !== 'open' || bot.client !== client) return resolve(false);
+        if (stopping || bot.state !== 'open' || bot.client !== client) return resolve(false);
         bot.wake = resolve;
       }),
     record: (ms) => latency.recordMs(ms),
@@ -300,6 +301,8 @@ async function close(): Promise<void> {
 
 async function init(o: WorkerOptions): Promise<void> {
   opts = o;
+  // Every pending login listens on the run's abort signal.
+  setMaxListeners(o.maxPendingLogins + 10, abort.signal);
   try {
     script = o.scriptUrl ? await loadScript(o.scriptUrl) : echoScript(o.echo);
   } catch (e) {
