@@ -57,7 +57,7 @@ export interface WorkerStats {
   ticks: number;
   /** Ticks not run because the bot's previous one was still running. */
   skipped: number;
-  /** `stage:CODE` -> count, stage being login, request, send, script or session. */
+  /** `stage:CODE` -> count, stage being login, request, send, script or session (at most 100 keys). */
   errors: Record<string, number>;
   /** Round trips of ctx.request() (and ctx.record()). */
   latency: HistogramJson;

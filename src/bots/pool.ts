@@ -55,6 +55,8 @@ interface Worker {
 
 export class BotPool {
   private peak = 0;
+  /** Workers that exited before close(): their bots are gone (counted as worker:EXITED). */
+  private lost = 0;
   private last = performance.now();
   private closed = false;
 
@@ -118,6 +120,9 @@ export class BotPool {
       for (const fn of handlers.get(m.t) ?? []) fn(m);
     });
     proc.on('error', () => {}); // an IPC failure shows as the exit
+    proc.once('exit', () => {
+      if (!this.closed) this.lost++;
+    });
     const share = (total: number): number => Math.max(1, Math.floor(total / n) + (i < total % n ? 1 : 0));
     const { workers: _count, ...rest } = o;
     const options: WorkerOptions = { ...rest, worker: i, workers: n, rampPerSec: o.rampPerSec / n, maxPendingLogins: share(o.maxPendingLogins) };
@@ -185,6 +190,7 @@ export class BotPool {
       t.latency.add(s.latency);
       t.login.add(s.login);
     }
+    if (this.lost > 0) t.errors['worker:EXITED'] = this.lost;
     return t;
   }
 

@@ -26,6 +26,8 @@ import { echoScript, loadScript, type BotContext, type Script } from './script.j
 const RAMP_PUMP_MS = 20;
 /** How often quiesce checks whether the ticks in flight are done. */
 const QUIESCE_POLL_MS = 10;
+/** Distinct error keys kept (codes come from servers and scripts); the rest count as `<stage>:OTHER`. */
+const MAX_ERROR_KEYS = 100;
 
 type BotState = 'queued' | 'logging-in' | 'open' | 'stopped';
 
@@ -66,9 +68,14 @@ function send(msg: FromWorker): void {
 function countError(stage: string, e: unknown): void {
   const own = (e as { code?: unknown } | null)?.code;
   const code = isClientError(e) ? e.code : typeof own === 'string' && own !== '' ? own : 'ERROR';
-  const key = `${stage}:${code}`;
-  errors[key] = (errors[key] ?? 0) + 1;
+  countKey(stage, code);
   if (e !== null && typeof e === 'object') counted.add(e);
+}
+
+function countKey(stage: string, code: string): void {
+  let key = `${stage}:${code}`;
+  if (errors[key] === undefined && Object.keys(errors).length >= MAX_ERROR_KEYS) key = `${stage}:OTHER`;
+  errors[key] = (errors[key] ?? 0) + 1;
 }
 
 /** Every state change of a bot goes through here. */
@@ -114,7 +121,7 @@ async function logIn(bot: Bot): Promise<void> {
     bot.lr = lr;
     client.on('disconnected', (reason) => {
       if (bot.client !== client || bot.state !== 'open') return;
-      errors[`session:${reason}`] = (errors[`session:${reason}`] ?? 0) + 1;
+      countKey('session', reason);
       moveTo(bot, 'queued');
     });
     moveTo(bot, 'open');
@@ -169,7 +176,7 @@ function contextOf(bot: Bot, client: XClient): BotContext {
       }),
     record: (ms) => latency.recordMs(ms),
     fail: (code) => {
-      errors[`script:${code}`] = (errors[`script:${code}`] ?? 0) + 1;
+      countKey('script', code);
     },
   };
 }

@@ -37,6 +37,8 @@ export class BotsUsageError extends Error {}
 
 /** Most workers `--workers` accepts: far beyond any core count, it only guards against a typo. */
 const MAX_WORKERS = 256;
+/** Highest --rate: five times the gateway's default per-client limit (gateway.rateLimitPerSec); a typo guard. */
+const MAX_RATE = 1000;
 
 /** "3s", "500ms", "2m", or a number of seconds. */
 export function parseDuration(v: string): number {
@@ -69,7 +71,7 @@ export interface BotsPlan {
 export function planBots(flags: BotsFlags, config: XConfig): BotsPlan {
   if (flags.clients === undefined) throw new BotsUsageError('--clients <n> is required');
   const clients = num('clients', flags.clients, 1, config.bots.maxClients, true);
-  const rate = num('rate', flags.rate, 0, 1000, false);
+  const rate = num('rate', flags.rate, 0, MAX_RATE, false);
   const durationMs = parseDuration(flags.duration);
   const rampPerSec = flags.ramp === undefined ? config.bots.rampPerSec : num('ramp', flags.ramp, 1, 1_000_000, true);
   const workers = flags.workers === undefined ? Math.min(os.availableParallelism(), clients) : num('workers', flags.workers, 1, MAX_WORKERS, true);
