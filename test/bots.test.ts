@@ -13,6 +13,7 @@ import { ACCEPT_VERIFIER, type GroupProcess, REPO_ROOT, XSERVER_BIN, spawnGroup,
 import { startDevCluster, type DevCluster } from '../src/dev.js';
 import { defineService } from '../src/service.js';
 import type { BotsReport } from '../src/bots/report.js';
+import { gatewayPidOnThisHost } from '../src/cli/bots.js';
 
 const ECHO_TYPE = 4;
 const ECHO = 1;
@@ -255,5 +256,20 @@ describe('xserver bots', () => {
     const missing = await bots(['--clients', '3', '--script', path.join(tmp, 'no-such-script.js'), '--login', dev.loginUrl]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/cannot load the script .*no-such-script\.js/);
+  });
+});
+
+describe('--gateway auto', () => {
+  const here = os.hostname();
+  it("takes the pid of the cluster's one gateway on this host, and refuses none or several", () => {
+    const members = [
+      { id: 'g1', type: 3, host: here, pid: 111 },
+      { id: 'g2', type: 3, host: 'elsewhere', pid: 222 },
+      { id: 'n1', type: 4, host: here, pid: 333 },
+    ];
+    expect(gatewayPidOnThisHost(members, 3)).toBe(111);
+    expect(() => gatewayPidOnThisHost(members.slice(1), 3)).toThrow(/exactly one gateway .* the mgr lists g2 on elsewhere \(pid 222\)/);
+    expect(() => gatewayPidOnThisHost([...members, { id: 'g3', type: 3, host: here, pid: 444 }], 3)).toThrow(/exactly one gateway/);
+    expect(() => gatewayPidOnThisHost([], 3)).toThrow(/lists none/);
   });
 });

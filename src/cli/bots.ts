@@ -125,6 +125,21 @@ export function planBots(flags: BotsFlags, config: XConfig): BotsPlan {
   };
 }
 
+/**
+ * `--gateway auto`: the pid of the one gateway of the configured cluster that runs on this host,
+ * from the active mgr's member list (`xserver status`).
+ */
+export function gatewayPidOnThisHost(members: Record<string, unknown>[], gatewayType: number): number {
+  const here = members.filter((m) => m.type === gatewayType && m.host === os.hostname());
+  if (here.length !== 1) {
+    const all = members.filter((m) => m.type === gatewayType).map((m) => `${String(m.id)} on ${String(m.host)} (pid ${String(m.pid)})`);
+    throw new BotsUsageError(
+      `--gateway auto needs exactly one gateway of the cluster on this host (${os.hostname()}); the mgr lists ${all.length ? all.join(', ') : 'none'}: give its admin URL or pid instead`,
+    );
+  }
+  return Number(here[0]!.pid);
+}
+
 /** Runs the plan to its end (duration, or the first SIGINT/SIGTERM); returns the exit code. */
 export async function runBots(plan: BotsPlan): Promise<number> {
   const startedAt = new Date();

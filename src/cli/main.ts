@@ -10,7 +10,8 @@ import { renderConfigDocs } from '../config/docs.js';
 import { MIN_SECRET_BITS } from '../config/security.js';
 import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
-import { BotsUsageError, planBots, runBots, type BotsFlags } from './bots.js';
+import { BotsUsageError, gatewayPidOnThisHost, planBots, runBots, type BotsFlags } from './bots.js';
+import { NodeType } from '../protocol/commands.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatDoctor, formatStatus, requestDrain } from './status.js';
 import { runInit } from './init.js';
@@ -221,7 +222,10 @@ export function buildProgram(): Command {
     .option('--password <password>', 'password of every bot account', 'bot')
     .option('--transport <kind>', 'ws or tcp', 'ws')
     .option('--param <key=value>', 'passed to the script as ctx.params (repeatable)', parseParam, {})
-    .option('--gateway <admin-url|pid>', "the gateway's admin URL (its /metrics) or pid: RSS per client and CPU in the report")
+    .option(
+      '--gateway <admin-url|pid|auto>',
+      "the gateway's admin URL (its /metrics) or pid, or auto (the cluster's one gateway on this host, from the mgr): RSS per client and CPU in the report",
+    )
     .option('--json [file]', 'write the report as JSON to <file> (the table still goes to stdout), or without <file> print JSON instead of the table')
     .exitOverride((err) => {
       // Commander printed the problem already; a usage error is exit code 2 like our own checks.
@@ -230,6 +234,17 @@ export function buildProgram(): Command {
     .action(async (flags: CommonFlags & BotsFlags) => {
       const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
       try {
+        if (flags.gateway === 'auto') {
+          const logger = makeLogger(config, 'bots');
+          const store = await openStore(config, logger);
+          try {
+            flags.gateway = String(gatewayPidOnThisHost((await fetchStatus(config, store, logger)).members, NodeType.GATEWAY));
+          } catch (e) {
+            throw e instanceof BotsUsageError ? e : new BotsUsageError(`--gateway auto: ${(e as Error).message}`);
+          } finally {
+            await store.close();
+          }
+        }
         process.exitCode = await runBots(planBots(flags, config));
       } catch (e) {
         if (!(e instanceof BotsUsageError)) throw e;
