@@ -199,7 +199,6 @@ export async function runBots(plan: BotsPlan): Promise<number> {
 
   try {
     await finished;
-    const stoppedAt = performance.now();
     clearInterval(live);
     const totals = await pool.quiesce();
     const endedAt = Date.now();
@@ -228,7 +227,8 @@ export async function runBots(plan: BotsPlan): Promise<number> {
       },
       hardware: hw,
       totals,
-      fullLoad: atFullLoad ? { since: atFullLoad, ms: stoppedAt - t0 - (rampMs ?? 0) } : undefined,
+      // Both ends are worker reports (the totals move once per report interval), so is the time between.
+      fullLoad: atFullLoad ? { since: atFullLoad, ms: totals.at - atFullLoad.at } : undefined,
       gateway,
     });
     const json = JSON.stringify(report, null, 2) + '\n';
