@@ -10,6 +10,8 @@ export type { Strategy, SelectOptions } from './node/select.js';
 export { MgrServer } from './mgr/mgr.js';
 export { defineService, type ServiceDefinition } from './service.js';
 export { startDevCluster, type DevCluster, type DevClusterOptions } from './dev.js';
+/** What a `xserver bots` script gets besides the client (docs/bots.md). */
+export type { BotContext } from './bots/script.js';
 export {
   createRoleContext,
   startRole,

@@ -11,6 +11,7 @@
  * - deleteKeys(), clusterKeyPatterns(): Redis cleanup by pattern (redis-keys.js)
  * - acquireMachineLock(): one process-cluster test file at a time on the machine (machine-lock.js)
  * - spawnXserver(), xserverEnv(), xserverStatus(), xserverCommand(): xserver itself as a child (xserver.js)
+ * - ACCEPT_VERIFIER: a login verifier for load tests, password "bot" (accept-verifier.js)
  *
  * Vitest hooks for process-cluster files are in ./suite.js (not re-exported: it imports vitest).
  */
@@ -32,3 +33,4 @@ export { FAST_TIMINGS, applyTimings, settingEnvName, timingsEnv } from './timing
 export { clusterKeyPatterns, deleteKeys } from './redis-keys.js';
 export { LOCK_FILE, acquireMachineLock, releaseMachineLock } from './machine-lock.js';
 export { REPO_ROOT, XSERVER_BIN, spawnXserver, xserverCommand, xserverEnv, xserverSpawnOptions, xserverStatus } from './xserver.js';
+export { ACCEPT_VERIFIER } from './accept-verifier.js';

@@ -38,7 +38,7 @@ export function renderScenario(result, cfg) {
   }
 
   const footer = [
-    `median of ${cfg.runs} run${cfg.runs > 1 ? 's' : ''}`,
+    `median of ${result.runs ?? cfg.runs} run${(result.runs ?? cfg.runs) > 1 ? 's' : ''}`,
     result.name === 'discovery' || !result.columns.some((c) => c.point)
       ? undefined
       : `${cfg.durationMs} ms per point after ${cfg.warmupMs} ms warm-up`,

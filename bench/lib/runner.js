@@ -14,7 +14,7 @@ const GONE_TIMEOUT_MS = Number(process.env.BENCH_GONE_TIMEOUT_MS ?? 15_000); // 
 
 /**
  * cfg: { runs, durationMs, warmupMs, token }. log(line) reports progress.
- * Returns { name, title, baseline, columns, rows: [{ label, kind, values, runs, notes }], elapsedMs }.
+ * Returns { name, title, baseline, columns, rows: [{ label, kind, values, runs, notes }], elapsedMs, runs }.
  */
 export async function runScenario(scenario, rows, cfg, log) {
   const started = now();
@@ -23,7 +23,9 @@ export async function runScenario(scenario, rows, cfg, log) {
     const missing = await unmetNeed(r.row);
     if (missing) r.unavailable = missing;
   }
-  for (let run = 0; run < cfg.runs; run++) {
+  // A scenario may fix its number of runs (one run of `ccu` takes minutes).
+  const runs = scenario.runs ?? cfg.runs;
+  for (let run = 0; run < runs; run++) {
     for (const [i, r] of results.entries()) {
       if (r.unavailable) continue;
       // Unique per scenario too: rows with the same index in two scenarios must not share a cluster.
@@ -40,7 +42,7 @@ export async function runScenario(scenario, rows, cfg, log) {
       r.runs.push(values);
       for (const e of errors) r.notes.add(e);
       const summary = scenario.columns.map((c) => `${c.label}=${fmtLog(cellValue(c, values))}`).join(' ');
-      log(`[${scenario.name}] run ${run + 1}/${cfg.runs} ${r.row.label}: ${summary} (${((now() - t) / 1000).toFixed(1)} s)`);
+      log(`[${scenario.name}] run ${run + 1}/${runs} ${r.row.label}: ${summary} (${((now() - t) / 1000).toFixed(1)} s)`);
       for (const e of errors) log(`    ${e}`);
     }
   }
@@ -57,6 +59,7 @@ export async function runScenario(scenario, rows, cfg, log) {
       notes: r.unavailable ? [r.unavailable] : [...r.notes],
     })),
     elapsedMs: now() - started,
+    runs,
   };
 }
 

@@ -10,6 +10,8 @@ import { renderConfigDocs } from '../config/docs.js';
 import { MIN_SECRET_BITS } from '../config/security.js';
 import { loadService, startRole } from '../roles.js';
 import { runAccountCommand } from './account.js';
+import { BotsUsageError, gatewayPidOnThisHost, planBots, runBots, type BotsFlags } from './bots.js';
+import { NodeType } from '../protocol/commands.js';
 import { loadOrExit, makeLogger, openStore, runProcess } from './process.js';
 import { fetchStatus, formatCanary, formatDoctor, formatPolicies, formatStatus, requestDrain } from './status.js';
 import { requestCanaryClear, requestCanaryRollback, requestCanarySet, resolveType, type CanarySetFlags } from './canary.js';
@@ -89,6 +91,13 @@ async function runTool(
   } finally {
     await store.close();
   }
+}
+
+/** `--param key=value` (repeatable) for bot scripts. */
+function parseParam(arg: string, previous: Record<string, string>): Record<string, string> {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${arg}"`);
+  return { ...previous, [arg.slice(0, eq)]: arg.slice(eq + 1) };
 }
 
 export function buildProgram(): Command {
@@ -290,6 +299,56 @@ export function buildProgram(): Command {
         if (!(e instanceof XError)) throw e;
         process.stderr.write(`xserver up: ${e.message}\n`);
         process.exit(2);
+      }
+    });
+
+  withCommon(
+    program
+      .command('bots')
+      .description('load generator: simulated clients over worker processes, logging in and talking through the client SDK (docs/bots.md)'),
+  )
+    .option('-n, --clients <n>', 'simulated clients (bots) in total')
+    .option('-r, --rate <r>', 'script ticks (messages) per second per client; 0 = idle clients', '1')
+    .option('-d, --duration <time>', 'run time, e.g. 30s, 500ms, 2m; the run stops by itself then', '30s')
+    .option('--ramp <n>', 'new logins per second, all workers together (bots.rampPerSec)')
+    .option('-w, --workers <n>', 'worker processes (default: the number of cores)')
+    .option('-s, --script <module>', 'script module: default export (client, ctx) called per tick, or session(client, ctx) (docs/bots.md)')
+    .option('-t, --type <n>', 'built-in script: echo requests to this service type')
+    .option('--cmd <sub>', "built-in script: the command's number within the type", '1')
+    .option('--payload <bytes>', 'built-in script: request body size', '64')
+    .option('--login <url>', 'login service URL (default http://127.0.0.1:<login.port>)')
+    .option('--account-prefix <prefix>', 'bot accounts are <prefix><n>, n = 0 .. clients - 1', 'bot-')
+    .option('--password <password>', 'password of every bot account', 'bot')
+    .option('--transport <kind>', 'ws or tcp', 'ws')
+    .option('--param <key=value>', 'passed to the script as ctx.params (repeatable)', parseParam, {})
+    .option(
+      '--gateway <admin-url|pid|auto>',
+      "the gateway's admin URL (its /metrics) or pid, or auto (the cluster's one gateway on this host, from the mgr): RSS per client and CPU in the report",
+    )
+    .option('--json [file]', 'write the report as JSON to <file> (the table still goes to stdout), or without <file> print JSON instead of the table')
+    .exitOverride((err) => {
+      // Commander printed the problem already; a usage error is exit code 2 like our own checks.
+      process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2);
+    })
+    .action(async (flags: CommonFlags & BotsFlags) => {
+      const { config } = loadOrExit(loadOptions({ ...flags, logLevel: flags.logLevel ?? 'warn' }));
+      try {
+        if (flags.gateway === 'auto') {
+          const logger = makeLogger(config, 'bots');
+          const store = await openStore(config, logger);
+          try {
+            flags.gateway = String(gatewayPidOnThisHost((await fetchStatus(config, store, logger)).members, NodeType.GATEWAY));
+          } catch (e) {
+            throw e instanceof BotsUsageError ? e : new BotsUsageError(`--gateway auto: ${(e as Error).message}`);
+          } finally {
+            await store.close();
+          }
+        }
+        process.exitCode = await runBots(planBots(flags, config));
+      } catch (e) {
+        if (!(e instanceof BotsUsageError)) throw e;
+        process.stderr.write(`xserver bots: ${e.message}\n`);
+        process.exitCode = 2;
       }
     });
 

@@ -692,6 +692,51 @@ const TABLE = [
     min: 100,
     doc: 'How long a probe result is trusted before the address is probed again.',
   },
+
+  // ---- load generator (`xserver bots`, docs/bots.md) ----
+  {
+    key: 'bots.rampPerSec',
+    type: 'int',
+    default: 50,
+    min: 1,
+    doc: 'New logins per second of `xserver bots`, all workers together (--ramp). The default fits a gateway with the default gateway.acceptRatePerAddress, since every bot dials from the same address.',
+  },
+  {
+    key: 'bots.maxPendingLogins',
+    type: 'int',
+    default: 32,
+    min: 1,
+    doc: "Bots logging in or connecting at the same time, all workers together; further logins wait. Below the gateway's gateway.maxPendingPerAddress, so a slow login service does not pile up connections.",
+  },
+  { key: 'bots.maxClients', type: 'int', default: 100000, min: 1, doc: 'Largest --clients `xserver bots` accepts.' },
+  {
+    key: 'bots.loginTimeoutMs',
+    type: 'int',
+    default: 10000,
+    min: 100,
+    doc: "One bot's HTTP login may take this long; then it counts a TIMEOUT and tries again later.",
+  },
+  {
+    key: 'bots.requestTimeoutMs',
+    type: 'int',
+    default: 5000,
+    min: 10,
+    doc: "A bot's request (ctx.request in a script) fails with TIMEOUT after this long.",
+  },
+  {
+    key: 'bots.reportIntervalMs',
+    type: 'int',
+    default: 1000,
+    min: 100,
+    doc: 'How often the workers report their counts and the live line is printed.',
+  },
+  {
+    key: 'bots.stopTimeoutMs',
+    type: 'int',
+    default: 10000,
+    min: 100,
+    doc: 'At the end of a run, how long the workers get to finish the ticks in flight and then to close their clients before they are killed.',
+  },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS: readonly Setting[] = TABLE;
