@@ -2,7 +2,7 @@
 // Each account is allocated to one lobby at login; the gateway routes its 4xxx commands here.
 // The commands are the contracts of ../contracts.ts: the handlers get decoded requests and return
 // the responses, the contracts' codecs do the bytes.
-import { XError, defineService, type ClientContext } from 'xserver';
+import { XError, defineService, jsonCodec, type ClientContext } from 'xserver';
 import {
   CreateRole,
   EnterGame,
@@ -19,6 +19,9 @@ import {
   type Role,
 } from '../contracts.js';
 
+/** What a lobby hands the next one for an account it drains: the role the account plays. */
+const InGame = jsonCodec<{ role: string }>('lobby.inGame@1');
+
 const NAME = /^[\p{L}\p{N}_-]{2,16}$/u;
 /** Longest chat line passed on; the rest is cut. */
 const MAX_TEXT = 500;
@@ -33,6 +36,21 @@ export default defineService({
     // The role in game is also kept in the store, so that when a lobby dies and the gateway moves
     // its accounts to another one, the players stay in game there (the client notices nothing).
     const inGameKey = (account: string): string => `in-game:${account}`;
+
+    // Account handoff: when this lobby drains (a rolling upgrade, `xserver drain`), each account's
+    // role in game moves to the lobby the gateway re-binds it to, before its next message there.
+    node.onAccountExport(InGame, (account) => {
+      const role = online.get(account);
+      return role === undefined ? undefined : { role };
+    });
+    node.onAccountImport(InGame, (account, { role }) => {
+      online.set(account, role);
+      node.setOverload(0, online.size);
+    });
+    node.on('account-moved', (account) => {
+      online.delete(account);
+      node.setOverload(0, online.size);
+    });
 
     const roleOf = async (ctx: ClientContext): Promise<string> => {
       const name = online.get(ctx.account);

@@ -6,13 +6,9 @@
  * duplicate, in order), every request is answered or fails with a typed error, and no lobby
  * reports an account lost.
  *
- * The roll covers the steps in ROLLS_LOSSLESSLY_TODAY. The steps in AWAITS_HANDOFF lose work
- * today and join the list when the handoff of SPEC §12 lands:
- *   - a gateway's drain waits for its clients to leave, which they do not; at drainTimeoutMs it
- *     cuts them: they reconnect through login, world chat sent meanwhile is lost, and the
- *     lobbies report their accounts lost (until GOING_AWAY moves them live);
- *   - a lobby's drain waits for its bound accounts, which stay; at the deadline it stops and its
- *     accounts move to the other lobby, with their in-memory state (until onAccountExport/Import).
+ * Every role rolls: the mgrs (standby first), login, then each gateway (its clients move to the
+ * other one with GOING_AWAY, no login) and each lobby (its accounts and their role in game move
+ * to the other lobby through onAccountExport/onAccountImport), then match.
  *
  * Run: npm run build && npx vitest run test/cluster/roll.test.ts
  */
@@ -31,10 +27,8 @@ import { freePort, spawnXserver, xserverCommand } from '../../testkit/index.js';
 
 const { newDemo } = demoSuite('cluster/roll');
 
-/** Plan steps (clusterPlan() names) that roll without losing anything today. */
-const ROLLS_LOSSLESSLY_TODAY = ['mgr-1', 'mgr-2', 'login', 'match'];
-/** Plan steps that join ROLLS_LOSSLESSLY_TODAY with live gateway handoff and lobby account handoff. */
-const AWAITS_HANDOFF = ['gateway-1', 'gateway-2', 'lobby-1', 'lobby-2'];
+/** Every step of the demo's plan (clusterPlan() names). */
+const ROLLED = ['mgr-1', 'mgr-2', 'login', 'gateway-1', 'gateway-2', 'lobby-1', 'lobby-2', 'match'];
 
 const BOTS = 6;
 /** Pacing of each bot's load (not a condition: the waits below are on what arrived). */
@@ -108,8 +102,7 @@ async function everyoneHeardEveryone(demo: Demo, bots: Bot[], n: (sender: Bot) =
 }
 
 describe('xserver roll', () => {
-  it('rolls mgrs, login and match under chatting bots: no message lost or duplicated, no account lost, requests answered', async () => {
-    expect(ROLLS_LOSSLESSLY_TODAY.filter((s) => AWAITS_HANDOFF.includes(s))).toEqual([]);
+  it('rolls every role under chatting bots: clients move between gateways, accounts between lobbies; no message lost or duplicated, no account lost, every request answered', async () => {
     const demo = newDemo();
     await demo.start();
     const bots: Bot[] = [];
@@ -136,26 +129,30 @@ describe('xserver roll', () => {
         stepTimeoutMs: 30_000,
         pollMs: 100,
         onEvent: (e) => events.push(e),
-        only: (step) => ROLLS_LOSSLESSLY_TODAY.includes(step.name),
+        only: (step) => ROLLED.includes(step.name),
       });
       result = await roll.run();
     } finally {
       await store.close();
     }
 
-    // Roll order: the standby mgr, then the active one, then login, then match.
+    // Roll order: the standby mgr, then the active one, then login, then gateways and services.
     const names = result.replaced.map((r) => r.name);
-    expect(new Set(names)).toEqual(new Set(ROLLS_LOSSLESSLY_TODAY));
-    expect(names.slice(2)).toEqual(['login', 'match']);
+    expect(new Set(names)).toEqual(new Set(ROLLED));
+    expect(names.slice(2, 3)).toEqual(['login']);
     const mgrId = (p: Proc): unknown => p.log('mgr started')?.instanceId;
     expect(mgrId(result.replaced[0]!.old)).not.toBe(activeAtStart);
     expect(mgrId(result.replaced[1]!.old)).toBe(activeAtStart);
     expect(events.filter((e) => e.state === 'failed')).toEqual([]);
     // Every old process of those steps exited by itself (drained), with code 0; the rest run on.
     for (const r of result.replaced) expect((await r.old.exited).code, r.name).toBe(0);
-    const untouched = [...before].filter((p) => !result.replaced.some((r) => r.old === p));
-    expect(untouched.map((p: Proc) => p.step.name).sort()).toEqual([...AWAITS_HANDOFF].sort());
-    expect(untouched.every((p) => p.alive)).toBe(true);
+    expect([...before].filter((p) => !result.replaced.some((r) => r.old === p))).toEqual([]);
+    // The gateways moved their clients, the lobbies handed their accounts over (with their role).
+    const old = (name: string): Proc => result.replaced.find((r) => r.name === name)!.old;
+    for (const g of ['gateway-1', 'gateway-2']) expect(old(g).log('draining: clients asked to move to another gateway'), g).toBeDefined();
+    const handedOff = ['lobby-1', 'lobby-2'].flatMap((l) => old(l).logsMatching(/^account handed off/));
+    expect(handedOff.length).toBeGreaterThan(0);
+    expect(handedOff.every((l) => l.result === 'moved')).toBe(true);
 
     // Load goes on after the roll, then stops; everything sent arrives exactly once, in order.
     const sentAtRoll = new Map(bots.map((b) => [b, b.sent]));
@@ -181,12 +178,7 @@ describe('xserver roll', () => {
     const late = await demo.player(`late-${tag()}`);
     await late.enter(`late_${tag()}`);
     late.worldChat('late:1');
-    await bots[0]!.player.waitMessage(
-      WorldMessage,
-      (m) => m.text === 'late:1',
-      'world chat from the player who logged in after the roll',
-      10_000,
-    );
+    await bots[0]!.player.waitMessage(WorldMessage, (m) => m.text === 'late:1', 'world chat from the player who logged in after the roll', 10_000);
   }, 180_000);
 
   it('`xserver roll` replaces every process of an `xserver up`, one at a time, and the cluster is whole afterwards', async () => {
