@@ -63,7 +63,9 @@ export default {
     };
     const missing = count - held.length;
     const per = servers.map((_, i) => Math.floor(missing / servers.length) + (i < missing % servers.length ? 1 : 0));
-    const opened = await Promise.all(servers.map((s, i) => openClients(clientCtx.store, s, 'ws', per[i], 1, CONNECT_PARALLELISM / servers.length, onPush)));
+    const opened = await Promise.all(
+      servers.map((s, i) => openClients(clientCtx.store, s, 'ws', per[i], 1, CONNECT_PARALLELISM / servers.length, onPush)),
+    );
     held.push(...opened.flat());
     return { opened: held.length };
   },
