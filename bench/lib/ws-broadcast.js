@@ -1,6 +1,9 @@
 // Raw ws@8 reference for the broadcast scenario: each "gateway" is a WebSocketServer that takes
 // frames from the broadcaster over one TCP connection (the counterpart of the relay link) and
 // writes every frame, as received, to each of its sockets with ws.send() of the same Buffer.
+// "raw ws@8 corked" (options.batch) writes all the frames of one ingest chunk to a socket under one
+// cork, as the gateway does with the frames of one event-loop turn: a server that falls behind then
+// writes several messages per syscall instead of one.
 // Roles as in the xserver plug-in: source, server, connectSource, clients, collect, results, start, stop.
 import net from 'node:net';
 import { once } from 'node:events';
@@ -28,17 +31,33 @@ export default [
       return {};
     },
 
-    async server() {
+    async server({ batch = false }) {
       wss = new WebSocketServer({ host: LOOPBACK, port: 0, perMessageDeflate: false, backlog: 2048 });
-      wss.on('connection', (ws) => ws.on('error', () => ws.terminate()));
+      const sockets = new Map(); // ws -> its net.Socket (for cork)
+      wss.on('connection', (ws, req) => {
+        sockets.set(ws, req.socket);
+        ws.on('close', () => sockets.delete(ws));
+        ws.on('error', () => ws.terminate());
+      });
       await once(wss, 'listening');
       const ingest = net.createServer((socket) => {
         socket.setNoDelay(true);
+        let frames = [];
         const parser = new FrameParser((cmd, flags, rid, body) => {
           const frame = encodeFrame(cmd, flags, rid, body);
-          for (const ws of wss.clients) ws.send(frame, { binary: true });
+          if (batch) frames.push(frame);
+          else for (const ws of wss.clients) ws.send(frame, { binary: true });
         });
-        socket.on('data', (c) => parser.push(c));
+        socket.on('data', (c) => {
+          parser.push(c);
+          if (frames.length === 0) return;
+          for (const [ws, sock] of sockets) {
+            sock.cork();
+            for (const f of frames) ws.send(f, { binary: true });
+            sock.uncork();
+          }
+          frames = [];
+        });
         socket.on('error', () => socket.destroy());
       });
       ingest.listen(0, LOOPBACK);

@@ -124,6 +124,13 @@ export default {
       module: 'lib/ws-broadcast.js',
       impl: 'raw-ws-broadcast',
     },
+    {
+      label: 'raw ws@8 corked',
+      kind: 'peer',
+      module: 'lib/ws-broadcast.js',
+      impl: 'raw-ws-broadcast',
+      options: { batch: true },
+    },
   ],
   measure,
 };
