@@ -130,4 +130,24 @@ describe('frame codec', () => {
     expect(frames.map((f) => f.cmd)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(frames.every((f, i) => f.body.every((b) => b === i))).toBe(true);
   });
+
+  it('writes an encoded frame by reference, in order with the frames around it', async () => {
+    const flushed: Buffer[][] = [];
+    const w = new FrameWriter({ writeChunks: (c) => (flushed.push(c), true) }, 256, false);
+    const shared = Buffer.from(encodeFrame(7, Buffer.from('shared')));
+    w.writeEncoded(shared);
+    await new Promise((r) => setImmediate(r));
+    expect(flushed[0]).toEqual([shared]);
+    expect(flushed[0]![0]).toBe(shared);
+    w.write(1, Buffer.from('before'));
+    w.writeEncoded(shared);
+    w.write(2, Buffer.from('after'));
+    await new Promise((r) => setImmediate(r));
+    expect(flushed[1]![1]).toBe(shared);
+    expect(decodeAll(flushed[1]!).map((f) => [f.cmd, Buffer.from(f.body).toString()])).toEqual([
+      [1, 'before'],
+      [7, 'shared'],
+      [2, 'after'],
+    ]);
+  });
 });

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { XError } from '../src/errors.js';
+import { HEADER_SIZE, encodeFrame } from '../src/protocol/frame.js';
 import { SessionTable, type Session, type SessionConn, type SessionLimits } from '../src/gateway/sessions.js';
 
 const GRACE_MS = 1000;
@@ -23,6 +24,10 @@ class FakeConn implements SessionConn {
     if (this.closed) return false;
     this.sent.push({ cmd, body: Buffer.from(body).toString(), flags, rid });
     return true;
+  }
+
+  sendEncoded(frame: Buffer): boolean {
+    return this.sendFrame(frame.readUInt32BE(4), frame.subarray(HEADER_SIZE), frame[8], frame.readUInt32BE(9));
   }
 
   close(err?: XError): void {
@@ -249,17 +254,17 @@ describe('SessionTable', () => {
     expect(s.bufferedCount).toBe(0);
   });
 
-  it('keeps a copy of a frame body unless it is marked shared', () => {
+  it('keeps a copy of a frame body, but only a view of an encoded broadcast frame', () => {
     const { table, conn, welcome } = setup();
     const c = conn();
     const s = table.login(c, 'uma', 1, '')!;
     c.close();
     const chunk = bytes('view');
-    const shared = bytes('bcast');
+    const shared = Buffer.from(encodeFrame(4002, bytes('bcast')));
     table.deliver(s, 4001, chunk.subarray(0, 4), 0, 0);
-    table.deliver(s, 4002, shared, 0, 0, true);
+    table.deliverEncoded(s, shared, 4002);
     chunk.fill(0x21);
-    shared.fill(0x21);
+    shared.fill(0x21, HEADER_SIZE);
     const again = conn();
     table.resume(again, s.resumeKey, welcome);
     expect(again.bodies(4001)).toEqual(['view']);

@@ -60,8 +60,9 @@ let connSeq = 0;
 /**
  * One authenticated client connection speaking xserver frames, over ws or tcp.
  * conn.request(cmd, body, done) sends a REQUEST frame; done(err?) runs when its RESPONSE arrives.
+ * onPush(cmd, body), when given, gets every other frame after WELCOME (what nodes send to the client).
  */
-export async function openClient(store, server, transport, window = 8) {
+export async function openClient(store, server, transport, window = 8, onPush = undefined) {
   let slots = 16; // a power of two > the requests outstanding on this connection
   while (slots <= window) slots *= 2;
   const mask = slots - 1;
@@ -80,6 +81,7 @@ export async function openClient(store, server, transport, window = 8) {
       if (done) done(flags & Flags.ERROR ? new Error(`error reply: ${body.toString()}`) : undefined);
     } else if (cmd === SYS.WELCOME) welcome.resolve();
     else if (cmd === SYS.ERROR) welcome.reject(new Error(`gateway refused: ${body.toString()}`));
+    else onPush?.(cmd, body);
   };
   const auth = encodeFrame(SYS.AUTH, 0, 0, encodeAuth({ token }));
   let send;
@@ -122,12 +124,12 @@ export async function openClient(store, server, transport, window = 8) {
 }
 
 /** Opens `count` authenticated connections, CONNECT_PARALLELISM at a time. */
-export async function openClients(store, server, transport, count, window, parallelism = CONNECT_PARALLELISM) {
+export async function openClients(store, server, transport, count, window, parallelism = CONNECT_PARALLELISM, onPush = undefined) {
   const conns = [];
   try {
     while (conns.length < count) {
       const batch = Math.min(parallelism, count - conns.length);
-      conns.push(...(await Promise.all(Array.from({ length: batch }, () => openClient(store, server, transport, window)))));
+      conns.push(...(await Promise.all(Array.from({ length: batch }, () => openClient(store, server, transport, window, onPush)))));
     }
   } catch (err) {
     for (const c of conns) c.close();

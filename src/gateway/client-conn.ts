@@ -92,6 +92,8 @@ export abstract class ClientConnection {
   abstract get outboundBytes(): number;
   /** Queues a frame without checks. */
   protected abstract push(cmd: number, body: Uint8Array, flags: number, rid: number): void;
+  /** Queues an encoded frame by reference, without checks. */
+  protected abstract pushEncoded(frame: Buffer): void;
   protected abstract end(): void;
 
   /** Queues a frame; a client that stopped reading is disconnected instead (SLOW_CONSUMER). */
@@ -102,6 +104,20 @@ export abstract class ClientConnection {
       return false;
     }
     this.push(cmd, body, flags, rid);
+    return true;
+  }
+
+  /**
+   * sendFrame for a frame encoded once for many clients (a broadcast): every connection writes
+   * the same bytes, none copies them. Same slow-consumer rule.
+   */
+  sendEncoded(frame: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.outboundBytes > this.limits.maxOutboundBytes) {
+      this.close(new XError('SLOW_CONSUMER', `client is not reading: more than ${this.limits.maxOutboundBytes} bytes waiting`));
+      return false;
+    }
+    this.pushEncoded(frame);
     return true;
   }
 
@@ -199,6 +215,10 @@ export class TcpClientConnection extends ClientConnection {
     this.writer.write(cmd, body, flags, rid);
   }
 
+  protected pushEncoded(frame: Buffer): void {
+    this.writer.writeEncoded(frame);
+  }
+
   protected end(): void {
     this.writer.flushNow();
     this.writer.close();
@@ -236,7 +256,10 @@ export class WsClientConnection extends ClientConnection {
   }
 
   protected push(cmd: number, body: Uint8Array, flags: number, rid: number): void {
-    const frame = encodeFrame(cmd, body, flags, rid);
+    this.pushEncoded(encodeFrame(cmd, body, flags, rid));
+  }
+
+  protected pushEncoded(frame: Uint8Array): void {
     this.queue.push(frame);
     this.queuedBytes += frame.length;
     if (!this.scheduled) {

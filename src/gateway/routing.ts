@@ -46,7 +46,7 @@ import type { SessionStore } from '../store/store.js';
 import { decode, encode } from '../wire/codec.js';
 import { decodeToClient, encodeFromClient, type ToClientMsg } from '../wire/relay-codec.js';
 import { Cmd, SYSTEM_CMD_BASE } from '../protocol/commands.js';
-import { Flags, type Frame } from '../protocol/frame.js';
+import { Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { encodeErrorNotice } from '../protocol/client-messages.js';
 import { errorBody, type ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
@@ -553,8 +553,10 @@ export class Router {
   private onBroadcast(f: Frame, link: Link): void {
     const m = decode(BroadcastClientsSchema, f.body);
     const cmd = link.remote.type * this.settings.cmdOffset + m.cmd;
-    const data = m.data.slice();
-    for (const s of this.sessions.values()) if (this.sessions.deliver(s, cmd, data, 0, 0, true)) this.count.outbound++;
+    // Encoded once: every client socket is handed these same bytes, away sessions keep a view of them.
+    const e = encodeFrame(cmd, m.data);
+    const frame = Buffer.from(e.buffer, e.byteOffset, e.length);
+    for (const s of this.sessions.values()) if (this.sessions.deliverEncoded(s, frame, cmd)) this.count.outbound++;
   }
 
   private onKickAccount(f: Frame): void {

@@ -25,6 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { XError } from '../errors.js';
+import { HEADER_SIZE } from '../protocol/frame.js';
 
 export type SessionState = 'attached' | 'away' | 'expired' | 'superseded' | 'moved' | 'closed';
 
@@ -40,6 +41,8 @@ export interface SessionFrame {
 export interface SessionConn {
   readonly closed: boolean;
   sendFrame(cmd: number, body: Uint8Array, flags?: number, rid?: number): boolean;
+  /** The same frame, already encoded (shared by every receiver of a broadcast). */
+  sendEncoded(frame: Buffer): boolean;
   close(err?: XError): void;
 }
 
@@ -271,23 +274,39 @@ export class SessionTable<C extends SessionConn, R> {
   /**
    * A frame for the account's client: sent when attached (true if the connection took it), kept
    * for the resume when away, oldest first out beyond the count or byte limit. A body over the
-   * byte limit by itself is not kept. `shared` bodies are private copies already (a broadcast
-   * shares one among all sessions); others are views into a socket chunk and are copied.
+   * byte limit by itself is not kept. `body` is a view into a socket chunk: a kept one is copied.
    */
-  deliver(session: Session<C, R>, cmd: number, body: Uint8Array, flags: number, rid: number, shared = false): boolean {
+  deliver(session: Session<C, R>, cmd: number, body: Uint8Array, flags: number, rid: number): boolean {
     // Sound: every Session comes from this table, and is a SessionRecord.
     const s = session as SessionRecord<C, R>;
     if (s.state === 'attached') return s.conn!.sendFrame(cmd, body, flags, rid);
-    if (s.state !== 'away') return false;
+    if (s.state === 'away') this.keep(s, { cmd, body: body.slice(), flags, rid });
+    return false;
+  }
+
+  /**
+   * deliver() of a frame encoded once for many sessions (a broadcast of `cmd`; flags and rid 0):
+   * an attached client is handed `frame` itself; an away session keeps a view of its body (a
+   * reference, not a copy), re-encoded only if the client resumes.
+   */
+  deliverEncoded(session: Session<C, R>, frame: Buffer, cmd: number): boolean {
+    const s = session as SessionRecord<C, R>;
+    if (s.state === 'attached') return s.conn!.sendEncoded(frame);
+    if (s.state === 'away') this.keep(s, { cmd, body: frame.subarray(HEADER_SIZE), flags: 0, rid: 0 });
+    return false;
+  }
+
+  /** Keeps a frame for an away session's resume: oldest out beyond the count or byte limit; one over the byte limit by itself is not kept. */
+  private keep(s: SessionRecord<C, R>, f: BufferedFrame): void {
+    const body = f.body;
     const { bufferMax, bufferMaxBytes } = this.limits;
-    if (bufferMax === 0 || body.length > bufferMaxBytes) return false;
+    if (bufferMax === 0 || body.length > bufferMaxBytes) return;
     while (s.buffer.length > 0 && (s.buffer.length >= bufferMax || s.bufferedBytes + body.length > bufferMaxBytes)) {
       s.bufferedBytes -= s.buffer.shift()!.body.length;
       this.host.onBufferEvicted(s);
     }
-    s.buffer.push({ cmd, body: shared ? body : body.slice(), flags, rid });
+    s.buffer.push(f);
     s.bufferedBytes += body.length;
-    return false;
   }
 
   /** Every session ends (closed), every grace timer is cleared; nothing is reported lost. */

@@ -64,13 +64,33 @@ export class FrameWriter {
     }
   }
 
+  /**
+   * Queues an already encoded frame by reference (a broadcast hands the same bytes to every
+   * client): no copy, and no batch buffer is allocated for it. The bytes must not change afterwards.
+   */
+  writeEncoded(frame: Buffer): void {
+    if (this.closed) return;
+    if (this.slab !== null && this.pos > 0) {
+      this.full.push(this.slab.subarray(0, this.pos));
+      this.fullBytes += this.pos;
+      this.slab = this.slab.subarray(this.pos);
+      this.pos = 0;
+    }
+    this.full.push(frame);
+    this.fullBytes += frame.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushNow);
+    }
+  }
+
   /** Writes everything queued now (used before a close so the last frame is not lost). */
   readonly flushNow = (): void => {
     this.scheduled = false;
-    if (this.closed || this.slab === null) return;
+    if (this.closed) return;
     if (this.pos === 0 && this.full.length === 0) return;
     const chunks = this.full;
-    chunks.push(this.slab.subarray(0, this.pos));
+    if (this.slab !== null && this.pos > 0) chunks.push(this.slab.subarray(0, this.pos));
     this.full = [];
     this.fullBytes = 0;
     this.pos = 0;
