@@ -214,7 +214,7 @@ export class SessionTable<C extends SessionConn, R> {
     if (conn === null || conn.closed) {
       s.conn = null;
       s.state = 'away';
-      for (const f of frames) this.deliver(s, f.cmd, f.body, f.flags, f.rid, true);
+      for (const f of frames) this.keep(s, f); // the handed-over frames are this session's own
       s.graceTimer = setTimeout(() => this.expire(s), this.limits.graceMs);
       s.graceTimer.unref();
       return s;
