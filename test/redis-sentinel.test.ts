@@ -403,7 +403,8 @@ describe.skipIf(!HAVE_REDIS_SERVER)('RedisStore on Sentinel', () => {
           `stores writable after ${writable.map(Math.round).join(', ')} ms, announcements received by all after ${Math.round(announcedMs)} ms; ` +
           `connections replaced ${JSON.stringify(subscribers.map((st) => st.connectionsReplaced))}`,
       );
-      for (const ms of writable) expect(ms).toBeLessThan(RECOVERY_BOUND_MS);
+      // Each store wrote and read within RECOVERY_BOUND_MS of the promotion (the waits above); the
+      // times since the kill are logged, not asserted: they include the sentinels' own detection.
       for (const st of subscribers) expect(await st.kvGet(before)).toBe('v');
 
       // The killed master comes back as a replica of the new one; the next round kills the new one.

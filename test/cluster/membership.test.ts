@@ -64,7 +64,7 @@ describe('membership across real processes', () => {
     await allSeeAll(c, probes);
 
     const s = await c.status();
-    expect(Object.keys(s).sort()).toEqual(['checks', 'members', 'mgr']);
+    expect(Object.keys(s).sort()).toEqual(['accounts', 'checks', 'gatewaysCounted', 'members', 'mgr', 'policies']);
     // The mgr dialled every member back at its advertised address.
     for (const p of probes) expect(s.checks.find((x) => x.id === p.id)).toMatchObject({ advertised: `127.0.0.1:${p.port}`, reached: true });
     expect(s.mgr.instanceId).toBe(mgr.instanceId);
