@@ -35,12 +35,20 @@
  * a process is matched to its member by pid.
  */
 import { fetchStatus, requestDrain, type ClusterStatus } from './status.js';
-import type { PlanStep } from './up.js';
 import type { XConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { LeaseRecord, LeaseWatcher } from '../store/store.js';
 import { NodeType } from '../protocol/commands.js';
 import { XError } from '../errors.js';
+
+/** One process of a cluster plan (`xserver up`'s clusterPlan(), servicePlan()): what starts it. */
+export interface PlanStep {
+  name: string;
+  role: 'mgr' | 'login' | 'gateway' | 'node';
+  entry?: string;
+  /** Extra config for this process only. */
+  set?: Record<string, string | number | boolean>;
+}
 
 /** A process of the cluster as the host sees it: the plan step it runs and its pid. */
 export interface RollProcess {

@@ -21,7 +21,7 @@ import { isReadyMessage } from './process.js';
 import { ServiceWatcher, watchDirs, type WatchedService } from './watch.js';
 import type { LeaseWatcher } from '../store/store.js';
 import { serveRollControl } from './roll-control.js';
-import type { RollHost, RollProcess } from './roll.js';
+import type { PlanStep, RollHost, RollProcess } from './roll.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
 const UP_DRAIN_TIMEOUT_MS = 1000;
@@ -49,13 +49,7 @@ export const DEFAULT_WATCH_DELAY_MS = 200;
 /** One admin request of `xserver roll` to a child mgr (it is on this host). */
 const MGR_ADMIN_TIMEOUT_MS = 2000;
 
-export interface PlanStep {
-  name: string;
-  role: 'mgr' | 'login' | 'gateway' | 'node';
-  entry?: string;
-  /** Extra config for this process only. */
-  set?: Record<string, string | number | boolean>;
-}
+export type { PlanStep } from './roll.js';
 
 /** The built examples (`npm run build`: examples/*.ts -> dist/examples/, the chat page -> dist/examples/web/). */
 const example = (p: string): string => path.join(root, 'dist', 'examples', p);
