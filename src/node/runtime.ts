@@ -15,7 +15,15 @@ import { advertisedAddresses, hostPort } from '../config/addresses.js';
 import type { Logger } from 'pino';
 import { create } from '@bufbuild/protobuf';
 import { contractHash, type Command } from '../protocol/contract.js';
-import { LeaveReason, NodeInfoSchema, type ContractInfo, type NodeInfo, type RoutingPolicy, type Snapshot, type VersionCount } from '../gen/xserver/v1/cluster_pb.js';
+import {
+  LeaveReason,
+  NodeInfoSchema,
+  type ContractInfo,
+  type NodeInfo,
+  type RoutingPolicy,
+  type Snapshot,
+  type VersionCount,
+} from '../gen/xserver/v1/cluster_pb.js';
 import { decide, describePolicy, routeCandidates, type CohortDecision } from '../protocol/routing-policy.js';
 import { publishedContracts } from './contract-info.js';
 import { XError } from '../errors.js';
