@@ -28,7 +28,7 @@ export {
   liveGroupPids,
   spawnGroup,
 } from './process-group.js';
-export { acceptsConnections, freePort, waitForPort } from './ports.js';
+export { acceptsConnections, freePort, freePortPair, waitForPort } from './ports.js';
 export { FAST_TIMINGS, applyTimings, settingEnvName, timingsEnv } from './timings.js';
 export { clusterKeyPatterns, deleteKeys } from './redis-keys.js';
 export { LOCK_FILE, acquireMachineLock, releaseMachineLock } from './machine-lock.js';

@@ -16,6 +16,33 @@ export function freePort() {
   );
 }
 
+/** Tries of freePortPair() before it gives up. */
+const PAIR_TRIES = 20;
+
+/**
+ * A free loopback port N whose neighbour N + 1 is free too (for `xserver up --admin-port N`, whose
+ * second mgr listens on N + 1). Both are checked by binding them; another process may still take
+ * either after they are released, as with freePort().
+ */
+export async function freePortPair() {
+  for (let i = 0; i < PAIR_TRIES; i++) {
+    const port = await freePort();
+    if (port < 65535 && (await canListen(port + 1))) return port;
+  }
+  throw new Error(`no free pair of neighbouring loopback ports in ${PAIR_TRIES} tries`);
+}
+
+/** @param {number} port */
+function canListen(port) {
+  return /** @type {Promise<boolean>} */ (
+    new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    })
+  );
+}
+
 /**
  * Whether host:port accepts a TCP connection right now.
  * @param {string} host

@@ -24,7 +24,7 @@ import { Roll, rollCluster, type RollEvent } from '../../src/cli/roll.js';
 import { ClientError } from '../../dist/client/index.js';
 import { RoleList, WorldMessage } from '../../examples/contracts.js';
 import { REDIS_URL, demoSuite, tag, type Demo, type Player, type Proc } from '../helpers/demo.js';
-import { freePort, spawnXserver, xserverCommand } from '../../testkit/index.js';
+import { freePort, freePortPair, spawnXserver, xserverCommand } from '../../testkit/index.js';
 
 const { newDemo } = demoSuite('cluster/roll');
 
@@ -235,7 +235,8 @@ describe('xserver roll', () => {
 
   it('`xserver roll` replaces every process of an `xserver up`, one at a time, and the cluster is whole afterwards', async () => {
     const demo = newDemo(); // its name, env and cleanup; the processes are up's
-    const [adminPort, loginPort] = [await freePort(), await freePort()];
+    // The dashboards of `up --admin-port N`: N and N + 1.
+    const [adminPort, loginPort] = [await freePortPair(), await freePort()];
     // Its own control socket, removed even when the cleanup SIGKILLs up.
     const socket = path.join(os.tmpdir(), `xserver-up-${demo.name}.sock`);
     onTestFinished(() => fs.rmSync(socket, { force: true }));
