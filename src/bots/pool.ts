@@ -25,21 +25,10 @@ export type PoolOptions = Omit<WorkerOptions, 'worker' | 'workers' | 'rampPerSec
   maxPendingLogins: number;
 };
 
-/** The workers' totals added up. */
-export interface PoolTotals {
-  connected: number;
+/** The workers' totals added up: a WorkerStats summed over the workers, histograms merged. */
+export interface PoolTotals extends Omit<WorkerStats, 'latency' | 'login'> {
   /** Most bots connected at once, as seen at the workers' reports. */
   peakConnected: number;
-  /** Wall-clock ms when the first bot got connected (any worker); null before. */
-  firstOpenAt: number | null;
-  bots: number;
-  loginsOk: number;
-  loginsFailed: number;
-  messages: number;
-  ok: number;
-  ticks: number;
-  skipped: number;
-  errors: Record<string, number>;
   latency: LatencyHistogram;
   login: LatencyHistogram;
   /** performance.now() of the newest report in these totals. */
