@@ -42,8 +42,6 @@ const EXIT_POLL_MS = 50;
 /** How long the banner waits for the login service (the children start in parallel). */
 const LOGIN_WAIT_MS = 20_000;
 const LOGIN_POLL_MS = 200;
-/** `up --watch`: how long a replacement process gets to report ready before the old one is kept. */
-const WATCH_READY_TIMEOUT_MS = 20_000;
 /** `up --watch-delay` default: the quiet time after a change (an editor's save is several writes). */
 export const DEFAULT_WATCH_DELAY_MS = 200;
 /** One admin request of `xserver roll` to a child mgr (it is on this host). */
@@ -219,7 +217,7 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
       // The IPC channel carries the child's "ready" (watch mode waits for it before draining the old process).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
-    const child = new UpChild(step, proc);
+    const child = new UpChild(step, proc, config.roll.stepTimeoutMs);
     prefixLines(proc, step.name);
     proc.on('exit', (code, signal) => {
       if (stopping) return;
@@ -241,6 +239,16 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
     log.warn(`\`xserver roll\` is not available for this cluster: ${(e as Error).message}`);
     return null;
   });
+  // Every process registered (or, for a standby mgr, waiting for the lease) before the banner.
+  const notReady = await Promise.all(
+    children.map((c) =>
+      c.ready.then(
+        () => null,
+        (e: Error) => `${c.step.name}: ${e.message}`,
+      ),
+    ),
+  );
+  for (const m of notReady) if (m) log.warn(`a cluster process did not report ready (${m})`);
   await waitForLogin(config.login.port, LOGIN_WAIT_MS);
   if (opts.watch) {
     const replace = async (name: string): Promise<void> => {
@@ -248,7 +256,7 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
       if (!old || stopping) return;
       const next = spawnStep(old.step);
       try {
-        await whenReady(next.proc, WATCH_READY_TIMEOUT_MS);
+        await next.ready;
       } catch (e) {
         log.error(`${name}: the new process did not start (${(e as Error).message}); the old one keeps serving`);
         if (next.alive) next.proc.kill('SIGKILL');
@@ -332,10 +340,16 @@ function runBuild(command: string, log: Logger): Promise<boolean> {
 
 /** A child of `xserver up`: its plan step and process. */
 class UpChild implements RollProcess {
+  /** Settles when the child reports ready over IPC, or fails when it exits or times out first. */
+  readonly ready: Promise<void>;
   constructor(
     readonly step: PlanStep,
     readonly proc: ChildProcess,
-  ) {}
+    readyTimeoutMs: number,
+  ) {
+    this.ready = whenReady(proc, readyTimeoutMs);
+    this.ready.catch(() => {}); // awaited where it matters; a child that never starts is logged there
+  }
   get pid(): number | undefined {
     return this.proc.pid;
   }
