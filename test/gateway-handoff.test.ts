@@ -25,6 +25,8 @@ const CLIENTS = 6;
 const PUSH = 1;
 const SLOW_ECHO = 2;
 const PUSH_BURST = 20;
+/** Sub-command of the world broadcaster (type 5). */
+const WORLD = 1;
 
 let c: Cluster;
 let lobby: ClusterNode;
@@ -154,6 +156,48 @@ describe('session handoff', () => {
     await sleep(GRACE_MS * 2);
     expect(lost.filter((x) => moved.has(x))).toEqual([]);
     await Promise.all(clients.map((e) => e.client.close()));
+  });
+
+  it('a node broadcasting a numbered stream (world chat) while its clients move: each client gets every number once, in order', async () => {
+    // A broadcaster no client is allocated to: it sends each broadcast to every gateway on its own
+    // link, so the gateways are at different points of its stream when a session moves.
+    const world = c.own(new ClusterNode(c.ctx, { type: 5, name: 'world' }));
+    world.enableRelay();
+    await world.start();
+    await world.ready(5000);
+    const src = await startGateway();
+    await startGateway(); // somewhere to move to, besides the gateways of the tests before
+    await waitUntil(() => world.has(src.node.id), 5000, 'the broadcaster links the gateway');
+    const clients: { client: XClient; got: number[] }[] = [];
+    for (let i = 0; i < CLIENTS * 2; i++) {
+      const lr = await issueLogin(c.store, src, `world-${i}-${c.cluster}`);
+      const client = new XClient({ transport: i % 2 === 0 ? 'tcp' : 'ws', requestTimeoutMs: 10_000 });
+      const entry = { client, got: [] as number[] };
+      client.on(client.cmd(5, WORLD), (data) => entry.got.push(Number(Buffer.from(data).toString())));
+      await client.connect(lr);
+      clients.push(entry);
+    }
+    let n = 0;
+    const caster = setInterval(() => {
+      for (let k = 0; k < PUSH_BURST; k++) world.broadcastToClients(WORLD, String(n++));
+    }, 1);
+    try {
+      await waitUntil(() => clients.every((e) => e.got.length >= 10 * PUSH_BURST), 5000, 'every client hears the stream');
+      expect(await drainRoles([gatewayRole(src)], 15_000, silentLogger())).toEqual({ cut: {} });
+      const stopAt = n + 30 * PUSH_BURST;
+      await waitUntil(() => n >= stopAt, 5000, 'the stream runs on after the move');
+    } finally {
+      clearInterval(caster);
+    }
+    await waitUntil(() => clients.every((e) => e.got.at(-1) === n - 1), 10_000, 'every client got the last number');
+    for (const [i, e] of clients.entries()) {
+      expect(e.client.welcome?.moved, `client ${i} moved`).toBe(true);
+      const first = e.got[0]!;
+      expect(e.got, `client ${i}: every number from its first, once, in order`).toEqual(Array.from({ length: n - first }, (_, k) => first + k));
+    }
+    await src.stop();
+    await Promise.all(clients.map((e) => e.client.close()));
+    await world.stop();
   });
 
   it('a raw client that ignores GOING_AWAY stays until the drain deadline, is then cut and reported lost once', async () => {

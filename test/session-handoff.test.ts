@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { create } from '@bufbuild/protobuf';
 import { NodeType } from '../src/context.js';
 import { ErrorCode, type XError } from '../src/errors.js';
+import { BroadcastLog } from '../src/gateway/broadcast-log.js';
 import type { ClientConnection } from '../src/gateway/client-conn.js';
 import { FenceHold, HandoffTokens, MovedSession, SessionHandoff, tokenIssuer, type HandoffDeps } from '../src/gateway/handoff.js';
 import type { NodeChannel } from '../src/gateway/node-channel.js';
@@ -187,6 +188,7 @@ function gatewayUnderTest(id: string, peers: { id: string; draining?: boolean }[
     },
     announce: (s) => events.push(`announce ${s.account}`),
     deliver: (body) => delivered.push(Buffer.from(decodeToClient(body).data).toString()),
+    broadcasts: new BroadcastLog({ maxEntries: 16, maxBytes: 1 << 20 }),
     refused: (reason) => events.push(`refused ${reason}`),
     onMovedIn: () => events.push('moved in'),
     onMovedOut: () => events.push('moved out'),

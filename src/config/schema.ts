@@ -177,7 +177,7 @@ const TABLE = [
     type: 'int',
     default: 60000,
     min: 100,
-    doc: '`xserver roll`: how long each wait of one step may take (the replacement ready, the old process gone). Keep it above drainTimeoutMs: the old process may drain that long. The roll stops with ROLL_FAILED beyond it.',
+    doc: '`xserver roll` and `xserver up` (its start, and each `--watch` replacement): how long each wait of one step may take (a process ready, the old process gone). Keep it above drainTimeoutMs: the old process may drain that long. The roll stops with ROLL_FAILED beyond it.',
   },
   {
     key: 'roll.controlSocket',
@@ -608,6 +608,20 @@ const TABLE = [
     default: 1048576,
     min: 1024,
     doc: 'Largest session state (undelivered messages and bookkeeping) moved to another gateway; a larger session is not moved and stays until the drain deadline.',
+  },
+  {
+    key: 'gateway.broadcastLogMax',
+    type: 'int',
+    default: 1024,
+    min: 0,
+    doc: 'Recent broadcasts kept (references to frames already encoded) so that a session moving here from another gateway gets the ones this gateway delivered before it arrived, each once. Two gateways are apart on a node\'s broadcasts by the intranet lag: a few, not hundreds. A move that needs older ones counts them in gateway_refused_total{reason="broadcast_missed"}.',
+  },
+  {
+    key: 'gateway.broadcastLogBytes',
+    type: 'int',
+    default: 1048576,
+    min: 0,
+    doc: 'Bytes of broadcast frames gateway.broadcastLogMax may hold at most (the newest one is always kept).',
   },
 
   // ---- login ----

@@ -23,6 +23,7 @@ import type { NodeChannel } from './node-channel.js';
 import { type AccountRoute, Router, type GatewaySessions } from './routing.js';
 import { SessionTable } from './sessions.js';
 import { SessionHandoff } from './handoff.js';
+import { BroadcastLog } from './broadcast-log.js';
 import { tlsMaterialFor } from '../tls.js';
 import { hostPort } from '../config/addresses.js';
 import { clientEndpoints } from '../node/endpoints.js';
@@ -68,6 +69,7 @@ export class Gateway {
       },
       { graceMs: g.reconnectGraceMs, bufferMax: g.resumeBufferMax, bufferMaxBytes: g.resumeBufferMaxBytes },
     );
+    const broadcasts = new BroadcastLog({ maxEntries: g.broadcastLogMax, maxBytes: g.broadcastLogBytes });
     this.router = new Router(
       {
         config: ctx.config,
@@ -79,6 +81,7 @@ export class Gateway {
         refused,
         accountLost: () => m.lost.inc(),
         handoff: () => this.handoff,
+        broadcasts,
       },
       statefulTypeNumbers(ctx.config),
     );
@@ -104,6 +107,7 @@ export class Gateway {
       refuse: (conn, err) => this.auth.refuse(conn, err),
       announce: (s) => this.router.announceAll(s),
       deliver: (body, sourceType) => this.router.deliverMoved(body, sourceType),
+      broadcasts,
       refused,
       onMovedIn: () => m.movedIn.inc(),
       onMovedOut: () => m.movedOut.inc(),
@@ -128,7 +132,10 @@ export class Gateway {
     );
     this.node.on('left', (peer) => this.router.nodeLeft(peer.id));
     // Requests still unanswered when nothing more can come from their node fail now, typed.
-    this.rt.onPeerLinkGone((id) => this.router.failInflight(id));
+    this.rt.onPeerLinkGone((id) => {
+      this.router.failInflight(id);
+      broadcasts.forgetSource(id);
+    });
     this.rt.setAccountCounter(() => this.router.countAccounts());
     // Per-message counts are plain numbers read at scrape time (no label hashing per message).
     const count = this.router.count;

@@ -52,6 +52,7 @@ import { encodeGoingAway, type HandoffGateway } from '../protocol/client-message
 import type { Frame } from '../protocol/frame.js';
 import type { ClientConnection } from './client-conn.js';
 import type { NodeChannel } from './node-channel.js';
+import type { BroadcastLog } from './broadcast-log.js';
 import { AccountRoute, type GatewaySession, type GatewaySessions } from './routing.js';
 
 /** 144 random bits, like a resume key. */
@@ -235,6 +236,8 @@ export interface HandoffDeps {
   announce(s: GatewaySession): void;
   /** Delivers a node's ToClient body to the account's client (the router's path, without holds). */
   deliver(body: Uint8Array, sourceType: number): void;
+  /** The gateway's numbered broadcasts: what a leaving session got, what an arriving one still needs. */
+  broadcasts: Pick<BroadcastLog, 'seen' | 'catchUp' | 'forgetAccount'>;
   refused(reason: string): void;
   /** A session moved here (counter). */
   onMovedIn(): void;
@@ -404,6 +407,9 @@ export class SessionHandoff {
     const inflight = [...r.inflight].map(([rid, x]) => ({ rid, target: x.target, cmd: x.cmd }));
     const allocations = Object.fromEntries([...r.allocations].map(([t, id]) => [t, id]));
     const frames = this.deps.sessions.handOff(s);
+    // The cut: what the session got here, of every node's broadcasts, is what B must not repeat.
+    const broadcastsSeen = this.deps.broadcasts.seen(s.account);
+    this.deps.broadcasts.forgetAccount(s.account);
     answer({
       claimId: m.claimId,
       account: s.account,
@@ -411,6 +417,7 @@ export class SessionHandoff {
       allocations,
       frames: frames.map((x) => ({ ...x })),
       inflight,
+      broadcastsSeen,
     });
     const mv = new MovedSession(s.account, s.generation, b, new Set(r.allocations.values()), new Set(r.inflight.keys()));
     const timer = setTimeout(() => {
@@ -485,6 +492,13 @@ export class SessionHandoff {
     if (!s) {
       if (conn) this.deps.refuse(conn, new XError('BAD_TOKEN', 'a newer login of this account exists'));
       return;
+    }
+    // Broadcasts this gateway delivered before the session arrived and A had not: now, in order.
+    const { replay, missed } = this.deps.broadcasts.catchUp(s.account, m.broadcastsSeen);
+    for (const b of replay) sessions.deliverEncoded(s, b.frame, b.cmd);
+    if (missed > 0) {
+      for (let i = 0; i < missed; i++) this.deps.refused('broadcast_missed');
+      this.deps.log.warn({ account: s.account, missed }, 'session handoff: broadcasts older than gateway.broadcastLogMax/Bytes were not repeated');
     }
     const nodes = new Set(allocations.values());
     if (nodes.size > 0) {

@@ -54,6 +54,7 @@ import { isLive, type Session, type SessionTable } from './sessions.js';
 import type { CohortDecision } from '../protocol/routing-policy.js';
 import type { VersionCount } from '../gen/xserver/v1/cluster_pb.js';
 import { LatencyHistogram } from '../protocol/latency.js';
+import type { BroadcastLog } from './broadcast-log.js';
 
 /** A client request forwarded and not answered yet. */
 interface InflightRequest {
@@ -115,6 +116,8 @@ export interface RouterDeps {
   accountLost(): void;
   /** The session handoff between gateways. */
   handoff(): RouterHandoff;
+  /** Numbered broadcasts, so a session that moves here gets each once (broadcast-log.ts). */
+  broadcasts: BroadcastLog;
 }
 
 export class Router {
@@ -556,7 +559,11 @@ export class Router {
     // Encoded once: every client socket is handed these same bytes, away sessions keep a view of them.
     const e = encodeFrame(cmd, m.data);
     const frame = Buffer.from(e.buffer, e.byteOffset, e.length);
-    for (const s of this.sessions.values()) if (this.sessions.deliverEncoded(s, frame, cmd)) this.count.outbound++;
+    const skip = this.deps.broadcasts.record({ source: link.remote.id, seq: Number(m.seq), cmd, frame });
+    for (const s of this.sessions.values()) {
+      if (skip?.has(s.account)) continue; // it got this one at the gateway it moved from
+      if (this.sessions.deliverEncoded(s, frame, cmd)) this.count.outbound++;
+    }
   }
 
   private onKickAccount(f: Frame): void {

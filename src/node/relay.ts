@@ -106,6 +106,8 @@ export class RelayEndpoint {
   /** Messages waiting for a presence lookup, per account. */
   private readonly waiting = new Map<string, Uint8Array[]>();
   private waitingCount = 0;
+  /** The number of this node's last broadcast to clients (BroadcastClients.seq). */
+  private broadcastSeq = 0;
   /** Client handlers of an account still running (async ones), and who waits for none to be. */
   private readonly busy = new Map<string, { running: number; idle: (() => void)[] }>();
   dropped = 0;
@@ -206,7 +208,8 @@ export class RelayEndpoint {
   }
 
   broadcastToClients(cmd: number, payload: Payload): number {
-    const body = encode(BroadcastClientsSchema, { cmd, data: toBytes(payload) });
+    // Numbered, the same number at every gateway: a client moving between two gets it once.
+    const body = encode(BroadcastClientsSchema, { cmd, data: toBytes(payload), seq: BigInt(++this.broadcastSeq) });
     let n = 0;
     for (const g of this.host.list(NodeType.GATEWAY)) if (this.host.sendSystem(g.id, Cmd.RELAY_BROADCAST_CLIENTS, body)) n++;
     return n;
