@@ -180,6 +180,35 @@ describe('roll', () => {
     expect(events.at(-1)).toMatchObject({ name: 'gateway-1', state: 'failed' });
   });
 
+  it('does not stop the active mgr while no other mgr stands by: ROLL_FAILED, and the active one keeps running', async () => {
+    const lone = new FakeCluster();
+    const active = lone.add({ name: 'mgr-1', role: 'mgr' }, 'A');
+    lone.add({ name: 'login', role: 'login' });
+    const failed = rollOf(lone)
+      .run()
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(20_000);
+    const e = await failed;
+    expect(isXError(e, 'ROLL_FAILED')).toBe(true);
+    expect((e as Error).message).toMatch(/roll stopped at mgr-1 \(draining\): no other mgr is running to take over/);
+    expect(active.alive).toBe(true);
+    expect(lone.log).toEqual([]);
+
+    // A standby that is running but not ready (still starting) is waited for, up to roll.stepTimeoutMs.
+    const c = demoCluster();
+    const ready = c.mgrReady.bind(c);
+    c.mgrReady = async (p) => p.step.name !== 'mgr-2' && ready(p);
+    const cluster: RollCluster = { status: () => c.status(), lease: () => c.readLease(), drain: (id) => c.drain(id) };
+    const onlyActive = new Roll(c, cluster, { stepTimeoutMs: 2000, pollMs: 50, only: (step) => step.name === 'mgr-1' });
+    const slow = onlyActive.run().catch((x: unknown) => x);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(((await slow) as Error).message).toMatch(
+      /roll stopped at mgr-1 \(draining\): gave up waiting for another mgr to stand by before the active one stops/,
+    );
+    expect(c.procs.find((p) => p.mgrId === 'A')!.alive).toBe(true);
+    expect(c.log).toEqual([]);
+  });
+
   it('gives up on a step after roll.stepTimeoutMs, naming what it waited for', async () => {
     const c = demoCluster();
     c.drainMs = 60_000; // a drained member never leaves in time: the first one is login

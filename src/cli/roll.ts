@@ -11,6 +11,8 @@
  *   2. the active mgr    stop-first: its graceful stop releases the lease, the (new) standby takes
  *                        over within mgr.standbyPollMs and every member re-registers there; then
  *                        its replacement starts as the next standby. One failover for two mgrs.
+ *                        It is stopped only once another mgr stands by (a lone mgr is not rolled:
+ *                        the cluster would have none until the replacement took the lease).
  *   3. login             stop-first: it holds nothing, but it listens on the one login port
  *                        (login.port) that clients know, which its replacement cannot bind while
  *                        the old one has it. Logins during the gap fail (a client tries again);
@@ -192,6 +194,7 @@ export class Roll<P extends RollProcess> {
           case 'draining':
             if (old.step.role === 'mgr') {
               oldMgrId = await this.host.mgrInstanceId(old);
+              if (oldMgrId !== undefined && (await this.cluster.lease())?.instanceId === oldMgrId) await this.standbyBesides(old);
               this.host.terminate(old);
             } else {
               oldMemberId = await this.until(
@@ -239,6 +242,16 @@ export class Roll<P extends RollProcess> {
       }
       await sleep(this.opts.pollMs);
     }
+  }
+
+  /** Before the active mgr stops: another mgr stands by to take over (else the cluster would be left without one). */
+  private async standbyBesides(active: P): Promise<void> {
+    const others = this.host.processes().filter((p) => p !== active && p.alive && p.step.role === 'mgr');
+    if (others.length === 0) throw new Error('no other mgr is running to take over from the active one; start a standby mgr first');
+    await this.until('another mgr to stand by before the active one stops', async () => {
+      for (const p of others) if (p.alive && (await this.host.mgrReady(p))) return true;
+      return false;
+    });
   }
 
   private async memberOf(pid: number | undefined): Promise<Record<string, unknown> | undefined> {
