@@ -180,19 +180,15 @@ describe('roll', () => {
     expect(events.at(-1)).toMatchObject({ name: 'gateway-1', state: 'failed' });
   });
 
-  it('does not stop the active mgr while no other mgr stands by: ROLL_FAILED, and the active one keeps running', async () => {
+  it('stops the active mgr only once another mgr stands by; a lone mgr is rolled anyway, and the roll says so', async () => {
     const lone = new FakeCluster();
-    const active = lone.add({ name: 'mgr-1', role: 'mgr' }, 'A');
-    lone.add({ name: 'login', role: 'login' });
-    const failed = rollOf(lone)
-      .run()
-      .catch((e: unknown) => e);
+    lone.add({ name: 'mgr-1', role: 'mgr' }, 'A');
+    const events: RollEvent[] = [];
+    const done = rollOf(lone, events).run();
     await vi.advanceTimersByTimeAsync(20_000);
-    const e = await failed;
-    expect(isXError(e, 'ROLL_FAILED')).toBe(true);
-    expect((e as Error).message).toMatch(/roll stopped at mgr-1 \(draining\): no other mgr is running to take over/);
-    expect(active.alive).toBe(true);
-    expect(lone.log).toEqual([]);
+    await done;
+    expect(lone.log).toEqual(['stop mgr-1', 'start mgr-1']);
+    expect(events.find((e) => e.detail)?.detail).toMatch(/no other mgr runs/);
 
     // A standby that is running but not ready (still starting) is waited for, up to roll.stepTimeoutMs.
     const c = demoCluster();
@@ -207,6 +203,21 @@ describe('roll', () => {
     );
     expect(c.procs.find((p) => p.mgrId === 'A')!.alive).toBe(true);
     expect(c.log).toEqual([]);
+  });
+
+  it('a surge replacement that never gets ready is stopped; the old process serves on', async () => {
+    const c = demoCluster();
+    c.registerMs = 60_000;
+    const cluster: RollCluster = { status: () => c.status(), lease: () => c.readLease(), drain: (id) => c.drain(id) };
+    const old = c.procs.find((p) => p.step.name === 'gateway-1')!;
+    const failed = new Roll(c, cluster, { stepTimeoutMs: 2000, pollMs: 50, only: (step) => step.name === 'gateway-1' })
+      .run()
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(((await failed) as Error).message).toMatch(/roll stopped at gateway-1 \(awaiting-ready\)/);
+    expect(c.log).toEqual(['start gateway-1', 'stop gateway-1']);
+    expect(old.alive).toBe(true);
+    expect(c.procs.filter((p) => p.step.name === 'gateway-1' && p.alive)).toEqual([old]);
   });
 
   it('gives up on a step after roll.stepTimeoutMs, naming what it waited for', async () => {

@@ -6,7 +6,8 @@
  * Protocol on the socket, one JSON object per line:
  *   client -> up:  {"roll": true}
  *   up -> client:  {"event": RollEvent}*  then  {"done": [{name, oldPid, newPid, ms}]}  or  {"error", "code"}
- * One roll at a time; a second request while one runs gets an error at once.
+ * One roll at a time (RollLock, shared with `up --watch`); a second request while one runs gets an
+ * error at once.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,7 +18,7 @@ import type { XConfig } from '../config/schema.js';
 import { XError, isXError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createStore } from '../store/index.js';
-import { Roll, rollCluster, rollOptions, type RollEvent, type RollHost, type RollProcess } from './roll.js';
+import { Roll, rollCluster, rollOptions, type PlanStep, type RollEvent, type RollHost, type RollProcess } from './roll.js';
 
 /** Where up listens for `xserver roll` (roll.controlSocket, else one per cluster in the temp directory). */
 export function controlSocketPath(config: XConfig): string {
@@ -27,35 +28,53 @@ export function controlSocketPath(config: XConfig): string {
 type Reply = { event: RollEvent } | { done: { name: string; oldPid?: number; newPid?: number; ms: number }[] } | { error: string; code: string };
 
 /** up's side: serves roll requests on the control socket until `close()`. */
+/**
+ * One roll at a time on a cluster: `xserver roll` and the replacements of `up --watch` use the
+ * same steps on the same processes, so they take turns.
+ */
+export class RollLock {
+  private tail: Promise<unknown> = Promise.resolve();
+  private running = 0;
+
+  get busy(): boolean {
+    return this.running > 0;
+  }
+
+  /** Runs `fn` after every earlier one settled. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    this.running++;
+    const r = this.tail.then(fn).finally(() => this.running--);
+    this.tail = r.catch(() => {});
+    return r;
+  }
+}
+
 export async function serveRollControl<P extends RollProcess>(
   config: XConfig,
   host: RollHost<P>,
   log: Logger,
+  lock: RollLock,
 ): Promise<{ path: string; close(): Promise<void> }> {
   const file = controlSocketPath(config);
   await removeStaleSocket(file);
-  let busy = false;
   const server = net.createServer((sock) => {
     sock.on('error', () => {}); // the client went away: the roll goes on, its output is in up's log
     const send = (r: Reply): void => void (sock.writable && sock.write(JSON.stringify(r) + '\n'));
     const lines = createInterface({ input: sock });
     lines.on('error', () => {});
     lines.once('line', () => {
-      if (busy) {
-        send({ error: 'a roll is already running on this cluster', code: 'ROLL_FAILED' });
+      if (lock.busy) {
+        send({ error: 'a roll (or an `up --watch` restart) is already running on this cluster', code: 'ROLL_FAILED' });
         sock.end();
         return;
       }
-      busy = true;
-      void runRoll(config, host, log, (e) => send({ event: e }))
+      void lock
+        .run(() => runRoll(config, host, log, { onEvent: (e) => send({ event: e }) }))
         .then(
           (done) => send({ done }),
           (e: unknown) => send({ error: (e as Error).message, code: isXError(e) ? e.code : 'INTERNAL' }),
         )
-        .finally(() => {
-          busy = false;
-          sock.end();
-        });
+        .finally(() => sock.end());
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -76,11 +95,12 @@ export async function serveRollControl<P extends RollProcess>(
   };
 }
 
-async function runRoll<P extends RollProcess>(
+/** Rolls the processes of `host` (those `only` picks), each step logged and passed to `onEvent`. */
+export async function runRoll<P extends RollProcess>(
   config: XConfig,
   host: RollHost<P>,
   log: Logger,
-  onEvent: (e: RollEvent) => void,
+  opts: { onEvent?: (e: RollEvent) => void; only?: (step: PlanStep) => boolean } = {},
 ): Promise<{ name: string; oldPid?: number; newPid?: number; ms: number }[]> {
   const store = createStore(config.redisUrl, config.cluster, { logger: log, opTimeoutMs: config.storeOpTimeoutMs });
   try {
@@ -91,8 +111,9 @@ async function runRoll<P extends RollProcess>(
       rollOptions(config, {
         onEvent: (e) => {
           log.info({ step: e.name, state: e.state, detail: e.detail }, `roll: ${e.name} ${e.state}`);
-          onEvent(e);
+          opts.onEvent?.(e);
         },
+        ...(opts.only ? { only: opts.only } : {}),
       }),
     );
     const r = await roll.run();

@@ -11,8 +11,9 @@
  *   2. the active mgr    stop-first: its graceful stop releases the lease, the (new) standby takes
  *                        over within mgr.standbyPollMs and every member re-registers there; then
  *                        its replacement starts as the next standby. One failover for two mgrs.
- *                        It is stopped only once another mgr stands by (a lone mgr is not rolled:
- *                        the cluster would have none until the replacement took the lease).
+ *                        It is stopped only once another running mgr stands by; a lone mgr (one-mgr
+ *                        clusters) is stopped anyway, and the cluster has none until the
+ *                        replacement takes the lease (members keep their peers and links).
  *   3. login             stop-first: it holds nothing, but it listens on the one login port
  *                        (login.port) that clients know, which its replacement cannot bind while
  *                        the old one has it. Logins during the gap fail (a client tries again);
@@ -176,6 +177,8 @@ export class Roll<P extends RollProcess> {
     let fresh: P | undefined;
     let oldMemberId = '';
     let oldMgrId: string | undefined;
+    /** The active mgr had no standby: its lease is released, not taken over. */
+    let loneMgr = false;
     let state: StepState = order[0]!;
     const enter = (s: StepState, detail?: string): void => {
       state = s;
@@ -194,7 +197,10 @@ export class Roll<P extends RollProcess> {
           case 'draining':
             if (old.step.role === 'mgr') {
               oldMgrId = await this.host.mgrInstanceId(old);
-              if (oldMgrId !== undefined && (await this.cluster.lease())?.instanceId === oldMgrId) await this.standbyBesides(old);
+              if (oldMgrId !== undefined && (await this.cluster.lease())?.instanceId === oldMgrId && !(await this.standbyBesides(old))) {
+                loneMgr = true;
+                enter('draining', 'no other mgr runs: the cluster has none until the replacement takes the lease (members keep their peers)');
+              }
               this.host.terminate(old);
             } else {
               oldMemberId = await this.until(
@@ -205,7 +211,7 @@ export class Roll<P extends RollProcess> {
             }
             break;
           case 'awaiting-gone':
-            await this.until(`the old process (pid ${old.pid}) to leave`, () => this.isGone(old, oldMemberId, oldMgrId));
+            await this.until(`the old process (pid ${old.pid}) to leave`, () => this.isGone(old, oldMemberId, oldMgrId, loneMgr));
             break;
           default:
             break;
@@ -215,6 +221,8 @@ export class Roll<P extends RollProcess> {
       return fresh!;
     } catch (e) {
       const failedIn = state;
+      // A surge replacement that never got ready goes; the old process was not touched and serves on.
+      if (strategy === 'surge' && (failedIn === 'starting' || failedIn === 'awaiting-ready') && fresh?.alive) this.host.terminate(fresh);
       enter('failed', (e as Error).message);
       const after = 'the steps before it are done, the ones after it still run the old processes; fix the cause and run `xserver roll` again';
       throw new XError('ROLL_FAILED', `roll stopped at ${old.step.name} (${failedIn}): ${(e as Error).message}; ${after}`, {
@@ -244,11 +252,14 @@ export class Roll<P extends RollProcess> {
     }
   }
 
-  /** Before the active mgr stops: another mgr stands by to take over (else the cluster would be left without one). */
-  private async standbyBesides(active: P): Promise<void> {
+  /**
+   * Before the active mgr stops: waits until another mgr stands by to take over. False when the
+   * active one is the only mgr (a one-mgr cluster, e.g. `up --service`): it is rolled anyway.
+   */
+  private async standbyBesides(active: P): Promise<boolean> {
     const others = this.host.processes().filter((p) => p !== active && p.alive && p.step.role === 'mgr');
-    if (others.length === 0) throw new Error('no other mgr is running to take over from the active one; start a standby mgr first');
-    await this.until('another mgr to stand by before the active one stops', async () => {
+    if (others.length === 0) return false;
+    return this.until('another mgr to stand by before the active one stops', async () => {
       for (const p of others) if (p.alive && (await this.host.mgrReady(p))) return true;
       return false;
     });
@@ -265,12 +276,13 @@ export class Roll<P extends RollProcess> {
     return m !== undefined && m.draining !== true && (p.step.role !== 'login' || m.type === NodeType.LOGIN);
   }
 
-  private async isGone(old: P, memberId: string, mgrId: string | undefined): Promise<boolean> {
+  private async isGone(old: P, memberId: string, mgrId: string | undefined, lone: boolean): Promise<boolean> {
     if (old.alive) return false;
     if (old.step.role === 'mgr') {
-      // The active mgr's lease must have moved on (a standby took over) before anything else rolls.
+      // The active mgr's lease must have moved on (a standby took over) before anything else
+      // rolls; a lone mgr's is only released (its replacement, started next, takes it).
       const lease = await this.cluster.lease();
-      return lease !== null && lease.instanceId !== mgrId;
+      return lease === null ? lone : lease.instanceId !== mgrId;
     }
     const s = await this.cluster.status();
     return !s.members.some((m) => m.id === memberId);

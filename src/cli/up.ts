@@ -16,11 +16,11 @@ import { MemoryStore, RedisStore, isMemoryUrl } from '../store/index.js';
 import { setPath, type XConfig } from '../config/schema.js';
 import { startAdminServer, type AdminServer } from '../admin/http.js';
 import type { Logger } from '../log.js';
-import { XError } from '../errors.js';
+import { XError, isXError } from '../errors.js';
 import { isReadyMessage } from './process.js';
 import { ServiceWatcher, watchDirs, type WatchedService } from './watch.js';
 import type { LeaseWatcher } from '../store/store.js';
-import { serveRollControl } from './roll-control.js';
+import { RollLock, runRoll, serveRollControl } from './roll-control.js';
 import type { PlanStep, RollHost, RollProcess } from './roll.js';
 
 /** drainTimeoutMs of the children of `xserver up` unless set: Ctrl-C should not wait long. */
@@ -214,7 +214,7 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
         // Ctrl-C on a development cluster: a short drain, not the production 30 s.
         XSERVER_DRAIN_TIMEOUT_MS: process.env.XSERVER_DRAIN_TIMEOUT_MS ?? String(UP_DRAIN_TIMEOUT_MS),
       },
-      // The IPC channel carries the child's "ready" (watch mode waits for it before draining the old process).
+      // The IPC channel carries the child's "ready" (up waits for every child's before its banner).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const child = new UpChild(step, proc, config.roll.stepTimeoutMs);
@@ -235,7 +235,9 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
   };
   for (const step of plan) spawnStep(step);
   log.info(`started: ${children.map((c) => `${c.step.name} (pid ${c.pid})`).join(', ')}`);
-  control = await serveRollControl(config, upRollHost(children, spawnStep), log).catch((e: unknown) => {
+  const host = upRollHost(children, spawnStep);
+  const rollLock = new RollLock();
+  control = await serveRollControl(config, host, log, rollLock).catch((e: unknown) => {
     log.warn(`\`xserver roll\` is not available for this cluster: ${(e as Error).message}`);
     return null;
   });
@@ -251,22 +253,19 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
   for (const m of notReady) if (m) log.warn(`a cluster process did not report ready (${m})`);
   await waitForLogin(config.login.port, LOGIN_WAIT_MS);
   if (opts.watch) {
+    // A change replaces the service's processes with the roll's surge step: the new process
+    // first, ready, then the old one drained through the mgr (its accounts re-bind to the new one).
     const replace = async (name: string): Promise<void> => {
-      const old = children.find((c) => c.step.name === name && c.alive);
-      if (!old || stopping) return;
-      const next = spawnStep(old.step);
+      if (stopping || !children.some((c) => c.step.name === name && c.alive)) return;
       try {
-        await next.ready;
+        const [r] = await rollLock.run(() => runRoll(config, host, log, { only: (step) => step.name === name }));
+        log.info(`${name} restarted (pid ${r?.newPid})`);
       } catch (e) {
-        log.error(`${name}: the new process did not start (${(e as Error).message}); the old one keeps serving`);
-        if (next.alive) next.proc.kill('SIGKILL');
-        return;
+        const state = isXError(e) ? e.details?.state : undefined;
+        if (state === 'starting' || state === 'awaiting-ready')
+          log.error(`${name}: the new process did not start; the old one keeps serving (${(e as Error).message})`);
+        else log.error(`${name}: the restart did not finish (${(e as Error).message})`);
       }
-      old.proc.kill('SIGTERM');
-      const deadline = Date.now() + STOP_GRACE_MS + config.drainTimeoutMs;
-      while (old.alive && Date.now() < deadline) await delay(EXIT_POLL_MS);
-      if (old.alive) old.proc.kill('SIGKILL');
-      log.info(`${name} restarted (pid ${next.pid})`);
     };
     const services = watchedServices(plan);
     const watcher = new ServiceWatcher(
@@ -288,8 +287,6 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
 }
 
 const WATCH_NEEDS_REDIS = '--watch replaces service processes, so it needs one process per role, on Redis';
-
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves when the child reports ready over IPC (src/cli/process.ts); rejects if it exits or times out first. */
 function whenReady(proc: ChildProcess, timeoutMs: number): Promise<void> {

@@ -1,12 +1,13 @@
 /**
  * Watch mode of `xserver up` (SPEC §13, "Dev watch"): when a file of a service changes, its
- * processes are replaced one at a time, each the way a rolling upgrade replaces a member: the new
- * process starts and reports ready, then the old one drains and exits. The gateway never loses a
+ * processes are replaced one at a time with the rolling upgrade's surge step (src/cli/roll.ts; up
+ * runs it, taking turns with `xserver roll`): the new process starts and is listed, then the old
+ * one is drained through the mgr and leaves. The gateway never loses a
  * client: it re-binds the old process's accounts to the new one when the old one leaves, holding
  * their frames in order meanwhile, and nobody is reported lost. A replacement that does not start
  * (a syntax error, a throw in start()) is killed and the old process keeps serving.
  *
- *   file change --delay--> [build] --> for each affected process: spawn new --ready--> SIGTERM old
+ *   file change --delay--> [build] --> for each affected process: spawn new --listed--> DRAIN old
  *          ^                                                          |
  *          +------ changes during a restart are kept and run after it -+
  *
