@@ -456,6 +456,8 @@ describe('login()', () => {
 });
 
 describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
+  /** What AUTH carries besides its credential: over WebSocket the SDK asks for batched messages. */
+  const authExtra = kind === 'ws' ? { batch: 65536 } : {};
   let gw: FakeGateway;
 
   beforeEach(async () => {
@@ -478,7 +480,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     expect(c.welcome).toEqual(w);
     expect(gw.latest().kind).toBe(kind);
     expect(gw.latest().frames[0]).toMatchObject({ cmd: Cmd.AUTH, flags: 0, rid: 0 });
-    expect(json(gw.latest().frames[0]!.body)).toEqual({ token: 'good-token' });
+    expect(json(gw.latest().frames[0]!.body)).toEqual({ token: 'good-token', ...authExtra });
     await expect(c.connect(gw.login())).rejects.toMatchObject({ code: 'ALREADY_CONNECTED' });
   });
 
@@ -513,7 +515,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     expect(got).toEqual(['old-1', 'old-2', 'new-1']);
     expect(text(await pending)).toBe('answered at the new gateway');
     const fresh = to.conns.find((x) => x.authed)!;
-    expect(json(fresh.frames[0]!.body)).toEqual({ handoff: 'h-1' });
+    expect(json(fresh.frames[0]!.body)).toEqual({ handoff: 'h-1', ...authExtra });
     await waitFor(() => to.received.some((m) => m.cmd === 4010), 'the queued send reached the new gateway');
     expect(gw.received.some((m) => m.cmd === 4010)).toBe(false);
     expect(c.state).toBe('open');
@@ -671,7 +673,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
       { kind: 'token', ok: true },
       { kind: 'resume', ok: true },
     ]);
-    expect(json(gw.latest().frames[0]!.body)).toEqual({ resume: 'resume-1' });
+    expect(json(gw.latest().frames[0]!.body)).toEqual({ resume: 'resume-1', ...authExtra });
     await waitFor(() => first.closed, 'old connection closed');
     expect(log).toEqual([
       ['reconnecting', 1],
@@ -715,7 +717,7 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     // frames written right behind WELCOME (same TCP chunk) reach the handlers
     expect(backlog).toEqual(['while-away-1', 'while-away-2']);
     expect(gw.conns).toHaveLength(2);
-    expect(json(gw.latest().frames[0]!.body)).toEqual({ resume: w1.resume });
+    expect(json(gw.latest().frames[0]!.body)).toEqual({ resume: w1.resume, ...authExtra });
     expect(log).toEqual([
       ['reconnecting', 1],
       ['reconnected', true],

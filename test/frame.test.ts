@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { XError } from '../src/errors.js';
-import { FrameDecoder, HEADER_SIZE, encodeFrame, type Frame } from '../src/protocol/frame.js';
+import { Flags, FrameDecoder, HEADER_SIZE, batchFrames, decodeFrames, encodeFrame, type Frame } from '../src/protocol/frame.js';
 import { FrameWriter, toXError } from '../src/wire/frame.js';
 
 function decodeAll(chunks: Uint8Array[], max = 1 << 20): Frame[] {
@@ -149,5 +149,32 @@ describe('frame codec', () => {
       [7, 'shared'],
       [2, 'after'],
     ]);
+  });
+});
+
+describe('batched messages (several whole frames in one)', () => {
+  const frames = [encodeFrame(1, Buffer.from('a')), encodeFrame(2, Buffer.alloc(50, 7), Flags.REQUEST, 9), encodeFrame(3)];
+
+  it('batchFrames groups in order up to the byte limit; a frame over it goes alone, uncopied', () => {
+    const big = encodeFrame(4, Buffer.alloc(200));
+    const out = batchFrames([...frames, big, frames[0]!], 100);
+    expect(out.map((m) => m.length)).toEqual([frames[0]!.length + frames[1]!.length + frames[2]!.length, big.length, frames[0]!.length]);
+    expect(out[1]).toBe(big);
+    expect(batchFrames([frames[0]!], 100)[0]).toBe(frames[0]);
+    expect(out.flatMap((m) => decodeFrames(m)).map((f) => f.cmd)).toEqual([1, 2, 3, 4, 1]);
+  });
+
+  it('decodeFrames reads every frame of a message, and refuses one that ends inside a frame or holds one over the limit', () => {
+    const [m] = batchFrames(frames, 1 << 16);
+    const got = decodeFrames(m!);
+    expect(got.map((f) => [f.cmd, f.flags, f.rid, f.body.length])).toEqual([
+      [1, 0, 0, 1],
+      [2, Flags.REQUEST, 9, 50],
+      [3, 0, 0, 0],
+    ]);
+    expect(() => decodeFrames(m!.subarray(0, frames[0]!.length + frames[1]!.length - 1), 1 << 16, toXError)).toThrow(/runs past the end/);
+    expect(() => decodeFrames(m!.subarray(0, frames[0]!.length + 5), 1 << 16, toXError)).toThrow(/inside a frame header/);
+    expect(() => decodeFrames(m!, 10, toXError)).toThrow(XError);
+    expect(() => decodeFrames(new Uint8Array(0), 10, toXError)).toThrow(/empty/);
   });
 });

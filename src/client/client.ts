@@ -29,7 +29,7 @@ import { contractHashes, isCommand, type Command, type RequestCommand } from '..
 import { DEFAULT_MAX_FRAME, Flags, encodeFrame, type Frame } from '../protocol/frame.js';
 import { Heartbeat } from '../protocol/heartbeat.js';
 import type { LoginResult } from './login.js';
-import { openTransport, type ClientTlsOptions, type Transport, type TransportKind } from './transport.js';
+import { DEFAULT_WS_BATCH_BYTES, openTransport, type ClientTlsOptions, type Transport, type TransportKind } from './transport.js';
 
 export interface XClientOptions {
   /** 'ws' (default; the only one in browsers) or 'tcp' (Node only). */
@@ -52,6 +52,11 @@ export interface XClientOptions {
   maxQueue?: number;
   /** Largest frame body accepted from, and sent to, the gateway (default 4 MiB). The gateway has its own limit (`gateway.maxFrame`). */
   maxFrame?: number;
+  /**
+   * WebSocket: frames of one event-loop turn go out, and may come in, as one message of up to this
+   * many bytes, when the gateway agrees in WELCOME (default 64 KiB; 0 = one frame per message).
+   */
+  wsBatchBytes?: number;
   /** Overrides the ping interval the gateway asks for in WELCOME. */
   heartbeatMs?: number;
   /** This client's version, sent in AUTH; a gateway with `gateway.minClientVersion` refuses older ones. */
@@ -150,6 +155,7 @@ const CLIENT_DEFAULTS = {
   maxReconnectDelayMs: 3000,
   maxQueue: 1000,
   maxFrame: DEFAULT_MAX_FRAME,
+  wsBatchBytes: DEFAULT_WS_BATCH_BYTES,
 } as const satisfies Required<Omit<XClientOptions, 'heartbeatMs' | 'tls' | 'version' | 'contracts'>>;
 
 /** The options that were given (an explicit `undefined` keeps the default). */
@@ -273,7 +279,7 @@ export class XClient {
     this._welcome = null;
     this._state = 'connecting';
     try {
-      return await this.open({ token: login.token, ...this.versionField() }, epoch, false);
+      return await this.open({ token: login.token, ...this.authFields() }, epoch, false);
     } catch (e) {
       const err = e instanceof ClientError ? e : new ClientError('CONNECT_FAILED', String(e), { cause: e });
       if (epoch === this.epoch) {
@@ -298,11 +304,12 @@ export class XClient {
     await Promise.all([t?.close(), o?.close()]);
   }
 
-  /** What AUTH carries besides the token or resume key: the version and the contract hashes. */
-  private versionField(): { version?: string; contracts?: Record<string, string> } {
+  /** What AUTH carries besides the token or resume key: the version, the contract hashes, and (WebSocket) batching. */
+  private authFields(): { version?: string; contracts?: Record<string, string>; batch?: number } {
     return {
       ...(this.version === undefined ? {} : { version: this.version }),
       ...(this.contractHashes === undefined ? {} : { contracts: this.contractHashes }),
+      ...(this.opts.transport === 'ws' && this.opts.wsBatchBytes > 0 ? { batch: this.opts.wsBatchBytes } : {}),
     };
   }
 
@@ -313,7 +320,12 @@ export class XClient {
     const t = await openTransport(
       this.opts.transport,
       { wsUrl: lr.gateway.wsUrl, host: lr.gateway.host, port: lr.gateway.tcpPort, tls: lr.gateway.tls === true },
-      { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs, ...(this.tls ? { tls: this.tls } : {}) },
+      {
+        maxFrame: this.opts.maxFrame,
+        maxBatch: this.opts.wsBatchBytes,
+        timeoutMs: this.opts.connectTimeoutMs,
+        ...(this.tls ? { tls: this.tls } : {}),
+      },
     );
     if (epoch !== this.epoch) {
       void t.close();
@@ -374,6 +386,7 @@ export class XClient {
   }
 
   private attach(t: Transport, w: Welcome): void {
+    if (w.batch !== undefined) t.batch?.(Math.min(w.batch, this.opts.wsBatchBytes));
     this.transport = t;
     this._welcome = w;
     this._state = 'open';
@@ -423,7 +436,7 @@ export class XClient {
       await this.sleep(Math.min(backoff.next(), Math.max(0, deadline - now())));
       if (epoch !== this.epoch) return;
       try {
-        await this.open({ resume: this._welcome!.resume, ...this.versionField() }, epoch, true);
+        await this.open({ resume: this._welcome!.resume, ...this.authFields() }, epoch, true);
         return;
       } catch (e) {
         if (epoch !== this.epoch) return;
@@ -526,7 +539,12 @@ export class XClient {
       t = await openTransport(
         this.opts.transport,
         { wsUrl: gw.wsUrl, host: gw.host, port: gw.tcpPort, tls: gw.tls },
-        { maxFrame: this.opts.maxFrame, timeoutMs: this.opts.connectTimeoutMs, ...(this.tls ? { tls: this.tls } : {}) },
+        {
+          maxFrame: this.opts.maxFrame,
+          maxBatch: this.opts.wsBatchBytes,
+          timeoutMs: this.opts.connectTimeoutMs,
+          ...(this.tls ? { tls: this.tls } : {}),
+        },
       );
     } catch (e) {
       return fail(e instanceof ClientError ? e : new ClientError('CONNECT_FAILED', String(e)));
@@ -572,7 +590,7 @@ export class XClient {
         clearTimeout(timer);
         resolve(new ClientError('DISCONNECTED', `connection closed before WELCOME (${reason})`));
       };
-      t.send(encodeFrame(Cmd.AUTH, encodeAuth({ handoff: g.handoff, ...this.versionField() })));
+      t.send(encodeFrame(Cmd.AUTH, encodeAuth({ handoff: g.handoff, ...this.authFields() })));
     });
     if (epoch !== this.epoch) {
       void t.close();

@@ -5,7 +5,7 @@
  * dynamic import() only when needed, so this file loads unchanged in a browser.
  */
 import { ClientError } from './errors.js';
-import { DEFAULT_MAX_FRAME, FrameDecoder, HEADER_SIZE, decodeFrame, type Frame } from '../protocol/frame.js';
+import { DEFAULT_MAX_FRAME, FrameDecoder, HEADER_SIZE, batchFrames, decodeFrames, type Frame } from '../protocol/frame.js';
 
 export type TransportKind = 'ws' | 'tcp';
 
@@ -14,6 +14,8 @@ export interface Transport {
   readonly kind: TransportKind;
   /** Sends one encoded frame. Ignored once the transport is closing or closed. */
   send(bytes: Uint8Array): void;
+  /** WebSocket: from now on, the frames of one turn go out as messages of up to `maxBytes` (the gateway agreed in WELCOME). */
+  batch?(maxBytes: number): void;
   /** Closes gracefully (pending writes are flushed); resolves once fully closed. Idempotent. */
   close(): Promise<void>;
   /** Called for each received frame. */
@@ -47,9 +49,14 @@ export interface ClientTlsOptions {
   servername?: string;
 }
 
+/** Default largest batched WebSocket message, each way (the SDK's `wsBatchBytes`, the gateway's `gateway.wsBatchBytes`). */
+export const DEFAULT_WS_BATCH_BYTES = 65536;
+
 export interface TransportOptions {
   /** Largest frame body accepted from the server. */
   maxFrame?: number;
+  /** WebSocket: largest batched message accepted from the server (default DEFAULT_WS_BATCH_BYTES). */
+  maxBatch?: number;
   /** Time allowed for the connection to open. */
   timeoutMs?: number;
   /** TLS settings (Node). */
@@ -67,7 +74,7 @@ export async function openTransport(kind: TransportKind, target: TransportTarget
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (kind === 'ws') {
     if (!target.wsUrl) throw new ClientError('CONNECT_FAILED', 'no WebSocket URL to connect to');
-    return openWs(target.wsUrl, maxFrame, timeoutMs, opts.tls);
+    return openWs(target.wsUrl, maxFrame, opts.maxBatch ?? DEFAULT_WS_BATCH_BYTES, timeoutMs, opts.tls);
   }
   if (kind === 'tcp') {
     if (!target.host || !target.port) throw new ClientError('CONNECT_FAILED', 'no TCP host/port to connect to');
@@ -115,11 +122,12 @@ async function webSocketCtor(needNodeOptions: boolean): Promise<{ Ctor: WsCtor; 
   }
 }
 
-async function openWs(url: string, maxFrame: number, timeoutMs: number, tlsOpts?: ClientTlsOptions): Promise<Transport> {
+async function openWs(url: string, maxFrame: number, maxBatch: number, timeoutMs: number, tlsOpts?: ClientTlsOptions): Promise<Transport> {
   const { Ctor, isNodeWs } = await webSocketCtor(tlsOpts !== undefined);
   let ws: WsLike;
   try {
-    ws = isNodeWs ? new Ctor(url, { maxPayload: maxFrame + HEADER_SIZE, perMessageDeflate: false, ...(tlsOpts ?? {}) }) : new Ctor(url);
+    const maxPayload = Math.max(maxFrame + HEADER_SIZE, maxBatch);
+    ws = isNodeWs ? new Ctor(url, { maxPayload, perMessageDeflate: false, ...(tlsOpts ?? {}) }) : new Ctor(url);
   } catch (e) {
     throw new ClientError('CONNECT_FAILED', `WebSocket ${url}: ${(e as Error).message}`, { cause: e });
   }
@@ -204,16 +212,20 @@ class WsTransport implements Transport {
     if (this.finished || this.closing) return;
     const bytes = toUint8(data);
     if (bytes === null) return this.fail('BAD_FRAME'); // text messages are not part of the protocol
-    let frame: Frame;
+    // One frame, or (batched) several whole frames.
+    let frames: Frame[];
     try {
-      frame = decodeFrame(bytes, this.maxFrame);
+      frames = decodeFrames(bytes, this.maxFrame);
     } catch (e) {
       return this.fail((e as ClientError).code ?? 'BAD_FRAME');
     }
-    try {
-      this.onMessage(frame);
-    } catch {
-      // the owner handles its own errors
+    for (const frame of frames) {
+      if (this.finished || this.closing) return;
+      try {
+        this.onMessage(frame);
+      } catch {
+        // the owner handles its own errors
+      }
     }
   }
 
@@ -226,6 +238,30 @@ class WsTransport implements Transport {
 
   send(bytes: Uint8Array): void {
     if (this.closing || this.finished || this.ws.readyState !== WS_OPEN) return;
+    if (this.batchBytes > 0) {
+      // Sent once the turn's synchronous code is done, all of the turn's frames together.
+      if (this.outbox.length === 0) queueMicrotask(this.flush);
+      this.outbox.push(bytes);
+      return;
+    }
+    this.write(bytes);
+  }
+
+  batch(maxBytes: number): void {
+    this.batchBytes = Math.max(0, maxBytes);
+  }
+
+  /** Largest message of frames sent together; 0 = one message per frame. */
+  private batchBytes = 0;
+  private outbox: Uint8Array[] = [];
+  private readonly flush = (): void => {
+    const q = this.outbox;
+    this.outbox = [];
+    if (this.closing || this.finished || this.ws.readyState !== WS_OPEN) return;
+    for (const m of q.length === 1 ? q : batchFrames(q, this.batchBytes)) this.write(m);
+  };
+
+  private write(bytes: Uint8Array): void {
     try {
       this.ws.send(bytes);
     } catch {
@@ -235,6 +271,7 @@ class WsTransport implements Transport {
 
   close(): Promise<void> {
     if (!this.closing && !this.finished) {
+      if (this.outbox.length > 0) this.flush(); // what this turn sent goes before the close
       this.closing = true;
       this.reason ??= 'CLOSED';
       try {

@@ -610,6 +610,13 @@ const TABLE = [
     doc: 'Largest session state (undelivered messages and bookkeeping) moved to another gateway; a larger session is not moved and stays until the drain deadline.',
   },
   {
+    key: 'gateway.wsBatchBytes',
+    type: 'int',
+    default: 65536,
+    min: 0,
+    doc: "WebSocket clients that ask for it in AUTH (the SDK does) get the frames of one event-loop turn in messages of up to this many bytes (or the client's own limit, if lower), and may send theirs the same way: one WebSocket message per batch instead of per frame. 0 = one frame per message for everyone.",
+  },
+  {
     key: 'gateway.broadcastLogMax',
     type: 'int',
     default: 1024,

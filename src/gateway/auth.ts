@@ -117,6 +117,7 @@ export class ClientAuth {
     }
     const mismatch = req.contracts ? this.contractMismatch(req.contracts) : undefined;
     if (mismatch) return this.refuse(conn, mismatch);
+    conn.batchAsked = req.batch ?? 0;
     if ('resume' in req) return this.resume(conn, req.resume);
     if ('handoff' in req) {
       if (req.handoff.length === 0 || req.handoff.length > MAX_TOKEN_LENGTH) {
@@ -205,6 +206,7 @@ export class ClientAuth {
     // The idle deadline starts now, not at the AUTH frame (the store may have taken a while).
     conn.lastRx = performance.now();
     conn.authenticated();
+    const batch = conn.batchAsked > 0 ? conn.batch(conn.batchAsked) : 0;
     conn.sendFrame(
       Cmd.WELCOME,
       encodeWelcome({
@@ -215,6 +217,7 @@ export class ClientAuth {
         graceMs: g.reconnectGraceMs,
         resumed,
         ...(moved ? { moved } : {}),
+        ...(batch > 0 ? { batch } : {}),
       }),
     );
   }

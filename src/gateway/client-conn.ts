@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import { XError } from '../errors.js';
 import { Cmd } from '../protocol/commands.js';
-import { FrameDecoder, decodeFrame, encodeFrame, type Frame } from '../protocol/frame.js';
+import { FrameDecoder, batchFrames, decodeFrame, decodeFrames, encodeFrame, type Frame } from '../protocol/frame.js';
 import { encodeErrorNotice, type ErrorNotice } from '../protocol/client-messages.js';
 import { FrameWriter, toXError } from '../wire/frame.js';
 
@@ -28,6 +28,10 @@ export interface ClientLimits {
   maxOutboundBytes: number;
   ratePerSec: number;
   burst: number;
+  /** Largest batched WebSocket message (gateway.wsBatchBytes); 0 = one frame per message. */
+  wsBatchBytes: number;
+  /** Largest WebSocket message the gateway reads (its `ws` maxPayload). */
+  wsMaxMessage: number;
 }
 
 /** At most one RATE_LIMITED notice per this interval: the notice itself must not become a flood. */
@@ -88,6 +92,17 @@ export abstract class ClientConnection {
 
   /** Largest frame body accepted now: the pre-auth limit until authenticated() is called. */
   protected frameLimit: number;
+
+  /**
+   * AUTH asked for batched messages of up to `clientMax` bytes: the byte count the gateway
+   * accepts back (WELCOME `batch`), or 0 when it does not batch (TCP is a stream: never).
+   */
+  batch(_clientMax: number): number {
+    return 0;
+  }
+
+  /** What AUTH asked for (`batch`), kept until WELCOME answers it. */
+  batchAsked = 0;
 
   abstract get outboundBytes(): number;
   /** Queues a frame without checks. */
@@ -232,6 +247,8 @@ export class WsClientConnection extends ClientConnection {
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private scheduled = false;
+  /** Largest message of frames sent together; 0 until the client asked for batches (AUTH `batch`). */
+  private batchBytes = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -243,9 +260,14 @@ export class WsClientConnection extends ClientConnection {
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.closed) return;
-      const f = isBinary ? parseOne(data, this.frameLimit) : new XError('BAD_FRAME', 'text messages are not accepted; send binary frames');
-      if (f instanceof XError) this.close(f);
-      else this.received(f);
+      const f = isBinary
+        ? parseMessage(data, this.frameLimit, this.batchBytes > 0)
+        : new XError('BAD_FRAME', 'text messages are not accepted; send binary frames');
+      if (f instanceof XError) return this.close(f);
+      for (const x of f) {
+        if (this.closed) return;
+        this.received(x);
+      }
     });
     ws.on('error', () => this.gone(new XError('LINK_CLOSED', 'connection error')));
     ws.on('close', () => this.gone());
@@ -268,7 +290,12 @@ export class WsClientConnection extends ClientConnection {
     }
   }
 
-  /** One corked write per turn for all messages queued in it. */
+  override batch(clientMax: number): number {
+    this.batchBytes = Math.min(clientMax, this.limits.wsBatchBytes);
+    return this.batchBytes > 0 ? Math.min(this.limits.wsBatchBytes, this.limits.wsMaxMessage) : 0;
+  }
+
+  /** One corked write per turn for all messages queued in it; batched, when the client reads batches, into few messages. */
   private readonly flush = (): void => {
     this.scheduled = false;
     const q = this.queue;
@@ -276,8 +303,9 @@ export class WsClientConnection extends ClientConnection {
     this.queue = [];
     this.queuedBytes = 0;
     if (this.ws.readyState !== this.ws.OPEN) return;
+    const messages = this.batchBytes > 0 && q.length > 1 ? batchFrames(q, this.batchBytes) : q;
     this.socket.cork();
-    for (const f of q) this.ws.send(f, { binary: true });
+    for (const m of messages) this.ws.send(m, { binary: true });
     this.socket.uncork();
   };
 
@@ -288,11 +316,13 @@ export class WsClientConnection extends ClientConnection {
   }
 }
 
-/** A WebSocket message must hold exactly one whole frame. */
-/** One WebSocket message as one frame (the protocol's decodeFrame), or the error that closes the connection. */
-function parseOne(data: Uint8Array, maxFrame: number): Frame | XError {
+/**
+ * The frames of one WebSocket message: exactly one whole frame, or (batched, once negotiated)
+ * several whole frames; else the error that closes the connection.
+ */
+function parseMessage(data: Uint8Array, maxFrame: number, batched: boolean): Frame[] | XError {
   try {
-    return decodeFrame(data, maxFrame, toXError);
+    return batched ? decodeFrames(data, maxFrame, toXError) : [decodeFrame(data, maxFrame, toXError)];
   } catch (e) {
     return e as XError;
   }

@@ -76,6 +76,8 @@ export class ClientListeners {
       maxOutboundBytes: g.maxOutboundBytes,
       ratePerSec: g.rateLimitPerSec,
       burst: g.rateBurst,
+      wsBatchBytes: g.wsBatchBytes,
+      wsMaxMessage: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK,
     };
     const onTcp = (s: net.Socket): void => this.accept(new TcpClientConnection(s, this.connHost, limits));
     // A WebSocket upgrade (and a TLS handshake) is part of authenticating: a client that has not
@@ -103,7 +105,7 @@ export class ClientListeners {
     // ws enforces a hard cap at twice our limit; below it we answer with our own ERROR frame.
     this.wss = new WebSocketServer({
       server: this.httpServer,
-      maxPayload: g.maxFrame * WS_HARD_CAP_FACTOR + WS_HARD_CAP_SLACK,
+      maxPayload: limits.wsMaxMessage,
       perMessageDeflate: false,
     });
     this.wss.on('connection', (ws, req) => this.accept(new WsClientConnection(ws, req.socket, this.connHost, limits)));

@@ -23,6 +23,11 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
 export type AuthRequest = ({ token: string } | { resume: string } | { handoff: string }) & {
   version?: string;
   contracts?: Record<string, string>;
+  /**
+   * WebSocket only: the client reads messages holding several whole frames, of up to this many
+   * bytes (docs/protocol.md, "Frames"); the gateway's WELCOME `batch` says what it accepts back.
+   */
+  batch?: number;
 };
 
 /** Most service types an AUTH `contracts` map may name (the gateway refuses more as BAD_REQUEST). */
@@ -42,6 +47,8 @@ export interface Welcome {
   graceMs?: number;
   /** True when the session moved here from another gateway (AUTH {"handoff"}). */
   moved?: boolean;
+  /** Answer to AUTH `batch`: the gateway sends batched messages and accepts them up to this many bytes. */
+  batch?: number;
 }
 
 /** Where a GOING_AWAY sends the client: the endpoints login hands out for that gateway (src/node/endpoints.ts). */
@@ -115,8 +122,13 @@ export function parseAuth(body: Uint8Array): AuthRequest {
   } catch {
     throw new MessageError('BAD_REQUEST', shape);
   }
-  const extra: { version?: string; contracts?: Record<string, string> } = typeof o.version === 'string' ? { version: o.version } : {};
+  const extra: { version?: string; contracts?: Record<string, string>; batch?: number } = typeof o.version === 'string' ? { version: o.version } : {};
   if (o.contracts !== undefined) extra.contracts = parseContractHashes(o.contracts);
+  if (o.batch !== undefined) {
+    if (!Number.isSafeInteger(o.batch) || (o.batch as number) < 0)
+      throw new MessageError('BAD_REQUEST', 'AUTH "batch" must be a byte count (0 or more)');
+    if ((o.batch as number) > 0) extra.batch = o.batch as number;
+  }
   if (typeof o.resume === 'string') return { resume: o.resume, ...extra };
   if (typeof o.handoff === 'string') return { handoff: o.handoff, ...extra };
   if (typeof o.token === 'string') return { token: o.token, ...extra };
@@ -157,6 +169,7 @@ export function parseWelcome(body: Uint8Array): Welcome {
   };
   if (typeof o.graceMs === 'number' && o.graceMs >= 0) w.graceMs = o.graceMs;
   if (o.moved === true) w.moved = true;
+  if (typeof o.batch === 'number' && Number.isSafeInteger(o.batch) && o.batch > 0) w.batch = o.batch;
   return w;
 }
 

@@ -105,6 +105,55 @@ export function decodeFrame(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME, mak
 }
 
 /**
+ * The frames of one message holding one or more whole frames back to back, in order: a batched
+ * WebSocket message (docs/protocol.md, "Frames"). Throws like decodeFrame when a frame is
+ * malformed or too large, or when the message ends inside a frame.
+ */
+export function decodeFrames(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME, makeError: FrameErrorFactory = frameError): Frame[] {
+  const out: Frame[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes.length - at < HEADER_SIZE) throw makeError('BAD_FRAME', `message ends inside a frame header (${bytes.length - at} bytes left)`);
+    const len = readU32(bytes, at);
+    const err = lengthError(len, maxFrame, makeError);
+    if (err) throw err;
+    const end = at + 4 + len;
+    if (end > bytes.length) throw makeError('BAD_FRAME', `frame length ${len} runs past the end of a message of ${bytes.length} bytes`);
+    out.push({ cmd: readU32(bytes, at + 4), flags: bytes[at + 8]!, rid: readU32(bytes, at + 9), body: bytes.subarray(at + HEADER_SIZE, end) });
+    at = end;
+  }
+  if (out.length === 0) throw makeError('BAD_FRAME', 'empty message');
+  return out;
+}
+
+/**
+ * Groups encoded frames, in order, into messages of at most `maxBytes` (a frame larger than that
+ * is a message by itself): what one batched WebSocket send carries. A message of one frame is
+ * that frame's own bytes (no copy).
+ */
+export function batchFrames(frames: readonly Uint8Array[], maxBytes: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  while (i < frames.length) {
+    let j = i;
+    let size = 0;
+    while (j < frames.length && (j === i || size + frames[j]!.length <= maxBytes)) size += frames[j++]!.length;
+    if (j - i === 1) out.push(frames[i]!);
+    else {
+      const m = new Uint8Array(size);
+      let at = 0;
+      for (let k = i; k < j; k++) {
+        m.set(frames[k]!, at);
+        at += frames[k]!.length;
+      }
+      out.push(m);
+    }
+    i = j;
+  }
+  return out;
+}
+
+/**
  * Streaming decoder for byte streams (TCP). Feed it whatever the socket delivers; it calls
  * `onFrame` for each complete frame, in order. The cost is linear in the bytes received: the
  * chunks of an incomplete frame are kept in a list and joined once, when the frame is whole
