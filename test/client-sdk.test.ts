@@ -36,6 +36,7 @@ import {
   type XClientOptions,
 } from '../src/client/index.js';
 import { encodeErrorNotice, encodeGoingAway, encodeWelcome, parseAuth } from '../src/protocol/client-messages.js';
+import { decodeFrames } from '../src/protocol/frame.js';
 import { waitFor as waitForCondition } from '../testkit/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -69,6 +70,8 @@ class FakeConn {
   /** Ignore everything from the client and send nothing (a hung peer). */
   silent = false;
   readonly frames: Frame[] = [];
+  /** WebSocket messages received (a batched one holds several frames). */
+  messages = 0;
 
   constructor(
     readonly kind: Kind,
@@ -105,6 +108,8 @@ class FakeGateway {
   readonly handoffs = new Map<string, string>();
   /** Frames sent right behind the WELCOME of a handoff (what a moved session brings). */
   handoffBacklog: Uint8Array[] = [];
+  /** WELCOME `batch` (0: none): the client may then send batched WebSocket messages. */
+  batch = 0;
   tcpPort = 0;
   wsPort = 0;
   private n = 0;
@@ -182,8 +187,9 @@ class FakeGateway {
     conn.silent = this.silentNew;
     this.conns.push(conn);
     ws.on('message', (data: Buffer) => {
+      conn.messages++;
       try {
-        this.onFrame(conn, decodeFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 1 << 20));
+        for (const f of decodeFrames(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 1 << 20)) this.onFrame(conn, f);
       } catch {
         ws.terminate();
       }
@@ -266,7 +272,15 @@ class FakeGateway {
     this.resumes.set(resume, account);
     const w = encodeFrame(
       Cmd.WELCOME,
-      encodeWelcome({ account, generation: 1, resume, heartbeatMs: this.heartbeatMs, graceMs: this.graceMs, resumed }),
+      encodeWelcome({
+        account,
+        generation: 1,
+        resume,
+        heartbeatMs: this.heartbeatMs,
+        graceMs: this.graceMs,
+        resumed,
+        ...(this.batch > 0 ? { batch: this.batch } : {}),
+      }),
     );
     const backlog = resumed ? this.resumeBacklog.splice(0).map((b) => encodeFrame(7000, toBytes(b))) : [];
     c.sendAll([w, ...backlog]);
@@ -482,6 +496,23 @@ describe.each(['tcp', 'ws'] as const)('XClient over %s', (kind) => {
     expect(gw.latest().frames[0]).toMatchObject({ cmd: Cmd.AUTH, flags: 0, rid: 0 });
     expect(json(gw.latest().frames[0]!.body)).toEqual({ token: 'good-token', ...authExtra });
     await expect(c.connect(gw.login())).rejects.toMatchObject({ code: 'ALREADY_CONNECTED' });
+  });
+
+  it('sends the messages of one turn in one WebSocket message once WELCOME agreed to batches, one each otherwise', async () => {
+    for (const batch of [65536, 0]) {
+      gw.batch = batch;
+      const c = mk();
+      const w = await c.connect(gw.login());
+      expect(w.batch).toBe(batch > 0 ? batch : undefined);
+      const conn = gw.latest();
+      const before = conn.messages;
+      for (let i = 0; i < 10; i++) c.send(4010, `m${i}`);
+      await waitFor(() => gw.received.filter((m) => m.cmd === 4010).length === 10, 'the ten messages');
+      const messages = conn.messages - before;
+      if (kind === 'ws') expect(messages, `batch ${batch}`).toBe(batch > 0 ? 1 : 10);
+      gw.received.length = 0;
+      await c.close();
+    }
   });
 
   it('GOING_AWAY: moves to the named gateway with AUTH {handoff}, no login; the old connection is read to its end first, sends are queued, a pending request is answered by the new gateway', async () => {

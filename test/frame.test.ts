@@ -162,6 +162,10 @@ describe('batched messages (several whole frames in one)', () => {
     expect(out[1]).toBe(big);
     expect(batchFrames([frames[0]!], 100)[0]).toBe(frames[0]);
     expect(out.flatMap((m) => decodeFrames(m)).map((f) => f.cmd)).toEqual([1, 2, 3, 4, 1]);
+    // Frames over `alone` bytes are never copied into a batch: each is its own message, by reference.
+    const shared = batchFrames([frames[0]!, frames[1]!, frames[2]!, frames[0]!], 1 << 16, 20);
+    expect(shared.map((m) => decodeFrames(m).map((f) => f.cmd))).toEqual([[1], [2], [3, 1]]);
+    expect(shared[1]).toBe(frames[1]);
   });
 
   it('decodeFrames reads every frame of a message, and refuses one that ends inside a frame or holds one over the limit', () => {

@@ -188,7 +188,7 @@ function gatewayUnderTest(id: string, peers: { id: string; draining?: boolean }[
     },
     announce: (s) => events.push(`announce ${s.account}`),
     deliver: (body) => delivered.push(Buffer.from(decodeToClient(body).data).toString()),
-    broadcasts: new BroadcastLog({ maxEntries: 16, maxBytes: 1 << 20 }),
+    broadcasts: new BroadcastLog({ maxEntries: 16, maxBytes: 1 << 20, skipTtlMs: 5000 }),
     refused: (reason) => events.push(`refused ${reason}`),
     onMovedIn: () => events.push('moved in'),
     onMovedOut: () => events.push('moved out'),

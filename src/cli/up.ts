@@ -235,7 +235,14 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
   };
   for (const step of plan) spawnStep(step);
   log.info(`started: ${children.map((c) => `${c.step.name} (pid ${c.pid})`).join(', ')}`);
-  const host = upRollHost(children, spawnStep);
+  const host = upRollHost(
+    children,
+    (step) => {
+      if (stopping) throw new XError('ROLL_FAILED', 'the cluster is stopping');
+      return spawnStep(step);
+    },
+    STOP_GRACE_MS + config.drainTimeoutMs,
+  );
   const rollLock = new RollLock();
   control = await serveRollControl(config, host, log, rollLock).catch((e: unknown) => {
     log.warn(`\`xserver roll\` is not available for this cluster: ${(e as Error).message}`);
@@ -258,7 +265,9 @@ export async function runUp(loadOpts: LoadOptions, opts: UpOptions): Promise<voi
     const replace = async (name: string): Promise<void> => {
       if (stopping || !children.some((c) => c.step.name === name && c.alive)) return;
       try {
-        const [r] = await rollLock.run(() => runRoll(config, host, log, { only: (step) => step.name === name }));
+        // Checked again once its turn comes: a roll before it may have run into a Ctrl-C.
+        const [r] = await rollLock.run(async () => (stopping ? [] : runRoll(config, host, log, { only: (step) => step.name === name })));
+        if (!r) return;
         log.info(`${name} restarted (pid ${r?.newPid})`);
       } catch (e) {
         const state = isXError(e) ? e.details?.state : undefined;
@@ -339,6 +348,8 @@ function runBuild(command: string, log: Logger): Promise<boolean> {
 class UpChild implements RollProcess {
   /** Settles when the child reports ready over IPC, or fails when it exits or times out first. */
   readonly ready: Promise<void>;
+  /** Sent SIGTERM by a roll step: on its way out. */
+  terminated = false;
   constructor(
     readonly step: PlanStep,
     readonly proc: ChildProcess,
@@ -367,11 +378,17 @@ async function mgrAdmin(c: UpChild, route: string): Promise<Response | undefined
 }
 
 /** The RollHost of `xserver up`: replacements are new children of the same step. */
-function upRollHost(children: UpChild[], spawnStep: (step: PlanStep) => UpChild): RollHost<UpChild> {
+function upRollHost(children: UpChild[], spawnStep: (step: PlanStep) => UpChild, killAfterMs: number): RollHost<UpChild> {
   return {
-    processes: () => children.filter((c) => c.alive),
+    // A process told to stop is not rolled again, and does not count as a standby.
+    processes: () => children.filter((c) => c.alive && !c.terminated),
     start: async (old) => spawnStep(old.step),
-    terminate: (c) => void c.proc.kill('SIGTERM'),
+    terminate: (c) => {
+      c.terminated = true;
+      c.proc.kill('SIGTERM');
+      // One that hangs (a replacement stuck in its start) does not outlive its drain.
+      setTimeout(() => c.alive && c.proc.kill('SIGKILL'), killAfterMs).unref();
+    },
     mgrInstanceId: async (c) => {
       const r = await mgrAdmin(c, '/api/cluster');
       if (!r?.ok) return undefined;

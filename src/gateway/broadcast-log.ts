@@ -15,7 +15,10 @@
  * The log keeps the most recent broadcasts, at most `maxEntries` and `maxBytes` (the frames are
  * the ones already encoded for the sockets, so an entry costs a reference): far more than the lag
  * between two gateways on one intranet. A catch-up that reaches past what the log still holds is
- * counted as missed. Unnumbered broadcasts (seq 0) pass through without any of this.
+ * counted as missed. A skip ends when this gateway catches up, when the account moves on or
+ * arrives again, when its source leaves, or after `skipTtlMs`, whichever comes first: at most one
+ * per source per account moved in within that time. Unnumbered broadcasts (seq 0) pass through
+ * without any of this.
  */
 
 /** One broadcast as this gateway delivered it: the encoded client frame. */
@@ -29,6 +32,14 @@ export interface LoggedBroadcast {
 export interface BroadcastLogLimits {
   maxEntries: number;
   maxBytes: number;
+  /** How long a skip lasts at most (it only has to cover the lag between two gateways). */
+  skipTtlMs: number;
+}
+
+/** A moved account's skip of one source: its broadcasts up to `upTo`, until `until` (performance.now()). */
+interface Skip {
+  upTo: number;
+  until: number;
 }
 
 export class BroadcastLog {
@@ -40,10 +51,13 @@ export class BroadcastLog {
   private entries: LoggedBroadcast[] = [];
   private head = 0;
   private bytes = 0;
-  /** Per source, per moved account: skip this source's broadcasts up to this number (the account got them at its old gateway). */
-  private readonly skips = new Map<string, Map<string, number>>();
+  /** Per source, per moved account: skip this source's broadcasts up to a number (the account got them at its old gateway). */
+  private readonly skips = new Map<string, Map<string, Skip>>();
 
-  constructor(private readonly limits: BroadcastLogLimits) {}
+  constructor(
+    private readonly limits: BroadcastLogLimits,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Entries held (for tests and metrics). */
   get size(): number {
@@ -63,7 +77,12 @@ export class BroadcastLog {
     const skip = this.skips.get(b.source);
     if (!skip) return undefined;
     const out = new Set<string>();
-    for (const [account, upTo] of skip) {
+    const now = this.now();
+    for (const [account, { upTo, until }] of skip) {
+      if (now > until) {
+        skip.delete(account);
+        continue;
+      }
       if (b.seq <= upTo) out.add(account);
       // This gateway has caught up with the old one on this source: nothing more to skip.
       if (b.seq >= upTo) skip.delete(account);
@@ -77,9 +96,10 @@ export class BroadcastLog {
     const out: Record<string, bigint> = {};
     for (const [source, seq] of this.last) out[source] = BigInt(seq);
     // Still skipping: the session got more at its previous gateway than this one has delivered.
+    const now = this.now();
     for (const [source, skip] of this.skips) {
-      const upTo = skip.get(account);
-      if (upTo !== undefined && upTo > (this.last.get(source) ?? 0)) out[source] = BigInt(upTo);
+      const k = skip.get(account);
+      if (k !== undefined && now <= k.until && k.upTo > (this.last.get(source) ?? 0)) out[source] = BigInt(k.upTo);
     }
     return out;
   }
@@ -87,18 +107,23 @@ export class BroadcastLog {
   /**
    * A session moved here having got `seen` at its old gateway: the broadcasts it still needs from
    * the log (oldest first), and how many it needs that the log no longer holds. Registers the
-   * skips for sources this gateway is behind on.
+   * skips for sources this gateway is behind on, among those `live` says can still send here;
+   * a skip lasts at most limits.skipTtlMs.
    */
-  catchUp(account: string, seen: Record<string, bigint>): { replay: LoggedBroadcast[]; missed: number } {
+  catchUp(account: string, seen: Record<string, bigint>, live: (source: string) => boolean): { replay: LoggedBroadcast[]; missed: number } {
+    this.forgetAccount(account); // whatever an earlier session of the account left
+    this.sweep();
     const cut = new Map<string, number>();
     let missed = 0;
+    const until = this.now() + this.limits.skipTtlMs;
     for (const [source, s] of Object.entries(seen)) {
       const got = Number(s);
       const here = this.last.get(source) ?? 0;
       if (here < got) {
+        if (!live(source)) continue; // gone: nothing more of it will arrive to skip
         let skip = this.skips.get(source);
         if (!skip) this.skips.set(source, (skip = new Map()));
-        skip.set(account, got);
+        skip.set(account, { upTo: got, until });
       } else if (here > got) {
         cut.set(source, got);
         missed += Math.max(0, (this.evicted.get(source) ?? 0) - got);
@@ -118,6 +143,15 @@ export class BroadcastLog {
   /** The account's skips end (it left, or moved on): nothing is kept for it. */
   forgetAccount(account: string): void {
     for (const [source, skip] of this.skips) if (skip.delete(account) && skip.size === 0) this.skips.delete(source);
+  }
+
+  /** Skips past their time (a source that never sent the numbers they wait for). */
+  private sweep(): void {
+    const now = this.now();
+    for (const [source, skip] of this.skips) {
+      for (const [account, k] of skip) if (now > k.until) skip.delete(account);
+      if (skip.size === 0) this.skips.delete(source);
+    }
   }
 
   /** A source left the cluster: its numbers are not needed any more (its logged frames age out). */

@@ -243,6 +243,13 @@ export class TcpClientConnection extends ClientConnection {
   }
 }
 
+/**
+ * Frames up to this size are copied into a batch; larger ones (a big broadcast, shared by every
+ * socket) are sent by reference, each as its own message: copying them per connection would cost
+ * more than the message they save.
+ */
+const WS_BATCH_COPY_MAX = 1024;
+
 export class WsClientConnection extends ClientConnection {
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
@@ -291,6 +298,8 @@ export class WsClientConnection extends ClientConnection {
   }
 
   override batch(clientMax: number): number {
+    // Batches start with WELCOME: what was queued before it (a PONG) goes as it was.
+    this.flush();
     this.batchBytes = Math.min(clientMax, this.limits.wsBatchBytes);
     return this.batchBytes > 0 ? Math.min(this.limits.wsBatchBytes, this.limits.wsMaxMessage) : 0;
   }
@@ -303,7 +312,7 @@ export class WsClientConnection extends ClientConnection {
     this.queue = [];
     this.queuedBytes = 0;
     if (this.ws.readyState !== this.ws.OPEN) return;
-    const messages = this.batchBytes > 0 && q.length > 1 ? batchFrames(q, this.batchBytes) : q;
+    const messages = this.batchBytes > 0 && q.length > 1 ? batchFrames(q, this.batchBytes, WS_BATCH_COPY_MAX) : q;
     this.socket.cork();
     for (const m of messages) this.ws.send(m, { binary: true });
     this.socket.uncork();

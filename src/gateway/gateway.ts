@@ -69,7 +69,7 @@ export class Gateway {
       },
       { graceMs: g.reconnectGraceMs, bufferMax: g.resumeBufferMax, bufferMaxBytes: g.resumeBufferMaxBytes },
     );
-    const broadcasts = new BroadcastLog({ maxEntries: g.broadcastLogMax, maxBytes: g.broadcastLogBytes });
+    const broadcasts = new BroadcastLog({ maxEntries: g.broadcastLogMax, maxBytes: g.broadcastLogBytes, skipTtlMs: g.handoffTimeoutMs });
     this.router = new Router(
       {
         config: ctx.config,

@@ -494,7 +494,7 @@ export class SessionHandoff {
       return;
     }
     // Broadcasts this gateway delivered before the session arrived and A had not: now, in order.
-    const { replay, missed } = this.deps.broadcasts.catchUp(s.account, m.broadcastsSeen);
+    const { replay, missed } = this.deps.broadcasts.catchUp(s.account, m.broadcastsSeen, (id) => this.deps.node.isLinked(id));
     for (const b of replay) sessions.deliverEncoded(s, b.frame, b.cmd);
     if (missed > 0) {
       for (let i = 0; i < missed; i++) this.deps.refused('broadcast_missed');

@@ -129,15 +129,17 @@ export function decodeFrames(bytes: Uint8Array, maxFrame = DEFAULT_MAX_FRAME, ma
 /**
  * Groups encoded frames, in order, into messages of at most `maxBytes` (a frame larger than that
  * is a message by itself): what one batched WebSocket send carries. A message of one frame is
- * that frame's own bytes (no copy).
+ * that frame's own bytes (no copy); so is every frame over `alone` bytes (a broadcast's bytes
+ * stay shared by every socket, instead of being copied once per connection).
  */
-export function batchFrames(frames: readonly Uint8Array[], maxBytes: number): Uint8Array[] {
+export function batchFrames(frames: readonly Uint8Array[], maxBytes: number, alone = Infinity): Uint8Array[] {
   const out: Uint8Array[] = [];
+  const fits = (f: Uint8Array, size: number): boolean => f.length <= alone && size + f.length <= maxBytes;
   let i = 0;
   while (i < frames.length) {
     let j = i;
     let size = 0;
-    while (j < frames.length && (j === i || size + frames[j]!.length <= maxBytes)) size += frames[j++]!.length;
+    while (j < frames.length && (j === i || (frames[i]!.length <= alone && fits(frames[j]!, size)))) size += frames[j++]!.length;
     if (j - i === 1) out.push(frames[i]!);
     else {
       const m = new Uint8Array(size);
