@@ -63,4 +63,36 @@ describe('PendingRequests', () => {
     vi.advanceTimersByTime(50);
     expect(expired).toEqual([1, 2]);
   });
+
+  it('thousands in flight, a long-lived one among them, ids wrapping past 2^32: each found once by its id', () => {
+    const { t, expired } = table();
+    const SLOW = 0x80000000 + 7; // the low bits of 7: its slot comes round again and again
+    t.add(SLOW, 'slow', 60_000); // stays while the ids run on
+    const base = 0xffffff00;
+    const ids = Array.from({ length: 70_000 }, (_, k) => (base + k) % 0x100000000 || 1);
+    for (const rid of ids) t.add(rid, `r${rid}`, 1000);
+    expect(t.size).toBe(ids.length + 1);
+    expect(t.get(SLOW)).toBe('slow');
+    for (const rid of ids) expect(t.take(rid)).toBe(`r${rid}`);
+    expect(t.take(ids[0]!)).toBeUndefined();
+    expect(t.size).toBe(1);
+    expect(t.take(SLOW)).toBe('slow');
+    expect(t.size).toBe(0);
+    vi.advanceTimersByTime(2000);
+    expect(expired).toEqual([]);
+  });
+
+  it('takeAll and timeouts report the oldest deadline first, wherever the request is kept', () => {
+    const { t, expired } = table();
+    t.add(5, 'b', 200);
+    t.add(5 + 64, 'a', 100); // the same slot as 5 at first: kept elsewhere
+    t.add(6, 'c', 300);
+    vi.advanceTimersByTime(250);
+    expect(expired).toEqual([
+      [69, 'a'],
+      [5, 'b'],
+    ]);
+    t.add(70, 'd', 40);
+    expect(t.takeAll()).toEqual(['d', 'c']);
+  });
 });
