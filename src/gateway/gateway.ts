@@ -9,6 +9,7 @@
  *   sessions.ts   the SessionTable: one session per account, the reconnect grace, generations
  *   routing.ts    client -> node routing, replies, and the relay's node -> gateway commands
  *   handoff.ts    live session handoff to another gateway while this one drains
+ *   broadcast-log.ts  numbered broadcasts, so a moved session gets each one once
  */
 import type { Logger } from 'pino';
 import { statefulTypeNumbers } from '../config/schema.js';
