@@ -56,6 +56,7 @@ export function roleContext(opts, patch) {
   config.log.pretty = 'false';
   if (opts.heartbeatIntervalMs) config.link.heartbeatIntervalMs = opts.heartbeatIntervalMs;
   if (opts.heartbeatTimeoutMs) config.link.heartbeatTimeoutMs = opts.heartbeatTimeoutMs;
+  if (process.env.BENCH_JOIN_BATCH_MS !== undefined) config.mgr.joinBatchMs = Number(process.env.BENCH_JOIN_BATCH_MS);
   patch?.(config);
   const key = `${config.redisUrl} ${config.cluster}`;
   let store = stores.get(key);

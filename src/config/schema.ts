@@ -294,6 +294,13 @@ const TABLE = [
     min: 0,
     doc: 'Minimum interval between UPDATED broadcasts for one node (load/version changes are coalesced).',
   },
+  {
+    key: 'mgr.joinBatchMs',
+    type: 'int',
+    default: 5,
+    min: 0,
+    doc: 'Join storms: the first JOINED goes to every member at once; those of the next this-many ms per 100 members (5 ms up to 100 members, 50 ms at 1,000) go out together (one write per member link, not one per JOINED), for as long as joins keep coming. Order with every other membership message is kept. 0 = every JOINED at once.',
+  },
   { key: 'mgr.maxMembers', type: 'int', default: 10000, min: 1, doc: 'Most registered nodes one mgr accepts.' },
   {
     key: 'mgr.canaryMaxPolicies',

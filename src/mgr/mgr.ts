@@ -25,7 +25,6 @@ import {
   LeftSchema,
   NodeInfoSchema,
   RegisterSchema,
-  SnapshotSchema,
   StatusReplySchema,
   UpdatedSchema,
   type MgrInfo,
@@ -51,6 +50,7 @@ import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import type { LeaseRecord, LeaseStore, MirrorStore } from '../store/store.js';
+import { encodeSnapshot } from './snapshot.js';
 import { MgrLease } from './lease.js';
 import { sameKey } from '../link/identity.js';
 import { AddressChecker } from './address-check.js';
@@ -65,6 +65,20 @@ interface Session {
   provisional: boolean;
   lastUpdateAt: number;
   updateTimer: NodeJS.Timeout | null;
+  /** Registration order: the JOINED of members registered after it are news to it (see pendingJoins). */
+  seq: number;
+  /** `info` encoded, for snapshots and the mirror; dropped when the info changes. */
+  infoBytes?: Uint8Array;
+}
+
+/** mgr.joinBatchMs is the batch window per this many members. */
+const JOIN_BATCH_MEMBERS = 100;
+
+/** A JOINED waiting in the batch: for the sessions registered before `seq`, except the member itself. */
+interface PendingJoin {
+  id: string;
+  seq: number;
+  body: Uint8Array;
 }
 
 /** activating: holds the lease, still loading the previous membership (refuses registrations). */
@@ -82,6 +96,16 @@ export class MgrServer {
   /** Members mirrored by the previous mgr that have not re-registered yet (settling only). */
   private readonly pendingMembers = new Map<string, NodeInfo>();
   private settleTimer: NodeJS.Timeout | null = null;
+  /** Registrations so far (Session.seq). */
+  private registrations = 0;
+  /**
+   * JOINED fan-out in a join storm: the first JOINED goes out at once and opens a window of
+   * mgr.joinBatchMs per 100 members; those of the window go out together at its end (one write per member link
+   * instead of one per JOINED), and every other broadcast first sends what is waiting, so order
+   * is kept.
+   */
+  private pendingJoins: PendingJoin[] = [];
+  private joinTimer: NodeJS.Timeout | null = null;
   private settling = false;
   /** Tool links (xserver status) that are not members. */
   private readonly tools = new Set<Link>();
@@ -186,6 +210,7 @@ export class MgrServer {
     this.dashboard.close();
     await this.lease?.stop();
     this.clearSettle();
+    this.clearJoins();
     for (const s of this.sessions.values()) {
       if (s.updateTimer) clearTimeout(s.updateTimer);
       s.link.close(new XError('SHUTTING_DOWN', 'mgr is stopping'));
@@ -276,6 +301,7 @@ export class MgrServer {
     this.policies.clear();
     this.log.warn({ reason }, 'mgr lost the lease: stepping down to standby');
     const sessions = [...this.sessions.values()];
+    this.clearJoins();
     this.sessions.clear();
     this.addresses.clear();
     this.m.members.set(0);
@@ -301,6 +327,7 @@ export class MgrServer {
       this.broadcastLeft(info.id, LeaveReason.TIMEOUT);
       this.noteLeft(info, LeaveReason.TIMEOUT);
     }
+    this.flushJoins();
     const snapshot = this.snapshotBytes(false);
     for (const s of this.sessions.values()) {
       if (s.provisional) {
@@ -309,7 +336,7 @@ export class MgrServer {
       }
     }
     const members = new Map<string, Uint8Array>();
-    for (const s of this.sessions.values()) members.set(s.info.id, toBinary(NodeInfoSchema, s.info));
+    for (const s of this.sessions.values()) members.set(s.info.id, this.infoBytesOf(s));
     void this.store.mirrorReplace(this.instanceId, members).catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
     this.log.info({ members: this.sessions.size, removed: gone.length }, 'mgr settled');
   }
@@ -604,15 +631,15 @@ export class MgrServer {
         old.link.close(new XError('DUPLICATE_LINK', 'replaced by a newer registration'));
       }
     }
-    const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null };
+    const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null, seq: ++this.registrations };
     this.sessions.set(info.id, session);
     this.m.members.set(this.sessions.size);
     link.reply(f, this.snapshotBytes(this.settling));
     if (known) {
       // A returning member: peers already list it; pass on any change of its info.
-      if (old && !sameInfo(old.info, info)) this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
+      if (old && !sameInfo(old.info, info)) this.broadcastJoined(session);
     } else {
-      this.broadcastExcept(info.id, Cmd.JOINED, encode(JoinedSchema, { info }));
+      this.broadcastJoined(session);
       this.m.events.inc({ event: 'joined', reason: '' });
       this.history.event({
         kind: 'joined',
@@ -624,7 +651,7 @@ export class MgrServer {
       this.log.info({ id: info.id, type: info.type, name: info.name, addr: `${info.innerIp}:${info.ports[0]}` }, 'node joined');
     }
     void this.store
-      .mirrorPut(this.instanceId, info.id, toBinary(NodeInfoSchema, info))
+      .mirrorPut(this.instanceId, info.id, this.infoBytesOf(session))
       .catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
@@ -634,9 +661,11 @@ export class MgrServer {
     const u = decode(UpdatedSchema, f.body);
     s.info.overload = u.overload;
     s.info.version = u.version;
+    s.infoBytes = undefined;
     // Draining is news for selection: passed on at once, not coalesced.
     const drainingChanged = s.info.draining !== u.draining;
     s.info.draining = u.draining;
+    s.infoBytes = undefined;
     if (drainingChanged) {
       if (u.draining) this.history.event({ kind: 'draining', id: s.info.id, name: s.info.name, type: s.info.type });
       if (s.updateTimer) clearTimeout(s.updateTimer);
@@ -659,7 +688,7 @@ export class MgrServer {
     );
     this.m.events.inc({ event: 'updated', reason: '' });
     void this.store
-      .mirrorPut(this.instanceId, s.info.id, toBinary(NodeInfoSchema, s.info))
+      .mirrorPut(this.instanceId, s.info.id, this.infoBytesOf(s))
       .catch((e: Error) => this.log.warn({ err: e.message }, 'mirror write failed'));
   }
 
@@ -701,14 +730,64 @@ export class MgrServer {
   }
 
   private broadcastExcept(exceptId: string, cmd: number, body: Uint8Array): void {
+    this.flushJoins(); // a member's JOINED before anything else about it
     for (const s of this.sessions.values()) if (s.info.id !== exceptId) s.link.send(cmd, body);
   }
 
+  /** A member's JOINED to every member registered before it: at once, or in the open batch window (see pendingJoins). */
+  private broadcastJoined(joiner: Session): void {
+    const j: PendingJoin = { id: joiner.info.id, seq: joiner.seq, body: encode(JoinedSchema, { info: joiner.info }) };
+    // A flush costs one write per member link: the window grows with the membership, so a storm
+    // costs about the same writes per second at 50 members as at 5,000.
+    const windowMs = this.ctx.config.mgr.joinBatchMs * Math.max(1, Math.ceil(this.sessions.size / JOIN_BATCH_MEMBERS));
+    if (windowMs > 0 && this.joinTimer !== null) {
+      this.pendingJoins.push(j);
+      return;
+    }
+    this.sendJoins([j]);
+    if (windowMs > 0) this.armJoins(windowMs);
+  }
+
+  private armJoins(windowMs: number): void {
+    this.joinTimer = setTimeout(() => {
+      this.joinTimer = null;
+      // Still a storm: keep batching for another window.
+      if (this.pendingJoins.length > 0 && this.flushJoins()) this.armJoins(windowMs);
+    }, windowMs);
+    this.joinTimer.unref();
+  }
+
+  /** Sends the JOINED waiting in the batch; false when none was. */
+  private flushJoins(): boolean {
+    if (this.pendingJoins.length === 0) return false;
+    const batch = this.pendingJoins;
+    this.pendingJoins = [];
+    this.sendJoins(batch);
+    return true;
+  }
+
+  /** Each JOINED of `batch` (in registration order) to the sessions registered before it, except its member. */
+  private sendJoins(batch: readonly PendingJoin[]): void {
+    for (const s of this.sessions.values()) {
+      for (const j of batch) if (j.seq > s.seq && j.id !== s.info.id) s.link.send(Cmd.JOINED, j.body);
+    }
+  }
+
+  private clearJoins(): void {
+    if (this.joinTimer) clearTimeout(this.joinTimer);
+    this.joinTimer = null;
+    this.pendingJoins = [];
+  }
+
   private snapshotBytes(provisional: boolean): Uint8Array {
-    return toBinary(
-      SnapshotSchema,
-      create(SnapshotSchema, { members: this.memberInfos(), mgr: this.mgrInfo(), provisional, policies: this.policyList() }),
-    );
+    const members: Uint8Array[] = [];
+    for (const s of this.sessions.values()) members.push(this.infoBytesOf(s));
+    for (const p of this.pendingMembers.values()) members.push(toBinary(NodeInfoSchema, p));
+    return encodeSnapshot(members, { mgr: this.mgrInfo(), provisional, policies: this.policyList() });
+  }
+
+  private infoBytesOf(s: Session): Uint8Array {
+    return (s.infoBytes ??= toBinary(NodeInfoSchema, s.info));
   }
 }
 
