@@ -128,6 +128,8 @@ async function measure(scenario, row, cfg, env, log) {
     base.steps = process.env.BENCH_CCU_STEPS.split(',')
       .map(Number)
       .filter((n) => n > 0);
+  // BENCH_CCU_RATE=0.1: clients that are mostly idle (the gateway's memory per session).
+  if (process.env.BENCH_CCU_RATE) base.rate = Number(process.env.BENCH_CCU_RATE);
   const { BotPool } = await import('../../dist/bots/pool.js');
   const { sampleGateway, parseGatewaySource, cpuPercent } = await import('../../dist/bots/gateway-probe.js');
   const { latencyJson } = await import('../../dist/bots/report.js');
