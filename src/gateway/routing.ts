@@ -248,7 +248,8 @@ export class Router {
     }
     const inflight = s.route.inflight;
     const rid = f.flags & Flags.REQUEST ? f.rid : 0;
-    const body = encodeFromClient({ account: s.account, cmd: f.cmd % this.settings.cmdOffset, data: f.body, rid, generation: s.generation });
+    // Transient: sendSystem copies it (into the link's batch, or into the buffer of a link still opening).
+    const body = encodeFromClient({ account: s.account, cmd: f.cmd % this.settings.cmdOffset, data: f.body, rid, generation: s.generation }, true);
     // A frame that has to wait for the link is routed again if the node dies first (a stateful type
     // then moves to a live node). Over an open link there is nothing to keep.
     let retry: (() => void) | undefined;

@@ -422,9 +422,10 @@ class GatewayClientContext implements ClientContext {
     if (!this.isRequest || this.#replied) return;
     this.#replied = true;
     this.#latency.record(performance.now() - this.#at);
+    // Transient: Link.send copies it into its batch before it returns.
     this.#link.send(
       Cmd.RELAY_TO_CLIENT,
-      encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }),
+      encodeToClient({ account: this.account, cmd: this.cmd, data: toBytes(p), rid: this.#rid, errorCode: 0, errorMessage: '' }, true),
     );
   }
 

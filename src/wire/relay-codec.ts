@@ -37,12 +37,27 @@ function varintSize(v: number): number {
   return n;
 }
 
+/**
+ * One buffer for the encodings a caller hands straight to a link (`transient`): Link.send copies
+ * the body into its write batch before it returns, and a peer link that has to buffer copies it
+ * too, so the next encoding may reuse the bytes. Saves an allocation per relayed message.
+ */
+let scratch = new Uint8Array(4096);
+/** Larger bodies get their own buffer (the scratch does not grow past this). */
+const SCRATCH_MAX = 64 * 1024;
+
+function target(size: number, transient: boolean): Uint8Array {
+  if (!transient || size > SCRATCH_MAX) return new Uint8Array(size);
+  if (size > scratch.length) scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(size, scratch.length * 2)));
+  return scratch.subarray(0, size);
+}
+
 class Writer {
   readonly buf: Uint8Array;
   pos = 0;
 
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
+  constructor(size: number, transient: boolean) {
+    this.buf = target(size, transient);
   }
 
   varint(v: number): void {
@@ -84,9 +99,10 @@ function utf8Account(s: string): Uint8Array {
   return b;
 }
 
-export function encodeFromClient(m: FromClientMsg): Uint8Array {
+/** `transient`: the result is valid only until the next transient encoding (see `scratch`). */
+export function encodeFromClient(m: FromClientMsg, transient = false): Uint8Array {
   const account = utf8Account(m.account);
-  const w = new Writer(lenField(account) + uintField(m.cmd) + lenField(m.data) + uintField(m.rid) + uintField(m.generation));
+  const w = new Writer(lenField(account) + uintField(m.cmd) + lenField(m.data) + uintField(m.rid) + uintField(m.generation), transient);
   w.bytesField(1, account);
   w.uintField(2, m.cmd);
   w.bytesField(3, m.data);
@@ -95,10 +111,14 @@ export function encodeFromClient(m: FromClientMsg): Uint8Array {
   return w.buf;
 }
 
-export function encodeToClient(m: ToClientMsg): Uint8Array {
+/** `transient`: the result is valid only until the next transient encoding (see `scratch`). */
+export function encodeToClient(m: ToClientMsg, transient = false): Uint8Array {
   const account = utf8Account(m.account);
   const err = m.errorMessage ? textEncoder.encode(m.errorMessage) : EMPTY;
-  const w = new Writer(lenField(account) + uintField(m.cmd) + lenField(m.data) + uintField(m.rid) + uintField(m.errorCode) + lenField(err));
+  const w = new Writer(
+    lenField(account) + uintField(m.cmd) + lenField(m.data) + uintField(m.rid) + uintField(m.errorCode) + lenField(err),
+    transient,
+  );
   w.bytesField(1, account);
   w.uintField(2, m.cmd);
   w.bytesField(3, m.data);
@@ -108,71 +128,96 @@ export function encodeToClient(m: ToClientMsg): Uint8Array {
   return w.buf;
 }
 
-/** Calls `field(number, value)` for each field; LEN values are views into `b`. */
-function readFields(b: Uint8Array, what: string, field: (n: number, v: number | Uint8Array) => void): void {
-  let pos = 0;
-  const varint = (): number => {
+/**
+ * A cursor over one message's fields, with no closure or object per field: `next()` reads a key
+ * and leaves the field's number in `n` and its value in `num` (VARINT) or `bytes` (LEN, a view
+ * into the message); other wire types are skipped.
+ */
+class FieldReader {
+  pos = 0;
+  n = 0;
+  num = 0;
+  bytes: Uint8Array = EMPTY;
+  isBytes = false;
+
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly what: string,
+  ) {}
+
+  next(): boolean {
+    for (;;) {
+      if (this.pos >= this.b.length) {
+        if (this.pos > this.b.length) throw new XError('BAD_FRAME', `${this.what}: truncated`);
+        return false;
+      }
+      const key = this.varint();
+      this.n = Math.floor(key / 8);
+      switch (key % 8) {
+        case 0:
+          this.num = this.varint();
+          this.isBytes = false;
+          return true;
+        case 2: {
+          const len = this.varint();
+          if (this.pos + len > this.b.length) throw new XError('BAD_FRAME', `${this.what}: field ${this.n} overruns the message`);
+          this.bytes = this.b.subarray(this.pos, this.pos + len);
+          this.pos += len;
+          this.isBytes = true;
+          return true;
+        }
+        case 1:
+          this.pos += 8;
+          break;
+        case 5:
+          this.pos += 4;
+          break;
+        default:
+          throw new XError('BAD_FRAME', `${this.what}: unsupported wire type ${key % 8}`);
+      }
+    }
+  }
+
+  private varint(): number {
+    const b = this.b;
     let v = 0;
     let mul = 1;
     for (let i = 0; i < 10; i++) {
-      if (pos >= b.length) throw new XError('BAD_FRAME', `${what}: truncated varint`);
-      const byte = b[pos++]!;
+      if (this.pos >= b.length) throw new XError('BAD_FRAME', `${this.what}: truncated varint`);
+      const byte = b[this.pos++]!;
       v += (byte & 127) * mul;
       if (byte < 128) return v;
       mul *= 128;
     }
-    throw new XError('BAD_FRAME', `${what}: varint too long`);
-  };
-  while (pos < b.length) {
-    const key = varint();
-    const n = Math.floor(key / 8);
-    switch (key % 8) {
-      case 0:
-        field(n, varint());
-        break;
-      case 2: {
-        const len = varint();
-        if (pos + len > b.length) throw new XError('BAD_FRAME', `${what}: field ${n} overruns the message`);
-        field(n, b.subarray(pos, pos + len));
-        pos += len;
-        break;
-      }
-      case 1:
-        pos += 8;
-        break;
-      case 5:
-        pos += 4;
-        break;
-      default:
-        throw new XError('BAD_FRAME', `${what}: unsupported wire type ${key % 8}`);
-    }
+    throw new XError('BAD_FRAME', `${this.what}: varint too long`);
   }
-  if (pos > b.length) throw new XError('BAD_FRAME', `${what}: truncated`);
 }
 
 export function decodeFromClient(b: Uint8Array): FromClientMsg {
   const m: FromClientMsg = { account: '', cmd: 0, data: EMPTY, rid: 0, generation: 0 };
-  readFields(b, 'FromClient', (n, v) => {
-    if (typeof v === 'number') {
-      if (n === 2) m.cmd = v;
-      else if (n === 4) m.rid = v;
-      else if (n === 5) m.generation = v;
-    } else if (n === 1) m.account = textDecoder.decode(v);
-    else if (n === 3) m.data = v;
-  });
+  const r = new FieldReader(b, 'FromClient');
+  while (r.next()) {
+    if (!r.isBytes) {
+      if (r.n === 2) m.cmd = r.num;
+      else if (r.n === 4) m.rid = r.num;
+      else if (r.n === 5) m.generation = r.num;
+    } else if (r.n === 1) m.account = textDecoder.decode(r.bytes);
+    else if (r.n === 3) m.data = r.bytes;
+  }
   return m;
 }
 
 export function decodeToClient(b: Uint8Array): ToClientMsg {
   const m: ToClientMsg = { account: '', cmd: 0, data: EMPTY, rid: 0, errorCode: 0, errorMessage: '' };
-  readFields(b, 'ToClient', (n, v) => {
-    if (typeof v === 'number') {
-      if (n === 2) m.cmd = v;
-      else if (n === 4) m.rid = v;
-      else if (n === 5) m.errorCode = v;
-    } else if (n === 1) m.account = textDecoder.decode(v);
-    else if (n === 3) m.data = v;
-    else if (n === 6) m.errorMessage = textDecoder.decode(v);
-  });
+  const r = new FieldReader(b, 'ToClient');
+  while (r.next()) {
+    if (!r.isBytes) {
+      if (r.n === 2) m.cmd = r.num;
+      else if (r.n === 4) m.rid = r.num;
+      else if (r.n === 5) m.errorCode = r.num;
+    } else if (r.n === 1) m.account = textDecoder.decode(r.bytes);
+    else if (r.n === 3) m.data = r.bytes;
+    else if (r.n === 6) m.errorMessage = textDecoder.decode(r.bytes);
+  }
   return m;
 }
