@@ -1,8 +1,8 @@
-/** encodeSnapshot (src/mgr/snapshot.ts): members encoded once and appended decode as the same Snapshot protobuf-es would write. */
+/** src/mgr/snapshot.ts: messages built from members encoded once are byte-for-byte what protobuf-es would write. */
 import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { MgrInfoSchema, NodeInfoSchema, RoutingPolicySchema, SnapshotSchema } from '../src/gen/xserver/v1/cluster_pb.js';
-import { encodeSnapshot } from '../src/mgr/snapshot.js';
+import { JoinedSchema, MgrInfoSchema, NodeInfoSchema, RoutingPolicySchema, SnapshotSchema } from '../src/gen/xserver/v1/cluster_pb.js';
+import { encodeJoined, encodeSnapshot } from '../src/mgr/snapshot.js';
 
 describe('encodeSnapshot', () => {
   it('decodes equal to the whole message encoded by protobuf-es, for 0, 1 and many members of every size', () => {
@@ -21,6 +21,13 @@ describe('encodeSnapshot', () => {
         expect(equals(SnapshotSchema, fromBinary(SnapshotSchema, bytes), expected), `${count} members, provisional ${provisional}`).toBe(true);
         expect(bytes.length).toBe(toBinary(SnapshotSchema, expected).length);
       }
+    }
+  });
+
+  it('encodeJoined is the Joined message protobuf-es encodes, for short and long infos', () => {
+    for (const name of ['', 'lobby', 'x'.repeat(300)]) {
+      const info = create(NodeInfoSchema, { id: 'n-1', type: 4, name, ports: [7000] });
+      expect(Buffer.from(encodeJoined(toBinary(NodeInfoSchema, info)))).toEqual(Buffer.from(toBinary(JoinedSchema, create(JoinedSchema, { info }))));
     }
   });
 });

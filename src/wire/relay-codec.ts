@@ -6,6 +6,7 @@
  * test/relay-codec.test.ts checks both directions against @bufbuild/protobuf.
  */
 import { XError } from '../errors.js';
+import { varintSize, writeVarint } from './varint.js';
 
 export interface FromClientMsg {
   account: string;
@@ -27,15 +28,6 @@ export interface ToClientMsg {
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
 
 /**
  * One buffer for the encodings a caller hands straight to a link (`transient`): Link.send copies
@@ -61,12 +53,7 @@ class Writer {
   }
 
   varint(v: number): void {
-    // Division, not bit operations: values may exceed 32 bits (generations).
-    while (v >= 128) {
-      this.buf[this.pos++] = (v % 128) | 128;
-      v = Math.floor(v / 128);
-    }
-    this.buf[this.pos++] = v;
+    this.pos = writeVarint(this.buf, this.pos, v);
   }
 
   uintField(field: number, v: number): void {
