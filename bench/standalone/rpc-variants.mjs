@@ -1,5 +1,5 @@
-// The caller side of the rpc probe (rpc-client.mjs) in several forms, to see what a load driver
-// costs a ~1M req/s caller: `node rpc-variants.mjs <cluster> <mode> [inflight]`, with
+// The caller side of the rpc probe in several forms, to see what a load driver costs a ~1M req/s
+// caller: `node rpc-variants.mjs <cluster> <mode> [inflight]`, with
 // rpc-server.mjs running. Modes:
 //   promise    await node.request() in `inflight` loops
 //   cb         node.requestCb(), no latency recorded
