@@ -607,7 +607,7 @@ const TABLE = [
     type: 'int',
     default: 5000,
     min: 100,
-    doc: 'Session handoff: how long the new gateway waits for the old one to answer a claim, and how long messages of a moved account are forwarded and held for their fences before delivery goes on without them.',
+    doc: 'Session handoff: how long the new gateway waits for the old one to answer a claim, and how long messages of a moved account are forwarded and held for their fences before delivery goes on without them, and how long the new gateway skips, for a moved session, broadcasts it already got at the old one.',
   },
   {
     key: 'gateway.handoffStateMaxBytes',
