@@ -8,7 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NodeType } from '../src/context.js';
 import { XError } from '../src/errors.js';
-import { JoinedSchema, NodeInfoSchema, RegisterSchema, SnapshotSchema, type Joined, type Snapshot } from '../src/gen/xserver/v1/cluster_pb.js';
+import { JoinedSchema, NodeInfoSchema, RegisterSchema, SnapshotSchema, type NodeInfo, type Snapshot } from '../src/gen/xserver/v1/cluster_pb.js';
 import type { LinkOptions } from '../src/link/link.js';
 import { silentLogger } from '../src/log.js';
 import { MgrClient, type MgrClientHost, type MgrClientOptions } from '../src/node/mgr-client.js';
@@ -18,14 +18,14 @@ import { decode, encode } from '../src/wire/codec.js';
 import { Cmd } from '../src/protocol/commands.js';
 import { FakeDialer, type FakeLink } from './helpers/fake-link.js';
 
-const OPTS: MgrClientOptions = { minBackoffMs: 100, maxBackoffMs: 800, registerTimeoutMs: 1000 };
+const OPTS: MgrClientOptions = { minBackoffMs: 100, maxBackoffMs: 800, registerTimeoutMs: 1000, maxMembers: 1000 };
 const SELF = { type: 4, id: 'node-1' };
 const MGR_LEASE = { instanceId: 'mgr-1', addr: '10.0.0.2', port: 7100 };
 
 interface Recorded {
   events: string[];
   snapshots: Snapshot[];
-  joined: Joined[];
+  joined: NodeInfo[];
   connected: { at: number; lease: LeaseRecord }[];
   lost: { at: number; reason: string }[];
 }
@@ -156,7 +156,7 @@ describe('MgrClient discovery', () => {
     answerRegister(link);
     await vi.advanceTimersByTimeAsync(0);
     expect(rec.events).toEqual(['snapshot', 'joined', 'connected']);
-    expect(rec.joined[0]!.info?.id).toBe('node-3');
+    expect(rec.joined[0]!.id).toBe('node-3');
   });
 
   it('a refused dial (a stale lease naming another process) backs off and tries again', async () => {

@@ -96,13 +96,22 @@ async function idlePart(o, base, values, log) {
   if (after.connections < n) throw new Error(`only ${after.connections} of ${n} connections open on the server`);
 }
 
+/** BENCH_SCALE_NODES=<n> (e.g. 5000 to see how cost grows), BENCH_SCALE_PARTS=nodes|idle (one part only). */
+function fromEnv() {
+  const o = {};
+  if (process.env.BENCH_SCALE_NODES) o.nodes = Number(process.env.BENCH_SCALE_NODES);
+  if (process.env.BENCH_SCALE_PARTS) o.onlyParts = process.env.BENCH_SCALE_PARTS.split(',');
+  return o;
+}
+
 async function measure(scenario, row, cfg, env, log) {
   if (row.kind === 'target') return targetValues(row);
-  const base = { ...scenario.defaults, ...row.options, ...env };
+  const base = { ...scenario.defaults, ...row.options, ...env, ...fromEnv() };
   const values = {};
   const errors = [];
   const parts = { nodes: nodesPart, idle: idlePart };
-  for (const name of base.parts ?? Object.keys(parts)) {
+  const names = (base.parts ?? Object.keys(parts)).filter((n) => !base.onlyParts || base.onlyParts.includes(n));
+  for (const name of names) {
     const o = new Orchestra(row);
     try {
       await parts[name](o, base, values, log);

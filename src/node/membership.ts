@@ -59,13 +59,16 @@ export class MembershipTable {
     return sameObservable(old, info) ? 'same' : 'updated';
   }
 
-  /** Applies a load/version change; undefined when the id is unknown. */
+  /**
+   * Applies a load/version change; undefined when the id is unknown. The info is replaced, not
+   * changed: infos may be shared by the nodes of a process (see member-infos.ts).
+   */
   update(id: string, overload: number[], version: string, draining: boolean): NodeInfo | undefined {
-    const info = this.byId.get(id);
-    if (!info) return undefined;
-    info.overload = overload;
-    info.version = version;
-    info.draining = draining;
+    const old = this.byId.get(id);
+    if (!old) return undefined;
+    const info: NodeInfo = { ...old, overload, version, draining };
+    this.byId.set(id, info);
+    this.byType.get(info.type)![this.slot.get(id)!] = info;
     return info;
   }
 

@@ -9,16 +9,13 @@
  */
 import type { Logger } from 'pino';
 import {
-  JoinedSchema,
   LeftSchema,
   RegisterSchema,
   RoutingPoliciesSchema,
   VersionCountsSchema,
   type RoutingPolicy,
   type VersionCount,
-  SnapshotSchema,
   UpdatedSchema,
-  type Joined,
   type Left,
   type NodeInfo,
   type Snapshot,
@@ -33,6 +30,7 @@ import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import { NodeType } from '../context.js';
 import { dialLink, type LinkDialer } from './dial.js';
+import { decodeJoined, decodeSnapshot, followMembership, forgetMember } from './member-infos.js';
 import { LogThrottle } from '../log.js';
 
 /** A member that cannot reach or join the mgr says so at most this often per kind of failure. */
@@ -42,7 +40,7 @@ export interface MgrClientHost {
   /** Current own info, sent at every (re-)registration. */
   selfInfo(): NodeInfo;
   onSnapshot(s: Snapshot): void;
-  onJoined(j: Joined): void;
+  onJoined(info: NodeInfo): void;
   onLeft(l: Left): void;
   onUpdated(u: Updated): void;
   /** The mgr relays an operator's `xserver drain` for this member. */
@@ -59,6 +57,8 @@ export interface MgrClientOptions {
   minBackoffMs: number;
   maxBackoffMs: number;
   registerTimeoutMs: number;
+  /** The most members a cluster may have (mgr.maxMembers): bounds the infos shared in this process. */
+  maxMembers: number;
 }
 
 export class MgrClient {
@@ -67,6 +67,7 @@ export class MgrClient {
   private stopped = false;
   private wakeUp: (() => void) | null = null;
   private unsubscribe: (() => Promise<void>) | null = null;
+  private unfollow: (() => void) | null = null;
   private readonly backoff: Backoff;
   /** Membership frames that arrived before the registration snapshot was applied. */
   private early: Frame[] | null = null;
@@ -95,6 +96,7 @@ export class MgrClient {
   }
 
   async start(): Promise<void> {
+    this.unfollow = followMembership(this.opts.maxMembers);
     try {
       this.unsubscribe = await this.store.onLeaseAnnounced(() => this.wake());
     } catch (e) {
@@ -114,6 +116,7 @@ export class MgrClient {
       link.close();
     }
     await this.unsubscribe?.().catch(() => {});
+    this.unfollow?.();
   }
 
   sendUpdate(overload: number[], version: string, draining: boolean): boolean {
@@ -200,7 +203,7 @@ export class MgrClient {
     let snap: Snapshot;
     try {
       const reply = await link.request(Cmd.REGISTER, encode(RegisterSchema, { info: this.host.selfInfo() }), this.opts.registerTimeoutMs);
-      snap = decode(SnapshotSchema, reply.body);
+      snap = decodeSnapshot(reply.body);
     } catch (e) {
       link.close();
       this.early = null;
@@ -241,11 +244,16 @@ export class MgrClient {
     try {
       switch (f.cmd) {
         case Cmd.SNAPSHOT:
-          return this.host.onSnapshot(decode(SnapshotSchema, f.body));
-        case Cmd.JOINED:
-          return this.host.onJoined(decode(JoinedSchema, f.body));
-        case Cmd.LEFT:
-          return this.host.onLeft(decode(LeftSchema, f.body));
+          return this.host.onSnapshot(decodeSnapshot(f.body));
+        case Cmd.JOINED: {
+          const info = decodeJoined(f.body);
+          return info && this.host.onJoined(info);
+        }
+        case Cmd.LEFT: {
+          const left = decode(LeftSchema, f.body);
+          forgetMember(left.id);
+          return this.host.onLeft(left);
+        }
         case Cmd.UPDATED:
           return this.host.onUpdated(decode(UpdatedSchema, f.body));
         case Cmd.DRAIN:

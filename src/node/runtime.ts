@@ -229,11 +229,12 @@ export class NodeRuntime {
         minBackoffMs: ctx.config.node.discoveryMinBackoffMs,
         maxBackoffMs: ctx.config.node.discoveryMaxBackoffMs,
         registerTimeoutMs: ctx.config.node.registerTimeoutMs,
+        maxMembers: ctx.config.mgr.maxMembers,
       },
       {
         selfInfo: () => this.info(),
         onSnapshot: (s) => this.applySnapshot(s),
-        onJoined: (j) => j.info && this.applyJoined(j.info),
+        onJoined: (info) => this.applyJoined(info),
         onLeft: (l) => this.applyLeft(l.id, l.reason),
         onUpdated: (u) => this.applyUpdated(u.id, u.overload, u.version, u.draining),
         onDrainRequested: () => {
