@@ -25,6 +25,7 @@ export function linkOptions(config: XConfig, logger: Logger, identity: NodeIdent
     heartbeatIntervalMs: config.link.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.link.heartbeatTimeoutMs,
     maxOutboundBytes: config.link.maxOutboundBytes,
+    listenBacklog: config.link.listenBacklog,
     logger,
     identity,
     ...(tls ? { tls } : {}),

@@ -131,6 +131,24 @@ describe('frame codec', () => {
     expect(frames.every((f, i) => f.body.every((b) => b === i))).toBe(true);
   });
 
+  it('reuses its slab after a drained flush, but does not keep one grown for a large frame', async () => {
+    const flushed: Buffer[][] = [];
+    const w = new FrameWriter({ writeChunks: (c) => (flushed.push(c), true) }, 256);
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    w.write(1, Buffer.alloc(10));
+    await turn();
+    w.write(2, Buffer.alloc(10));
+    await turn();
+    expect(flushed[1]![0]!.buffer).toBe(flushed[0]![0]!.buffer); // the same 256-byte slab
+    w.write(3, Buffer.alloc(100_000));
+    await turn();
+    w.write(4, Buffer.alloc(10));
+    await turn();
+    expect(flushed[2]![0]!.buffer.byteLength).toBeGreaterThanOrEqual(100_000);
+    expect(flushed[3]![0]!.buffer).not.toBe(flushed[2]![0]!.buffer);
+    expect(decodeAll(flushed[3]!).map((f) => f.cmd)).toEqual([4]);
+  });
+
   it('writes an encoded frame by reference, in order with the frames around it', async () => {
     const flushed: Buffer[][] = [];
     const w = new FrameWriter({ writeChunks: (c) => (flushed.push(c), true) }, 256, false);

@@ -251,6 +251,13 @@ const TABLE = [
     doc: 'Bytes a link may hold unsent; beyond it sends return false and are counted as dropped.',
   },
   {
+    key: 'link.listenBacklog',
+    type: 'int',
+    default: 4096,
+    min: 1,
+    doc: 'Pending connections the intranet listeners (mgr, nodes) queue before the kernel drops SYNs; a whole cluster re-registering at once after a failover needs about its size (capped by net.core.somaxconn).',
+  },
+  {
     key: 'link.tls',
     type: 'bool',
     default: false,
@@ -522,6 +529,13 @@ const TABLE = [
     default: 1024,
     min: 64,
     doc: 'Largest client frame body before AUTH succeeded (AUTH and PING are far smaller); bounds what an unauthenticated connection can make the gateway hold.',
+  },
+  {
+    key: 'gateway.listenBacklog',
+    type: 'int',
+    default: 4096,
+    min: 1,
+    doc: 'Pending client connections each client listener queues before the kernel drops SYNs (a reconnect storm after a gateway restart; capped by net.core.somaxconn).',
   },
   {
     key: 'gateway.maxConnections',

@@ -129,8 +129,8 @@ export class ClientListeners {
 
   async listen(): Promise<void> {
     const g = this.settings;
-    await listen(this.tcp, g.tcpPort, g.host);
-    await listen(this.httpServer, g.wsPort, g.host);
+    await listen(this.tcp, g.tcpPort, g.host, g.listenBacklog);
+    await listen(this.httpServer, g.wsPort, g.host, g.listenBacklog);
     this.bucketSweep = setInterval(() => this.sweepBuckets(), BUCKET_SWEEP_MS);
     this.bucketSweep.unref();
   }
@@ -200,10 +200,10 @@ export class ClientListeners {
   }
 }
 
-function listen(server: net.Server | http.Server, port: number, host: string): Promise<void> {
+function listen(server: net.Server | http.Server, port: number, host: string, backlog: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });

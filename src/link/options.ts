@@ -18,6 +18,8 @@ export interface LinkOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   maxOutboundBytes: number;
+  /** listen(2) backlog of the intranet listeners (link.listenBacklog; Node's 511 when absent). */
+  listenBacklog?: number;
   logger: Logger;
   /** This process's identity key pair (one per role instance and start). */
   identity: NodeIdentity;

@@ -116,8 +116,9 @@ export class FrameWriter {
     this.pos = 0;
     const drained = this.sink.writeChunks(chunks);
     // The kernel took everything: the slab's bytes are no longer referenced and may be reused.
-    // Otherwise the socket still holds them, so the next batch needs a fresh slab.
-    if (!(drained && chunks.length === 1 && this.keepSlab)) this.slab = null;
+    // Otherwise the socket still holds them, so the next batch needs a fresh slab. A slab grown
+    // for one large frame is not kept: a link that once sent a 1 MiB frame holds 64 KiB after it.
+    if (!(drained && chunks.length === 1 && this.keepSlab && this.slab?.length === this.slabSize)) this.slab = null;
   };
 
   close(): void {
