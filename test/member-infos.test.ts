@@ -3,7 +3,7 @@ import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MgrInfoSchema, NodeInfoSchema, RoutingPolicySchema, SnapshotSchema, type NodeInfo } from '../src/gen/xserver/v1/cluster_pb.js';
 import { encodeJoined, encodeSnapshot } from '../src/mgr/snapshot.js';
-import { decodeJoined, decodeSnapshot, followMembership, forgetMember, sharedInfoCount } from '../src/node/member-infos.js';
+import { decodeJoined, decodeJoinedBatch, decodeSnapshot, followMembership, forgetMember, sharedInfoCount } from '../src/node/member-infos.js';
 import { MembershipTable } from '../src/node/membership.js';
 
 const info = (i: number, version = 'v1'): NodeInfo =>
@@ -37,6 +37,10 @@ describe('member infos', () => {
     const snap = decodeSnapshot(snapshotOf(members));
     expect(equals(SnapshotSchema, snap, create(SnapshotSchema, { members, mgr, provisional: false, policies }))).toBe(true);
     expect(decodeJoined(encodeJoined(bytesOf(info(3))))?.id).toBe('n-3');
+    expect(decodeJoinedBatch(Buffer.concat([encodeJoined(bytesOf(info(4))), encodeJoined(bytesOf(info(5)))])).map((m) => m.id)).toEqual([
+      'n-4',
+      'n-5',
+    ]);
     expect(sharedInfoCount()).toBe(0);
   });
 
@@ -53,6 +57,9 @@ describe('member infos', () => {
     expect(a.members.every((m, i) => m === b.members[i])).toBe(true);
     const joined = decodeJoined(encodeJoined(bytesOf(info(7))));
     expect(joined).toBe(a.members[7]);
+    const batch = decodeJoinedBatch(Buffer.concat([8, 9, 10].map((i) => encodeJoined(bytesOf(info(i))))));
+    expect(batch).toEqual([a.members[8], a.members[9], a.members[10]]);
+    expect(batch[1]).toBe(a.members[9]);
     expect(sharedInfoCount()).toBe(50);
   });
 

@@ -68,6 +68,8 @@ interface Session {
   seq: number;
   /** `info` encoded, for snapshots and the mirror; dropped when the info changes. */
   infoBytes?: Uint8Array;
+  /** Its REGISTER said it reads JOINED_BATCH. */
+  batches: boolean;
 }
 
 /** mgr.joinBatchMs is the batch window per this many members. */
@@ -77,8 +79,12 @@ const JOIN_BATCH_MEMBERS = 100;
 interface PendingJoin {
   id: string;
   seq: number;
+  /** Joined {info}: also one entry of a JoinedBatch (the same field 1). */
   body: Uint8Array;
 }
+
+/** A JOINED_BATCH frame carries at most this many bytes of members (far below link.maxFrame's floor). */
+const JOINED_BATCH_BYTES = 256 * 1024;
 
 /** activating: holds the lease, still loading the previous membership (refuses registrations). */
 export type MgrState = 'standby' | 'activating' | 'active' | 'stopped';
@@ -576,7 +582,7 @@ export class MgrServer {
 
   private onRegister(link: Link, f: Frame): void {
     if (this.state !== 'active') throw new XError('NOT_ACTIVE', 'this mgr is a standby');
-    const info = decode(RegisterSchema, f.body).info;
+    const { info, joinedBatches } = decode(RegisterSchema, f.body);
     if (!info) throw new XError('BAD_REQUEST', 'REGISTER without info');
     if (info.id !== link.remote.id || info.type !== link.remote.type) {
       throw new XError('BAD_REQUEST', `REGISTER for ${info.type}/${info.id} on a link authenticated as ${link.remote.type}/${link.remote.id}`);
@@ -589,7 +595,7 @@ export class MgrServer {
     const mirrored = this.pendingMembers.get(info.id);
     if (this.addresses.known(info) || (mirrored && mirrored.innerIp === info.innerIp && mirrored.ports[0] === info.ports[0])) {
       this.addresses.skip(info, link.remoteAddress);
-      return this.admitMember(link, f, info);
+      return this.admitMember(link, f, info, joinedBatches);
     }
     if (this.checking.has(info.id)) throw new XError('DUPLICATE_LINK', `a registration of ${info.id} is being checked already`);
     this.checking.add(info.id);
@@ -598,7 +604,7 @@ export class MgrServer {
       if (!link.isOpen || this.state !== 'active') return;
       try {
         if (!r.reached) throw AddressChecker.refusal(r);
-        this.admitMember(link, f, info);
+        this.admitMember(link, f, info, joinedBatches);
       } catch (e) {
         const err = e instanceof XError ? e : new XError('INTERNAL', String(e));
         this.log.warn({ code: err.code, id: info.id, type: info.type, peer: link.describe() }, `registration refused: ${err.message}`);
@@ -608,7 +614,7 @@ export class MgrServer {
   }
 
   /** Admits a member whose address checked out: binds its id to its key, lists it, tells the others. */
-  private admitMember(link: Link, f: Frame, info: NodeInfo): void {
+  private admitMember(link: Link, f: Frame, info: NodeInfo, batches: boolean): void {
     // The id is bound to the key the link proved, not to what the REGISTER claims; a live (or
     // mirrored) member's id can only be registered again by the process holding its key.
     const holder = this.sessions.get(info.id)?.info ?? this.pendingMembers.get(info.id);
@@ -630,7 +636,7 @@ export class MgrServer {
         old.link.close(new XError('DUPLICATE_LINK', 'replaced by a newer registration'));
       }
     }
-    const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null, seq: ++this.registrations };
+    const session: Session = { info, link, provisional: this.settling, lastUpdateAt: 0, updateTimer: null, seq: ++this.registrations, batches };
     this.sessions.set(info.id, session);
     this.m.members.set(this.sessions.size);
     link.reply(f, this.snapshotBytes(this.settling));
@@ -765,10 +771,29 @@ export class MgrServer {
     return true;
   }
 
-  /** Each JOINED of `batch` (in registration order) to the sessions registered before it, except its member. */
+  /**
+   * Each JOINED of `batch` (in registration order) to the sessions registered before it, except
+   * its member: what a session needs is a suffix of the batch (the joins after its own). Sessions
+   * that read JOINED_BATCH get that suffix as slices of one body built once per flush; the others
+   * one JOINED frame per member.
+   */
   private sendJoins(batch: readonly PendingJoin[]): void {
+    const body = batch.length > 1 ? joinedBatchBody(batch) : null;
     for (const s of this.sessions.values()) {
-      for (const j of batch) if (j.seq > s.seq && j.id !== s.info.id) s.link.send(Cmd.JOINED, j.body);
+      let from = 0;
+      while (from < batch.length && batch[from]!.seq <= s.seq) from++;
+      if (from === batch.length) continue;
+      if (!body || !s.batches || batch.length - from === 1) {
+        for (let k = from; k < batch.length; k++) if (batch[k]!.id !== s.info.id) s.link.send(Cmd.JOINED, batch[k]!.body);
+        continue;
+      }
+      // A frame per JOINED_BATCH_BYTES of members: [from, end) of the batch in each.
+      for (let k = from; k < batch.length;) {
+        let end = k + 1;
+        while (end < batch.length && body.offsets[end + 1]! - body.offsets[k]! <= JOINED_BATCH_BYTES) end++;
+        s.link.send(Cmd.JOINED_BATCH, body.bytes.subarray(body.offsets[k], body.offsets[end]));
+        k = end;
+      }
     }
   }
 
@@ -788,6 +813,15 @@ export class MgrServer {
   private infoBytesOf(s: Session): Uint8Array {
     return (s.infoBytes ??= toBinary(NodeInfoSchema, s.info));
   }
+}
+
+/** The batch's Joined bodies back to back (a JoinedBatch), and where each starts (offsets[batch.length] = the end). */
+function joinedBatchBody(batch: readonly PendingJoin[]): { bytes: Uint8Array; offsets: number[] } {
+  const offsets = [0];
+  for (const j of batch) offsets.push(offsets[offsets.length - 1]! + j.body.length);
+  const bytes = new Uint8Array(offsets[batch.length]!);
+  batch.forEach((j, k) => bytes.set(j.body, offsets[k]));
+  return { bytes, offsets };
 }
 
 /** Policies are for service types only: 0-3 are the client, the mgr, login and the gateways. */

@@ -1,5 +1,5 @@
 /**
- * The members' infos in the mgr's SNAPSHOT and JOINED frames, decoded once per process.
+ * The members' infos in the mgr's SNAPSHOT, JOINED and JOINED_BATCH frames, decoded once per process.
  *
  * A process normally runs one node, and then this is a plain decode. When several nodes of one
  * process follow a cluster (tests, simulations of hundreds of nodes per process), every one of
@@ -11,11 +11,11 @@
  * are dropped when their member leaves or its info changes; a process holds at most `maxEntries`
  * (the largest mgr.maxMembers of its followers), and starts over beyond that.
  */
-import { JoinedSchema, NodeInfoSchema, SnapshotSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
+import { JoinedBatchSchema, JoinedSchema, NodeInfoSchema, SnapshotSchema, type NodeInfo, type Snapshot } from '../gen/xserver/v1/cluster_pb.js';
 import { decode } from '../wire/codec.js';
 import { FieldReader } from '../wire/field-reader.js';
 
-/** Snapshot.members and Joined.info are field 1. */
+/** Snapshot.members, Joined.info and JoinedBatch.members are field 1. */
 const MEMBER_FIELD = 1;
 
 let followers = 0;
@@ -63,6 +63,15 @@ export function decodeJoined(body: Uint8Array): NodeInfo | undefined {
   const r = new FieldReader(body, 'Joined');
   while (r.next()) if (r.n === MEMBER_FIELD && r.isBytes) info = sharedInfo(r.bytes);
   return info;
+}
+
+/** A JOINED_BATCH body's infos, in order. */
+export function decodeJoinedBatch(body: Uint8Array): NodeInfo[] {
+  if (followers < 2) return decode(JoinedBatchSchema, body).members;
+  const members: NodeInfo[] = [];
+  const r = new FieldReader(body, 'JoinedBatch');
+  while (r.next()) if (r.n === MEMBER_FIELD && r.isBytes) members.push(sharedInfo(r.bytes));
+  return members;
 }
 
 /** A member left: its entry is not needed any more. */

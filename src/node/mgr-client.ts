@@ -30,7 +30,7 @@ import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import { NodeType } from '../context.js';
 import { dialLink, type LinkDialer } from './dial.js';
-import { decodeJoined, decodeSnapshot, followMembership, forgetMember } from './member-infos.js';
+import { decodeJoined, decodeJoinedBatch, decodeSnapshot, followMembership, forgetMember } from './member-infos.js';
 import { LogThrottle } from '../log.js';
 
 /** A member that cannot reach or join the mgr says so at most this often per kind of failure. */
@@ -202,7 +202,11 @@ export class MgrClient {
     link.start();
     let snap: Snapshot;
     try {
-      const reply = await link.request(Cmd.REGISTER, encode(RegisterSchema, { info: this.host.selfInfo() }), this.opts.registerTimeoutMs);
+      const reply = await link.request(
+        Cmd.REGISTER,
+        encode(RegisterSchema, { info: this.host.selfInfo(), joinedBatches: true }),
+        this.opts.registerTimeoutMs,
+      );
       snap = decodeSnapshot(reply.body);
     } catch (e) {
       link.close();
@@ -249,6 +253,9 @@ export class MgrClient {
           const info = decodeJoined(f.body);
           return info && this.host.onJoined(info);
         }
+        case Cmd.JOINED_BATCH:
+          for (const info of decodeJoinedBatch(f.body)) this.host.onJoined(info);
+          return;
         case Cmd.LEFT: {
           const left = decode(LeftSchema, f.body);
           forgetMember(left.id);

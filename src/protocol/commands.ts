@@ -45,6 +45,8 @@ export const Cmd = {
   CANARY_ROLLBACK: 0xffff001a,
   VERSION_COUNTS: 0xffff001b,
   CANARY_CLEAR: 0xffff001c,
+  // membership again: several JOINED in one frame (to members whose REGISTER asked for it)
+  JOINED_BATCH: 0xffff001d,
   // relay (node <-> gateway)
   RELAY_TO_CLIENT: 0xffff0020,
   RELAY_FROM_CLIENT: 0xffff0021,

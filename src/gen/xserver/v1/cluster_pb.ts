@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file xserver/v1/cluster.proto.
  */
 export const file_xserver_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSIuCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQihgEKDENvbnRyYWN0SW5mbxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKA0SCwoDY21kGAMgASgNEhQKDHJlcXVlc3Rfa2luZBgEIAEoCRIVCg1yZXNwb25zZV9raW5kGAUgASgJEg8KB29uZV93YXkYBiABKAgSDwoHZXhhbXBsZRgHIAEoCSKjAQoLU3RhdHNSZXBvcnQSEwoLY29ubmVjdGlvbnMYASABKA0SEwoLbWVzc2FnZXNfaW4YAiABKAQSFAoMbWVzc2FnZXNfb3V0GAMgASgEEg8KB2xhdGVuY3kYBCADKA0SFQoNYWNjb3VudHNfbG9zdBgFIAEoBBINCgVwZWVycxgGIAEoDRIOCgZsaW5rZWQYByADKAkSDQoFbGlua3MYCCABKA0iJQoQRGFzaGJvYXJkUmVxdWVzdBIRCgltZW1iZXJfaWQYASABKAkiHgoORGFzaGJvYXJkUmVwbHkSDAoEanNvbhgBIAEoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
+  fileDesc("Chh4c2VydmVyL3YxL2NsdXN0ZXIucHJvdG8SCnhzZXJ2ZXIudjEihgMKCE5vZGVJbmZvEgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghpbm5lcl9pcBgEIAEoCRIQCghvdXRlcl9pcBgFIAEoCRINCgVwb3J0cxgGIAMoDRIQCghvdmVybG9hZBgHIAMoDRIPCgd2ZXJzaW9uGAggASgJEhIKCnN0YXJ0ZWRfYXQYCSABKAQSCwoDcGlkGAogASgNEgwKBGhvc3QYCyABKAkSEgoKcHVibGljX2tleRgMIAEoDBISCgpjbGllbnRfdGxzGA0gASgIEhAKCGRyYWluaW5nGA4gASgIEhUKDWNvbnRyYWN0X2hhc2gYDyABKAkSEgoKcHVibGljX3VybBgQIAEoCRISCgpwdWJsaWNfdGNwGBEgASgJEicKCWxpc3RlbmVycxgSIAMoCzIULnhzZXJ2ZXIudjEuTGlzdGVuZXISKwoJY29udHJhY3RzGBMgAygLMhgueHNlcnZlci52MS5Db250cmFjdEluZm8iOgoITGlzdGVuZXISDAoEbmFtZRgBIAEoCRIMCgRiaW5kGAIgASgJEhIKCmFkdmVydGlzZWQYAyABKAkilAEKBUhlbGxvEg8KB2NsdXN0ZXIYASABKAkSDQoFbm9uY2UYAiABKAwSEwoLZXhwZWN0X3R5cGUYAyABKA0SEQoJZXhwZWN0X2lkGAQgASgJEhEKCWZyb21fdHlwZRgFIAEoDRIPCgdmcm9tX2lkGAYgASgJEhAKCHByb3RvY29sGAcgASgNEg0KBXByb2JlGAggASgIIjoKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIMCgR0eXBlGAMgASgNEgoKAmlkGAQgASgJSgQIAhADIjwKBEF1dGgSEgoKcHVibGljX2tleRgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwSDQoFcHJvb2YYASABKAwiPwoHV2VsY29tZRISCgpwdWJsaWNfa2V5GAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDBINCgVwcm9vZhgBIAEoDCIrCgpFcnJvclJlcGx5EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCSJGCghSZWdpc3RlchIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIWCg5qb2luZWRfYmF0Y2hlcxgCIAEoCCJJCgdNZ3JJbmZvEhMKC2luc3RhbmNlX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBGFkZHIYAyABKAkSDAoEcG9ydBgEIAEoDSKVAQoIU25hcHNob3QSJQoHbWVtYmVycxgBIAMoCzIULnhzZXJ2ZXIudjEuTm9kZUluZm8SIAoDbWdyGAIgASgLMhMueHNlcnZlci52MS5NZ3JJbmZvEhMKC3Byb3Zpc2lvbmFsGAMgASgIEisKCHBvbGljaWVzGAQgAygLMhkueHNlcnZlci52MS5Sb3V0aW5nUG9saWN5IiwKBkpvaW5lZBIiCgRpbmZvGAEgASgLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI0CgtKb2luZWRCYXRjaBIlCgdtZW1iZXJzGAEgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbyI7CgRMZWZ0EgoKAmlkGAEgASgJEicKBnJlYXNvbhgCIAEoDjIXLnhzZXJ2ZXIudjEuTGVhdmVSZWFzb24iSgoHVXBkYXRlZBIKCgJpZBgBIAEoCRIQCghvdmVybG9hZBgCIAMoDRIPCgd2ZXJzaW9uGAMgASgJEhAKCGRyYWluaW5nGAQgASgIIgcKBUxlYXZlIg8KDVN0YXR1c1JlcXVlc3QihQIKC1N0YXR1c1JlcGx5EiAKA21nchgBIAEoCzITLnhzZXJ2ZXIudjEuTWdySW5mbxIlCgdtZW1iZXJzGAIgAygLMhQueHNlcnZlci52MS5Ob2RlSW5mbxIQCghzZXR0bGluZxgDIAEoCBIoCgZjaGVja3MYBCADKAsyGC54c2VydmVyLnYxLkFkZHJlc3NDaGVjaxIrCghwb2xpY2llcxgFIAMoCzIZLnhzZXJ2ZXIudjEuUm91dGluZ1BvbGljeRIqCghhY2NvdW50cxgGIAMoCzIYLnhzZXJ2ZXIudjEuVmVyc2lvbkNvdW50EhgKEGdhdGV3YXlzX2NvdW50ZWQYByABKA0iggEKDEFkZHJlc3NDaGVjaxIKCgJpZBgBIAEoCRISCgphZHZlcnRpc2VkGAIgASgJEhEKCXNlZW5fZnJvbRgDIAEoCRIPCgdyZWFjaGVkGAQgASgIEg4KBnJ0dF9tcxgFIAEoDRINCgVlcnJvchgGIAEoCRIPCgdza2lwcGVkGAcgASgIIh4KDERyYWluUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkiGQoKRHJhaW5SZXBseRILCgNpZHMYASADKAkiZgoNUm91dGluZ1BvbGljeRIMCgR0eXBlGAEgASgNEg8KB3ZlcnNpb24YAiABKAkSFAoMYmFzaXNfcG9pbnRzGAMgASgNEhAKCGFjY291bnRzGAQgAygJEg4KBnNldF9hdBgFIAEoBCI+Cg9Sb3V0aW5nUG9saWNpZXMSKwoIcG9saWNpZXMYASADKAsyGS54c2VydmVyLnYxLlJvdXRpbmdQb2xpY3kiIQoRQ2FuYXJ5VHlwZVJlcXVlc3QSDAoEdHlwZRgBIAEoDSI/CgxWZXJzaW9uQ291bnQSDAoEdHlwZRgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEhAKCGFjY291bnRzGAMgASgNIjkKDVZlcnNpb25Db3VudHMSKAoGY291bnRzGAEgAygLMhgueHNlcnZlci52MS5WZXJzaW9uQ291bnQihgEKDENvbnRyYWN0SW5mbxIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKA0SCwoDY21kGAMgASgNEhQKDHJlcXVlc3Rfa2luZBgEIAEoCRIVCg1yZXNwb25zZV9raW5kGAUgASgJEg8KB29uZV93YXkYBiABKAgSDwoHZXhhbXBsZRgHIAEoCSKjAQoLU3RhdHNSZXBvcnQSEwoLY29ubmVjdGlvbnMYASABKA0SEwoLbWVzc2FnZXNfaW4YAiABKAQSFAoMbWVzc2FnZXNfb3V0GAMgASgEEg8KB2xhdGVuY3kYBCADKA0SFQoNYWNjb3VudHNfbG9zdBgFIAEoBBINCgVwZWVycxgGIAEoDRIOCgZsaW5rZWQYByADKAkSDQoFbGlua3MYCCABKA0iJQoQRGFzaGJvYXJkUmVxdWVzdBIRCgltZW1iZXJfaWQYASABKAkiHgoORGFzaGJvYXJkUmVwbHkSDAoEanNvbhgBIAEoCSp3CgtMZWF2ZVJlYXNvbhIcChhMRUFWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVMRUFWRV9SRUFTT05fR1JBQ0VGVUwQARIVChFMRUFWRV9SRUFTT05fTE9TVBACEhgKFExFQVZFX1JFQVNPTl9USU1FT1VUEANiBnByb3RvMw");
 
 /**
  * Identity and state of one node (the seed's INode getters).
@@ -393,6 +393,14 @@ export type Register = Message<"xserver.v1.Register"> & {
    * @generated from field: xserver.v1.NodeInfo info = 1;
    */
   info?: NodeInfo | undefined;
+
+  /**
+   * The node reads JOINED_BATCH: the mgr may send the JOINED of a join storm's batch window as one
+   * frame (an mgr that predates it sends JOINED frames, a node that predates it gets them).
+   *
+   * @generated from field: bool joined_batches = 2;
+   */
+  joinedBatches: boolean;
 };
 
 /**
@@ -491,6 +499,26 @@ export const JoinedSchema: GenMessage<Joined> = /*@__PURE__*/
   messageDesc(file_xserver_v1_cluster, 10);
 
 /**
+ * JOINED_BATCH: several JOINED in one frame, in registration order; each member is encoded as
+ * Joined.info is, so a suffix of the body is a JoinedBatch too.
+ *
+ * @generated from message xserver.v1.JoinedBatch
+ */
+export type JoinedBatch = Message<"xserver.v1.JoinedBatch"> & {
+  /**
+   * @generated from field: repeated xserver.v1.NodeInfo members = 1;
+   */
+  members: NodeInfo[];
+};
+
+/**
+ * Describes the message xserver.v1.JoinedBatch.
+ * Use `create(JoinedBatchSchema)` to create a new message.
+ */
+export const JoinedBatchSchema: GenMessage<JoinedBatch> = /*@__PURE__*/
+  messageDesc(file_xserver_v1_cluster, 11);
+
+/**
  * @generated from message xserver.v1.Left
  */
 export type Left = Message<"xserver.v1.Left"> & {
@@ -510,7 +538,7 @@ export type Left = Message<"xserver.v1.Left"> & {
  * Use `create(LeftSchema)` to create a new message.
  */
 export const LeftSchema: GenMessage<Left> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 11);
+  messageDesc(file_xserver_v1_cluster, 12);
 
 /**
  * node -> mgr (rate-limited) and mgr -> everyone.
@@ -544,7 +572,7 @@ export type Updated = Message<"xserver.v1.Updated"> & {
  * Use `create(UpdatedSchema)` to create a new message.
  */
 export const UpdatedSchema: GenMessage<Updated> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 12);
+  messageDesc(file_xserver_v1_cluster, 13);
 
 /**
  * node -> mgr: leaving gracefully.
@@ -559,7 +587,7 @@ export type Leave = Message<"xserver.v1.Leave"> & {
  * Use `create(LeaveSchema)` to create a new message.
  */
 export const LeaveSchema: GenMessage<Leave> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 13);
+  messageDesc(file_xserver_v1_cluster, 14);
 
 /**
  * @generated from message xserver.v1.StatusRequest
@@ -572,7 +600,7 @@ export type StatusRequest = Message<"xserver.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 14);
+  messageDesc(file_xserver_v1_cluster, 15);
 
 /**
  * @generated from message xserver.v1.StatusReply
@@ -627,7 +655,7 @@ export type StatusReply = Message<"xserver.v1.StatusReply"> & {
  * Use `create(StatusReplySchema)` to create a new message.
  */
 export const StatusReplySchema: GenMessage<StatusReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 15);
+  messageDesc(file_xserver_v1_cluster, 16);
 
 /**
  * What the mgr found when it dialled a member's advertised intranet address back.
@@ -686,7 +714,7 @@ export type AddressCheck = Message<"xserver.v1.AddressCheck"> & {
  * Use `create(AddressCheckSchema)` to create a new message.
  */
 export const AddressCheckSchema: GenMessage<AddressCheck> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 16);
+  messageDesc(file_xserver_v1_cluster, 17);
 
 /**
  * tool -> mgr, request: drain the members whose id or name is `target`; the mgr sends each an
@@ -706,7 +734,7 @@ export type DrainRequest = Message<"xserver.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 17);
+  messageDesc(file_xserver_v1_cluster, 18);
 
 /**
  * @generated from message xserver.v1.DrainReply
@@ -723,7 +751,7 @@ export type DrainReply = Message<"xserver.v1.DrainReply"> & {
  * Use `create(DrainReplySchema)` to create a new message.
  */
 export const DrainReplySchema: GenMessage<DrainReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 18);
+  messageDesc(file_xserver_v1_cluster, 19);
 
 /**
  * Which version of a service type new sessions of an account go to. An account is in the cohort
@@ -770,7 +798,7 @@ export type RoutingPolicy = Message<"xserver.v1.RoutingPolicy"> & {
  * Use `create(RoutingPolicySchema)` to create a new message.
  */
 export const RoutingPolicySchema: GenMessage<RoutingPolicy> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 19);
+  messageDesc(file_xserver_v1_cluster, 20);
 
 /**
  * mgr -> every member, one-way (ROUTING_POLICIES), after a change: the whole table.
@@ -790,7 +818,7 @@ export type RoutingPolicies = Message<"xserver.v1.RoutingPolicies"> & {
  * Use `create(RoutingPoliciesSchema)` to create a new message.
  */
 export const RoutingPoliciesSchema: GenMessage<RoutingPolicies> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 20);
+  messageDesc(file_xserver_v1_cluster, 21);
 
 /**
  * tool -> mgr, request: CANARY_ROLLBACK (the type's canary version gets no new sessions: the
@@ -810,7 +838,7 @@ export type CanaryTypeRequest = Message<"xserver.v1.CanaryTypeRequest"> & {
  * Use `create(CanaryTypeRequestSchema)` to create a new message.
  */
 export const CanaryTypeRequestSchema: GenMessage<CanaryTypeRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 21);
+  messageDesc(file_xserver_v1_cluster, 22);
 
 /**
  * How many accounts a type's nodes of one version hold.
@@ -839,7 +867,7 @@ export type VersionCount = Message<"xserver.v1.VersionCount"> & {
  * Use `create(VersionCountSchema)` to create a new message.
  */
 export const VersionCountSchema: GenMessage<VersionCount> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 22);
+  messageDesc(file_xserver_v1_cluster, 23);
 
 /**
  * gateway -> mgr, reply to VERSION_COUNTS (mgr -> gateway, request with an empty body).
@@ -858,7 +886,7 @@ export type VersionCounts = Message<"xserver.v1.VersionCounts"> & {
  * Use `create(VersionCountsSchema)` to create a new message.
  */
 export const VersionCountsSchema: GenMessage<VersionCounts> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 23);
+  messageDesc(file_xserver_v1_cluster, 24);
 
 /**
  * One contract a service serves, as the login playground lists it (src/node/contract-info.ts).
@@ -922,7 +950,7 @@ export type ContractInfo = Message<"xserver.v1.ContractInfo"> & {
  * Use `create(ContractInfoSchema)` to create a new message.
  */
 export const ContractInfoSchema: GenMessage<ContractInfo> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 24);
+  messageDesc(file_xserver_v1_cluster, 25);
 
 /**
  * member -> mgr, one-way (STATS), every dashboard.statsIntervalMs while registered: what the mgr's
@@ -993,7 +1021,7 @@ export type StatsReport = Message<"xserver.v1.StatsReport"> & {
  * Use `create(StatsReportSchema)` to create a new message.
  */
 export const StatsReportSchema: GenMessage<StatsReport> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 25);
+  messageDesc(file_xserver_v1_cluster, 26);
 
 /**
  * standby mgr -> active mgr, request (DASHBOARD) over a tool link: the active mgr's dashboard
@@ -1016,7 +1044,7 @@ export type DashboardRequest = Message<"xserver.v1.DashboardRequest"> & {
  * Use `create(DashboardRequestSchema)` to create a new message.
  */
 export const DashboardRequestSchema: GenMessage<DashboardRequest> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 26);
+  messageDesc(file_xserver_v1_cluster, 27);
 
 /**
  * @generated from message xserver.v1.DashboardReply
@@ -1033,7 +1061,7 @@ export type DashboardReply = Message<"xserver.v1.DashboardReply"> & {
  * Use `create(DashboardReplySchema)` to create a new message.
  */
 export const DashboardReplySchema: GenMessage<DashboardReply> = /*@__PURE__*/
-  messageDesc(file_xserver_v1_cluster, 27);
+  messageDesc(file_xserver_v1_cluster, 28);
 
 /**
  * @generated from enum xserver.v1.LeaveReason
