@@ -24,6 +24,7 @@ import { pinningEnabled, SERVER_CPU, CLIENT_CPU } from '../lib/proc.js';
 import { BENCH_DIR } from '../lib/registry.js';
 import { renderTable } from '../lib/table.js';
 import { CCU_ECHO_CMD, CCU_ECHO_TYPE } from '../lib/ccu-echo-service.js';
+import { inspectPortOption, remoteGc } from '../lib/remote-gc.js';
 
 const START_TIMEOUT_MS = 30_000;
 const KB = 1000;
@@ -63,6 +64,7 @@ async function httpOk(url) {
 async function startCluster(base, env, procs, log) {
   const ports = { mgr: await freePort(), login: await freePort() };
   const admin = { mgr: await freePort(), login: await freePort(), gateway: await freePort(), echo: await freePort() };
+  const inspectPort = await freePort();
   const vars = {
     XSERVER_CLUSTER: env.namespace,
     XSERVER_REDIS_URL: env.redisUrl,
@@ -76,14 +78,14 @@ async function startCluster(base, env, procs, log) {
     XSERVER_GATEWAY_MAX_CONNECTIONS: '1000000',
     XSERVER_GATEWAY_RECONNECT_GRACE_MS: '0',
   };
-  const spawn = (name, role, args, cpu) => {
+  const spawn = (name, role, args, cpu, extraEnv = {}) => {
     const { command, args: a } = roleCommand(role, args, cpu);
     const p = spawnGroup({
       label: `ccu ${name}`,
       command,
       args: a,
       cwd: REPO_ROOT,
-      env: xserverEnv({ ...vars, XSERVER_ADMIN_PORT: String(admin[name]) }),
+      env: xserverEnv({ ...vars, ...extraEnv, XSERVER_ADMIN_PORT: String(admin[name]) }),
       stdin: 'ignore',
     });
     procs.push(p);
@@ -91,7 +93,10 @@ async function startCluster(base, env, procs, log) {
   };
   spawn('mgr', 'mgr', ['--port', String(ports.mgr)], CLIENT_CPU);
   await waitFor(() => httpOk(`http://127.0.0.1:${admin.mgr}/readyz`), { timeoutMs: START_TIMEOUT_MS, what: 'mgr ready', pollMs: 100 });
-  const gateway = spawn('gateway', 'gateway', [], SERVER_CPU);
+  // The gateway's memory is also measured after a full GC (bench/lib/remote-gc.js).
+  const gateway = spawn('gateway', 'gateway', [], SERVER_CPU, {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, inspectPortOption(inspectPort)].filter(Boolean).join(' '),
+  });
   spawn('login', 'login', ['--port', String(ports.login)], CLIENT_CPU);
   spawn('echo', 'node', ['--entry', path.join(BENCH_DIR, 'lib/ccu-echo-service.js')], CLIENT_CPU);
   for (const name of ['gateway', 'login', 'echo']) {
@@ -118,7 +123,7 @@ async function startCluster(base, env, procs, log) {
   log(
     `    ccu: gateway pid ${gateway.pid}, RLIMIT_NOFILE ${fdLimit ?? 'unknown'}${pinningEnabled() ? '; gateway on cpu 0, the rest on cpu 1' : '; not pinned'}`,
   );
-  return { loginUrl, gatewayAdmin: `http://127.0.0.1:${admin.gateway}`, fdLimit };
+  return { loginUrl, gatewayAdmin: `http://127.0.0.1:${admin.gateway}`, fdLimit, gc: () => remoteGc(gateway.pid, inspectPort) };
 }
 
 async function measure(scenario, row, cfg, env, log) {
@@ -162,6 +167,8 @@ async function measure(scenario, row, cfg, env, log) {
     });
     if (pinningEnabled()) for (const pid of pool.pids) spawnSync('taskset', ['-p', '-c', String(CLIENT_CPU), String(pid)], { stdio: 'ignore' });
     const rssBase = (await sampleGateway(gw)).rssBytes;
+    await cluster.gc();
+    const rssBaseGc = (await sampleGateway(gw)).rssBytes;
     let prevClients = 0;
     for (const clients of steps) {
       const rampMs = ((clients - prevClients) / base.rampPerSec) * 1000;
@@ -203,10 +210,16 @@ async function measure(scenario, row, cfg, env, log) {
         gatewayRssMb: g1.rssBytes / 1e6,
         kbPerClient: t1.connected ? (g1.rssBytes - rssBase) / t1.connected / KB : undefined,
       };
+      // After the window: what the sessions hold once the garbage of the ramp and the traffic is collected.
+      await cluster.gc();
+      const gGc = await sampleGateway(gw);
+      step.gatewayRssGcMb = gGc.rssBytes / 1e6;
+      step.kbPerClientGc = t1.connected ? (gGc.rssBytes - rssBaseGc) / t1.connected / KB : undefined;
       values.steps.push(step);
       log(
         `    ccu ${clients}: ${step.msgPerSec.toFixed(0)} msg/s, p50 ${step.p50?.toFixed(2)} ms, p99 ${step.p99?.toFixed(2)} ms, max ${step.max?.toFixed(0)} ms, ` +
-          `errors ${step.errors}${step.errors ? ` ${JSON.stringify(step.errorCodes)}` : ''}; gateway CPU ${step.gatewayCpu?.toFixed(0)}%, RSS ${step.gatewayRssMb.toFixed(0)} MB, ${step.kbPerClient?.toFixed(2)} KB/client`,
+          `errors ${step.errors}${step.errors ? ` ${JSON.stringify(step.errorCodes)}` : ''}; gateway CPU ${step.gatewayCpu?.toFixed(0)}%, RSS ${step.gatewayRssMb.toFixed(0)} MB, ${step.kbPerClient?.toFixed(2)} KB/client ` +
+          `(after a full GC ${step.gatewayRssGcMb.toFixed(0)} MB, ${step.kbPerClientGc?.toFixed(2)} KB/client)`,
       );
       if (step.errors > 0 || !(step.p99 <= base.stopP99Ms)) {
         if (clients !== steps[steps.length - 1]) errors.push(`stopped after ${clients}: p99 ${step.p99?.toFixed(0)} ms, ${step.errors} errors`);
@@ -226,6 +239,7 @@ async function measure(scenario, row, cfg, env, log) {
   values.p99AtMax = last?.p99;
   values.cpuAtMax = last?.gatewayCpu;
   values.kbPerClient = last?.kbPerClient;
+  values.kbPerClientGc = last?.kbPerClientGc;
   values.rate = base.rate;
   if (values.steps.length) log(stepTable(values.steps, base));
   return { values, errors };
@@ -236,7 +250,19 @@ function stepTable(steps, base) {
   return [
     `    ccu steps (${base.rate} msg/s per client, ${base.windowMs / 1000} s window each):`,
     renderTable(
-      ['clients', 'msg/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'gateway CPU %', 'gateway RSS MB', 'KB/client'],
+      [
+        'clients',
+        'msg/s',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'errors',
+        'gateway CPU %',
+        'gateway RSS MB',
+        'KB/client',
+        'RSS after GC MB',
+        'KB/client after GC',
+      ],
       steps.map((s) => [
         s.clients.toLocaleString('en-US'),
         f(s.msgPerSec, 0),
@@ -247,6 +273,8 @@ function stepTable(steps, base) {
         f(s.gatewayCpu, 0),
         f(s.gatewayRssMb, 0),
         f(s.kbPerClient, 2),
+        f(s.gatewayRssGcMb, 0),
+        f(s.kbPerClientGc, 2),
       ]),
     ),
   ].join('\n');
@@ -277,6 +305,7 @@ export default {
     { label: 'p99 ms there', field: 'p99AtMax', unit: 'ms' },
     { label: 'gateway CPU % there', field: 'cpuAtMax', unit: 'ms' },
     { label: 'KB/client there', field: 'kbPerClient', unit: 'mbps' },
+    { label: 'KB/client after GC', field: 'kbPerClientGc', unit: 'mbps' },
   ],
   rows: [{ label: 'xserver', kind: 'xserver', module: 'lib/orchestra.js', impl: 'ccu', needs: ['redis'] }],
   measure,
