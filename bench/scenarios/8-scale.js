@@ -60,7 +60,8 @@ async function nodesPart(o, base, values, log) {
     `converged ${values.converged?.toFixed(0)} ms; mgr members ${stats.members}, RSS ${(stats.rss / MB).toFixed(0)} MB (${(stats.rssAfterGc / MB).toFixed(0)} MB after GC, heap ${(stats.heapUsed / MB).toFixed(0)} MB); ` +
     `views min ${Math.min(...views.map((v) => v.min))} max ${Math.max(...views.map((v) => v.max))}, sampled ${views.flatMap((v) => v.sample).join('/')}; ` +
     `node process RSS ${views.map((v) => (v.rss / MB).toFixed(0)).join('/')} MB; ` +
-    `max event-loop delay: mgr ${stats.maxLoopDelayMs?.toFixed(0)} ms, node processes ${views.map((v) => v.maxLoopDelayMs?.toFixed(0)).join('/')} ms`;
+    `max event-loop delay: mgr ${stats.maxLoopDelayMs?.toFixed(0)} ms, node processes ${views.map((v) => v.maxLoopDelayMs?.toFixed(0)).join('/')} ms; ` +
+    `CPU (user + system, until the views were read): mgr ${(stats.cpuMs / 1000).toFixed(1)} s, node processes ${(views.reduce((n, v) => n + v.cpuMs, 0) / 1000).toFixed(1)} s`;
   const leftTotal = views.reduce((n, v) => n + Object.values(v.diag.left).reduce((a, b) => a + b, 0), 0);
   if (leftTotal)
     log(

@@ -17,6 +17,12 @@ const nodes = []; // { node, view, converged, registered }
 const held = []; // idle client connections (kept referenced until the process is killed)
 const diag = { mgrLost: {}, left: {} }; // why views shrank, for the log line
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+/** CPU time of this process from the start of its part (mgr: started; nodes: go), user + system ms. */
+let cpuFrom;
+const cpuMs = () => {
+  const u = process.cpuUsage(cpuFrom);
+  return (u.user + u.system) / 1000;
+};
 
 export default {
   name: 'xserver',
@@ -32,6 +38,7 @@ export default {
     });
     mgrCtx = rctx;
     mgr = await startMgr(rctx);
+    cpuFrom = process.cpuUsage();
     loopDelay.enable();
     let reported = false;
     const timer = setInterval(() => {
@@ -49,7 +56,7 @@ export default {
     const members = mgrMemberCount(mgr);
     const events = (await metricsOf(mgr)).split('\n').filter((l) => l.startsWith('xserver_mgr_membership_events_total'));
     const gc = await gcMemory();
-    return { maxLoopDelayMs: loopDelay.max / 1e6, members, rss: raw.rss, rssAfterGc: gc.rss, heapUsed: gc.heapUsed, events };
+    return { maxLoopDelayMs: loopDelay.max / 1e6, cpuMs: cpuMs(), members, rss: raw.rss, rssAfterGc: gc.rss, heapUsed: gc.heapUsed, events };
   },
 
   async prepare(opts) {
@@ -63,6 +70,7 @@ export default {
   },
 
   async go(opts, ctx) {
+    cpuFrom = process.cpuUsage();
     loopDelay.enable();
     const want = opts.total - 1;
     let registered = 0;
@@ -110,6 +118,7 @@ export default {
       rss: process.memoryUsage().rss,
       diag,
       maxLoopDelayMs: loopDelay.max / 1e6,
+      cpuMs: cpuMs(),
     };
   },
 
