@@ -1,6 +1,6 @@
 /** PendingRequests: one timer for every deadline (fake timers, injected clock). */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PendingRequests } from '../src/protocol/pending.js';
+import { PendingRequests, turnClock } from '../src/protocol/pending.js';
 
 describe('PendingRequests', () => {
   beforeEach(() => void vi.useFakeTimers());
@@ -94,5 +94,19 @@ describe('PendingRequests', () => {
     ]);
     t.add(70, 'd', 40);
     expect(t.takeAll()).toEqual(['d', 'c']);
+  });
+});
+
+describe('turnClock', () => {
+  it('reads the clock once per run of synchronous code, and again after a microtask checkpoint', async () => {
+    vi.useRealTimers();
+    const first = turnClock();
+    const spinUntil = performance.now() + 3;
+    while (performance.now() < spinUntil) {
+      // the same run of synchronous code: the reading stays
+    }
+    expect(turnClock()).toBe(first);
+    await Promise.resolve();
+    expect(turnClock()).toBeGreaterThanOrEqual(first + 3);
   });
 });

@@ -1,8 +1,9 @@
 // xserver node -> node request/response (rpc and tcp-echo scenarios).
 // Server process: an mgr (Redis store: the memory store cannot be shared across processes) and an
 // echo ClusterNode. Client process: a ClusterNode that finds the echo node with one(type) and calls
-// node.request() with `inflight` requests outstanding. The direct node<->node link carries the traffic;
-// the mgr only introduces the two.
+// node.requestCb() (row `xserver`) or node.request() (row `xserver promise`, rpc only) with
+// `inflight` requests outstanding. The direct node<->node link carries the traffic; the mgr only
+// introduces the two.
 import { runWindow, payloadBuffer } from '../lib/load.js';
 import { roleContext, startMgr, waitFor, ClusterNode, T_ECHO, T_CALLER, CMD } from './_common.js';
 
@@ -22,32 +23,43 @@ async function callerNode(opts) {
   return caller;
 }
 
-export default {
-  name: 'xserver',
-  scenario: ['rpc', 'tcp-echo'],
-  needs: ['redis'],
+/** `form`: 'callback' (node.requestCb) or 'promise' (node.request(), what most code awaits). */
+function rpcImpl(name, scenario, form) {
+  return {
+    name,
+    scenario,
+    needs: ['redis'],
+    options: { form },
 
-  async server(opts) {
-    const ctx = roleContext(opts);
-    await startMgr(ctx);
-    const node = new ClusterNode(ctx, { type: T_ECHO, name: 'echo' });
-    node.handle(CMD.ECHO, (body) => body);
-    await node.start();
-    await node.ready();
-    return { id: node.id };
-  },
+    async server(opts) {
+      const ctx = roleContext(opts);
+      await startMgr(ctx);
+      const node = new ClusterNode(ctx, { type: T_ECHO, name: 'echo' });
+      node.handle(CMD.ECHO, (body) => body);
+      await node.start();
+      await node.ready();
+      return { id: node.id };
+    },
 
-  async client(opts) {
-    const { node, target } = await callerNode(opts);
-    const body = payloadBuffer(opts.payloadBytes);
-    return runWindow({
-      inflight: opts.inflight,
-      warmupMs: opts.warmupMs,
-      durationMs: opts.durationMs,
-      // The callback form: no promise per request (node.request() is the same path wrapped in one).
-      request(slot, done) {
-        node.requestCb(target, CMD.ECHO, body, (err) => done(err ?? undefined));
-      },
-    });
-  },
-};
+    async client(opts) {
+      const { node, target } = await callerNode(opts);
+      const body = payloadBuffer(opts.payloadBytes);
+      return runWindow({
+        inflight: opts.inflight,
+        warmupMs: opts.warmupMs,
+        durationMs: opts.durationMs,
+        request:
+          opts.form === 'promise'
+            ? (slot, done) =>
+                node.request(target, CMD.ECHO, body).then(
+                  () => done(),
+                  (err) => done(err),
+                )
+            : // The callback form: no promise per request (node.request() is the same path wrapped in one).
+              (slot, done) => node.requestCb(target, CMD.ECHO, body, (err) => done(err ?? undefined)),
+      });
+    },
+  };
+}
+
+export default [rpcImpl('xserver', ['rpc', 'tcp-echo'], 'callback'), rpcImpl('xserver promise', ['rpc'], 'promise')];
