@@ -1,8 +1,15 @@
 /** src/mgr/snapshot.ts: messages built from members encoded once are byte-for-byte what protobuf-es would write. */
 import { create, equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { JoinedSchema, MgrInfoSchema, NodeInfoSchema, RoutingPolicySchema, SnapshotSchema } from '../src/gen/xserver/v1/cluster_pb.js';
-import { encodeJoined, encodeSnapshot } from '../src/mgr/snapshot.js';
+import {
+  JoinedBatchSchema,
+  JoinedSchema,
+  MgrInfoSchema,
+  NodeInfoSchema,
+  RoutingPolicySchema,
+  SnapshotSchema,
+} from '../src/gen/xserver/v1/cluster_pb.js';
+import { encodeJoined, encodeJoinedBatch, encodeSnapshot } from '../src/mgr/snapshot.js';
 
 describe('encodeSnapshot', () => {
   it('decodes equal to the whole message encoded by protobuf-es, for 0, 1 and many members of every size', () => {
@@ -28,6 +35,17 @@ describe('encodeSnapshot', () => {
     for (const name of ['', 'lobby', 'x'.repeat(300)]) {
       const info = create(NodeInfoSchema, { id: 'n-1', type: 4, name, ports: [7000] });
       expect(Buffer.from(encodeJoined(toBinary(NodeInfoSchema, info)))).toEqual(Buffer.from(toBinary(JoinedSchema, create(JoinedSchema, { info }))));
+    }
+  });
+
+  it('encodeJoinedBatch is the JoinedBatch protobuf-es encodes, and every suffix from an offset is one too', () => {
+    const infos = ['a', 'b'.repeat(200), 'c'].map((name, i) => create(NodeInfoSchema, { id: `n-${i}`, type: 4, name, ports: [7000 + i] }));
+    const { bytes, offsets } = encodeJoinedBatch(infos.map((info) => encodeJoined(toBinary(NodeInfoSchema, info))));
+    expect(Buffer.from(bytes)).toEqual(Buffer.from(toBinary(JoinedBatchSchema, create(JoinedBatchSchema, { members: infos }))));
+    expect(offsets).toHaveLength(infos.length + 1);
+    for (let k = 0; k < infos.length; k++) {
+      const suffix = fromBinary(JoinedBatchSchema, bytes.subarray(offsets[k]));
+      expect(suffix.members.map((m) => m.id)).toEqual(infos.slice(k).map((m) => m.id));
     }
   });
 });

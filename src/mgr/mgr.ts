@@ -49,7 +49,7 @@ import { decode, encode } from '../wire/codec.js';
 import { Cmd } from '../protocol/commands.js';
 import type { Frame } from '../protocol/frame.js';
 import type { LeaseRecord, LeaseStore, MirrorStore } from '../store/store.js';
-import { encodeJoined, encodeSnapshot } from './snapshot.js';
+import { encodeJoined, encodeJoinedBatch, encodeSnapshot } from './snapshot.js';
 import { MgrLease } from './lease.js';
 import { sameKey } from '../link/identity.js';
 import { AddressChecker } from './address-check.js';
@@ -778,7 +778,7 @@ export class MgrServer {
    * one JOINED frame per member.
    */
   private sendJoins(batch: readonly PendingJoin[]): void {
-    const body = batch.length > 1 ? joinedBatchBody(batch) : null;
+    const body = batch.length > 1 ? encodeJoinedBatch(batch.map((j) => j.body)) : null;
     for (const s of this.sessions.values()) {
       let from = 0;
       while (from < batch.length && batch[from]!.seq <= s.seq) from++;
@@ -813,15 +813,6 @@ export class MgrServer {
   private infoBytesOf(s: Session): Uint8Array {
     return (s.infoBytes ??= toBinary(NodeInfoSchema, s.info));
   }
-}
-
-/** The batch's Joined bodies back to back (a JoinedBatch), and where each starts (offsets[batch.length] = the end). */
-function joinedBatchBody(batch: readonly PendingJoin[]): { bytes: Uint8Array; offsets: number[] } {
-  const offsets = [0];
-  for (const j of batch) offsets.push(offsets[offsets.length - 1]! + j.body.length);
-  const bytes = new Uint8Array(offsets[batch.length]!);
-  batch.forEach((j, k) => bytes.set(j.body, offsets[k]));
-  return { bytes, offsets };
 }
 
 /** Policies are for service types only: 0-3 are the client, the mgr, login and the gateways. */

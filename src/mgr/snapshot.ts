@@ -6,6 +6,8 @@
  *             message to any protobuf decoder (a repeated field may come in any place, fields in
  *             any order). In a join storm of N nodes: N encodes instead of N²/2.
  *   JOINED    the member as field 1.
+ *   JOINED_BATCH  several JOINED bodies back to back (JoinedBatch.members is field 1 too), so
+ *             any run of them from one start is a JoinedBatch of its own.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { SnapshotSchema, type MgrInfo, type RoutingPolicy } from '../gen/xserver/v1/cluster_pb.js';
@@ -39,4 +41,13 @@ export function encodeJoined(info: Uint8Array): Uint8Array {
   const out = new Uint8Array(fieldSize(info));
   writeField(out, 0, info);
   return out;
+}
+
+/** JOINED bodies back to back (a JoinedBatch), and where each starts (offsets[bodies.length] is the end). */
+export function encodeJoinedBatch(bodies: readonly Uint8Array[]): { bytes: Uint8Array; offsets: number[] } {
+  const offsets = [0];
+  for (const b of bodies) offsets.push(offsets[offsets.length - 1]! + b.length);
+  const bytes = new Uint8Array(offsets[bodies.length]!);
+  bodies.forEach((b, k) => bytes.set(b, offsets[k]));
+  return { bytes, offsets };
 }

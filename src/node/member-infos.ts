@@ -59,17 +59,19 @@ export function decodeSnapshot(body: Uint8Array): Snapshot {
 /** A JOINED body's info (undefined when it has none). */
 export function decodeJoined(body: Uint8Array): NodeInfo | undefined {
   if (followers < 2) return decode(JoinedSchema, body).info;
-  let info: NodeInfo | undefined;
-  const r = new FieldReader(body, 'Joined');
-  while (r.next()) if (r.n === MEMBER_FIELD && r.isBytes) info = sharedInfo(r.bytes);
-  return info;
+  return sharedMembers(body, 'Joined').pop();
 }
 
 /** A JOINED_BATCH body's infos, in order. */
 export function decodeJoinedBatch(body: Uint8Array): NodeInfo[] {
   if (followers < 2) return decode(JoinedBatchSchema, body).members;
+  return sharedMembers(body, 'JoinedBatch');
+}
+
+/** The shared infos of a message whose only field is its members (field 1: Joined, JoinedBatch). */
+function sharedMembers(body: Uint8Array, what: string): NodeInfo[] {
   const members: NodeInfo[] = [];
-  const r = new FieldReader(body, 'JoinedBatch');
+  const r = new FieldReader(body, what);
   while (r.next()) if (r.n === MEMBER_FIELD && r.isBytes) members.push(sharedInfo(r.bytes));
   return members;
 }
